@@ -1,0 +1,52 @@
+"""jaxinit: weight initializers for JAX and Flax, with vmapped multi-seed convergence studies.
+
+Every initializer is ``init(key, shape, dtype=...) -> jax.Array``, usable as
+``kernel_init=`` / ``bias_init=`` in flax.linen and flax.nnx, under jit and vmap.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from jaxinit._core import Initializer as Initializer
+from jaxinit._core import constant as constant
+from jaxinit._core import glorot_bengio_standard as glorot_bengio_standard
+from jaxinit._core import glorot_normal as glorot_normal
+from jaxinit._core import glorot_uniform as glorot_uniform
+from jaxinit._core import he_normal as he_normal
+from jaxinit._core import he_uniform as he_uniform
+from jaxinit._core import kaiming_normal as kaiming_normal
+from jaxinit._core import kaiming_uniform as kaiming_uniform
+from jaxinit._core import lecun_normal as lecun_normal
+from jaxinit._core import lecun_uniform as lecun_uniform
+from jaxinit._core import normal as normal
+from jaxinit._core import ones as ones
+from jaxinit._core import random_normal as random_normal
+from jaxinit._core import random_truncated_normal as random_truncated_normal
+from jaxinit._core import random_uniform as random_uniform
+from jaxinit._core import truncated_normal as truncated_normal
+from jaxinit._core import uniform as uniform
+from jaxinit._core import variance_scaling as variance_scaling
+from jaxinit._core import xavier_normal as xavier_normal
+from jaxinit._core import xavier_uniform as xavier_uniform
+from jaxinit._core import zeros as zeros
+from jaxinit._fans import compute_fans as compute_fans
+from jaxinit._registry import Scheme as Scheme
+from jaxinit._registry import get as get
+from jaxinit._registry import names as names
+from jaxinit._registry import register as register
+from jaxinit._registry import scheme as scheme
+from jaxinit._registry import schemes as schemes
+from jaxinit._torch import calculate_gain as calculate_gain
+from jaxinit._torch import torch_default_bias as torch_default_bias
+from jaxinit._torch import torch_default_kernel as torch_default_kernel
+from jaxinit._torch import torch_kaiming_normal as torch_kaiming_normal
+from jaxinit._torch import torch_kaiming_uniform as torch_kaiming_uniform
+from jaxinit._torch import torch_normal as torch_normal
+from jaxinit._torch import torch_trunc_normal as torch_trunc_normal
+from jaxinit._torch import torch_uniform as torch_uniform
+from jaxinit._torch import torch_xavier_normal as torch_xavier_normal
+from jaxinit._torch import torch_xavier_uniform as torch_xavier_uniform
+
+try:
+    __version__ = version("jaxinit")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"

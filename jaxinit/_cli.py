@@ -1,0 +1,54 @@
+"""The ``jaxinit`` command line. Each subcommand is a function ``add_<name>(subparsers)``
+that registers its parser and sets ``func``; the heavy imports happen inside ``func``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _list(args: argparse.Namespace) -> int:
+    from jaxinit._registry import schemes
+
+    rows = [("name", "distribution", "variance", "suits", "aliases")]
+    for s in schemes():
+        if args.family and s.family != args.family:
+            continue
+        rows.append(
+            (
+                s.name,
+                s.distribution,
+                s.variance,
+                ", ".join(s.activations) or "-",
+                ", ".join(s.aliases) or "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for i, r in enumerate(rows):
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+        if i == 0:
+            print("  ".join("-" * w for w in widths) + "  " + "-" * 7)
+    return 0
+
+
+def add_list(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="table of every scheme: formula and suggested activations")
+    p.add_argument("--family", help="only this family (constant, random, variance_scaling, ...)")
+    p.set_defaults(func=_list)
+
+
+SUBCOMMANDS = [add_list]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jaxinit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS:
+        add(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

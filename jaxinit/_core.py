@@ -1,0 +1,455 @@
+"""The core: constant and plain random initializers, and the one ``variance_scaling``.
+
+Every named scheme (Glorot, He, LeCun, the torch flavours) is a one-line specialisation of
+``variance_scaling``. Where a name exists in ``jax.nn.initializers`` the defaults are the
+same and the operations are performed in the same order, so the output is bit-identical
+for the same key.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxinit._checks import (
+    check_choice,
+    check_dtype,
+    check_finite,
+    check_key,
+    check_positive,
+    check_shape,
+    default_float,
+)
+from jaxinit._fans import Axes, fans_of, resolve_axes
+
+Array: TypeAlias = jax.Array
+DTypeLike: TypeAlias = Any
+Shape: TypeAlias = tuple[int, ...]
+
+MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
+
+# Standard deviation of N(0, 1) truncated to (-2, 2), and of the complex standard normal
+# whose modulus is truncated to 2: dividing by it makes the truncated draw unit-variance.
+TRUNCATED_STD = 0.87962566103423978
+COMPLEX_TRUNCATED_STD = 0.95311164380491208
+
+
+@runtime_checkable
+class Initializer(Protocol):
+    """``init(key, shape, dtype) -> Array``: what flax.linen and flax.nnx accept."""
+
+    def __call__(self, key: Array, shape: Shape, dtype: DTypeLike = ...) -> Array: ...
+
+
+# --------------------------------------------------------------------------- constants
+
+
+def zeros(key: Array | None, shape: Shape, dtype: DTypeLike = None) -> Array:
+    """An array of zeros (the key is ignored).
+
+    Every unit of a layer initialised to zeros computes the same function and receives the
+    same gradient, so the units never become different (the symmetry problem). Use it for
+    biases, residual gates and last layers, not for whole networks.
+
+    >>> jaxinit.zeros(jax.random.key(0), (2, 3))
+    """
+    return jnp.zeros(check_shape("zeros", shape), default_float() if dtype is None else dtype)
+
+
+def ones(key: Array | None, shape: Shape, dtype: DTypeLike = None) -> Array:
+    """An array of ones (the key is ignored); the usual init of normalisation scales."""
+    return jnp.ones(check_shape("ones", shape), default_float() if dtype is None else dtype)
+
+
+def constant(value: Any, dtype: DTypeLike = None) -> Initializer:
+    """Initializer that fills the array with ``value`` (a scalar or a broadcastable array)."""
+    check_finite("constant", "value", value)
+
+    def init(key: Array | None, shape: Shape, dtype: DTypeLike = dtype) -> Array:
+        shape = check_shape("constant", shape)
+        dtype = default_float() if dtype is None else dtype
+        if np.ndim(value) and np.broadcast_shapes(np.shape(value), shape) != shape:
+            raise ValueError(
+                f"constant: value of shape {np.shape(value)} does not broadcast to shape {shape}"
+            )
+        return jnp.full(shape, value, dtype=dtype)
+
+    return init
+
+
+# --------------------------------------------------------------------------- plain random
+
+
+def _random_prologue(
+    fn: str, key: Array, shape: Shape, dtype: DTypeLike, allow_complex: bool = False
+) -> tuple[Shape, np.dtype]:
+    check_key(fn, key)
+    return check_shape(fn, shape), check_dtype(fn, dtype, allow_complex=allow_complex)
+
+
+def normal(stddev: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
+    r"""Normal :math:`\mathcal N(0, \mathrm{stddev}^2)`; same as ``jax.nn.initializers.normal``.
+
+    Args:
+      stddev: standard deviation (> 0). jax's default 0.01; Keras uses 0.05, see
+        :func:`random_normal`.
+      dtype: default dtype of the output (float or complex).
+    """
+    check_positive("normal", "stddev", stddev)
+
+    def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
+        shape, dtype = _random_prologue("normal", key, shape, dtype, allow_complex=True)
+        return jax.random.normal(key, shape, dtype) * jnp.array(stddev, dtype)
+
+    return init
+
+
+def uniform(scale: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
+    r"""Uniform on :math:`[0, \mathrm{scale})`; same as ``jax.nn.initializers.uniform``.
+
+    Note the range is **not** symmetric (jax's convention). For :math:`U[a, b)` use
+    :func:`random_uniform` (Keras) or :func:`torch_uniform`.
+    """
+    check_positive("uniform", "scale", scale)
+
+    def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
+        shape, dtype = _random_prologue("uniform", key, shape, dtype)
+        return jax.random.uniform(key, shape, dtype) * jnp.array(scale, dtype)
+
+    return init
+
+
+def truncated_normal(
+    stddev: float = 1e-2, dtype: DTypeLike = None, lower: float = -2.0, upper: float = 2.0
+) -> Initializer:
+    r"""Normal truncated to :math:`(\mathrm{lower}\cdot\sigma, \mathrm{upper}\cdot\sigma)`.
+
+    Same as ``jax.nn.initializers.truncated_normal``: ``stddev`` is the standard deviation
+    of the *untruncated* normal and bounds are in units of it, so the sample standard
+    deviation is smaller (0.88 σ for ±2). The variance-scaling schemes correct for this.
+    """
+    fn = "truncated_normal"
+    check_positive(fn, "stddev", stddev)
+    check_finite(fn, "lower", lower)
+    check_finite(fn, "upper", upper)
+    if not lower < upper:
+        raise ValueError(f"{fn}: lower={lower!r} must be smaller than upper={upper!r}")
+
+    def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
+        shape, dtype = _random_prologue(fn, key, shape, dtype)
+        return jax.random.truncated_normal(key, lower, upper, shape, dtype) * jnp.array(
+            stddev, dtype
+        )
+
+    return init
+
+
+def _shifted_normal(fn: str, mean: float, stddev: float, dtype: DTypeLike) -> Initializer:
+    check_finite(fn, "mean", mean)
+    check_positive(fn, "stddev", stddev)
+
+    def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
+        shape, dtype = _random_prologue(fn, key, shape, dtype)
+        return jax.random.normal(key, shape, dtype) * jnp.array(stddev, dtype) + jnp.array(
+            mean, dtype
+        )
+
+    return init
+
+
+def _uniform_between(fn: str, lo: float, hi: float, dtype: DTypeLike) -> Initializer:
+    check_finite(fn, "lower bound", lo)
+    check_finite(fn, "upper bound", hi)
+    if not lo < hi:
+        raise ValueError(f"{fn}: the lower bound {lo!r} must be smaller than the upper {hi!r}")
+
+    def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
+        shape, dtype = _random_prologue(fn, key, shape, dtype)
+        return jax.random.uniform(key, shape, dtype, lo, hi)
+
+    return init
+
+
+def _shifted_truncated_normal(
+    fn: str, mean: float, stddev: float, lo: float, hi: float, dtype: DTypeLike
+) -> Initializer:
+    """N(mean, stddev²) cut to the absolute interval [lo, hi]."""
+    check_finite(fn, "mean", mean)
+    check_positive(fn, "stddev", stddev)
+    check_finite(fn, "lower bound", lo)
+    check_finite(fn, "upper bound", hi)
+    if not lo < hi:
+        raise ValueError(f"{fn}: the lower bound {lo!r} must be smaller than the upper {hi!r}")
+    lo_z, hi_z = (lo - mean) / stddev, (hi - mean) / stddev
+
+    def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
+        shape, dtype = _random_prologue(fn, key, shape, dtype)
+        z = jax.random.truncated_normal(key, lo_z, hi_z, shape, dtype)
+        return z * jnp.array(stddev, dtype) + jnp.array(mean, dtype)
+
+    return init
+
+
+def random_normal(mean: float = 0.0, stddev: float = 0.05, dtype: DTypeLike = None) -> Initializer:
+    r"""Keras ``RandomNormal``: :math:`\mathcal N(\mathrm{mean}, \mathrm{stddev}^2)`."""
+    return _shifted_normal("random_normal", mean, stddev, dtype)
+
+
+def random_uniform(
+    minval: float = -0.05, maxval: float = 0.05, dtype: DTypeLike = None
+) -> Initializer:
+    r"""Keras ``RandomUniform``: :math:`U[\mathrm{minval}, \mathrm{maxval})`."""
+    return _uniform_between("random_uniform", minval, maxval, dtype)
+
+
+def random_truncated_normal(
+    mean: float = 0.0, stddev: float = 0.05, dtype: DTypeLike = None
+) -> Initializer:
+    r"""Keras ``TruncatedNormal``: :math:`\mathcal N(\mathrm{mean}, \sigma^2)` cut at mean ± 2σ."""
+    fn = "random_truncated_normal"
+    return _shifted_truncated_normal(fn, mean, stddev, mean - 2 * stddev, mean + 2 * stddev, dtype)
+
+
+# --------------------------------------------------------------------------- variance scaling
+
+
+def _complex_uniform(key: Array, shape: Shape, dtype: np.dtype) -> Array:
+    """Uniform on the disk of radius √2 in the complex plane: mean 0, variance 1."""
+    key_r, key_theta = jax.random.split(key)
+    real = np.array(0, dtype).real.dtype
+    r = jnp.sqrt(2 * jax.random.uniform(key_r, shape, real)).astype(dtype)
+    theta = 2 * np.pi * jax.random.uniform(key_theta, shape, real).astype(dtype)
+    return r * jnp.exp(1j * theta)
+
+
+def _complex_truncated_normal(key: Array, upper: float, shape: Shape, dtype: np.dtype) -> Array:
+    """Complex standard normal (variance 1) with modulus truncated to ``upper``."""
+    key_r, key_theta = jax.random.split(key)
+    real = np.array(0, dtype).real.dtype
+    t = (1 - jnp.exp(jnp.array(-(upper**2), dtype))) * jax.random.uniform(
+        key_r, shape, real
+    ).astype(dtype)
+    r = jnp.sqrt(-jnp.log(1 - t))
+    theta = 2 * np.pi * jax.random.uniform(key_theta, shape, real).astype(dtype)
+    return r * jnp.exp(1j * theta)
+
+
+Mode: TypeAlias = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
+Distribution: TypeAlias = Literal["truncated_normal", "normal", "untruncated_normal", "uniform"]
+
+
+def _fan(mode: str, fan_in: float, fan_out: float) -> float:
+    if mode == "fan_in":
+        return fan_in
+    if mode == "fan_out":
+        return fan_out
+    if mode == "fan_avg":
+        return (fan_in + fan_out) / 2
+    return (fan_in * fan_out) ** 0.5
+
+
+def _variance_scaling(
+    fn: str,
+    scale: float,
+    mode: str,
+    distribution: str,
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+    dtype: DTypeLike = None,
+    layout: str | None = None,
+) -> Initializer:
+    """The core behind every variance-scaling scheme; ``fn`` names it in error messages."""
+    check_positive(fn, "scale", scale)
+    check_choice(fn, "mode", mode, MODES)
+    check_choice(fn, "distribution", distribution, DISTRIBUTIONS)
+    in_axis, out_axis = resolve_axes(fn, layout, in_axis, out_axis)
+
+    def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
+        check_key(fn, key)
+        shape = check_shape(fn, shape)
+        dtype = check_dtype(fn, dtype, allow_complex=True)
+        fan_in, fan_out = fans_of(fn, shape, in_axis, out_axis, batch_axis)
+        variance = jnp.array(scale / _fan(mode, fan_in, fan_out), dtype=dtype)
+        is_real = jnp.issubdtype(dtype, jnp.floating)
+        if distribution == "truncated_normal":
+            if is_real:
+                stddev = jnp.sqrt(variance) / jnp.array(TRUNCATED_STD, dtype)
+                return jax.random.truncated_normal(key, -2, 2, shape, dtype) * stddev
+            stddev = jnp.sqrt(variance) / jnp.array(COMPLEX_TRUNCATED_STD, dtype)
+            return _complex_truncated_normal(key, 2, shape, dtype) * stddev
+        if distribution in ("normal", "untruncated_normal"):
+            return jax.random.normal(key, shape, dtype) * jnp.sqrt(variance)
+        if is_real:
+            return jax.random.uniform(key, shape, dtype, -1) * jnp.sqrt(3 * variance)
+        return _complex_uniform(key, shape, dtype) * jnp.sqrt(variance)
+
+    return init
+
+
+def variance_scaling(
+    scale: float,
+    mode: Mode,
+    distribution: Distribution,
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+    dtype: DTypeLike = None,
+    *,
+    layout: Literal["flax", "torch", "equinox"] | None = None,
+) -> Initializer:
+    r"""Zero-mean draws with variance :math:`\mathrm{scale}/n`, where n is the chosen fan.
+
+    The one core of every Glorot / He / LeCun / torch-Kaiming scheme, identical to
+    ``jax.nn.initializers.variance_scaling`` for the same arguments and key.
+
+    * ``mode``: :math:`n` is ``fan_in``, ``fan_out``, ``fan_avg`` = (in + out)/2 or
+      ``fan_geo_avg`` = √(in·out). Fans include the receptive field (kernel spatial size).
+    * ``distribution``:
+      ``"truncated_normal"`` — normal cut at ±2σ, rescaled by 1/0.8796 so the *truncated*
+      draw has variance scale/n; ``"normal"`` (alias ``"untruncated_normal"``, Keras'
+      spelling) — plain normal; ``"uniform"`` — :math:`U[-\sqrt{3\,scale/n}, +\sqrt{3\,scale/n}]`.
+      Complex dtypes draw from a disk (uniform) or a modulus-truncated complex normal.
+    * Axes: ``layout="flax"`` (``(..., in, out)``, the default) or ``"torch"`` /
+      ``"equinox"`` (``(out, in, ...)``); explicit ``in_axis``/``out_axis`` (ints or
+      sequences) override the layout; ``batch_axis`` axes are ignored for the fans.
+
+    Note Keras' ``VarianceScaling(distribution="normal")`` means *truncated* normal; here,
+    as in jax, ``"normal"`` is the plain normal.
+
+    Example:
+      >>> init = jaxinit.variance_scaling(2.0, "fan_in", "uniform")
+      >>> w = init(jax.random.key(0), (256, 128))   # U[±√(6/256)]
+    """
+    return _variance_scaling(
+        "variance_scaling", scale, mode, distribution, in_axis, out_axis, batch_axis, dtype, layout
+    )
+
+
+def glorot_uniform(
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+    dtype: DTypeLike = None,
+    *,
+    layout: Literal["flax", "torch", "equinox"] | None = None,
+) -> Initializer:
+    r"""Glorot & Bengio 2010 "normalized" init: :math:`U[\pm\sqrt{6/(n_{in}+n_{out})}]`.
+
+    ``variance_scaling(1.0, "fan_avg", "uniform")``; for tanh, logistic, softmax or no
+    activation. Some write-ups put σ in the numerator of the bound; the paper's bound is
+    √6/√(fan_in + fan_out). Alias ``xavier_uniform``.
+    """
+    args = (in_axis, out_axis, batch_axis, dtype, layout)
+    return _variance_scaling("glorot_uniform", 1.0, "fan_avg", "uniform", *args)
+
+
+def glorot_normal(
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+    dtype: DTypeLike = None,
+    *,
+    layout: Literal["flax", "torch", "equinox"] | None = None,
+) -> Initializer:
+    r"""Glorot normal: truncated normal with σ = :math:`\sqrt{2/(n_{in}+n_{out})}`.
+
+    ``variance_scaling(1.0, "fan_avg", "truncated_normal")``, as in jax and Keras (torch's
+    ``xavier_normal_`` is a plain normal: :func:`torch_xavier_normal`). Some write-ups give
+    σ = √(6/(in+out)), which is the *uniform* bound. Alias ``xavier_normal``.
+    """
+    args = (in_axis, out_axis, batch_axis, dtype, layout)
+    return _variance_scaling("glorot_normal", 1.0, "fan_avg", "truncated_normal", *args)
+
+
+def lecun_uniform(
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+    dtype: DTypeLike = None,
+    *,
+    layout: Literal["flax", "torch", "equinox"] | None = None,
+) -> Initializer:
+    r"""LeCun uniform: :math:`U[\pm\sqrt{3/n_{in}}]`, ``variance_scaling(1.0, "fan_in", "uniform")``."""
+    args = (in_axis, out_axis, batch_axis, dtype, layout)
+    return _variance_scaling("lecun_uniform", 1.0, "fan_in", "uniform", *args)
+
+
+def lecun_normal(
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+    dtype: DTypeLike = None,
+    *,
+    layout: Literal["flax", "torch", "equinox"] | None = None,
+) -> Initializer:
+    r"""LeCun normal: truncated normal with variance :math:`1/n_{in}`.
+
+    ``variance_scaling(1.0, "fan_in", "truncated_normal")``: flax's default kernel init and
+    the init that makes SELU networks self-normalising (Klambauer et al. 2017).
+    """
+    args = (in_axis, out_axis, batch_axis, dtype, layout)
+    return _variance_scaling("lecun_normal", 1.0, "fan_in", "truncated_normal", *args)
+
+
+def he_uniform(
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+    dtype: DTypeLike = None,
+    *,
+    layout: Literal["flax", "torch", "equinox"] | None = None,
+) -> Initializer:
+    r"""He et al. 2015 uniform: :math:`U[-\sqrt{6/n_{in}}, +\sqrt{6/n_{in}}]`.
+
+    ``variance_scaling(2.0, "fan_in", "uniform")``, for ReLU and its variants. Both bounds
+    use fan_in (a common write-up puts fan_out in the upper bound). Alias ``kaiming_uniform``.
+    """
+    args = (in_axis, out_axis, batch_axis, dtype, layout)
+    return _variance_scaling("he_uniform", 2.0, "fan_in", "uniform", *args)
+
+
+def he_normal(
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+    dtype: DTypeLike = None,
+    *,
+    layout: Literal["flax", "torch", "equinox"] | None = None,
+) -> Initializer:
+    r"""He normal: truncated normal with variance :math:`2/n_{in}`.
+
+    ``variance_scaling(2.0, "fan_in", "truncated_normal")`` as in jax and Keras; torch's
+    ``kaiming_normal_`` is a plain normal (:func:`torch_kaiming_normal`). Alias
+    ``kaiming_normal``.
+    """
+    args = (in_axis, out_axis, batch_axis, dtype, layout)
+    return _variance_scaling("he_normal", 2.0, "fan_in", "truncated_normal", *args)
+
+
+xavier_uniform = glorot_uniform
+xavier_normal = glorot_normal
+kaiming_uniform = he_uniform
+kaiming_normal = he_normal
+
+
+def glorot_bengio_standard(
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+    dtype: DTypeLike = None,
+    *,
+    layout: Literal["flax", "torch", "equinox"] | None = None,
+) -> Initializer:
+    r"""The "standard" heuristic of Glorot & Bengio 2010 (their eq. 1): :math:`U[\pm 1/\sqrt{n_{in}}]`.
+
+    The baseline their normalized init (:func:`glorot_uniform`) is compared against;
+    variance 1/(3 n_in), i.e. ``variance_scaling(1/3, "fan_in", "uniform")``, the same
+    distribution as torch's default Linear init.
+    """
+    args = (in_axis, out_axis, batch_axis, dtype, layout)
+    return _variance_scaling("glorot_bengio_standard", 1 / 3, "fan_in", "uniform", *args)

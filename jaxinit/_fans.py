@@ -1,0 +1,108 @@
+"""Fan-in and fan-out of a weight shape: the one place where layouts and axes are resolved.
+
+Layouts:
+  * ``"flax"`` (default): ``(*spatial, in, out)`` — flax, haiku, keras kernels.
+  * ``"torch"`` / ``"equinox"``: ``(out, in, *spatial)`` — torch and equinox weights.
+
+Every axis not named as in, out or batch is a receptive-field (spatial) axis, and both
+fans are multiplied by the receptive-field size, as in Glorot & Bengio and He et al.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal, TypeAlias
+
+from jaxinit._checks import check_choice
+
+Axes: TypeAlias = int | Sequence[int]
+Layout: TypeAlias = Literal["flax", "torch", "equinox"]
+
+LAYOUTS: dict[str, tuple[int, int]] = {
+    "flax": (-2, -1),  # (in_axis, out_axis)
+    "torch": (1, 0),
+    "equinox": (1, 0),
+}
+
+
+def resolve_axes(
+    fn: str, layout: str | None, in_axis: Axes | None, out_axis: Axes | None
+) -> tuple[Axes, Axes]:
+    """Explicit axes win; otherwise they come from the layout (flax by default)."""
+    layout_in, layout_out = LAYOUTS[check_choice(fn, "layout", layout or "flax", list(LAYOUTS))]
+    return (layout_in if in_axis is None else in_axis, layout_out if out_axis is None else out_axis)
+
+
+def _normalize(fn: str, arg: str, axes: Axes, shape: tuple[int, ...]) -> tuple[int, ...]:
+    seq = (axes,) if isinstance(axes, int) else tuple(axes)
+    rank = len(shape)
+    out = []
+    for a in seq:
+        if not isinstance(a, int):
+            raise TypeError(f"{fn}: {arg} must be an int or a sequence of ints, got {axes!r}")
+        if not -rank <= a < rank:
+            need = a + 1 if a >= 0 else -a
+            raise ValueError(
+                f"{fn}: shape {shape} has rank {rank}; {arg}={axes!r} needs rank >= {need}"
+            )
+        out.append(a % rank)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{fn}: {arg}={axes!r} repeats an axis of shape {shape}")
+    return tuple(out)
+
+
+def fans_of(
+    fn: str,
+    shape: tuple[int, ...],
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+) -> tuple[float, float]:
+    """Return ``(fan_in, fan_out)`` as floats, computed exactly as jax.nn does.
+
+    Raises a ValueError naming ``fn`` when an axis is out of range, axes overlap, or a fan
+    is zero.
+    """
+    ins = _normalize(fn, "in_axis", in_axis, shape)
+    outs = _normalize(fn, "out_axis", out_axis, shape)
+    batches = _normalize(fn, "batch_axis", batch_axis, shape)
+    for (a, xa), (b, xb) in (
+        (("in_axis", ins), ("out_axis", outs)),
+        (("in_axis", ins), ("batch_axis", batches)),
+        (("out_axis", outs), ("batch_axis", batches)),
+    ):
+        common = sorted(set(xa) & set(xb))
+        if common:
+            raise ValueError(
+                f"{fn}: {a} and {b} overlap on axis {common[0]} of shape {shape};"
+                " each axis is in, out, batch or receptive field"
+            )
+    in_size = math.prod(shape[i] for i in ins)
+    out_size = math.prod(shape[i] for i in outs)
+    batch_size = math.prod(shape[i] for i in batches)
+    if 0 in (in_size, out_size, batch_size) or 0 in shape:
+        raise ValueError(
+            f"{fn}: shape {shape} has a zero dimension, so fan_in or fan_out is 0"
+            f" (in_axis={in_axis!r}, out_axis={out_axis!r}); fans must be positive"
+        )
+    # Same float arithmetic as jax.nn.initializers, so that outputs match bit for bit.
+    receptive_field = math.prod(shape) / in_size / out_size / batch_size
+    return in_size * receptive_field, out_size * receptive_field
+
+
+def compute_fans(
+    shape: tuple[int, ...],
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+    *,
+    layout: Layout | None = None,
+) -> tuple[float, float]:
+    """``(fan_in, fan_out)`` of a weight shape, for a layout or explicit axes.
+
+    >>> jaxinit.compute_fans((3, 3, 16, 32))                  # flax conv: (144.0, 288.0)
+    >>> jaxinit.compute_fans((32, 16, 3, 3), layout="torch")  # torch conv: (144.0, 288.0)
+    """
+    in_axis, out_axis = resolve_axes("compute_fans", layout, in_axis, out_axis)
+    return fans_of("compute_fans", tuple(shape), in_axis, out_axis, batch_axis)

@@ -1,0 +1,356 @@
+"""Every scheme by name, with its metadata; ``get`` accepts jax, Keras and PyTorch names.
+
+Name resolution, in order: an exact name or alias (``"he_uniform"``, ``"HeUniform"``,
+``"kaiming_normal_"``), then the CamelCase → snake_case spelling (``"GlorotNormal"`` →
+``"glorot_normal"``). A trailing underscore is PyTorch's in-place spelling and resolves to
+the torch semantics (``"kaiming_normal_"`` → :func:`torch_kaiming_normal`, a plain normal),
+while the bare name keeps jax's (``"kaiming_normal"`` → :func:`he_normal`, truncated).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jaxinit import _core, _torch
+from jaxinit._core import Initializer
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """Metadata of one initialization scheme.
+
+    Attributes:
+      name: canonical jaxinit name (the public function's name).
+      factory: ``factory(**options) -> Initializer``.
+      family: ``"constant"``, ``"random"``, ``"variance_scaling"``, ``"torch"``,
+        ``"structured"``, ``"research"``...
+      distribution: what the values are drawn from.
+      variance: the variance (or bound) as a formula in fans and options.
+      activations: activations the scheme suits (the seed documents' table and the papers).
+      paper: the reference.
+      aliases: other names that resolve to it (Keras, PyTorch, the literature).
+      keyed: False for deterministic schemes that ignore the key.
+    """
+
+    name: str
+    factory: Callable[..., Initializer]
+    family: str
+    distribution: str
+    variance: str
+    activations: tuple[str, ...] = ()
+    paper: str = ""
+    aliases: tuple[str, ...] = ()
+    keyed: bool = True
+    notes: str = field(default="", compare=False)
+
+
+_SCHEMES: dict[str, Scheme] = {}
+_NAMES: dict[str, str] = {}  # every accepted spelling -> canonical name
+
+
+def register(scheme: Scheme) -> Scheme:
+    """Add a scheme to the registry; its name and aliases must be new."""
+    for n in (scheme.name, *scheme.aliases):
+        if n in _NAMES and _NAMES[n] != scheme.name:
+            raise ValueError(f"register: name {n!r} already belongs to {_NAMES[n]!r}")
+        _NAMES[n] = scheme.name
+    _SCHEMES[scheme.name] = scheme
+    return scheme
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.strip()).lower().replace("-", "_")
+
+
+def scheme(name: str) -> Scheme:
+    """The metadata of a scheme, by any accepted name. Raises ValueError with close matches."""
+    if not isinstance(name, str):
+        raise TypeError(f"jaxinit.scheme: name must be a string, got {type(name).__name__}")
+    for candidate in (name, name.strip(), _snake(name)):
+        if candidate in _NAMES:
+            return _SCHEMES[_NAMES[candidate]]
+    close = difflib.get_close_matches(_snake(name), list(_NAMES), n=5, cutoff=0.6)
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise ValueError(
+        f"jaxinit.get: unknown initializer {name!r}{hint} (`jaxinit list` shows all "
+        f"{len(_SCHEMES)} schemes)"
+    )
+
+
+def get(name: str | Initializer, **options: Any) -> Initializer:
+    """Return the initializer called ``name`` built with ``options``.
+
+    An initializer (any callable) is returned unchanged, so APIs can accept either.
+
+    >>> jaxinit.get("he_uniform")            # jax / Keras name
+    >>> jaxinit.get("HeUniform")             # Keras class name
+    >>> jaxinit.get("kaiming_normal_", a=0.1)  # PyTorch name: torch semantics
+    """
+    if callable(name) and not isinstance(name, str):
+        if options:
+            raise ValueError("jaxinit.get: options are only accepted with a scheme name")
+        return name
+    s = scheme(name)
+    try:
+        return s.factory(**options)
+    except TypeError as e:
+        raise TypeError(f"jaxinit.get({name!r}): bad options {sorted(options)}: {e}") from e
+
+
+def schemes() -> tuple[Scheme, ...]:
+    """All registered schemes, in registration order."""
+    return tuple(_SCHEMES.values())
+
+
+def names() -> tuple[str, ...]:
+    """Canonical names of all registered schemes."""
+    return tuple(_SCHEMES)
+
+
+# --------------------------------------------------------------------------- the core schemes
+_GLOROT_ACTS = ("none", "tanh", "logistic", "softmax")
+_HE_ACTS = ("relu", "leaky_relu", "prelu", "gelu", "silu")
+_GLOROT = "Glorot & Bengio 2010, Understanding the difficulty of training deep FNNs"
+_HE = "He et al. 2015, Delving deep into rectifiers"
+_LECUN = "LeCun et al. 1998, Efficient BackProp; Klambauer et al. 2017 (SELU)"
+_TORCH = "PyTorch torch.nn.init"
+
+for _s in (
+    Scheme(
+        "zeros",
+        lambda: _core.zeros,
+        "constant",
+        "constant",
+        "0",
+        aliases=("Zeros", "zeros_", "zeros_init"),
+        keyed=False,
+        notes="symmetry: all units stay identical",
+    ),
+    Scheme(
+        "ones",
+        lambda: _core.ones,
+        "constant",
+        "constant",
+        "0 (all ones)",
+        aliases=("Ones", "ones_", "ones_init"),
+        keyed=False,
+    ),
+    Scheme(
+        "constant",
+        _core.constant,
+        "constant",
+        "constant",
+        "0 (all = value)",
+        aliases=("Constant", "constant_"),
+        keyed=False,
+    ),
+    Scheme(
+        "normal",
+        _core.normal,
+        "random",
+        "normal",
+        "stddev² (0.01²)",
+        notes="jax.nn.initializers.normal",
+    ),
+    Scheme(
+        "uniform",
+        _core.uniform,
+        "random",
+        "uniform [0, scale)",
+        "scale²/12 (mean scale/2)",
+        notes="jax.nn.initializers.uniform: not centred",
+    ),
+    Scheme(
+        "truncated_normal",
+        _core.truncated_normal,
+        "random",
+        "truncated_normal (bounds in σ)",
+        "≈ 0.774·stddev² for ±2σ",
+    ),
+    Scheme(
+        "random_normal",
+        _core.random_normal,
+        "random",
+        "normal",
+        "stddev² (0.05²)",
+        aliases=("RandomNormal",),
+        notes="Keras RandomNormal",
+    ),
+    Scheme(
+        "random_uniform",
+        _core.random_uniform,
+        "random",
+        "uniform [minval, maxval)",
+        "(maxval − minval)²/12 (0.1²/12)",
+        aliases=("RandomUniform",),
+        notes="Keras RandomUniform",
+    ),
+    Scheme(
+        "random_truncated_normal",
+        _core.random_truncated_normal,
+        "random",
+        "truncated_normal (mean ± 2σ)",
+        "≈ 0.774·stddev²",
+        aliases=("TruncatedNormal",),
+        notes="Keras TruncatedNormal",
+    ),
+    Scheme(
+        "variance_scaling",
+        _core.variance_scaling,
+        "variance_scaling",
+        "truncated_normal | normal | uniform",
+        "scale / fan(mode)",
+        aliases=("VarianceScaling",),
+    ),
+    Scheme(
+        "glorot_uniform",
+        _core.glorot_uniform,
+        "variance_scaling",
+        "uniform",
+        "2 / (fan_in + fan_out)",
+        _GLOROT_ACTS,
+        _GLOROT,
+        aliases=("xavier_uniform", "GlorotUniform", "XavierUniform"),
+    ),
+    Scheme(
+        "glorot_normal",
+        _core.glorot_normal,
+        "variance_scaling",
+        "truncated_normal",
+        "2 / (fan_in + fan_out)",
+        _GLOROT_ACTS,
+        _GLOROT,
+        aliases=("xavier_normal", "GlorotNormal", "XavierNormal"),
+    ),
+    Scheme(
+        "he_uniform",
+        _core.he_uniform,
+        "variance_scaling",
+        "uniform",
+        "2 / fan_in",
+        _HE_ACTS,
+        _HE,
+        aliases=("kaiming_uniform", "HeUniform", "KaimingUniform"),
+    ),
+    Scheme(
+        "he_normal",
+        _core.he_normal,
+        "variance_scaling",
+        "truncated_normal",
+        "2 / fan_in",
+        _HE_ACTS,
+        _HE,
+        aliases=("kaiming_normal", "HeNormal", "KaimingNormal"),
+    ),
+    Scheme(
+        "lecun_uniform",
+        _core.lecun_uniform,
+        "variance_scaling",
+        "uniform",
+        "1 / fan_in",
+        ("selu",),
+        _LECUN,
+        aliases=("LecunUniform", "LeCunUniform"),
+    ),
+    Scheme(
+        "lecun_normal",
+        _core.lecun_normal,
+        "variance_scaling",
+        "truncated_normal",
+        "1 / fan_in",
+        ("selu",),
+        _LECUN,
+        aliases=("LecunNormal", "LeCunNormal"),
+    ),
+    Scheme(
+        "glorot_bengio_standard",
+        _core.glorot_bengio_standard,
+        "variance_scaling",
+        "uniform [±1/√fan_in]",
+        "1 / (3·fan_in)",
+        (),
+        _GLOROT + " (eq. 1, 'standard')",
+        aliases=("standard_uniform_heuristic",),
+    ),
+    Scheme(
+        "torch_kaiming_uniform",
+        _torch.torch_kaiming_uniform,
+        "torch",
+        "uniform",
+        "gain² / fan(mode)",
+        _HE_ACTS,
+        _TORCH,
+        aliases=("kaiming_uniform_",),
+    ),
+    Scheme(
+        "torch_kaiming_normal",
+        _torch.torch_kaiming_normal,
+        "torch",
+        "normal",
+        "gain² / fan(mode)",
+        _HE_ACTS,
+        _TORCH,
+        aliases=("kaiming_normal_",),
+    ),
+    Scheme(
+        "torch_xavier_uniform",
+        _torch.torch_xavier_uniform,
+        "torch",
+        "uniform",
+        "gain² · 2 / (fan_in + fan_out)",
+        _GLOROT_ACTS,
+        _TORCH,
+        aliases=("xavier_uniform_",),
+    ),
+    Scheme(
+        "torch_xavier_normal",
+        _torch.torch_xavier_normal,
+        "torch",
+        "normal",
+        "gain² · 2 / (fan_in + fan_out)",
+        _GLOROT_ACTS,
+        _TORCH,
+        aliases=("xavier_normal_",),
+    ),
+    Scheme(
+        "torch_default_kernel",
+        _torch.torch_default_kernel,
+        "torch",
+        "uniform [±1/√fan_in]",
+        "1 / (3·fan_in)",
+        (),
+        _TORCH + " nn.Linear / nn.ConvNd reset_parameters",
+        aliases=("torch_default",),
+    ),
+    Scheme(
+        "torch_default_bias",
+        _torch.torch_default_bias,
+        "torch",
+        "uniform [±1/√fan_in of the weight]",
+        "1 / (3·fan_in)",
+        (),
+        _TORCH,
+    ),
+    Scheme(
+        "torch_uniform",
+        _torch.torch_uniform,
+        "torch",
+        "uniform [a, b)",
+        "(b − a)²/12",
+        aliases=("uniform_",),
+    ),
+    Scheme("torch_normal", _torch.torch_normal, "torch", "normal", "std²", aliases=("normal_",)),
+    Scheme(
+        "torch_trunc_normal",
+        _torch.torch_trunc_normal,
+        "torch",
+        "truncated_normal (absolute [a, b])",
+        "< std²",
+        aliases=("trunc_normal_",),
+    ),
+):
+    register(_s)

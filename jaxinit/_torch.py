@@ -1,0 +1,207 @@
+"""PyTorch semantics under explicit ``torch_*`` names.
+
+Where jax and torch disagree on a shared name (jax's ``kaiming_normal`` is truncated,
+torch's ``kaiming_normal_`` is a plain normal), the plain jaxinit name keeps jax's meaning
+and torch's meaning lives here. Every function is a specialisation of
+``variance_scaling`` (gain² is its scale); layout defaults to flax's ``(..., in, out)``,
+pass ``layout="torch"`` for weights stored ``(out, in, ...)`` as in torch and equinox.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from jaxinit._checks import check_choice, check_finite, check_positive
+from jaxinit._core import (
+    DTypeLike,
+    Initializer,
+    Shape,
+    _shifted_normal,
+    _shifted_truncated_normal,
+    _uniform_between,
+    _variance_scaling,
+)
+from jaxinit._fans import Axes, fans_of, resolve_axes
+
+Layout = Literal["flax", "torch", "equinox"]
+
+_UNIT_GAIN = (
+    "linear",
+    "identity",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "sigmoid",
+)
+NONLINEARITIES = (*_UNIT_GAIN, "tanh", "relu", "leaky_relu", "selu")
+
+
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+    r"""The recommended gain for a nonlinearity, torch's table exactly.
+
+    ============================  =======================================
+    nonlinearity                  gain
+    ============================  =======================================
+    linear, conv*, sigmoid        1
+    tanh                          5/3
+    relu                          √2
+    leaky_relu                    √(2 / (1 + negative_slope²)), slope 0.01 by default
+    selu                          3/4 (torch's choice, not the self-normalising 1)
+    ============================  =======================================
+    """
+    check_choice("calculate_gain", "nonlinearity", nonlinearity, NONLINEARITIES)
+    if nonlinearity in _UNIT_GAIN:
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    slope = 0.01 if param is None else param
+    if isinstance(slope, bool) or not isinstance(slope, int | float):
+        raise TypeError(
+            f"calculate_gain: param (the negative slope of leaky_relu) must be a number,"
+            f" got {param!r}"
+        )
+    check_finite("calculate_gain", "param", slope)
+    return math.sqrt(2.0 / (1 + slope**2))
+
+
+def _kaiming(fn: str, a: float, mode: str, nonlinearity: str, distribution: str, **axes):
+    check_choice(fn, "mode", mode, ("fan_in", "fan_out"))
+    gain = calculate_gain(nonlinearity, a)
+    return _variance_scaling(fn, gain**2, mode, distribution, **axes)
+
+
+def torch_kaiming_uniform(
+    a: float = 0.0,
+    mode: Literal["fan_in", "fan_out"] = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    *,
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    layout: Layout | None = None,
+    dtype: DTypeLike = None,
+) -> Initializer:
+    r"""torch ``kaiming_uniform_``: :math:`U[\pm \mathrm{gain}\sqrt{3/n}]`, n = fan_in or fan_out.
+
+    ``a`` is the negative slope of the rectifier (used when ``nonlinearity="leaky_relu"``,
+    torch's default, where ``a=0`` gives ReLU's gain √2).
+    """
+    axes = dict(in_axis=in_axis, out_axis=out_axis, layout=layout, dtype=dtype)
+    return _kaiming("torch_kaiming_uniform", a, mode, nonlinearity, "uniform", **axes)
+
+
+def torch_kaiming_normal(
+    a: float = 0.0,
+    mode: Literal["fan_in", "fan_out"] = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    *,
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    layout: Layout | None = None,
+    dtype: DTypeLike = None,
+) -> Initializer:
+    r"""torch ``kaiming_normal_``: plain (untruncated) :math:`\mathcal N(0, \mathrm{gain}^2/n)`."""
+    axes = dict(in_axis=in_axis, out_axis=out_axis, layout=layout, dtype=dtype)
+    return _kaiming("torch_kaiming_normal", a, mode, nonlinearity, "normal", **axes)
+
+
+def torch_xavier_uniform(
+    gain: float = 1.0,
+    *,
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    layout: Layout | None = None,
+    dtype: DTypeLike = None,
+) -> Initializer:
+    r"""torch ``xavier_uniform_``: :math:`U[\pm \mathrm{gain}\sqrt{6/(n_{in}+n_{out})}]`."""
+    check_positive("torch_xavier_uniform", "gain", gain)
+    axes = dict(in_axis=in_axis, out_axis=out_axis, layout=layout, dtype=dtype)
+    return _variance_scaling("torch_xavier_uniform", gain**2, "fan_avg", "uniform", **axes)
+
+
+def torch_xavier_normal(
+    gain: float = 1.0,
+    *,
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    layout: Layout | None = None,
+    dtype: DTypeLike = None,
+) -> Initializer:
+    r"""torch ``xavier_normal_``: plain :math:`\mathcal N(0, \mathrm{gain}^2\cdot 2/(n_{in}+n_{out}))`."""
+    check_positive("torch_xavier_normal", "gain", gain)
+    axes = dict(in_axis=in_axis, out_axis=out_axis, layout=layout, dtype=dtype)
+    return _variance_scaling("torch_xavier_normal", gain**2, "fan_avg", "normal", **axes)
+
+
+def torch_default_kernel(
+    *,
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    layout: Layout | None = None,
+    dtype: DTypeLike = None,
+) -> Initializer:
+    r"""torch's default for ``nn.Linear`` / ``nn.ConvNd`` weights: :math:`U[\pm 1/\sqrt{n_{in}}]`.
+
+    torch calls ``kaiming_uniform_(w, a=√5)``: gain² = 2/(1+5) = 1/3, so the bound is
+    gain·√(3/n_in) = 1/√n_in, i.e. ``variance_scaling(1/3, "fan_in", "uniform")``.
+    Pair it with :func:`torch_default_bias`.
+    """
+    axes = dict(in_axis=in_axis, out_axis=out_axis, layout=layout, dtype=dtype)
+    return _kaiming("torch_default_kernel", math.sqrt(5), "fan_in", "leaky_relu", "uniform", **axes)
+
+
+def torch_default_bias(
+    fan_in: int | None = None,
+    *,
+    kernel_shape: Shape | None = None,
+    layout: Layout | None = None,
+    dtype: DTypeLike = None,
+) -> Initializer:
+    r"""torch's default bias: :math:`U[\pm 1/\sqrt{n_{in}}]` with the **weight's** fan_in.
+
+    A bias of shape ``(out,)`` does not know its layer's fan_in, so give it: either
+    ``fan_in`` directly (``in_features``, or ``in_channels · kernel size``), or the
+    ``kernel_shape`` and its ``layout``. ``jaxinit.reinit`` with
+    ``jaxinit.torch_default_rules()`` finds the sibling kernel by itself.
+
+    Example:
+      >>> nn.Dense(64, kernel_init=jaxinit.torch_default_kernel(),
+      ...          bias_init=jaxinit.torch_default_bias(fan_in=32))
+    """
+    fn = "torch_default_bias"
+    if (fan_in is None) == (kernel_shape is None):
+        raise ValueError(f"{fn}: give exactly one of fan_in or kernel_shape (the weight's shape)")
+    if kernel_shape is not None:
+        in_axis, out_axis = resolve_axes(fn, layout, None, None)
+        fan_in = int(fans_of(fn, tuple(kernel_shape), in_axis, out_axis)[0])
+    if isinstance(fan_in, bool) or not isinstance(fan_in, int) or fan_in <= 0:
+        raise ValueError(f"{fn}: fan_in must be a positive int, got {fan_in!r}")
+    return _uniform_between(fn, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in), dtype)
+
+
+def torch_uniform(a: float = 0.0, b: float = 1.0, dtype: DTypeLike = None) -> Initializer:
+    """torch ``uniform_(a=0, b=1)``: :math:`U[a, b)`."""
+    return _uniform_between("torch_uniform", a, b, dtype)
+
+
+def torch_normal(mean: float = 0.0, std: float = 1.0, dtype: DTypeLike = None) -> Initializer:
+    r"""torch ``normal_(mean=0, std=1)``: :math:`\mathcal N(\mathrm{mean}, \mathrm{std}^2)`."""
+    return _shifted_normal("torch_normal", mean, std, dtype)
+
+
+def torch_trunc_normal(
+    mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0, dtype: DTypeLike = None
+) -> Initializer:
+    r"""torch ``trunc_normal_``: :math:`\mathcal N(\mathrm{mean}, \mathrm{std}^2)` cut to absolute [a, b].
+
+    Unlike jax's :func:`truncated_normal`, whose bounds are in units of the standard
+    deviation, torch's ``a`` and ``b`` are values: with std=0.02 the default ±2 cuts nothing.
+    """
+    return _shifted_truncated_normal("torch_trunc_normal", mean, std, a, b, dtype)
