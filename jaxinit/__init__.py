@@ -28,6 +28,8 @@ from jaxinit._core import variance_scaling as variance_scaling
 from jaxinit._core import xavier_normal as xavier_normal
 from jaxinit._core import xavier_uniform as xavier_uniform
 from jaxinit._core import zeros as zeros
+from jaxinit._datasets import Dataset as Dataset
+from jaxinit._datasets import digits as digits
 from jaxinit._fans import compute_fans as compute_fans
 from jaxinit._registry import Scheme as Scheme
 from jaxinit._registry import get as get
