@@ -23,7 +23,7 @@ from jaxinit._checks import (
     check_shape,
     default_float,
 )
-from jaxinit._fans import Axes, fans_of, resolve_axes
+from jaxinit._fans import Axes, check_axes, fans_of, resolve_axes
 
 Array: TypeAlias = jax.Array
 DTypeLike: TypeAlias = Any
@@ -72,13 +72,20 @@ def constant(value: Any, dtype: DTypeLike = None) -> Initializer:
     def init(key: Array | None, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape = check_shape("constant", shape)
         dtype = default_float() if dtype is None else dtype
-        if np.ndim(value) and np.broadcast_shapes(np.shape(value), shape) != shape:
+        if np.ndim(value) and not _broadcasts_to(np.shape(value), shape):
             raise ValueError(
                 f"constant: value of shape {np.shape(value)} does not broadcast to shape {shape}"
             )
         return jnp.full(shape, value, dtype=dtype)
 
     return init
+
+
+def _broadcasts_to(src: Shape, dst: Shape) -> bool:
+    try:
+        return np.broadcast_shapes(src, dst) == dst
+    except ValueError:
+        return False
 
 
 # --------------------------------------------------------------------------- plain random
@@ -268,6 +275,7 @@ def _variance_scaling(
     check_choice(fn, "mode", mode, MODES)
     check_choice(fn, "distribution", distribution, DISTRIBUTIONS)
     in_axis, out_axis = resolve_axes(fn, layout, in_axis, out_axis)
+    check_axes(fn, "batch_axis", batch_axis)
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         check_key(fn, key)

@@ -26,12 +26,25 @@ LAYOUTS: dict[str, tuple[int, int]] = {
 }
 
 
+def check_axes(fn: str, arg: str, axes: object) -> None:
+    """An axis argument is an int or a sequence of ints (checked when the factory is built)."""
+    ok = isinstance(axes, int) or (
+        isinstance(axes, Sequence) and all(isinstance(a, int) for a in axes)
+    )
+    if not ok or isinstance(axes, bool | str):
+        raise TypeError(f"{fn}: {arg} must be an int or a sequence of ints, got {axes!r}")
+
+
 def resolve_axes(
     fn: str, layout: str | None, in_axis: Axes | None, out_axis: Axes | None
 ) -> tuple[Axes, Axes]:
     """Explicit axes win; otherwise they come from the layout (flax by default)."""
     layout_in, layout_out = LAYOUTS[check_choice(fn, "layout", layout or "flax", list(LAYOUTS))]
-    return (layout_in if in_axis is None else in_axis, layout_out if out_axis is None else out_axis)
+    in_axis = layout_in if in_axis is None else in_axis
+    out_axis = layout_out if out_axis is None else out_axis
+    check_axes(fn, "in_axis", in_axis)
+    check_axes(fn, "out_axis", out_axis)
+    return in_axis, out_axis
 
 
 def _normalize(fn: str, arg: str, axes: Axes, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -39,8 +52,6 @@ def _normalize(fn: str, arg: str, axes: Axes, shape: tuple[int, ...]) -> tuple[i
     rank = len(shape)
     out = []
     for a in seq:
-        if not isinstance(a, int):
-            raise TypeError(f"{fn}: {arg} must be an int or a sequence of ints, got {axes!r}")
         if not -rank <= a < rank:
             need = a + 1 if a >= 0 else -a
             raise ValueError(
