@@ -1,0 +1,597 @@
+"""Multi-seed training: a whole (initializer × seed) population in one compiled program.
+
+The population's parameters are stacked on a leading *member* axis. One jitted program
+runs ``eval_every`` steps for every member — ``jax.vmap`` over members, ``jax.lax.scan``
+over steps (nested: an inner scan of ``log_every`` steps whose mean metrics are recorded)
+— so there is no Python per step. Between chunks the host records metrics, writes results
+and a checkpoint, and updates the progress bar.
+
+Multi-device: the member axis is sharded over ``jax.devices()`` with a ``NamedSharding``;
+members never communicate, so each device trains its own. On several hosts, call
+``jax.distributed.initialize()`` first in every process and run the same study: the mesh
+then spans all processes' devices (members are padded to a multiple of the device count).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxinit._datasets import Dataset
+from jaxinit._rules import reinit
+
+METRICS = ("train_loss", "train_accuracy", "grad_norm", "param_norm")
+EVAL_METRICS = ("test_loss", "test_accuracy")
+
+
+@dataclass(frozen=True)
+class Study:
+    """A convergence study: every initializer in ``inits`` × ``seeds`` seeds, trained alike.
+
+    Attributes:
+      model: a flax.linen Module, or a function ``rngs -> flax.nnx.Module`` (e.g.
+        ``lambda rngs: MyModel(..., rngs=rngs)``); only its ``nnx.Param`` state is trained.
+      dataset: a :class:`jaxinit.Dataset`.
+      optimizer: an optax ``GradientTransformation``.
+      inits: name -> spec. A spec is an initializer or a registry name (applied to every
+        leaf matching ``kernel_pattern``; other parameters keep the model's own init) or a
+        rules mapping for :func:`jaxinit.reinit` (e.g. a Fixup rule set).
+      seeds: seeds per initializer. Seed ``s`` gets the same data order for every
+        initializer (paired comparisons); with ``fixed_data_order`` every seed does.
+      steps: optimisation steps per member.
+      batch_size: minibatch size; minibatches are drawn in-graph with replacement from
+        each member's own data key (a fresh ``fold_in(key, step)`` per step).
+      loss: ``"cross_entropy"`` (integer labels) or ``"mse"``; default from the dataset.
+      log_every: steps per recorded train metric (mean over those steps).
+      eval_every: steps between held-out evaluations and host syncs (a chunk); default
+        ``steps``. Must be a multiple of ``log_every``.
+      max_members: most members compiled into one program; a larger population runs in
+        batches of this size (bounded memory).
+      kernel_pattern: the leaves an initializer spec applies to.
+    """
+
+    model: Any
+    dataset: Dataset
+    optimizer: optax.GradientTransformation
+    inits: Mapping[str, Any]
+    seeds: int = 8
+    steps: int = 300
+    batch_size: int = 64
+    loss: Literal["cross_entropy", "mse"] | None = None
+    log_every: int = 10
+    eval_every: int | None = None
+    fixed_data_order: bool = False
+    max_members: int | None = None
+    kernel_pattern: str = "*kernel"
+
+
+class MemberState(NamedTuple):
+    params: Any
+    opt_state: Any
+    data_key: jax.Array
+    step: jax.Array
+
+
+@dataclass
+class StudyResult:
+    """Results in one tidy table (``init, seed, step, metric, value``).
+
+    ``diverged`` lists the members whose train loss became NaN or infinite, with the first
+    logged step at which it did; their rows stay in ``table`` (values NaN/inf).
+    """
+
+    table: Any  # pandas.DataFrame
+    diverged: Any  # pandas.DataFrame: init, seed, step
+    seconds: float = 0.0
+    info: dict = field(default_factory=dict)
+
+    def to_csv(self, path: str | os.PathLike) -> None:
+        _atomic_write(path, self.table.to_csv(index=False).encode())
+
+    def metric(self, name: str) -> Any:
+        """Rows of one metric as a wide frame: index (init, seed), columns step."""
+        t = self.table[self.table.metric == name]
+        return t.pivot_table(index=["init", "seed"], columns="step", values="value")
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class _Model:
+    """Uniform ``init(key) -> params`` / ``apply(params, x)`` over linen and nnx (hashable,
+    so compiled programs are cached across calls)."""
+
+    module: Any
+    kind: str
+    sample_shape: tuple[int, ...]
+    graphdef: Any = None
+    rest: Any = field(default=None, compare=False, hash=False)
+
+    def init(self, key: jax.Array) -> Any:
+        x = jnp.zeros(self.sample_shape, jnp.float32)
+        if self.kind == "linen":
+            variables = self.module.init(key, x)
+            return variables["params"]
+        from flax import nnx
+
+        _, params, _ = nnx.split(self.module(nnx.Rngs(key)), nnx.Param, ...)
+        return params
+
+    def apply(self, params: Any, x: jax.Array) -> jax.Array:
+        if self.kind == "linen":
+            return self.module.apply({"params": params}, x)
+        from flax import nnx
+
+        return nnx.merge(self.graphdef, params, self.rest)(x)
+
+
+def _make_model(model: Any, dataset: Dataset) -> _Model:
+    sample = (1, *dataset.x_train.shape[1:])
+    import flax.linen as nn
+
+    if isinstance(model, nn.Module):
+        variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros(sample))
+        extra = sorted(set(variables) - {"params"})
+        if extra:
+            raise ValueError(
+                f"Study: the model has variable collections {extra} besides 'params';"
+                " only stateless models are supported (use LayerNorm, not BatchNorm)"
+            )
+        return _Model(model, "linen", sample)
+    if callable(model):
+        from flax import nnx
+
+        try:
+            abstract = nnx.eval_shape(lambda: model(nnx.Rngs(0)))
+        except Exception as e:
+            raise TypeError(
+                "Study: model must be a flax.linen Module or a function rngs -> nnx.Module;"
+                f" calling it with nnx.Rngs failed: {e}"
+            ) from e
+        if not isinstance(abstract, nnx.Module):
+            raise TypeError(
+                f"Study: model(rngs) returned {type(abstract).__name__}, not nnx.Module"
+            )
+        graphdef, _, rest = nnx.split(model(nnx.Rngs(0)), nnx.Param, ...)
+        return _Model(model, "nnx", sample, graphdef, rest)
+    raise TypeError(
+        f"Study: model must be a flax.linen Module or rngs -> nnx.Module, got {model!r}"
+    )
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _validate(study: Study, model: _Model) -> str:
+    d = study.dataset
+    if not isinstance(d, Dataset):
+        raise TypeError(f"Study: dataset must be a jaxinit.Dataset, got {type(d).__name__}")
+    for name in ("seeds", "steps", "batch_size", "log_every"):
+        v = getattr(study, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"Study: {name} must be a positive int, got {v!r}")
+    if study.batch_size > len(d.x_train):
+        raise ValueError(
+            f"Study: batch_size={study.batch_size} is larger than the {len(d.x_train)}"
+            f" training examples of {d.name!r}"
+        )
+    eval_every = study.eval_every or study.steps
+    if eval_every % study.log_every or study.steps % study.log_every:
+        raise ValueError(
+            f"Study: steps={study.steps} and eval_every={eval_every} must be multiples of"
+            f" log_every={study.log_every}"
+        )
+    if not isinstance(study.optimizer, optax.GradientTransformation):
+        raise TypeError(
+            f"Study: optimizer must be an optax GradientTransformation (e.g. optax.sgd(0.1)),"
+            f" got {type(study.optimizer).__name__}"
+        )
+    if not isinstance(study.inits, Mapping) or not study.inits:
+        raise ValueError("Study: inits must be a non-empty mapping name -> initializer or rules")
+    if study.max_members is not None and study.max_members < 1:
+        raise ValueError(f"Study: max_members must be >= 1, got {study.max_members}")
+    loss = study.loss or ("cross_entropy" if d.is_classification else "mse")
+    if loss not in ("cross_entropy", "mse"):
+        raise ValueError(f"Study: loss={loss!r}; allowed: 'cross_entropy', 'mse'")
+    params = jax.eval_shape(model.init, jax.random.key(0))
+    out = jax.eval_shape(model.apply, params, jnp.zeros(model.sample_shape))
+    want = d.num_classes if loss == "cross_entropy" else int(np.prod(d.y_train.shape[1:]))
+    if loss == "cross_entropy" and not d.is_classification:
+        raise ValueError(
+            f"Study: loss='cross_entropy' needs class labels; {d.name!r} is regression"
+        )
+    if out.ndim != 2 or out.shape[1] != want:
+        raise ValueError(
+            f"Study: the model's output has shape {out.shape[1:]} per example but {d.name!r}"
+            f" needs ({want},) ({'classes' if loss == 'cross_entropy' else 'targets'})"
+        )
+    return loss
+
+
+def _spec_key(spec: Any) -> Any:
+    """A hashable stand-in for an init spec, so compiled init programs are reused."""
+    if isinstance(spec, Mapping):
+        return ("rules", tuple(spec.items()))
+    if isinstance(spec, list | tuple):
+        return ("rules", tuple(spec))
+    return ("init", spec)
+
+
+@functools.lru_cache(maxsize=64)
+def _init_program(model: _Model, spec_key: Any, kernel_pattern: str) -> Callable:
+    """jit(vmap(seed_key -> params)) for one init spec; cached per (model, spec)."""
+    kind, spec = spec_key
+    if kind == "rules":
+        rules = list(spec)
+    else:
+        from jaxinit._registry import get
+
+        rules = {kernel_pattern: get(spec)}
+
+    def init(seed_key: jax.Array) -> Any:
+        params = model.init(jax.random.fold_in(seed_key, 1))
+        return reinit(params, rules, jax.random.fold_in(seed_key, 2))
+
+    return jax.jit(jax.vmap(init))
+
+
+def _check_init(study: Study, model: _Model, name: str, spec: Any) -> Any:
+    try:
+        key = _spec_key(spec)
+        hash(key)
+        program = _init_program(model, key, study.kernel_pattern)
+        jax.eval_shape(program, jax.random.split(jax.random.key(0), 1))
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"Study: inits[{name!r}] does not fit the model: {e}") from e
+    return key
+
+
+# --------------------------------------------------------------------------- the program
+
+
+def _loss_and_accuracy(kind: str, out: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    if kind == "cross_entropy":
+        loss = optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
+        return loss, (jnp.argmax(out, -1) == y).mean(dtype=jnp.float32)
+    err = out - y.reshape(out.shape)
+    return 0.5 * jnp.mean(jnp.sum(err**2, axis=-1)), jnp.zeros((), jnp.float32)
+
+
+def _global_norm(tree: Any) -> jax.Array:
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
+
+
+@functools.lru_cache(maxsize=32)
+def _chunk_program(
+    model: _Model,
+    optimizer: optax.GradientTransformation,
+    loss: str,
+    batch_size: int,
+    log_every: int,
+    n_logs: int,
+    sharding: NamedSharding | None,
+) -> Callable:
+    """jit(vmap(scan(scan(step)))) for ``n_logs * log_every`` steps; cached per config."""
+
+    def step(carry, _, x, y):
+        state, sums = carry
+        idx = jax.random.randint(
+            jax.random.fold_in(state.data_key, state.step), (batch_size,), 0, x.shape[0]
+        )
+
+        def objective(p):
+            return _loss_and_accuracy(loss, model.apply(p, x[idx]), y[idx])
+
+        (value, acc), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        state = MemberState(params, opt_state, state.data_key, state.step + 1)
+        return (state, (sums[0] + value, sums[1] + acc, _global_norm(grads))), None
+
+    def interval(state, _, x, y):
+        zero = jnp.zeros((), jnp.float32)
+        (state, (loss_sum, acc_sum, gnorm)), _ = jax.lax.scan(
+            functools.partial(step, x=x, y=y), (state, (zero, zero, zero)), length=log_every
+        )
+        metrics = jnp.stack(
+            [loss_sum / log_every, acc_sum / log_every, gnorm, _global_norm(state.params)]
+        )
+        return state, metrics
+
+    def member(state, x, y):
+        return jax.lax.scan(functools.partial(interval, x=x, y=y), state, length=n_logs)
+
+    run = jax.vmap(member, in_axes=(0, None, None))
+    if sharding is None:
+        return jax.jit(run, donate_argnums=0)
+    return jax.jit(run, donate_argnums=0, out_shardings=(sharding, sharding))
+
+
+@functools.lru_cache(maxsize=32)
+def _eval_program(model: _Model, loss: str) -> Callable:
+    def member(params, x, y):
+        return jnp.stack(_loss_and_accuracy(loss, model.apply(params, x), y))
+
+    return jax.jit(jax.vmap(member, in_axes=(0, None, None)))
+
+
+# --------------------------------------------------------------------------- host side
+
+
+def _atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _checksum(tree: Any) -> str:
+    h = hashlib.sha256()
+    for leaf in jax.tree.leaves(tree):
+        h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _mesh_sharding(n_members: int) -> tuple[NamedSharding | None, int]:
+    devices = jax.devices()
+    if len(devices) == 1:
+        return None, n_members
+    mesh = jax.make_mesh((len(devices),), ("members",), devices=devices)
+    padded = math.ceil(n_members / len(devices)) * len(devices)
+    return NamedSharding(mesh, P("members")), padded
+
+
+def _progress_bar(progress: bool | None, total: int, members: int) -> Any:
+    if progress is None:
+        progress = sys.stderr.isatty()
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total, disable=not progress, unit="step", desc=f"{members} members", leave=False
+    )
+
+
+def run_study(
+    study: Study,
+    key: int | jax.Array = 0,
+    out_dir: str | os.PathLike | None = None,
+    progress: bool | None = None,
+) -> StudyResult:
+    """Train every (initializer × seed) member of ``study`` and return the tidy results.
+
+    Args:
+      study: the :class:`Study`.
+      key: an int seed or a PRNG key; member (init i, seed s) uses ``fold_in(key, s)`` for
+        its parameters and data order, so initializers are compared on paired seeds.
+      out_dir: if given, ``results.csv`` and a checkpoint are written atomically after every
+        chunk; running the same study with the same ``out_dir`` again resumes where it
+        stopped and ends with the same results as an uninterrupted run.
+      progress: show a progress bar; default: only when stderr is a terminal.
+
+    Bad input (shapes, sizes, types) raises before anything is compiled.
+    """
+    model = _make_model(study.model, study.dataset)
+    loss = _validate(study, model)
+    key = jax.random.key(key) if isinstance(key, int) else key
+    spec_keys = {name: _check_init(study, model, name, spec) for name, spec in study.inits.items()}
+    names = list(spec_keys)
+    members = [(n, s) for n in names for s in range(study.seeds)]
+    eval_every = study.eval_every or study.steps
+    group = study.max_members or len(members)
+    sharding, group_padded = _mesh_sharding(min(group, len(members)))
+    replicated = None if sharding is None else NamedSharding(sharding.mesh, P())
+
+    d = study.dataset
+    x_train, y_train = jnp.asarray(d.x_train), jnp.asarray(d.y_train)
+    x_test, y_test = jnp.asarray(d.x_test), jnp.asarray(d.y_test)
+    if replicated is not None:
+        x_train, y_train, x_test, y_test = jax.device_put(
+            (x_train, y_train, x_test, y_test), replicated
+        )
+    seed_keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(study.seeds))
+    data_keys = jax.vmap(lambda k: jax.random.fold_in(k, 3))(seed_keys)
+    if study.fixed_data_order:
+        data_keys = jnp.broadcast_to(jax.random.fold_in(key, 3), data_keys.shape)
+
+    def initial_state(batch: list[tuple[str, int]]) -> MemberState:
+        parts = []  # consecutive runs of one initializer, in member order
+        for name, s in batch:
+            if parts and parts[-1][0] == name:
+                parts[-1][1].append(s)
+            else:
+                parts.append((name, [s]))
+        stacked = [
+            _init_program(model, spec_keys[n], study.kernel_pattern)(seed_keys[jnp.array(seeds)])
+            for n, seeds in parts
+        ]
+        params = jax.tree.map(lambda *xs: jnp.concatenate(xs), *stacked)
+        opt_state = jax.vmap(study.optimizer.init)(params)
+        dkeys = data_keys[jnp.array([s for _, s in batch])]
+        return MemberState(params, opt_state, dkeys, jnp.zeros(len(batch), jnp.int32))
+
+    fingerprint = {
+        "dataset": [d.name, _checksum((d.x_train, d.y_train, d.x_test, d.y_test))],
+        "model": repr(study.model) if model.kind == "linen" else str(model.graphdef),
+        "inits": names,
+        "config": [
+            study.seeds,
+            study.steps,
+            study.batch_size,
+            loss,
+            study.log_every,
+            eval_every,
+            study.fixed_data_order,
+            group,
+        ],
+    }
+    start = time.perf_counter()
+    records: list[np.ndarray] = []
+    bar = _progress_bar(progress, study.steps * len(members), len(members))
+    for g0 in range(0, len(members), group):
+        batch = members[g0 : g0 + group]
+        padded = batch + [batch[0]] * (max(group_padded, len(batch)) - len(batch))
+        state = initial_state(padded)
+        fp = dict(fingerprint, group=g0, probe=_probe(study.optimizer, state))
+        ckpt = _Checkpoint(out_dir, g0, fp) if out_dir is not None else None
+        done, group_records = 0, []
+        if ckpt is not None and (loaded := ckpt.load(state)) is not None:
+            state, done, group_records = loaded
+            bar.update(done * len(batch))
+        if sharding is not None:
+            state = jax.device_put(state, sharding)
+        if done == 0:
+            group_records.append(_eval_rows(model, loss, state, x_test, y_test, 0, len(batch)))
+        while done < study.steps:
+            n = min(eval_every, study.steps - done)
+            program = _chunk_program(
+                model, study.optimizer, loss, study.batch_size, study.log_every,
+                n // study.log_every, sharding,
+            )  # fmt: skip
+            state, metrics = program(state, x_train, y_train)
+            metrics = np.asarray(metrics)[: len(batch)]  # (members, logs, METRICS)
+            steps = done + study.log_every * np.arange(1, metrics.shape[1] + 1)
+            group_records.append(_train_rows(metrics, steps))
+            done += n
+            group_records.append(_eval_rows(model, loss, state, x_test, y_test, done, len(batch)))
+            bar.update(n * len(batch))
+            if ckpt is not None:
+                ckpt.save(state, done, group_records)
+                _write_partial(out_dir, members, records + group_records)
+        for r in group_records:
+            r[:, 0] += g0  # member index within the whole population
+        records += group_records
+    bar.close()
+    table = _table(np.concatenate(records), members, study.dataset.is_classification)
+    result = StudyResult(table, _diverged(table), time.perf_counter() - start, {"loss": loss})
+    if out_dir is not None:
+        result.to_csv(os.path.join(out_dir, "results.csv"))
+    return result
+
+
+# Rows are float arrays (member, step, metric index, value) until the end.
+_ALL_METRICS = METRICS + EVAL_METRICS
+
+
+def _train_rows(metrics: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    m, t, k = metrics.shape
+    member = np.broadcast_to(np.arange(m)[:, None, None], (m, t, k))
+    step = np.broadcast_to(steps[None, :, None], (m, t, k))
+    metric = np.broadcast_to(np.arange(k)[None, None, :], (m, t, k))
+    return np.stack([member, step, metric, metrics], -1).reshape(-1, 4).astype(np.float64)
+
+
+def _eval_rows(model, loss, state, x, y, step, n_members) -> np.ndarray:
+    values = np.asarray(_eval_program(model, loss)(state.params, x, y))[:n_members]
+    rows = [(i, step, len(METRICS) + j, values[i, j]) for i in range(n_members) for j in range(2)]
+    return np.asarray(rows, np.float64)
+
+
+def _table(rows: np.ndarray, members: list[tuple[str, int]], classification: bool) -> Any:
+    import pandas as pd
+
+    member = rows[:, 0].astype(int)
+    table = pd.DataFrame(
+        {
+            "init": [members[i][0] for i in member],
+            "seed": [members[i][1] for i in member],
+            "step": rows[:, 1].astype(int),
+            "metric": np.asarray(_ALL_METRICS)[rows[:, 2].astype(int)],
+            "value": rows[:, 3],
+        }
+    )
+    if not classification:
+        table = table[~table.metric.isin(["train_accuracy", "test_accuracy"])]
+    return table.sort_values(["init", "seed", "metric", "step"], kind="stable").reset_index(
+        drop=True
+    )
+
+
+def _diverged(table: Any) -> Any:
+    import pandas as pd
+
+    loss = table[table.metric == "train_loss"]
+    bad = loss[~np.isfinite(loss.value)]
+    if bad.empty:
+        return pd.DataFrame({"init": [], "seed": [], "step": []})
+    return bad.groupby(["init", "seed"], as_index=False)["step"].min()
+
+
+def _write_partial(out_dir, members, records) -> None:
+    table = _table(np.concatenate(records), members, True)
+    _atomic_write(os.path.join(out_dir, "results.partial.csv"), table.to_csv(index=False).encode())
+
+
+def _probe(optimizer: optax.GradientTransformation, state: MemberState) -> str:
+    """Checksum of the first update of member 0 for an all-ones gradient: a resumed study
+    must use the same optimizer (learning rate included) as the one that was interrupted."""
+    params = jax.tree.map(lambda a: a[0], state.params)
+    opt_state = jax.tree.map(lambda a: a[0], state.opt_state)
+    updates, _ = optimizer.update(jax.tree.map(jnp.ones_like, params), opt_state, params)
+    return _checksum((params, updates))
+
+
+class _Checkpoint:
+    """``checkpoint-<group>.npz``: member state, steps done and records, plus the study's
+    fingerprint; written atomically so a kill never leaves a torn file."""
+
+    def __init__(self, out_dir: str | os.PathLike, group: int, fingerprint: dict):
+        os.makedirs(out_dir, exist_ok=True)
+        self.path = os.path.join(out_dir, f"checkpoint-{group}.npz")
+        self.fingerprint = json.dumps(fingerprint, sort_keys=True)
+
+    def save(self, state: MemberState, done: int, records: list[np.ndarray]) -> None:
+        leaves = jax.tree.leaves(jax.tree.map(_to_numpy, state))
+        arrays = {f"leaf_{i}": a for i, a in enumerate(leaves)}
+        arrays["records"] = np.concatenate(records)
+        arrays["done"] = np.asarray(done)
+        arrays["fingerprint"] = np.frombuffer(self.fingerprint.encode(), np.uint8)
+        import io
+
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        _atomic_write(self.path, buf.getvalue())
+
+    def load(self, like: MemberState) -> tuple[MemberState, int, list[np.ndarray]] | None:
+        if not os.path.exists(self.path):
+            return None
+        with np.load(self.path) as z:
+            if z["fingerprint"].tobytes().decode() != self.fingerprint:
+                raise ValueError(
+                    f"run_study: {self.path} belongs to a different study (data, model, inits,"
+                    " optimizer or sizes changed); use another out_dir or delete it"
+                )
+            treedef = jax.tree.structure(like)
+            leaves = [z[f"leaf_{i}"] for i in range(treedef.num_leaves)]
+            template = jax.tree.leaves(like)
+            leaves = [_from_numpy(a, t) for a, t in zip(leaves, template, strict=True)]
+            return jax.tree.unflatten(treedef, leaves), int(z["done"]), [z["records"]]
+
+
+def _to_numpy(x: jax.Array) -> np.ndarray:
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return np.asarray(jax.random.key_data(x))
+    return np.asarray(x)
+
+
+def _from_numpy(a: np.ndarray, like: jax.Array) -> jax.Array:
+    if jax.dtypes.issubdtype(like.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(jnp.asarray(a), impl=jax.random.key_impl(like))
+    return jnp.asarray(a, like.dtype)
