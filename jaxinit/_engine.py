@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import NamedSharding
+from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxinit._datasets import Dataset
@@ -354,7 +354,10 @@ def _mesh_sharding(n_members: int) -> tuple[NamedSharding | None, int]:
     devices = jax.devices()
     if len(devices) == 1:
         return None, n_members
-    mesh = jax.make_mesh((len(devices),), ("members",), devices=devices)
+    # Auto axes: XLA propagates the member sharding through the vmapped program.
+    mesh = jax.make_mesh(
+        (len(devices),), ("members",), axis_types=(AxisType.Auto,), devices=devices
+    )
     padded = math.ceil(n_members / len(devices)) * len(devices)
     return NamedSharding(mesh, P("members")), padded
 

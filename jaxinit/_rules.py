@@ -112,7 +112,9 @@ def _framework(tree: Any) -> str:
     ):
         return "equinox"
     if mod.startswith("flax.nnx"):
-        return "nnx"
+        from flax import nnx
+
+        return "nnx" if isinstance(tree, nnx.Module) else "pytree"  # State is a pytree
     return "pytree"
 
 

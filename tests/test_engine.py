@@ -1,0 +1,186 @@
+"""The training engine: one compiled program, paired seeds, sharding, divergence, errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pandas as pd
+import pytest
+from flax import nnx
+
+import jaxinit
+from jaxinit import _engine
+
+DATA = jaxinit.digits()
+MODEL = jaxinit.MLP((16, 10))
+
+
+def _study(**kw):
+    base = dict(
+        model=MODEL, dataset=DATA, optimizer=optax.sgd(0.1, momentum=0.9),
+        inits={"he": "he_normal", "glorot": jaxinit.glorot_uniform()},
+        seeds=3, steps=40, batch_size=32, log_every=10, eval_every=20,
+    )  # fmt: skip
+    base.update(kw)
+    return jaxinit.Study(**base)
+
+
+STUDY = _study()
+
+
+@pytest.fixture(scope="module")
+def result():
+    return jaxinit.run_study(STUDY, progress=False)
+
+
+def test_tidy_table(result):
+    t = result.table
+    assert list(t.columns) == ["init", "seed", "step", "metric", "value"]
+    assert set(t.init) == {"he", "glorot"} and set(t.seed) == {0, 1, 2}
+    assert set(t.metric) == set(_engine.METRICS + _engine.EVAL_METRICS)
+    train = t[t.metric == "train_loss"]
+    assert sorted(set(train.step)) == [10, 20, 30, 40]
+    test = t[t.metric == "test_loss"]
+    assert sorted(set(test.step)) == [0, 20, 40]
+    assert np.isfinite(t.value).all() and result.diverged.empty
+    # Learning happens: every member's test loss drops from its value at init.
+    wide = result.metric("test_loss")
+    assert (wide[40] < wide[0]).all()
+
+
+def test_members_differ_by_seed_and_init(result):
+    wide = result.metric("param_norm")[10]
+    assert wide.nunique() == len(wide)
+
+
+def test_no_recompilation_on_second_call(result, caplog):
+    before = _engine._chunk_program.cache_info().misses, _engine._init_program.cache_info().misses
+    with jax.log_compiles(True), caplog.at_level("DEBUG"):
+        again = jaxinit.run_study(STUDY, progress=False)
+    compiled = [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()]
+    assert compiled == []
+    after = _engine._chunk_program.cache_info().misses, _engine._init_program.cache_info().misses
+    assert after == before
+    pd.testing.assert_frame_equal(again.table, result.table)
+
+
+def test_same_numbers_on_one_device_as_on_four(result):
+    assert len(jax.devices()) == 4  # tests/conftest.py forces 4 host devices
+    with jax.default_device(jax.devices()[0]):
+        orig = _engine.jax.devices
+        _engine.jax.devices = lambda: orig()[:1]
+        try:
+            single = jaxinit.run_study(_study(), progress=False)
+        finally:
+            _engine.jax.devices = orig
+    np.testing.assert_allclose(single.table.value, result.table.value, rtol=1e-5, atol=1e-6)
+
+
+def test_member_batches_match_one_population(result):
+    batched = jaxinit.run_study(_study(max_members=4), progress=False)
+    np.testing.assert_allclose(batched.table.value, result.table.value, rtol=1e-5, atol=1e-6)
+
+
+def test_fixed_data_order_makes_seeds_share_batches():
+    s = _study(inits={"zeros": "zeros"}, fixed_data_order=True)
+    r = jaxinit.run_study(s, progress=False)
+    # zero init + same batches: every seed follows exactly the same trajectory.
+    wide = r.metric("train_loss")
+    assert (wide.nunique(axis=0) == 1).all()
+    r2 = jaxinit.run_study(_study(inits={"zeros": "zeros"}), progress=False)
+    assert (r2.metric("train_loss").nunique(axis=0) > 1).any()
+
+
+def test_divergence_is_recorded_and_contained():
+    s = _study(inits={"huge": jaxinit.random_normal(stddev=1e4), "he": "he_normal"},
+               optimizer=optax.sgd(50.0), steps=40)  # fmt: skip
+    r = jaxinit.run_study(s, progress=False)
+    assert set(r.diverged.init) <= {"huge", "he"}
+    assert "huge" in set(r.diverged.init)
+    he = r.table[(r.table.init == "he") & (r.table.metric == "param_norm")]
+    assert len(he) > 0
+
+
+def test_divergence_of_one_member_leaves_others_unchanged(result):
+    s = _study(inits={"he": "he_normal", "glorot": jaxinit.glorot_uniform(),
+                      "nan": jaxinit.constant(float("1e30"))})  # fmt: skip
+    r = jaxinit.run_study(s, progress=False)
+    assert "nan" in set(r.diverged.init)
+    ours = r.table[r.table.init != "nan"].reset_index(drop=True)
+    np.testing.assert_allclose(ours.value, result.table.value, rtol=1e-5, atol=1e-6)
+
+
+def test_nnx_model():
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.l1 = nnx.Linear(64, 16, rngs=rngs)
+            self.l2 = nnx.Linear(16, 10, rngs=rngs)
+
+        def __call__(self, x):
+            return self.l2(jax.nn.relu(self.l1(x)))
+
+    r = jaxinit.run_study(_study(model=lambda rngs: Net(rngs)), progress=False)
+    wide = r.metric("test_loss")
+    assert (wide[40] < wide[0]).all()
+
+
+def test_regression_with_mse():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 8)).astype(np.float32)
+    y = (x @ rng.normal(size=(8, 2))).astype(np.float32)
+    data = jaxinit.Dataset("teacher", x[:200], y[:200], x[200:], y[200:], 0)
+    r = jaxinit.run_study(_study(model=jaxinit.MLP((2,), "linear"), dataset=data,
+                                 optimizer=optax.sgd(0.05)), progress=False)  # fmt: skip
+    assert "train_accuracy" not in set(r.table.metric)
+    wide = r.metric("test_loss")
+    assert (wide[40] < 0.5 * wide[0]).all()
+
+
+def test_rules_spec():
+    rules = {"Dense_0/kernel": "he_normal", "Dense_1/kernel": "zeros"}
+    r = jaxinit.run_study(_study(inits={"rules": rules}), progress=False)
+    assert set(r.table.init) == {"rules"}
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"model": jaxinit.MLP((16, 7))}, ValueError, r"output has shape \(7,\).*needs \(10,\)"),
+        ({"seeds": 0}, ValueError, "seeds must be a positive int"),
+        ({"steps": 0}, ValueError, "steps must be a positive int"),
+        ({"batch_size": 5000}, ValueError, "batch_size=5000 is larger than the 1438"),
+        ({"optimizer": "adam"}, TypeError, "optimizer must be an optax GradientTransformation"),
+        ({"inits": {}}, ValueError, "inits must be a non-empty mapping"),
+        ({"inits": {"x": "he_unifrom"}}, ValueError, r"inits\['x'\].*did you mean 'he_uniform'"),
+        ({"inits": {"x": {"Conv_*/kernel": "he_normal"}}}, ValueError, "matches no parameter"),
+        ({"eval_every": 15}, ValueError, "multiples of log_every=10"),
+        ({"loss": "hinge"}, ValueError, "loss='hinge'"),
+    ],
+)
+def test_bad_input_raises_before_compiling(change, error, message):
+    before = _engine._chunk_program.cache_info().misses
+    with pytest.raises(error, match=message):
+        jaxinit.run_study(_study(**change), progress=False)
+    assert _engine._chunk_program.cache_info().misses == before
+
+
+def test_writes_results_and_resumes(tmp_path, result):
+    r = jaxinit.run_study(_study(), out_dir=tmp_path, progress=False)
+    saved = pd.read_csv(tmp_path / "results.csv")
+    np.testing.assert_allclose(saved.value, result.table.value, rtol=1e-6)
+    assert (tmp_path / "checkpoint-0.npz").exists()
+    # A finished checkpoint resumes to the same table without training again.
+    again = jaxinit.run_study(_study(), out_dir=tmp_path, progress=False)
+    pd.testing.assert_frame_equal(again.table, r.table)
+    with pytest.raises(ValueError, match="belongs to a different study"):
+        jaxinit.run_study(_study(optimizer=optax.sgd(0.2, momentum=0.9)), out_dir=tmp_path,
+                          progress=False)  # fmt: skip
+
+
+def test_keys_are_paired_across_inits():
+    # Same seed -> same data key for every initializer.
+    r = jaxinit.run_study(_study(inits={"a": "zeros", "b": "zeros"}), progress=False)
+    a = r.table[r.table.init == "a"].value.to_numpy()
+    b = r.table[r.table.init == "b"].value.to_numpy()
+    np.testing.assert_array_equal(a, b)
+    assert jnp.float32(1).dtype == jnp.float32
