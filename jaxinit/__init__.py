@@ -6,6 +6,8 @@ Every initializer is ``init(key, shape, dtype=...) -> jax.Array``, usable as
 
 from importlib.metadata import PackageNotFoundError, version
 
+from jaxinit._compare import CompareConfig as CompareConfig
+from jaxinit._compare import run_compare as run_compare
 from jaxinit._core import Initializer as Initializer
 from jaxinit._core import constant as constant
 from jaxinit._core import glorot_bengio_standard as glorot_bengio_standard
@@ -30,6 +32,9 @@ from jaxinit._core import xavier_uniform as xavier_uniform
 from jaxinit._core import zeros as zeros
 from jaxinit._datasets import Dataset as Dataset
 from jaxinit._datasets import digits as digits
+from jaxinit._datasets import linear_teacher as linear_teacher
+from jaxinit._datasets import load_dataset as load_dataset
+from jaxinit._datasets import mnist1d as mnist1d
 from jaxinit._engine import Study as Study
 from jaxinit._engine import StudyResult as StudyResult
 from jaxinit._engine import run_study as run_study

@@ -38,7 +38,13 @@ def add_list(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_list)
 
 
-SUBCOMMANDS = [add_list]
+def add_compare(sub: argparse._SubParsersAction) -> None:
+    from jaxinit._compare import add_compare as add
+
+    add(sub)
+
+
+SUBCOMMANDS = [add_list, add_compare]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,7 +53,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for add in SUBCOMMANDS:
         add(sub)
     args = parser.parse_args(argv)
-    return args.func(args)
+    import jax
+
+    # Non-partitionable threefry compiles ~9x faster on the CPU (0.4 s instead of 3.9 s per
+    # random program, measured here); the draws differ, their distribution does not.
+    with jax.threefry_partitionable(False):
+        return args.func(args)
 
 
 if __name__ == "__main__":

@@ -58,3 +58,49 @@ def digits(seed: int = 0, test_fraction: float = 0.2) -> Dataset:
         ) from e
     d = load_digits()
     return split("digits", d.data, d.target.astype(np.int32), test_fraction, seed, 10)
+
+
+def mnist1d(seed: int = 42) -> Dataset:
+    """MNIST-1D (Greydanus 2020): 4000 train / 1000 test sequences of length 40, 10 classes.
+
+    Generated offline by the ``mnist1d`` package with its default arguments and ``seed``
+    (its default, 42, gives the published dataset); takes a few seconds.
+    """
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("mnist1d: the mnist1d package is needed (pip install mnist1d)") from e
+    args = get_dataset_args()
+    args.seed = seed
+    d = make_dataset(args)
+    x_train, x_test = standardize(d["x"].astype(np.float64), d["x_test"].astype(np.float64))
+    return Dataset(
+        "mnist1d", x_train, d["y"].astype(np.int32), x_test, d["y_test"].astype(np.int32), 10
+    )
+
+
+def linear_teacher(
+    in_dim: int = 32, out_dim: int = 32, n_train: int = 1024, n_test: int = 256, seed: int = 0
+) -> Dataset:
+    """A linear regression teacher after Saxe et al. 2013: y = W x with W's singular values
+    spread over a decade (so modes are learned at different times), x ~ N(0, I)."""
+    rng = np.random.default_rng(seed)
+    u, _ = np.linalg.qr(rng.normal(size=(out_dim, out_dim)))
+    v, _ = np.linalg.qr(rng.normal(size=(in_dim, in_dim)))
+    k = min(in_dim, out_dim)
+    s = np.geomspace(3.0, 0.3, k)
+    w = u[:, :k] @ np.diag(s) @ v[:, :k].T
+    x = rng.normal(size=(n_train + n_test, in_dim))
+    y = x @ w.T
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    return Dataset("linear_teacher", x[:n_train], y[:n_train], x[n_train:], y[n_train:], 0)
+
+
+DATASETS = {"digits": digits, "mnist1d": mnist1d, "linear_teacher": linear_teacher}
+
+
+def load_dataset(name: str, seed: int = 0) -> Dataset:
+    """A dataset by name: ``digits``, ``mnist1d``, ``linear_teacher``."""
+    if name not in DATASETS:
+        raise ValueError(f"load_dataset: name={name!r}; allowed: {', '.join(DATASETS)}")
+    return DATASETS[name](seed=seed) if name != "mnist1d" else mnist1d(seed=42 + seed)

@@ -1,0 +1,53 @@
+import json
+
+import numpy as np
+import pytest
+
+from jaxinit import _stats
+from jaxinit._cli import main
+
+
+def test_bootstrap_ci_covers_the_mean_and_drops_nonfinite():
+    v = np.random.default_rng(0).normal(2.0, 1.0, 400)
+    est = _stats.bootstrap_ci(np.append(v, [np.nan, np.inf]))
+    assert est.n == 400 and est.lo < 2.0 < est.hi
+    assert est.hi - est.lo == pytest.approx(2 * 1.96 / 20, rel=0.2)  # ≈ 2·1.96·σ/√n
+    assert _stats.bootstrap_ci([np.nan]).n == 0
+
+
+def test_censored_members_are_not_counted_as_the_horizon():
+    steps = np.array([10, 20, 30, 40])
+    curves = np.array([[3, 2, 1, 0.5], [3, 3, 0.9, 0.5], [3, 3, 3, 3], [3, 3, 3, 3]])
+    t = _stats.first_crossing(steps, curves, 1.0)
+    np.testing.assert_array_equal(t, [30, 30, np.inf, np.inf])
+    s = _stats.time_to_target(t)
+    assert s.fraction == 0.5 and s.median == 30  # lower median of {30, 30, ∞, ∞}
+    none = _stats.time_to_target(np.array([np.inf, np.inf, 10.0]))
+    assert none.median == np.inf and str(none).startswith("not reached")
+
+
+def test_paired_difference_detects_a_shift():
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=50)
+    d = _stats.paired_difference(base + 0.5 + 0.01 * rng.normal(size=50), base)
+    assert d.lo > 0.45 and d.hi < 0.55
+
+
+def test_compare_quick_writes_tables_json_and_plot(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--quick", "--inits", "zeros,he_normal,glorot_uniform",
+                 "--activation", "relu", "--out", str(out)]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert "steps to target" in text and "verdict" in text
+    summary = json.loads((out / "summary.json").read_text())
+    rows = summary["activations"]["relu"]["inits"]
+    assert set(rows) == {"zeros", "he_normal", "glorot_uniform"}
+    assert rows[summary["activations"]["relu"]["best"]]["verdict"] == "best"
+    assert rows["zeros"]["verdict"].startswith(("worse", "indistinguishable"))
+    assert (out / "results.csv").stat().st_size > 0
+    assert (out / "loss_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_rejects_unknown_init(tmp_path):
+    with pytest.raises(ValueError, match="did you mean 'he_normal'"):
+        main(["compare", "--quick", "--inits", "he_nromal", "--out", str(tmp_path)])
