@@ -88,17 +88,20 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
     table = pd.concat(tables, ignore_index=True)
     table.to_csv(os.path.join(cfg.out, "results.csv"), index=False)
     with open(os.path.join(cfg.out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2, default=_json_default)
+        json.dump(_finite(summary), f, indent=2, allow_nan=False)
     plot_curves(table, cfg.target, os.path.join(cfg.out, "loss_curves.png"))
     return summary
 
 
-def _json_default(x):
-    if isinstance(x, float | np.floating) and not np.isfinite(x):
-        return None
-    if isinstance(x, np.generic):
-        return x.item()
-    raise TypeError(type(x))
+def _finite(x):
+    """JSON has no inf/NaN: write them as null (e.g. a target never reached)."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    if isinstance(x, float | np.floating):
+        return float(x) if np.isfinite(x) else None
+    return x.item() if isinstance(x, np.generic) else x
 
 
 def summarize(table, target: float) -> dict:
