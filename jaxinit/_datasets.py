@@ -96,11 +96,99 @@ def linear_teacher(
     return Dataset("linear_teacher", x[:n_train], y[:n_train], x[n_train:], y[n_train:], 0)
 
 
-DATASETS = {"digits": digits, "mnist1d": mnist1d, "linear_teacher": linear_teacher}
+# Shapeset-3×2 classes: the unordered multiset of shape types in the image.
+SHAPES = ("triangle", "parallelogram", "ellipse")
+SHAPESET_CLASSES = (
+    ("triangle",), ("parallelogram",), ("ellipse",),
+    ("triangle", "triangle"), ("parallelogram", "parallelogram"), ("ellipse", "ellipse"),
+    ("triangle", "parallelogram"), ("triangle", "ellipse"), ("parallelogram", "ellipse"),
+)  # fmt: skip
+
+
+def _shape_masks(kind: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """(n, size, size) boolean masks of random shapes of the given kinds (0, 1, 2 =
+    triangle, parallelogram, ellipse), rasterised at once by point-in-shape tests on pixel
+    centres (each kind only on its own images)."""
+    n = len(kind)
+    scale = rng.uniform(0.18, 0.32, n) * size  # the shape's "radius" in pixels
+    angle = rng.uniform(0, 2 * np.pi, n)
+    cx = rng.uniform(0.9 * scale, size - 0.9 * scale)
+    cy = rng.uniform(0.9 * scale, size - 0.9 * scale)
+    aspect = rng.uniform(0.4, 1.0, n)  # ellipse: axes r and r·aspect
+    shear = rng.uniform(-0.7, 0.7, n)  # parallelogram: |u + shear·v| ≤ r, |v| ≤ r·height
+    height = rng.uniform(0.4, 0.8, n)
+    # Triangle: vertices on the circle of radius r at jittered angles.
+    theta = np.array([0.5, 7 / 6, 11 / 6]) * np.pi + rng.uniform(-0.35, 0.35, (n, 3))
+    g = np.arange(size, dtype=np.float32) + 0.5
+    out = np.zeros((n, size, size), bool)
+    for k in range(3):
+        i = np.flatnonzero(kind == k)
+
+        def col(a, i=i):
+            return a[i, None, None].astype(np.float32)
+
+        # Pixel coordinates in each shape's own frame (centred, rotated by -angle).
+        dx, dy = g[None, None, :] - col(cx), g[None, :, None] - col(cy)
+        c, s = np.cos(col(angle)), np.sin(col(angle))
+        u, v = c * dx + s * dy, c * dy - s * dx
+        r = col(scale)
+        if k == 0:  # inside iff on the left of all three edges
+            vx, vy = (
+                r[:, None] * np.cos(theta[i])[..., None, None],
+                r[:, None] * np.sin(theta[i])[..., None, None],
+            )
+            inside = np.ones(u.shape, bool)
+            for j in range(3):
+                ex, ey = vx[:, (j + 1) % 3] - vx[:, j], vy[:, (j + 1) % 3] - vy[:, j]
+                inside &= ex * (v - vy[:, j]) - ey * (u - vx[:, j]) >= 0
+        elif k == 1:
+            inside = (np.abs(u + col(shear) * v) <= r) & (np.abs(v) <= r * col(height))
+        else:
+            inside = (u / r) ** 2 + (v / (r * col(aspect))) ** 2 <= 1
+        out[i] = inside
+    return out
+
+
+def shapeset(n_train: int = 8000, n_test: int = 2000, seed: int = 0, size: int = 32) -> Dataset:
+    """A Shapeset-3×2 generator after Glorot & Bengio 2010: 9 classes, ``size``×``size`` grey
+    images flattened to ``size²`` features.
+
+    Each image holds one or two shapes among triangle, parallelogram and ellipse, each with a
+    random scale, rotation, position (inside the image) and grey level in [0.3, 1] on a black
+    background; a second shape is drawn over the first (they may overlap). The class is the
+    unordered set of shape types (:data:`SHAPESET_CLASSES`: 3 single shapes, 3 pairs of equal
+    shapes, 3 pairs of different shapes), drawn uniformly. The paper's set is generated online
+    (fresh examples every step); this one is a fixed sample, deterministic given ``seed``.
+    Inputs are standardised per pixel with train statistics.
+    """
+    n = n_train + n_test
+    if n_train < 1 or n_test < 1:
+        raise ValueError(f"shapeset: n_train and n_test must be >= 1, got {n_train}, {n_test}")
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, len(SHAPESET_CLASSES), n).astype(np.int32)
+    first = np.array([SHAPES.index(c[0]) for c in SHAPESET_CLASSES])[y]
+    second = np.array([SHAPES.index(c[-1]) for c in SHAPESET_CLASSES])[y]
+    two = np.array([len(c) == 2 for c in SHAPESET_CLASSES])[y]
+    images = np.zeros((n, size, size))
+    for kind, present in ((first, np.ones(n, bool)), (second, two)):
+        grey = rng.uniform(0.3, 1.0, n)[:, None, None]
+        mask = _shape_masks(kind, rng, size) & present[:, None, None]
+        images = np.where(mask, grey, images)
+    x = images.reshape(n, size * size)
+    x_train, x_test = standardize(x[:n_train], x[n_train:])
+    return Dataset("shapeset", x_train, y[:n_train], x_test, y[n_train:], 9)
+
+
+DATASETS = {
+    "digits": digits,
+    "mnist1d": mnist1d,
+    "linear_teacher": linear_teacher,
+    "shapeset": shapeset,
+}
 
 
 def load_dataset(name: str, seed: int = 0) -> Dataset:
-    """A dataset by name: ``digits``, ``mnist1d``, ``linear_teacher``."""
+    """A dataset by name: ``digits``, ``mnist1d``, ``linear_teacher``, ``shapeset``."""
     if name not in DATASETS:
         raise ValueError(f"load_dataset: name={name!r}; allowed: {', '.join(DATASETS)}")
     return DATASETS[name](seed=seed) if name != "mnist1d" else mnist1d(seed=42 + seed)

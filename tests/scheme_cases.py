@@ -13,4 +13,19 @@ CASES: dict[str, list[tuple[dict, list[tuple[int, ...]]]]] = {
         ({"scale": 1.0, "mode": "fan_avg", "distribution": "truncated_normal"}, GENERIC_SHAPES),
     ],
     "torch_default_bias": [({"fan_in": 16}, [(8,), (4, 8)])],
+    # jaxinit/_structured.py
+    "orthogonal": [
+        ({}, [*GENERIC_SHAPES, (8, 16), (3, 4, 8)]),
+        ({"scale": 2.0, "column_axis": 0}, GENERIC_SHAPES),
+        ({"layout": "torch"}, [(8, 4, 3, 3)]),
+    ],
+    "delta_orthogonal": [
+        ({}, [(3, 4, 8), (3, 3, 4, 8), (3, 3, 3, 4, 4)]),
+        ({"layout": "torch"}, [(8, 4, 3, 3)]),
+    ],
+    "dirac": [({}, [(3, 4, 8), (3, 3, 8, 8), (3, 3, 3, 4, 4)]), ({"groups": 2}, [(3, 3, 4, 8)])],
+    "identity": [({}, [(16, 8), (8, 16), (8, 8)]), ({"gain": 0.5}, [(4, 4)])],
+    "zero_init": [({}, [*GENERIC_SHAPES, (8, 16), (3, 3, 8, 4)])],
+    "sparse": [({}, GENERIC_SHAPES), ({"k": 2, "layout": "torch"}, [(8, 4), (8, 4, 3, 3)])],
+    "torch_sparse": [({"sparsity": 0.5}, [(16, 8), (8, 16)]), ({"sparsity": 0.0}, [(4, 4)])],
 }

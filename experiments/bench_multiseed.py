@@ -1,0 +1,320 @@
+"""Benchmark: the multi-seed engine against a naive Flax loop, a hand-written
+jit(vmap(scan)) and (if installed) PyTorch, with a matrix-product GFLOP/s ceiling measured
+in the same process.
+
+Workloads on scikit-learn's digits (issue 4):
+
+* A (overhead-bound): 32 members (4 initializers × 8 seeds), MLP 64-32-32-32-10 ReLU,
+  batch 64, 300 steps of SGD with momentum 0.9;
+* B (compute-bound): 16 members (4 × 4), MLP 64-256-256-256-10, batch 128, 300 steps.
+
+Every implementation trains the same members for the same number of steps with in-run
+minibatches. "cold" is the first call (compilation included), "warm" the median of the
+repeated calls. FLOPs count the matrix products only: forward ``2·b·Σ in·out`` per step and
+member, training = 3× forward. The ceiling is the best of a large square float32 matmul and
+a batched matmul with workload B's shapes, both measured here.
+
+Run::
+
+    python experiments/bench_multiseed.py            # full (a few minutes on 2 cores)
+    python experiments/bench_multiseed.py --quick    # < 1 min: naive loops on fewer seeds
+    python experiments/bench_multiseed.py --json bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import jaxinit
+
+INITS = {
+    "lecun_normal": "lecun_normal",
+    "he_normal": "he_normal",
+    "glorot_uniform": "glorot_uniform",
+    "torch_default": "torch_default",
+}
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    seeds_per_init: int
+    hidden: int
+    batch_size: int
+    steps: int
+    lr: float = 0.05
+
+    @property
+    def members(self) -> int:
+        return self.seeds_per_init * len(INITS)
+
+    @property
+    def features(self) -> tuple[int, ...]:
+        return (self.hidden, self.hidden, self.hidden, 10)
+
+    def flops(self, n_in: int) -> float:
+        widths = (n_in, *self.features)
+        fwd = 2 * self.batch_size * sum(a * b for a, b in itertools.pairwise(widths))
+        return 3.0 * fwd * self.steps * self.members
+
+
+def _timeit(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """(cold seconds, warm median seconds) of ``fn`` (which must block on its result)."""
+    t0 = time.perf_counter()
+    fn()
+    cold = time.perf_counter() - t0
+    warm = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        warm.append(time.perf_counter() - t0)
+    return cold, statistics.median(warm) if warm else cold
+
+
+# --------------------------------------------------------------------------- implementations
+
+
+def engine(w: Workload, data: jaxinit.Dataset) -> Callable[[], object]:
+    study = jaxinit.Study(
+        model=jaxinit.MLP(w.features), dataset=data,
+        optimizer=optax.sgd(w.lr, momentum=0.9), inits=INITS, seeds=w.seeds_per_init,
+        steps=w.steps, batch_size=w.batch_size, log_every=10,
+    )  # fmt: skip
+
+    def run():
+        result = jaxinit.run_study(study, progress=False)
+        assert result.diverged.empty
+        return result
+
+    return run
+
+
+def _loss_fn(model: nn.Module, params, x, y):
+    logits = model.apply({"params": params}, x)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def naive(w: Workload, data: jaxinit.Dataset, members: int) -> Callable[[], object]:
+    """What most code does: a jitted train step called from Python, one member after another,
+    minibatch indices drawn on the host, the loss fetched every 10 steps."""
+    model = jaxinit.MLP(w.features)
+    tx = optax.sgd(w.lr, momentum=0.9)
+    x_train, y_train = data.x_train, data.y_train
+
+    @jax.jit
+    def train_step(params, opt_state, x, y):
+        loss, grads = jax.value_and_grad(lambda p: _loss_fn(model, p, x, y))(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    def run():
+        losses = []
+        for m in range(members):
+            rng = np.random.default_rng(m)
+            params = model.init(jax.random.key(m), x_train[:1])["params"]
+            opt_state = tx.init(params)
+            for step in range(w.steps):
+                idx = rng.integers(0, len(x_train), w.batch_size)
+                params, opt_state, loss = train_step(params, opt_state, x_train[idx], y_train[idx])
+                if step % 10 == 9:
+                    losses.append(float(loss))
+        return losses
+
+    return run
+
+
+def handwritten(w: Workload, data: jaxinit.Dataset) -> Callable[[], object]:
+    """purejaxrl style: ``jit(vmap(train))`` with ``lax.scan`` over steps, loss per step."""
+    model = jaxinit.MLP(w.features)
+    tx = optax.sgd(w.lr, momentum=0.9)
+    x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+
+    def train(key):
+        k_init, k_data = jax.random.split(key)
+        params = model.init(k_init, x_train[:1])["params"]
+
+        def step(carry, k):
+            params, opt_state = carry
+            idx = jax.random.randint(k, (w.batch_size,), 0, x_train.shape[0])
+            loss, grads = jax.value_and_grad(
+                lambda p: _loss_fn(model, p, x_train[idx], y_train[idx])
+            )(params)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), loss
+
+        _, losses = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(k_data, w.steps))
+        return losses
+
+    program = jax.jit(jax.vmap(train))
+    keys = jax.random.split(jax.random.key(0), w.members)
+    return lambda: program(keys).block_until_ready()
+
+
+def torch_impls(w: Workload, data: jaxinit.Dataset, members: int) -> dict[str, Callable]:
+    try:
+        import torch
+        from torch.func import functional_call, grad_and_value, stack_module_state
+    except ImportError:
+        return {}
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    x_train = torch.from_numpy(np.asarray(data.x_train))
+    y_train = torch.from_numpy(np.asarray(data.y_train)).long()
+    widths = (x_train.shape[1], *w.features)
+
+    def make():
+        layers: list[torch.nn.Module] = []
+        for i, (a, b) in enumerate(itertools.pairwise(widths)):
+            layers.append(torch.nn.Linear(a, b))
+            if i < len(widths) - 2:
+                layers.append(torch.nn.ReLU())
+        return torch.nn.Sequential(*layers)
+
+    def sequential():
+        for m in range(members):
+            torch.manual_seed(m)
+            net = make()
+            opt = torch.optim.SGD(net.parameters(), lr=w.lr, momentum=0.9)
+            for _ in range(w.steps):
+                idx = torch.randint(0, len(x_train), (w.batch_size,))
+                loss = torch.nn.functional.cross_entropy(net(x_train[idx]), y_train[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+    def ensemble():
+        torch.manual_seed(0)
+        nets = [make() for _ in range(w.members)]
+        params, _ = stack_module_state(nets)
+        base = make().to("meta")
+        momenta = {k: torch.zeros_like(v) for k, v in params.items()}
+
+        def loss_fn(p, x, y):
+            return torch.nn.functional.cross_entropy(functional_call(base, p, (x,)), y)
+
+        step = torch.vmap(grad_and_value(loss_fn))
+        with torch.no_grad():
+            for _ in range(w.steps):
+                idx = torch.randint(0, len(x_train), (w.members, w.batch_size))
+                grads, _ = step(params, x_train[idx], y_train[idx])
+                for k in params:
+                    momenta[k].mul_(0.9).add_(grads[k])
+                    params[k].sub_(w.lr * momenta[k])
+
+    return {"torch sequential": sequential, "torch.func vmap": ensemble}
+
+
+# --------------------------------------------------------------------------- ceiling
+
+
+def matmul_ceiling(w: Workload, repeats: int = 5) -> dict[str, float]:
+    """GFLOP/s of a 2048² float32 matmul and of a batched matmul with B's hidden shapes."""
+    out = {}
+    k1, k2 = jax.random.split(jax.random.key(0))
+    n = 2048
+    a, b = jax.random.normal(k1, (n, n)), jax.random.normal(k2, (n, n))
+    f = jax.jit(jnp.matmul)
+    f(a, b).block_until_ready()
+    _, t = _timeit(lambda: f(a, b).block_until_ready(), repeats)
+    out["square_2048"] = 2 * n**3 / t / 1e9
+    m, h, reps = w.members, w.hidden, 50
+    x = jax.random.normal(k1, (m, w.batch_size, h))
+    y = jax.random.normal(k2, (m, h, h))
+
+    @jax.jit
+    def chain(x, y):  # repeated batched products, so that dispatch does not count
+        return jax.lax.fori_loop(0, reps, lambda _, z: jnp.tanh(z @ y), x)
+
+    chain(x, y).block_until_ready()
+    _, t = _timeit(lambda: chain(x, y).block_until_ready(), repeats)
+    out["batched_workload_B"] = 2 * m * w.batch_size * h * h * reps / t / 1e9
+    return out
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fit in a minute")
+    parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--only", choices=["A", "B"], default=None)
+    args = parser.parse_args(argv)
+    # As in the CLI: non-partitionable threefry compiles much faster on the CPU.
+    jax.config.update("jax_threefry_partitionable", False)
+    data = jaxinit.digits()
+    workloads = {
+        "A": Workload("A", seeds_per_init=8, hidden=32, batch_size=64, steps=300),
+        "B": Workload("B", seeds_per_init=4, hidden=256, batch_size=128, steps=300),
+    }
+    repeats = args.repeats or (1 if args.quick else 3)
+    # --quick times the one-member-at-a-time loops on a few members and scales linearly.
+    naive_members = 2 if args.quick else None
+    ceiling = matmul_ceiling(workloads["B"])
+    peak = max(ceiling.values())
+    rows = []
+    for wname, w in workloads.items():
+        if args.only and wname != args.only:
+            continue
+        flops = w.flops(data.x_train.shape[1])
+        nm = naive_members or w.members
+        impls: list[tuple[str, Callable, float]] = [
+            ("engine (run_study)", engine(w, data), 1.0),
+            ("hand-written jit(vmap(scan))", handwritten(w, data), 1.0),
+            ("naive Flax loop", naive(w, data, nm), w.members / nm),
+        ]
+        impls += [(k, f, w.members / nm if "seq" in k else 1.0) for k, f in
+                  torch_impls(w, data, nm).items()]  # fmt: skip
+        results = {}
+        for name, fn, scale in impls:
+            reps = 1 if scale != 1.0 or "naive" in name or "seq" in name else repeats
+            cold, warm = _timeit(fn, reps)
+            # Extrapolated rows: one compilation, then every member costs a warm run's share.
+            results[name] = (cold + warm * (scale - 1), warm * scale, scale != 1.0)
+        base = results["naive Flax loop"][1]
+        for name, (cold, warm, scaled) in results.items():
+            gflops = flops / warm / 1e9
+            rows.append({
+                "workload": wname, "impl": name, "members": w.members, "cold_s": cold,
+                "warm_s": warm, "speedup_vs_naive": base / warm,
+                "speedup_vs_engine": warm / results["engine (run_study)"][1],
+                "gflops": gflops, "pct_ceiling": 100 * gflops / peak, "extrapolated": scaled,
+            })  # fmt: skip
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({platform.processor()}),"
+          f" {jax.device_count()} device(s)")  # fmt: skip
+    print("matmul ceiling GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in ceiling.items()))
+    head = (f"{'wl':<3}{'implementation':<30}{'cold s':>9}{'warm s':>9}{'× naive':>9}"
+            f"{'GFLOP/s':>9}{'% ceil':>8}")  # fmt: skip
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        mark = "*" if r["extrapolated"] else " "
+        print(f"{r['workload']:<3}{r['impl']:<30}{r['cold_s']:>9.2f}{r['warm_s']:>8.3f}{mark}"
+              f"{r['speedup_vs_naive']:>9.1f}{r['gflops']:>9.1f}{r['pct_ceiling']:>7.0f}%")  # fmt: skip
+    if any(r["extrapolated"] for r in rows):
+        print(f"* measured on {naive_members} members, scaled linearly to all members")
+    report = {
+        "jax": jax.__version__, "quick": args.quick, "ceiling_gflops": ceiling,
+        "workloads": {k: asdict(v) for k, v in workloads.items()}, "rows": rows,
+    }  # fmt: skip
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    return report
+
+
+if __name__ == "__main__":
+    main()

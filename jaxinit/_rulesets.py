@@ -1,0 +1,233 @@
+"""Ready-made rule sets for :func:`jaxinit.reinit`: torch defaults, Fixup, ReZero/SkipInit,
+GPT-2, T-Fixup and muP-style width scaling.
+
+Each function returns a plain ``{pattern: initializer}`` dict, so it can be printed, edited
+or merged with other rules (first match wins: put your own rules first). Models name their
+parameters differently, so every pattern is an argument; the defaults follow a simple
+convention (residual blocks ``block_<i>``, the last layer of a branch ``out``, the readout
+``head``; transformer blocks with ``attn/{query,key,value,out}`` and ``mlp/{fc,proj}``).
+Rules for parameters a model may lack (biases, scalar gates) are :func:`optional`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from jaxinit._checks import check_choice, check_positive
+from jaxinit._core import normal, ones, variance_scaling, zeros
+from jaxinit._fans import compute_fans
+from jaxinit._rules import ContextRule, LeafInfo, Pattern, optional
+from jaxinit._torch import torch_default_bias, torch_default_kernel
+
+
+def _check_int(fn: str, arg: str, value: object, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{fn}: {arg} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def _is_embedding(info: LeafInfo) -> bool:
+    return info.owner is not None and "Embed" in info.owner.__name__
+
+
+def torch_default_rules(
+    kernel: Pattern = "{kernel,weight}", bias: Pattern = "bias"
+) -> dict[Pattern, object]:
+    r"""PyTorch's default init of ``nn.Linear`` / ``nn.ConvNd``, for flax.linen, nnx and
+    Equinox models.
+
+    kernel (rank >= 2): :math:`U[\pm 1/\sqrt{n_{in}}]` (``kaiming_uniform_(a=√5)``);
+    bias: :math:`U[\pm 1/\sqrt{n_{in}}]` with the fan_in of the **sibling kernel** (found
+    by :func:`reinit` from the same layer). The fan layout is the tree's (``(in, out)`` for
+    flax, ``(out, in)`` for Equinox). 1-D "weights" (Equinox LayerNorm) and embedding
+    tables are left alone, as are biases with no kernel beside them.
+
+    >>> model = jaxinit.reinit(eqx_model, jaxinit.torch_default_rules(), key)
+    """
+
+    def kernel_init(info: LeafInfo):
+        if len(info.shape) < 2 or _is_embedding(info):
+            return None
+        return torch_default_kernel(layout=info.layout)
+
+    def bias_init(info: LeafInfo):
+        for name in ("kernel", "weight"):
+            shape = info.siblings.get(name)
+            if shape is not None and len(shape) >= 2:
+                return torch_default_bias(kernel_shape=shape, layout=info.layout)
+        return None
+
+    return {
+        kernel: ContextRule(kernel_init, "torch_default_kernel"),
+        bias: ContextRule(bias_init, "torch_default_bias", optional=True),
+    }
+
+
+def fixup(
+    num_blocks: int,
+    layers_per_branch: int = 2,
+    *,
+    branch_out: Pattern = "block_*/out/kernel",
+    branch_hidden: Pattern = "block_*/**/kernel",
+    classifier: Pattern = "head/kernel",
+    other_kernels: Pattern = "kernel",
+    biases: Pattern = "bias",
+    scalar_biases: Pattern = "fixup_bias*",
+    scalar_scales: Pattern = "fixup_scale*",
+    gain_sq: float = 2.0,
+) -> dict[Pattern, object]:
+    r"""Fixup (Zhang, Dauphin & Ma 2019, "Fixup Initialization: Residual Learning Without
+    Normalization"), for residual networks without normalisation.
+
+    With :math:`L` residual branches of :math:`m` layers each:
+
+    * the classification layer and the last layer of every branch are zero;
+    * the other layers inside branches get He init scaled by :math:`L^{-1/(2m-2)}`:
+      :math:`W \sim \mathcal N(0,\ \mathrm{gain}^2/n_{in} \cdot L^{-1/(m-1)})`
+      (truncated normal, as :func:`he_normal`);
+    * layers outside branches (the stem) get plain He init;
+    * biases and Fixup's scalar biases are 0, its scalar multipliers 1 (each optional).
+
+    Args:
+      num_blocks: :math:`L`, the number of residual branches.
+      layers_per_branch: :math:`m \ge 2` weight layers per branch.
+      branch_out, branch_hidden, classifier, other_kernels, biases, scalar_biases,
+        scalar_scales: patterns. Order matters (first match wins): ``branch_out`` is tried
+        before ``branch_hidden``, which may therefore also match the last layers.
+      gain_sq: :math:`\mathrm{gain}^2` of the He init (2 for ReLU).
+    """
+    fn = "fixup"
+    L = _check_int(fn, "num_blocks", num_blocks)
+    m = _check_int(fn, "layers_per_branch", layers_per_branch, minimum=2)
+    check_positive(fn, "gain_sq", gain_sq)
+    branch_scale = gain_sq * L ** (-1.0 / (m - 1))  # variance factor = (L^(-1/(2m-2)))^2
+    return {
+        classifier: zeros,
+        branch_out: zeros,
+        branch_hidden: variance_scaling(branch_scale, "fan_in", "truncated_normal"),
+        other_kernels: optional(variance_scaling(gain_sq, "fan_in", "truncated_normal")),
+        biases: optional(zeros),
+        scalar_biases: optional(zeros),
+        scalar_scales: optional(ones),
+    }
+
+
+def rezero(gates: Pattern = "alpha", value: float = 0.0) -> dict[Pattern, object]:
+    r"""ReZero (Bachlechner et al. 2020) / SkipInit (De & Smith 2020): every residual block
+    computes :math:`x + \alpha\,F(x)` with a learnable scalar gate :math:`\alpha`
+    initialised to 0 (``value``), so each block starts as the identity and the network as
+    a shallow one, without normalisation.
+
+    Args:
+      gates: pattern of the gate parameters (default: parameters named ``alpha``).
+      value: the initial gate (0 for ReZero; SkipInit also allows a small constant).
+    """
+    from jaxinit._core import constant
+
+    return {gates: zeros if value == 0 else constant(value)}
+
+
+skipinit = rezero
+
+
+def gpt2(
+    n_layer: int,
+    *,
+    std: float = 0.02,
+    residual_out: Pattern = "{attn/out,mlp/proj}/kernel",
+    weights: Pattern = "{kernel,embedding}",
+    biases: Pattern = "bias",
+) -> dict[Pattern, object]:
+    r"""GPT-2 (Radford et al. 2019; nanoGPT / HF ``GPT2Model._init_weights``).
+
+    * every Linear/Embedding weight: :math:`\mathcal N(0, 0.02^2)`;
+    * the output projections of the residual branches (attention ``c_proj``, MLP
+      ``c_proj``): :math:`\mathcal N(0, (0.02/\sqrt{2\,n_{layer}})^2)` — two residual
+      additions per block, so the residual stream's variance stays O(1) in depth;
+    * biases 0 (LayerNorm scales are left at 1).
+    """
+    n = _check_int("gpt2", "n_layer", n_layer)
+    check_positive("gpt2", "std", std)
+    return {
+        residual_out: normal(std / math.sqrt(2 * n)),
+        weights: normal(std),
+        biases: optional(zeros),
+    }
+
+
+def t_fixup(
+    n_layer: int,
+    *,
+    role: Literal["encoder", "decoder"] = "encoder",
+    scaled: Pattern = "{attn/value,attn/out,mlp/*}/kernel",
+    embeddings: Pattern = "embedding",
+    other_kernels: Pattern = "kernel",
+    biases: Pattern = "bias",
+) -> dict[Pattern, object]:
+    r"""T-Fixup (Huang, Perez, Ba & Volkovs 2020, "Improving Transformer Optimization
+    Through Better Initialization"), for transformers trained without LayerNorm or warmup.
+
+    Implemented formula, with :math:`N` layers and embedding width :math:`d`:
+
+    * all weights Xavier-uniform, :math:`U[\pm\sqrt{6/(n_{in}+n_{out})}]`;
+    * input embeddings :math:`\mathcal N(0, d^{-1})` (std :math:`d^{-1/2}`, as the
+      authors' code);
+    * the attention value and output projections, the MLP weights and the input embeddings
+      are multiplied by :math:`s = 0.67\,N^{-1/4}` in an encoder, :math:`s = (9N)^{-1/4}`
+      in a decoder (``role``);
+    * biases 0.
+
+    Args:
+      n_layer: :math:`N`.
+      role: ``"encoder"`` or ``"decoder"``.
+      scaled, embeddings, other_kernels, biases: patterns.
+    """
+    fn = "t_fixup"
+    n = _check_int(fn, "n_layer", n_layer)
+    check_choice(fn, "role", role, ["encoder", "decoder"])
+    s = 0.67 * n**-0.25 if role == "encoder" else (9 * n) ** -0.25
+
+    def embed_init(info: LeafInfo):
+        return normal(s / math.sqrt(info.shape[-1]))
+
+    return {
+        scaled: variance_scaling(s**2, "fan_avg", "uniform"),
+        embeddings: optional(ContextRule(embed_init, "t_fixup embedding")),
+        other_kernels: optional(variance_scaling(1.0, "fan_avg", "uniform")),
+        biases: optional(zeros),
+    }
+
+
+def mup(
+    *,
+    readout: Pattern = "head/kernel",
+    readout_init: Literal["zero", "mup"] = "zero",
+    hidden: Pattern = "kernel",
+    embeddings: Pattern = "embedding",
+    biases: Pattern = "bias",
+) -> dict[Pattern, object]:
+    r"""muP-style width scaling of the init (Yang & Hu et al. 2021, Tensor Programs V).
+
+    * hidden and input weights: :math:`\mathcal N(0, 1/n_{in})`;
+    * readout: zero (``readout_init="zero"``, the default the authors recommend) or
+      :math:`\mathcal N(0, 1/n_{in}^2)`, i.e. std :math:`1/\mathrm{width}`
+      (``"mup"``), so the logits shrink as :math:`1/\sqrt{\mathrm{width}}` at init;
+    * embedding tables :math:`\mathcal N(0, 1)` (width-independent); biases 0.
+
+    This is only the initialisation half of muP: the per-layer learning rates (Adam:
+    hidden and readout LR :math:`\propto 1/\mathrm{width}`) belong to the optimizer.
+    """
+    check_choice("mup", "readout_init", readout_init, ["zero", "mup"])
+
+    def readout_rule(info: LeafInfo):
+        fan_in = compute_fans(info.shape, layout=info.layout)[0]
+        return normal(1.0 / fan_in)
+
+    readout_value = zeros if readout_init == "zero" else ContextRule(readout_rule, "mup readout")
+    return {
+        readout: readout_value,
+        embeddings: optional(normal(1.0)),
+        hidden: variance_scaling(1.0, "fan_in", "normal"),
+        biases: optional(zeros),
+    }

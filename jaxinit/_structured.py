@@ -1,0 +1,557 @@
+"""Matrix and kernel schemes: orthogonal, delta-orthogonal, Dirac, identity, ZerO, sparse.
+
+Every factory returns the usual ``init(key, shape, dtype) -> Array``. Kernels are in flax
+layout ``(*spatial, in, out)`` by default; ``layout="torch"`` (or ``"equinox"``) takes and
+returns ``(out, in, *spatial)`` weights, and for the deterministic and conv schemes gives
+exactly the flax result with its axes moved.
+
+Centre tap of a conv kernel of size k (delta-orthogonal, Dirac, ZerO): index ``(k - 1) // 2``
+in every spatial axis, as ``jax.nn.initializers.delta_orthogonal``. For odd k this is the
+middle; for even k it is the tap that a ``padding="SAME"`` convolution (jax, flax, and torch
+``padding="same"``, which all pad ``(k - 1) // 2`` before) aligns with the output position,
+so a Dirac kernel is the identity map for even kernels too. torch's ``dirac_`` uses
+``k // 2``, which differs only for even k.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxinit._checks import (
+    check_choice,
+    check_dtype,
+    check_finite,
+    check_key,
+    check_positive,
+    check_shape,
+)
+from jaxinit._core import Array, DTypeLike, Initializer, Shape
+from jaxinit._fans import LAYOUTS, _normalize
+from jaxinit._registry import Scheme, register
+
+Layout = Literal["flax", "torch", "equinox"]
+
+# QR (and so jax.random.orthogonal) has no half-precision kernels: compute in float32.
+_HALF = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+
+
+def _check_layout(fn: str, layout: str | None) -> str:
+    layout = check_choice(fn, "layout", layout or "flax", list(LAYOUTS))
+    return "flax" if layout == "flax" else "torch"
+
+
+def _check_int(fn: str, arg: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{fn}: {arg} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{fn}: {arg} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _compute_dtype(dtype: np.dtype) -> np.dtype:
+    return jnp.dtype(jnp.float32) if dtype in _HALF else dtype
+
+
+def _flax_to_torch(x: Array) -> Array:
+    """``(*spatial, in, out)`` -> ``(out, in, *spatial)``."""
+    r = x.ndim
+    return jnp.transpose(x, (r - 1, r - 2, *range(r - 2)))
+
+
+def _torch_to_flax_shape(shape: Shape) -> Shape:
+    """``(out, in, *spatial)`` -> ``(*spatial, in, out)``."""
+    return (*shape[2:], shape[1], shape[0])
+
+
+def _centre(spatial: Shape) -> tuple[int, ...]:
+    return tuple((k - 1) // 2 for k in spatial)
+
+
+def _check_conv_rank(fn: str, shape: Shape, layout: str) -> None:
+    if len(shape) not in (3, 4, 5):
+        form = "(*spatial, in, out)" if layout == "flax" else "(out, in, *spatial)"
+        raise ValueError(
+            f"{fn}: shape {shape} has rank {len(shape)}; a 1-D, 2-D or 3-D conv kernel"
+            f" {form} of rank 3, 4 or 5 is needed (layout={layout!r})"
+        )
+
+
+# --------------------------------------------------------------------------- orthogonal
+
+
+def _orthogonal(
+    fn: str, key: Array, shape: Shape, column_axis: int, scale: float, dtype: np.dtype
+) -> Array:
+    """jax.nn.initializers.orthogonal's operations in its order; half precision via float32."""
+    if len(shape) < 2:
+        raise ValueError(f"{fn}: shape {shape} has rank {len(shape)}; orthogonal needs rank >= 2")
+    (col,) = _normalize(fn, "column_axis", column_axis, shape)
+    if 0 in shape:
+        return jnp.zeros(shape, dtype)
+    work = _compute_dtype(dtype)
+    n_rows, n_cols = math.prod(shape) // shape[col], shape[col]
+    q = jax.random.orthogonal(key, n_rows, (), work, n_cols)
+    q = jnp.reshape(q, (*np.delete(shape, col).tolist(), shape[col]))
+    q = jnp.moveaxis(q, -1, col)
+    return (jnp.array(scale, work) * q).astype(dtype)
+
+
+def orthogonal(
+    scale: float = 1.0,
+    column_axis: int | None = None,
+    dtype: DTypeLike = None,
+    *,
+    layout: Layout | None = None,
+) -> Initializer:
+    r"""Random (semi-)orthogonal matrix times ``scale`` (Saxe et al. 2013), any rank >= 2.
+
+    The array is viewed as a matrix whose columns are indexed by ``column_axis`` and whose
+    rows are all other axes flattened; a Gaussian matrix is QR-factorised and sign-fixed by
+    ``diag(R)`` (Mezzadri 2007), so the result is uniform on the orthogonal group and
+
+    .. math:: Q^\top Q = \mathrm{scale}^2 I \ (\text{cols} \le \text{rows}), \quad
+              Q Q^\top = \mathrm{scale}^2 I \ (\text{rows} < \text{cols}).
+
+    Bit-identical to ``jax.nn.initializers.orthogonal(scale, column_axis)`` for the same key
+    in float32/float64 (and complex). For bfloat16/float16 output, where jax.nn fails (QR has
+    no half-precision kernel), the matrix is computed in float32 and cast, so it equals the
+    float32 result rounded.
+
+    Args:
+      scale: multiplier (the gain), > 0.
+      column_axis: axis of the columns. Default: the output axis of ``layout`` — ``-1`` for
+        flax kernels ``(*spatial, in, out)`` (jax's and Keras' ``Orthogonal`` default) and
+        ``0`` for torch/equinox weights ``(out, in, *spatial)``, which is torch's
+        ``orthogonal_`` flattening (rows = dim 0, trailing dims flattened). Either way each
+        output unit's incoming weight vector is one column.
+      dtype: default dtype of the output (float or complex).
+      layout: ``"flax"`` (default), ``"torch"`` or ``"equinox"``; only sets the default
+        ``column_axis``.
+
+    Example:
+      >>> w = jaxinit.orthogonal()(jax.random.key(0), (256, 128))   # w.T @ w == I
+      >>> w = jaxinit.orthogonal(layout="torch")(key, (64, 32, 3, 3))  # like orthogonal_
+    """
+    fn = "orthogonal"
+    check_positive(fn, "scale", scale)
+    if column_axis is None:
+        column_axis = LAYOUTS[_check_layout(fn, layout)][1]
+    else:
+        _check_layout(fn, layout)
+        _check_int(fn, "column_axis", column_axis, minimum=-(2**31))
+
+    def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
+        check_key(fn, key)
+        shape = check_shape(fn, shape)
+        dtype = check_dtype(fn, dtype, allow_complex=True)
+        return _orthogonal(fn, key, shape, column_axis, scale, dtype)
+
+    return init
+
+
+def delta_orthogonal(
+    scale: float = 1.0,
+    column_axis: int = -1,
+    dtype: DTypeLike = None,
+    *,
+    layout: Layout | None = None,
+) -> Initializer:
+    r"""Delta-orthogonal conv kernel (Xiao et al. 2018): an orthogonal matrix at the centre tap.
+
+    For a 1-D, 2-D or 3-D conv kernel (rank 3, 4 or 5), every tap is zero except the centre
+    one, which is ``orthogonal(scale, column_axis)`` of the ``(in, out)`` channel matrix, so
+    the conv is an isometry of the channels at initialization (dynamical isometry: Xiao et
+    al. trained 10,000-layer vanilla tanh CNNs with it). Requires ``in <= out``, so that the
+    rows (input channels) are orthonormal: :math:`K_c K_c^\top = \mathrm{scale}^2 I_{in}`.
+
+    Bit-identical to ``jax.nn.initializers.delta_orthogonal`` for the same key wherever jax
+    accepts the input (float32/float64, flax layout); bfloat16/float16 work here (float32 QR).
+
+    Centre tap: ``(k - 1) // 2`` in each spatial axis, as jax (see the module docstring for
+    even k).
+
+    Args:
+      scale: multiplier, > 0.
+      column_axis: as in jax, the column axis of the ``(in, out)`` centre matrix (``-1``:
+        output channels). It changes which random matrix is drawn, not the orthogonality.
+      dtype: default dtype.
+      layout: ``"flax"`` (default) ``(*spatial, in, out)`` or ``"torch"``/``"equinox"``
+        ``(out, in, *spatial)``; the torch kernel is the flax kernel with its axes moved.
+    """
+    fn = "delta_orthogonal"
+    check_positive(fn, "scale", scale)
+    layout = _check_layout(fn, layout)
+    _check_int(fn, "column_axis", column_axis, minimum=-2)
+    if column_axis > 1:
+        raise ValueError(
+            f"{fn}: column_axis={column_axis!r} must index the (in, out) centre matrix:"
+            " -2, -1, 0 or 1"
+        )
+
+    def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
+        check_key(fn, key)
+        shape = check_shape(fn, shape)
+        dtype = check_dtype(fn, dtype, allow_complex=True)
+        _check_conv_rank(fn, shape, layout)
+        flax_shape = shape if layout == "flax" else _torch_to_flax_shape(shape)
+        c_in, c_out = flax_shape[-2:]
+        if c_in > c_out:
+            raise ValueError(
+                f"{fn}: shape {shape} (layout={layout!r}) has in={c_in} > out={c_out} channels;"
+                " a delta-orthogonal kernel needs in <= out so that the centre tap is an"
+                " isometry (use orthogonal for a contracting layer)"
+            )
+        ortho = _orthogonal(fn, key, (c_in, c_out), column_axis, scale, dtype)
+        w = jnp.zeros(flax_shape, dtype).at[_centre(flax_shape[:-2])].set(ortho)
+        return w if layout == "flax" else _flax_to_torch(w)
+
+    return init
+
+
+def dirac(groups: int = 1, dtype: DTypeLike = None, *, layout: Layout | None = None) -> Initializer:
+    r"""Dirac-delta conv kernel: a conv with it copies its input (torch's ``dirac_``).
+
+    For a 1-D, 2-D or 3-D conv kernel, the centre tap connects input channel ``d`` of each
+    group to output channel ``d`` of the same group, for ``d < min(in_per_group,
+    out_per_group)``; every other entry is zero. With as many output as input channels and
+    ``padding="SAME"`` (stride 1) the convolution is the identity map; with more output
+    channels the extra ones are zero, with fewer the extra inputs are dropped.
+
+    Shapes follow the conv layer's kernel: flax ``(*spatial, in // groups, out)`` with
+    ``feature_group_count=groups``; torch ``(out, in // groups, *spatial)`` with
+    ``layout="torch"``. ``groups`` must divide ``out``. The key is ignored.
+
+    Centre tap: ``(k - 1) // 2`` (torch uses ``k // 2``; they differ only for even k, where
+    ``(k - 1) // 2`` is the one that makes a ``"SAME"``/``"same"`` conv the identity).
+    """
+    fn = "dirac"
+    groups = _check_int(fn, "groups", groups, minimum=1)
+    layout = _check_layout(fn, layout)
+
+    def init(key: Array | None, shape: Shape, dtype: DTypeLike = dtype) -> Array:
+        shape = check_shape(fn, shape)
+        dtype = check_dtype(fn, dtype, allow_complex=True)
+        _check_conv_rank(fn, shape, layout)
+        flax_shape = shape if layout == "flax" else _torch_to_flax_shape(shape)
+        c_in, c_out = flax_shape[-2:]
+        if c_out % groups:
+            raise ValueError(
+                f"{fn}: groups={groups} does not divide the {c_out} output channels of shape"
+                f" {shape} (layout={layout!r})"
+            )
+        per_group = c_out // groups
+        d = np.arange(min(per_group, c_in))
+        ins = np.tile(d, groups)
+        outs = (np.arange(groups)[:, None] * per_group + d).reshape(-1)
+        w = jnp.zeros(flax_shape, dtype).at[(*_centre(flax_shape[:-2]), ins, outs)].set(1)
+        return w if layout == "flax" else _flax_to_torch(w)
+
+    return init
+
+
+def identity(gain: float = 1.0, dtype: DTypeLike = None) -> Initializer:
+    r"""``gain`` times the identity matrix, for any 2-D shape (Keras ``Identity``, torch ``eye_``).
+
+    Rectangular shapes get ones on the main diagonal, :math:`W_{ij} = \mathrm{gain}\,
+    [i = j]`. The transpose of ``eye(n, m)`` is ``eye(m, n)``, so the result is the same in
+    flax ``(in, out)`` and torch ``(out, in)`` layouts. The key is ignored. IRNN (Le et al.
+    2015) initialises the recurrent matrix of a ReLU RNN this way. Alias ``eye``.
+    """
+    fn = "identity"
+    check_finite(fn, "gain", gain)
+
+    def init(key: Array | None, shape: Shape, dtype: DTypeLike = dtype) -> Array:
+        shape = check_shape(fn, shape)
+        dtype = check_dtype(fn, dtype, allow_complex=True)
+        if len(shape) != 2:
+            raise ValueError(
+                f"{fn}: shape {shape} has rank {len(shape)}; the identity needs a 2-D shape"
+                " (use dirac for conv kernels)"
+            )
+        return jnp.eye(*shape, dtype=dtype) * jnp.array(gain, dtype)
+
+    return init
+
+
+eye = identity
+
+
+def _zero_matrix(c_in: int, c_out: int, dtype: np.dtype) -> Array:
+    """ZerO's matrix for an ``(in, out)`` flax kernel, i.e. the transpose of the paper's W."""
+    if c_out <= c_in:
+        return jnp.eye(c_in, c_out, dtype=dtype)
+    m = (c_out - 1).bit_length()  # ceil(log2(out)), exact for ints
+    c = jnp.array(2.0 ** (-m / 2), dtype)
+    # Sylvester Hadamard entries: H[i, j] = (-1)^popcount(i & j); only the used block is built.
+    i = jnp.arange(c_in, dtype=jnp.uint32)[:, None]
+    j = jnp.arange(c_out, dtype=jnp.uint32)[None, :]
+    odd = jax.lax.population_count(i & j) & jnp.uint32(1)
+    return jnp.where(odd == 0, c, -c)
+
+
+def zero_init(dtype: DTypeLike = None, *, layout: Layout | None = None) -> Initializer:
+    r"""ZerO (Zhao, Schäfer & Anandkumar 2021): deterministic zeros, ones and Hadamard signs.
+
+    For a layer :math:`y = W x` with :math:`W \in \mathbb R^{P \times Q}` (P = out, Q = in),
+    Algorithm 1 of the paper:
+
+    * :math:`P \le Q`: :math:`W = I^*`, the partial identity (``eye(P, Q)``): the first P
+      inputs are copied (:math:`P = Q`: the identity).
+    * :math:`P > Q`: :math:`W = c\, I^* H_m I^*`, the top-left :math:`P \times Q` block of
+      the Sylvester Hadamard matrix :math:`H_m` of size :math:`2^m`,
+      :math:`m = \lceil \log_2 P \rceil`, entries :math:`(-1)^{\mathrm{popcount}(i \wedge j)}`.
+
+    Normalisation: :math:`c = 2^{-m/2}` (the Hadamard matrix scaled to be orthogonal), as in
+    the authors' reference code (``hadamard(p) / 2**(clog_m / 2)``); the printed Algorithm 1
+    gives :math:`c = 2^{-(m-1)/2}`, a factor √2 larger. When P is a power of two the columns
+    are orthonormal, :math:`W^\top W = I_Q`.
+
+    Flax kernels ``(in, out)`` store :math:`W^\top`; conv kernels (rank 3–5, Algorithm 2)
+    get the matrix at the centre tap ``(k - 1) // 2`` (the paper's ⌊k/2⌋ for its odd k) and
+    zeros elsewhere. ``layout="torch"`` returns the same kernel as ``(out, in, *spatial)``.
+    The key is ignored: every call gives the same array.
+    """
+    fn = "zero_init"
+    layout = _check_layout(fn, layout)
+
+    def init(key: Array | None, shape: Shape, dtype: DTypeLike = dtype) -> Array:
+        shape = check_shape(fn, shape)
+        dtype = check_dtype(fn, dtype, allow_complex=True)
+        if len(shape) not in (2, 3, 4, 5):
+            raise ValueError(
+                f"{fn}: shape {shape} has rank {len(shape)}; ZerO needs a matrix (rank 2) or a"
+                " 1-D, 2-D or 3-D conv kernel (rank 3, 4 or 5)"
+            )
+        flax_shape = shape if layout == "flax" else _torch_to_flax_shape(shape)
+        mat = _zero_matrix(*flax_shape[-2:], dtype)
+        if len(shape) == 2:
+            w = mat
+        else:
+            w = jnp.zeros(flax_shape, dtype).at[_centre(flax_shape[:-2])].set(mat)
+        return w if layout == "flax" else _flax_to_torch(w)
+
+    return init
+
+
+def _as_units(fn: str, shape: Shape, layout: str) -> tuple[int, int]:
+    """``(units, fan_in)``: the output axis, and every other axis flattened."""
+    if len(shape) < 2:
+        raise ValueError(f"{fn}: shape {shape} has rank {len(shape)}; a weight needs rank >= 2")
+    if 0 in shape:
+        raise ValueError(f"{fn}: shape {shape} has a zero dimension")
+    units = shape[-1] if layout == "flax" else shape[0]
+    return units, math.prod(shape) // units
+
+
+def _from_units(m: Array, shape: Shape, layout: str) -> Array:
+    """Inverse of :func:`_as_units` for an array ``m`` of shape ``(units, fan_in)``."""
+    if layout == "flax":
+        return jnp.reshape(m.T, shape)
+    return jnp.reshape(m, shape)
+
+
+def _random_subsets(key: Array, rows: int, n: int, k: int) -> Array:
+    """For each of ``rows`` rows, ``k`` distinct indices in ``[0, n)``, uniformly at random."""
+    idx = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (rows, n))
+    return jax.random.permutation(key, idx, axis=1, independent=True)[:, :k]
+
+
+# One compiled program per shape: op-by-op dispatch of the few ops below costs more than them.
+@partial(jax.jit, static_argnums=range(1, 8))
+def _sparse_draw(key, shape, layout, units, fan_in, k, scale, dtype):
+    key_pos, key_val = jax.random.split(key)
+    cols = _random_subsets(key_pos, units, fan_in, k)
+    vals = jax.random.normal(key_val, (units, k), dtype) * jnp.array(scale, dtype)
+    rows = jnp.arange(units)[:, None]
+    m = jnp.zeros((units, fan_in), dtype).at[rows, cols].set(vals)
+    return _from_units(m, shape, layout)
+
+
+@partial(jax.jit, static_argnums=range(1, 7))
+def _torch_sparse_draw(key, c_in, c_out, num_zeros, std, layout, dtype):
+    key_pos, key_val = jax.random.split(key)
+    m = jax.random.normal(key_val, (c_in, c_out), dtype) * jnp.array(std, dtype)
+    if num_zeros:
+        cols = _random_subsets(key_pos, c_in, c_out, num_zeros)
+        m = m.at[jnp.arange(c_in)[:, None], cols].set(0)
+    return m if layout == "flax" else m.T
+
+
+def sparse(
+    k: int = 15, scale: float = 1.0, dtype: DTypeLike = None, *, layout: Layout | None = None
+) -> Initializer:
+    r"""Martens (2010) sparse init: each unit has exactly ``k`` nonzero incoming weights.
+
+    For every output unit, ``k`` of its ``fan_in`` incoming weights (input channels times
+    receptive field) are chosen uniformly without replacement and drawn from
+    :math:`\mathcal N(0, \mathrm{scale}^2)`; all others are zero. Martens used k = 15 and
+    unit Gaussians, so the total input of a unit does not shrink with width (variance
+    :math:`k\,\mathrm{scale}^2\,\mathrm{Var}(x)` whatever fan_in is), and units differ.
+
+    ``fan_in < k`` is an error rather than a silently dense layer: pass a smaller ``k``.
+
+    Args:
+      k: nonzero incoming weights per unit, >= 1.
+      scale: standard deviation of the nonzero weights, > 0.
+      dtype: default dtype (float).
+      layout: ``"flax"`` (default; units on the last axis) or ``"torch"``/``"equinox"``
+        (units on axis 0).
+    """
+    fn = "sparse"
+    k = _check_int(fn, "k", k, minimum=1)
+    check_positive(fn, "scale", scale)
+    layout = _check_layout(fn, layout)
+
+    def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
+        check_key(fn, key)
+        shape = check_shape(fn, shape)
+        dtype = check_dtype(fn, dtype, allow_complex=False)
+        units, fan_in = _as_units(fn, shape, layout)
+        if fan_in < k:
+            raise ValueError(
+                f"{fn}: shape {shape} (layout={layout!r}) gives each unit fan_in={fan_in} <"
+                f" k={k} incoming weights; pass k <= {fan_in}"
+            )
+        return _sparse_draw(key, shape, layout, units, fan_in, k, scale, dtype)
+
+    return init
+
+
+def torch_sparse(
+    sparsity: float, std: float = 0.01, dtype: DTypeLike = None, *, layout: Layout | None = None
+) -> Initializer:
+    r"""torch's ``sparse_(tensor, sparsity, std)`` for 2-D weights, in either layout.
+
+    torch fills its ``(rows, cols) = (out, in)`` weight with :math:`\mathcal N(0,
+    \mathrm{std}^2)` and then, in every column (every input unit), zeroes
+    :math:`\lceil \mathrm{sparsity}\cdot\mathrm{out} \rceil` entries chosen at random. Here
+    the same holds for flax kernels ``(in, out)``: each row (input unit) has exactly
+    ``ceil(sparsity * out)`` zeros among its ``out`` outgoing weights; ``layout="torch"``
+    takes torch's ``(out, in)`` shape and zeroes within columns, as torch.
+
+    Args:
+      sparsity: fraction of zeros per input unit, in [0, 1).
+      std: standard deviation of the nonzero weights, > 0 (torch's default 0.01).
+      dtype: default dtype (float).
+      layout: ``"flax"`` (default) or ``"torch"``/``"equinox"``.
+    """
+    fn = "torch_sparse"
+    check_finite(fn, "sparsity", sparsity)
+    if not 0 <= sparsity < 1:
+        raise ValueError(f"{fn}: sparsity must be in [0, 1), got {sparsity!r}")
+    check_positive(fn, "std", std)
+    layout = _check_layout(fn, layout)
+
+    def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
+        check_key(fn, key)
+        shape = check_shape(fn, shape)
+        dtype = check_dtype(fn, dtype, allow_complex=False)
+        if len(shape) != 2:
+            raise ValueError(
+                f"{fn}: shape {shape} has rank {len(shape)}; torch's sparse_ is 2-D only"
+            )
+        c_out, c_in = shape[::-1] if layout == "flax" else shape
+        return _torch_sparse_draw(key, c_in, c_out, math.ceil(sparsity * c_out), std, layout, dtype)
+
+    return init
+
+
+# --------------------------------------------------------------------------- registry
+_SAXE = (
+    "Saxe, McClelland & Ganguli 2013, Exact solutions to the nonlinear dynamics of learning"
+    " in deep linear neural networks"
+)
+
+register(
+    Scheme(
+        "orthogonal",
+        orthogonal,
+        "structured",
+        "uniform on the orthogonal group (QR of a Gaussian, sign-fixed)",
+        "scale² / max(rows, cols); QᵀQ = scale²·I on the smaller side",
+        ("none", "tanh", "linear"),
+        _SAXE,
+        aliases=("Orthogonal", "orthogonal_"),
+        notes="bit-identical to jax.nn.initializers.orthogonal; bf16/fp16 via float32 QR",
+    )
+)
+
+_XIAO = (
+    "Xiao et al. 2018, Dynamical Isometry and a Mean Field Theory of CNNs: How to Train"
+    " 10,000-Layer Vanilla Convolutional Neural Networks"
+)
+
+for _s in (
+    Scheme(
+        "delta_orthogonal",
+        delta_orthogonal,
+        "structured",
+        "orthogonal (in, out) matrix at the centre tap, zeros elsewhere",
+        "centre tap scale² / out; other taps 0",
+        ("tanh", "none"),
+        _XIAO,
+        aliases=("DeltaOrthogonal", "ConvolutionDeltaOrthogonal"),
+        notes="bit-identical to jax.nn.initializers.delta_orthogonal; needs in <= out",
+    ),
+    Scheme(
+        "dirac",
+        dirac,
+        "structured",
+        "deterministic: 1 at the centre tap for channel d -> d in each group",
+        "0 (a conv with it is the identity map)",
+        ("none",),
+        "PyTorch torch.nn.init.dirac_; Zagoruyko & Komodakis 2017, DiracNets",
+        aliases=("dirac_", "Dirac"),
+        keyed=False,
+    ),
+    Scheme(
+        "identity",
+        identity,
+        "structured",
+        "deterministic: gain on the main diagonal",
+        "0 (gain on the diagonal)",
+        ("none", "relu"),
+        "Le, Jaitly & Hinton 2015 (IRNN); Keras Identity, PyTorch eye_",
+        aliases=("Identity", "eye", "eye_"),
+        keyed=False,
+    ),
+    Scheme(
+        "zero_init",
+        zero_init,
+        "research",
+        "deterministic: partial identity, or 2^(-m/2)·Hadamard block when out > in",
+        "0 (entries 0, 1 or ±2^(-m/2), m = ⌈log2 out⌉)",
+        ("relu",),
+        "Zhao, Schäfer & Anandkumar 2021, ZerO Initialization: Initializing Neural Networks"
+        " with only Zeros and Ones (TMLR 2022)",
+        aliases=("ZerO", "zero_initialization"),
+        keyed=False,
+    ),
+    Scheme(
+        "sparse",
+        sparse,
+        "research",
+        "k nonzero N(0, scale²) incoming weights per unit, the rest 0",
+        "k·scale² / fan_in (per entry)",
+        ("tanh", "logistic"),
+        "Martens 2010, Deep learning via Hessian-free optimization",
+        aliases=("sparse_martens", "martens_sparse"),
+    ),
+    Scheme(
+        "torch_sparse",
+        torch_sparse,
+        "torch",
+        "N(0, std²) with ⌈sparsity·out⌉ zeros per input unit",
+        "(1 − ⌈sparsity·out⌉/out)·std²",
+        (),
+        "PyTorch torch.nn.init.sparse_ (after Martens 2010)",
+        aliases=("sparse_",),
+    ),
+):
+    register(_s)
