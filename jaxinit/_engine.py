@@ -177,7 +177,11 @@ def _member_keys(seeds: int, fixed_data_order: bool) -> Callable:
 
 @functools.lru_cache(maxsize=32)
 def _opt_init(optimizer: optax.GradientTransformation) -> Callable:
-    return jax.jit(jax.vmap(optimizer.init))
+    def init(params):
+        with _optax_promotion():
+            return optimizer.init(params)
+
+    return jax.jit(jax.vmap(init))
 
 
 def _make_model(model: Any, dataset: Dataset) -> _Model:
@@ -302,6 +306,13 @@ def _check_init(study: Study, model: _Model, name: str, spec: Any) -> Any:
 # --------------------------------------------------------------------------- the program
 
 
+def _optax_promotion():
+    """optax mixes Python floats with int32 step counts (adam's bias correction), which
+    jax's strict dtype promotion rejects; the user's promotion mode must not break a
+    standard optimizer, so its calls are traced with standard promotion."""
+    return jax.numpy_dtype_promotion("standard")
+
+
 def _loss_and_accuracy(kind: str, out: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
     if kind == "cross_entropy":
         loss = optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
@@ -340,7 +351,8 @@ def _chunk_program(
         gnorm = jax.lax.cond(
             i == log_every - 1, lambda g: _global_norm(g), lambda g: sums[2], grads
         )
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        with _optax_promotion():
+            updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         state = MemberState(params, opt_state, state.data_key, state.step + 1)
         return (state, (sums[0] + value, sums[1] + acc, gnorm)), None
@@ -597,7 +609,8 @@ def _probe(optimizer: optax.GradientTransformation, state: MemberState) -> str:
     must use the same optimizer (learning rate included) as the one that was interrupted."""
     params = jax.tree.map(lambda a: a[0], state.params)
     opt_state = jax.tree.map(lambda a: a[0], state.opt_state)
-    updates, _ = optimizer.update(jax.tree.map(jnp.ones_like, params), opt_state, params)
+    with _optax_promotion():
+        updates, _ = optimizer.update(jax.tree.map(jnp.ones_like, params), opt_state, params)
     return _checksum((params, updates))
 
 

@@ -184,3 +184,9 @@ def test_keys_are_paired_across_inits():
     b = r.table[r.table.init == "b"].value.to_numpy()
     np.testing.assert_array_equal(a, b)
     assert jnp.float32(1).dtype == jnp.float32
+
+
+def test_adam_under_strict_promotion():
+    # optax.adam mixes Python floats and int32 counts; the engine must not fail on it.
+    r = jaxinit.run_study(_study(optimizer=optax.adam(1e-2), steps=20), progress=False)
+    assert np.isfinite(r.table.value).all()
