@@ -44,7 +44,13 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
     add(sub)
 
 
-SUBCOMMANDS = [add_list, add_compare]
+def add_propagate(sub: argparse._SubParsersAction) -> None:
+    from jaxinit._diagnostics import add_propagate as add
+
+    add(sub)
+
+
+SUBCOMMANDS = [add_list, add_compare, add_propagate]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

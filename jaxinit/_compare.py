@@ -164,13 +164,11 @@ def format_summary(summary: dict) -> str:
 
 def plot_curves(table, target: float, path: str) -> None:
     """Mean train loss with 95 % bootstrap bands, one panel per activation."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the user's backend alone
 
     acts = list(dict.fromkeys(table.activation))
-    fig, axes = plt.subplots(1, len(acts), figsize=(6 * len(acts), 4.2), squeeze=False)
+    fig = Figure(figsize=(6 * len(acts), 4.2))
+    axes = fig.subplots(1, len(acts), squeeze=False)
     for ax, act in zip(axes[0], acts, strict=True):
         t = table[(table.activation == act) & (table.metric == "train_loss")]
         for init, g in t.groupby("init", sort=False):
@@ -183,7 +181,6 @@ def plot_curves(table, target: float, path: str) -> None:
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _main(args: argparse.Namespace) -> int:

@@ -428,7 +428,11 @@ def _mesh_sharding(n_members: int) -> tuple[NamedSharding | None, int]:
 def _progress_bar(progress: bool | None, total: int, members: int) -> Any:
     if progress is None:
         progress = sys.stderr.isatty()
-    from tqdm.auto import tqdm
+    # tqdm.auto picks the notebook bar, which warns without ipywidgets even when disabled.
+    if progress:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
 
     return tqdm(
         total=total, disable=not progress, unit="step", desc=f"{members} members", leave=False

@@ -85,6 +85,30 @@ def _check_conv_rank(fn: str, shape: Shape, layout: str) -> None:
 # --------------------------------------------------------------------------- orthogonal
 
 
+def _random_orthogonal(key: Array, n_rows: int, n_cols: int, dtype: np.dtype) -> Array:
+    """``jax.random.orthogonal(key, n_rows, (), dtype, n_cols)``, one QR per key under vmap on CPU.
+
+    jaxlib's batched CPU QR splits its batch over XLA's intra-op worker pool and blocks the
+    worker it runs on until the pieces finish. When as many batched QRs run at once as there
+    are workers (e.g. ``jit(vmap(model.init))`` over seeds of a deep MLP with orthogonal
+    kernels, jax.nn's initializer included) every worker waits and the program never ends.
+    Mapping the keys with ``lax.map`` keeps each QR unbatched, so it runs inline on its
+    worker; the values are the same bits. Other platforms keep the batched QR.
+    """
+
+    @jax.custom_batching.custom_vmap
+    def draw(k: Array) -> Array:
+        return jax.random.orthogonal(k, n_rows, (), dtype, n_cols)
+
+    @draw.def_vmap
+    def _(axis_size: int, in_batched: list[bool], k: Array) -> tuple[Array, bool]:
+        return jax.lax.platform_dependent(
+            k, cpu=lambda k: jax.lax.map(draw, k), default=jax.vmap(draw.fun)
+        ), True
+
+    return draw(key)
+
+
 def _orthogonal(
     fn: str, key: Array, shape: Shape, column_axis: int, scale: float, dtype: np.dtype
 ) -> Array:
@@ -96,7 +120,7 @@ def _orthogonal(
         return jnp.zeros(shape, dtype)
     work = _compute_dtype(dtype)
     n_rows, n_cols = math.prod(shape) // shape[col], shape[col]
-    q = jax.random.orthogonal(key, n_rows, (), work, n_cols)
+    q = _random_orthogonal(key, n_rows, n_cols, work)
     q = jnp.reshape(q, (*np.delete(shape, col).tolist(), shape[col]))
     q = jnp.moveaxis(q, -1, col)
     return (jnp.array(scale, work) * q).astype(dtype)

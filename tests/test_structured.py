@@ -2,6 +2,9 @@
 sparse counts per unit), parity with jax.nn, statistics of the random values, bad input."""
 
 import math
+import subprocess
+import sys
+import textwrap
 
 import flax.linen as nn
 import jax
@@ -425,3 +428,30 @@ def test_registry_metadata_and_names():
     assert [jaxinit.scheme(n).keyed for n in ("dirac", "identity", "zero_init", "sparse")] == [
         False, False, False, True,
     ]  # fmt: skip
+
+
+def test_vmapped_orthogonal_init_of_a_deep_model_terminates():
+    """jaxlib's batched CPU QR deadlocks when as many run at once as XLA has workers (see
+    jaxinit._structured._random_orthogonal); run in a subprocess so a regression fails
+    instead of hanging the suite."""
+    code = textwrap.dedent("""
+        import jax, numpy as np, jaxinit
+        keys = jax.random.split(jax.random.key(0), 4)
+        model = jaxinit.MLP([128] * 12, "tanh", kernel_init=jaxinit.orthogonal())
+        params = jax.jit(jax.vmap(lambda k: model.init(k, np.zeros((1, 128), np.float32))))(keys)
+        w = np.asarray(params["params"]["Dense_11"]["kernel"][3])
+        print(np.abs(w.T @ w - np.eye(128)).max() < 1e-4)
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "True"
+
+
+def test_vmapped_orthogonal_matches_per_key():
+    keys = jax.random.split(jax.random.key(3), 6).reshape(2, 3)
+    init = jaxinit.orthogonal()
+    batched = jax.jit(jax.vmap(jax.vmap(lambda k: init(k, (16, 8)))))(keys)
+    for i in range(2):
+        for j in range(3):
+            expected = jax.nn.initializers.orthogonal()(keys[i, j], (16, 8))
+            np.testing.assert_array_equal(batched[i, j], expected)
