@@ -8,11 +8,13 @@ computed from the data, and writes ``result.json`` and PNG figures to ``--out``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,9 +28,19 @@ def parse(doc: str, name: str, argv: Sequence[str] | None) -> argparse.Namespace
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test (seconds)")
     p.add_argument("--out", default=os.path.join("runs", name), help="output directory")
+    p.add_argument("--lr", type=float, help="override the configuration's learning rate")
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     return args
+
+
+def config(args: argparse.Namespace, full: Any, quick: Any) -> Any:
+    """The run's configuration: ``quick`` or ``full``, with the command line's overrides."""
+    cfg = quick if args.quick else full
+    if args.lr is not None:
+        field = "lr" if hasattr(cfg, "lr") else "lr0"
+        cfg = dataclasses.replace(cfg, **{field: args.lr})
+    return cfg
 
 
 def entry(main: Callable[[Sequence[str] | None], int]) -> None:

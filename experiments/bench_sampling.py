@@ -71,19 +71,24 @@ def _numpy(name, shape):
     }[name]
 
 
-def _torch(name, shape, dtype):
+def _torch(name, shape, dtype, fresh):
+    """torch.nn.init's in-place function on one preallocated tensor, or (``fresh``) on a new
+    ``torch.empty`` each call, which is what building a layer costs and what a jax
+    initializer, returning a new array, always pays (first touch of fresh pages)."""
     if torch is None:
         return None
     tdtype = {jnp.float32: torch.float32, jnp.bfloat16: torch.bfloat16}[dtype]
+    fn = {
+        "normal": torch.nn.init.normal_,
+        "uniform": torch.nn.init.uniform_,
+        "truncated_normal": torch.nn.init.trunc_normal_,
+        "glorot_uniform": torch.nn.init.xavier_uniform_,
+        "he_normal": torch.nn.init.kaiming_normal_,
+    }[name]
+    if fresh:
+        return lambda: fn(torch.empty(shape, dtype=tdtype))
     t = torch.empty(shape, dtype=tdtype)
-    fns = {
-        "normal": lambda: torch.nn.init.normal_(t),
-        "uniform": lambda: torch.nn.init.uniform_(t),
-        "truncated_normal": lambda: torch.nn.init.trunc_normal_(t),
-        "glorot_uniform": lambda: torch.nn.init.xavier_uniform_(t),
-        "he_normal": lambda: torch.nn.init.kaiming_normal_(t),
-    }
-    return fns[name]
+    return lambda: fn(t)
 
 
 def gpt2_shapes(n_layer=12, d=768, vocab=50257, ctx=1024):
@@ -101,6 +106,11 @@ def gpt2_shapes(n_layer=12, d=768, vocab=50257, ctx=1024):
     tree = {"wte": s(vocab, d), "wpe": s(ctx, d), "ln_f": {"scale": s(d), "bias": s(d)}}
     tree.update({f"h_{i}": block for i in range(n_layer)})
     return tree
+
+
+def _paths(tree):
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return [(jax.tree_util.keystr(path, simple=True, separator="/"), x) for path, x in flat]
 
 
 _COPY = jax.jit(lambda x: x + jnp.ones((), x.dtype))
@@ -175,8 +185,9 @@ def main(argv=None):
             )
             if dtype == jnp.float32 and (f := _numpy(name, shape)) is not None:
                 add("sample", "numpy", name, dtype, _time(f, repeats), nbytes, copy_s)
-            if (f := _torch(name, shape, dtype)) is not None:
-                add("sample", "torch", name, dtype, _time(f, repeats), nbytes, copy_s)
+            for impl, fresh in (("torch", False), ("torch+alloc", True)):
+                if (f := _torch(name, shape, dtype, fresh)) is not None:
+                    add("sample", impl, name, dtype, _time(f, repeats), nbytes, copy_s)
 
     sizes = (256, 512) if args.quick else (512, 1024, 2048, 4096)
     for n in sizes:
@@ -269,6 +280,28 @@ def main(argv=None):
         nbytes,
         copy_s,
     )
+
+    rng = np.random.default_rng(0)
+
+    def numpy_tree():  # GPT2_RULES with numpy's generator
+        return {p: np.ones(x.shape, np.float32) if p.endswith("scale")
+                else np.zeros(x.shape, np.float32) if p.endswith("bias")
+                else (0.02 * rng.standard_normal(x.shape, np.float32))
+                for p, x in _paths(tree)}  # fmt: skip
+
+    add("model", "numpy", name, jnp.float32, _time(numpy_tree, repeats), nbytes, copy_s)
+    if torch is not None:
+
+        def torch_tree():  # GPT2_RULES with torch.nn.init on freshly allocated parameters
+            out = {}
+            for p, x in _paths(tree):
+                t = torch.empty(x.shape)
+                init = (torch.nn.init.ones_ if p.endswith("scale") else torch.nn.init.zeros_
+                        if p.endswith("bias") else lambda t: torch.nn.init.normal_(t, 0, 0.02))  # fmt: skip
+                out[p] = init(t)
+            return out
+
+        add("model", "torch", name, jnp.float32, _time(torch_tree, repeats), nbytes, copy_s)
 
     if args.json:
         with open(args.json, "w") as f:

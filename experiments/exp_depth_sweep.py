@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from _common import entry, parse, pyplot, report, sgd, times_to, ttt
+from _common import config, entry, parse, pyplot, report, sgd, times_to, ttt
 
 SCHEMES = ("zeros", "random_normal", "random_uniform", "glorot_uniform", "glorot_normal",
            "he_uniform", "he_normal", "lecun_normal")  # fmt: skip
@@ -47,7 +47,7 @@ QUICK = Config(depths=(2, 4), width=16, seeds=2, steps=20, batch_size=32, target
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(__doc__, "depth_sweep", argv)
-    cfg = QUICK if args.quick else Config()
+    cfg = config(args, Config(), QUICK)
     started = time.perf_counter()
     from jaxinit import MLP, Study, run_study
     from jaxinit._datasets import digits

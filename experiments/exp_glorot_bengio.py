@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from _common import (  # isort: skip
-    entry, est, fmt, parse, pyplot, report, sgd, table_text, final, diverged
+    config, entry, est, fmt, parse, pyplot, report, sgd, table_text, final, diverged
 )  # fmt: skip
 
 PAPER_TEST_ERROR = {  # Table 1 (Shapeset-3×2); softsign values are not in REFERENCE.md
@@ -92,7 +92,7 @@ def jacobian_singular_values(init_name, activation, cfg, x, seed) -> np.ndarray:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(__doc__, "glorot_bengio", argv)
-    cfg = QUICK if args.quick else Config()
+    cfg = config(args, Config(), QUICK)
     started = time.perf_counter()
     from jaxinit import MLP, Study, run_study
     from jaxinit._datasets import shapeset

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from _common import (  # isort: skip
-    curves, diverged, entry, est, final, fmt, fmt_t, layer_stats, parse, pyplot, report, sgd,
+    config, curves, diverged, entry, est, final, fmt, fmt_t, layer_stats, parse, pyplot, report, sgd,
     table_text, times_to, ttt,
 )  # fmt: skip
 
@@ -47,7 +47,7 @@ QUICK = Config(depths=(4, 6), width=16, seeds=2, steps=20, batch_size=32, target
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(__doc__, "he_depth", argv)
-    cfg = QUICK if args.quick else Config()
+    cfg = config(args, Config(), QUICK)
     started = time.perf_counter()
     import jax
     import jax.numpy as jnp

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from _common import diverged, entry, est, final, fmt, parse, pyplot, report, table_text
+from _common import config, diverged, entry, est, final, fmt, parse, pyplot, report, table_text
 
 SCHEMES = ("zeros", "random_normal", "random_uniform", "glorot_uniform", "glorot_normal",
            "he_uniform", "he_normal", "lecun_normal")  # fmt: skip
@@ -43,7 +43,7 @@ QUICK = Config(schemes=("zeros", "he_normal", "glorot_uniform"), seeds=2, mlp_st
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(__doc__, "mnist1d", argv)
-    cfg = QUICK if args.quick else Config()
+    cfg = config(args, Config(), QUICK)
     started = time.perf_counter()
     import optax
 

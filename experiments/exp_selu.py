@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from _common import (  # isort: skip
-    entry, est, final, fmt, fmt_t, layer_stats, parse, pyplot, report, sgd, table_text, times_to,
+    config, entry, est, final, fmt, fmt_t, layer_stats, parse, pyplot, report, sgd, table_text, times_to,
     ttt, diverged,
 )  # fmt: skip
 
@@ -44,7 +44,7 @@ QUICK = Config(depth=8, width=16, seeds=2, steps=20, batch_size=32, target=2.0)
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(__doc__, "selu", argv)
-    cfg = QUICK if args.quick else Config()
+    cfg = config(args, Config(), QUICK)
     started = time.perf_counter()
     import jax
     import jax.numpy as jnp

@@ -1,0 +1,40 @@
+"""Smoke tests: both benchmarks run in --quick mode and report every implementation they
+compare (the timings themselves are measured by running the scripts, not here)."""
+
+import importlib.util
+import json
+import pathlib
+import sys
+
+import pytest
+
+EXPERIMENTS = pathlib.Path(__file__).resolve().parent.parent / "experiments"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("name", "impls"),
+    [
+        ("bench_sampling", {"jax.nn", "default", "fast", "numpy"}),
+        (
+            "bench_multiseed",
+            {"engine (run_study)", "hand-written jit(vmap(scan))", "naive Flax loop"},
+        ),
+    ],
+)
+def test_benchmark_quick_mode(name, impls, tmp_path):
+    out = tmp_path / "bench.json"
+    only = ["--only", "A"] if name == "bench_multiseed" else []  # B is the same code, 10× longer
+    _load(name).main(["--quick", "--repeats", "1", *only, "--json", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert impls <= {r.get("impl") for r in rows}
+    for r in rows:
+        seconds = r["ms"] / 1e3 if "ms" in r else r["warm_s"]
+        assert seconds > 0
