@@ -37,10 +37,7 @@ def parse(doc: str, name: str, argv: Sequence[str] | None) -> argparse.Namespace
 def config(args: argparse.Namespace, full: Any, quick: Any) -> Any:
     """The run's configuration: ``quick`` or ``full``, with the command line's overrides."""
     cfg = quick if args.quick else full
-    if args.lr is not None:
-        field = "lr" if hasattr(cfg, "lr") else "lr0"
-        cfg = dataclasses.replace(cfg, **{field: args.lr})
-    return cfg
+    return cfg if args.lr is None else dataclasses.replace(cfg, lr=args.lr)
 
 
 def entry(main: Callable[[Sequence[str] | None], int]) -> None:

@@ -6,7 +6,7 @@ for scaled random Gaussian init and is depth-independent for random orthogonal i
 
 Here (differences from the paper): a linear teacher task (:func:`jaxinit.linear_teacher`,
 32 → 32, singular values spread over a decade), bias-free linear MLPs of width 32, full-batch
-gradient descent with learning rate ``lr0 / depth`` (the scaling under which the product's
+gradient descent with learning rate ``lr / depth`` (the scaling under which the product's
 effective step is depth-independent), scaled Gaussian = LeCun normal N(0, 1/fan_in) (a
 truncated normal), orthogonal gain 1; time = first logged step with train loss ≤ ``target``
 × the loss of the zero predictor (Kaplan–Meier median over seeds; censored members are not
@@ -33,7 +33,7 @@ class Config:
     width: int = 32
     seeds: int = 4
     steps: int = 2000
-    lr0: float = 0.1  # 0.5 oscillates at depth 4 and diverges at 16 (measured)
+    lr: float = 0.1  # divided by depth; 0.5 oscillates at depth 4, diverges at 16 (measured)
     target: float = 0.05  # fraction of the zero predictor's loss
 
 
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for depth in cfg.depths:
         study = Study(
             model=MLP((cfg.width,) * depth, "linear", use_bias=False), dataset=data,
-            optimizer=optax.sgd(cfg.lr0 / depth), inits=INITS, seeds=cfg.seeds,
+            optimizer=optax.sgd(cfg.lr / depth), inits=INITS, seeds=cfg.seeds,
             steps=cfg.steps, batch_size=len(data.x_train), log_every=10 if cfg.steps >= 100 else 5,
             fixed_data_order=True,
         )  # fmt: skip
@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     marker="o", capsize=3, label=name)  # fmt: skip
     ax.axhline(cfg.steps * 1.5, color="k", ls=":", lw=1)
     ax.set(xscale="log", yscale="log", xlabel="depth (layers)", ylabel="steps to target",
-           title="Deep linear nets, lr = lr0/depth (top line: not reached)")  # fmt: skip
+           title=f"Deep linear nets, lr = {cfg.lr}/depth (top line: not reached)")  # fmt: skip
     ax.legend()
     fig.tight_layout()
     fig.savefig(f"{args.out}/saxe.png", dpi=110)

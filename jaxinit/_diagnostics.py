@@ -38,6 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._meanfield import elementwise_derivative
+
 # Bounds (lower, upper) of bounded activations: "saturated" is within 0.5 % of the range.
 BOUNDS: dict[str, tuple[float, float]] = {
     "tanh": (-1.0, 1.0),
@@ -142,6 +144,7 @@ def diagnose(
     x = jnp.asarray(x)
     base = jax.random.key(key) if isinstance(key, int) else key
     phi, act_name = _activation(model, activation)
+    dphi = None if phi is None else elementwise_derivative(phi)
     bounds = BOUNDS.get(act_name) if isinstance(act_name, str) else None
     n_jac = min(int(jacobian_examples), x.shape[0])
 
@@ -178,8 +181,7 @@ def diagnose(
                     s["saturated"] = jnp.mean(
                         ((a < lo + margin) | (a > hi - margin)).astype(jnp.float32)
                     )
-                slope = jax.jvp(phi, (h,), (jnp.ones_like(h),))[1]
-                units = slope.reshape(-1, slope.shape[-1])
+                units = dphi(h).reshape(-1, h.shape[-1])
                 s["dead"] = jnp.mean(jnp.all(units == 0, axis=0).astype(jnp.float32))
                 stats["activation"] = s
             if phi is not None and i > 0 and n_jac:
@@ -191,7 +193,7 @@ def diagnose(
                     and prev.ndim == 2
                     and prev.shape[-1] == w.shape[0]
                 ):
-                    d = jax.jvp(phi, (prev[:n_jac],), (jnp.ones_like(prev[:n_jac]),))[1]
+                    d = dphi(prev[:n_jac])
                     jac = d[:, :, None] * w[None].astype(d.dtype)  # (examples, in, out)
                     gram = jac @ jnp.swapaxes(jac, 1, 2) if w.shape[0] <= w.shape[1] else (
                         jnp.swapaxes(jac, 1, 2) @ jac

@@ -104,16 +104,16 @@ def _resolve(activation: Activation) -> Callable[[jax.Array], jax.Array]:
     return activation_fn(activation)
 
 
-def _derivative(f: Callable) -> Callable:
-    # Elementwise f: a JVP with a tangent of ones is the elementwise derivative.
+def elementwise_derivative(f: Callable) -> Callable:
+    """φ' for an elementwise φ: a JVP with a tangent of ones."""
     return lambda x: jax.jvp(f, (x,), (jnp.ones_like(x),))[1]
 
 
 @functools.cache
 def _programs(phi: Callable) -> dict[str, Callable]:
     """Jitted float64 kernels for one activation (cached by the callable's identity)."""
-    d1 = _derivative(phi)
-    d2 = _derivative(d1)
+    d1 = elementwise_derivative(phi)
+    d2 = elementwise_derivative(d1)
     z, w = (jnp.asarray(a) for a in _gauss_hermite(_NODES))
     z2, w2 = _gauss_hermite(_NODES_2D)
     za, zb = (jnp.asarray(a.ravel()) for a in np.meshgrid(z2, z2, indexing="ij"))
