@@ -53,20 +53,32 @@ def _mix(x: jax.Array) -> jax.Array:
     return x ^ (x >> 16)
 
 
-def _hash_words(key_data: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-    """uint32 words of ``shape``; word i (row-major) is mix(mix(i + k0) ^ k1)."""
-    n = math.prod(shape)
+def _hash_words(
+    key_data: jax.Array,
+    shape: tuple[int, ...],
+    start: tuple[int, ...] | None = None,
+    within: tuple[int, ...] | None = None,
+) -> jax.Array:
+    """uint32 words of ``shape``; word i (row-major) is mix(mix(i + k0) ^ k1).
+
+    With ``start`` and ``within``: the block of ``shape`` at ``start`` of a draw of shape
+    ``within`` (the same words as slicing the whole draw, without computing the rest).
+    """
+    within = shape if within is None else within
+    start = (0,) * len(shape) if start is None else start
+    n = math.prod(within)
     if n > _MAX_ELEMENTS:
         raise ValueError(
-            f"fast generator: a single draw of shape {shape} has {n} elements; at most 2**32"
+            f"fast generator: a single draw of shape {within} has {n} elements; at most 2**32"
         )
     # a row-major counter built from broadcasted iotas keeps the shape, so under
     # out_shardings each device computes only the counters of its own shard
     counter = jnp.zeros(shape, _U32)
     stride = 1
     for axis in reversed(range(len(shape))):
-        counter = counter + jax.lax.broadcasted_iota(_U32, shape, axis) * _U32(stride % 2**32)
-        stride *= shape[axis]
+        index = jax.lax.broadcasted_iota(_U32, shape, axis) + _U32(start[axis])
+        counter = counter + index * _U32(stride % 2**32)
+        stride *= within[axis]
     return _mix(_mix(counter + key_data[0]) ^ key_data[1])
 
 
@@ -232,20 +244,24 @@ def _float_dtype(dtype: Any) -> tuple[np.dtype, bool]:
     return dtype, bool(jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize <= 4)
 
 
-def normal(key: jax.Array, shape: tuple[int, ...] = (), dtype: Any = float) -> jax.Array:
-    """Standard normal from a fast key; the signature of ``jax.random.normal``."""
-    dtype, ok = _float_dtype(dtype)
-    if not ok:
-        return jax.random.normal(key, shape, dtype)
-    words = _hash_words(jax.random.key_data(key), tuple(shape))
+def _normal_from_words(words: jax.Array) -> jax.Array:
+    """float32 standard normals from uint32 words by the inverse CDF."""
     # v in (0, 1) from the low 31 bits: x = ±(1 - v), and 1 - x² = v (2 - v) keeps full
     # precision in the tails; the top bit is the sign
     v = ((words & _U32(0x7FFFFFFF)).astype(jnp.float32) + np.float32(0.5)) * np.float32(2**-31)
     v = jnp.minimum(v, np.float32(1))  # the float conversion can round up to 1
     x = np.float32(1) - v
     x = jnp.where(words >= _U32(2**31), -x, x)
-    z = np.float32(math.sqrt(2.0)) * _erfinv_from(x, v * (np.float32(2) - v), central_only=False)
-    return z.astype(dtype)
+    return np.float32(math.sqrt(2.0)) * _erfinv_from(x, v * (np.float32(2) - v), central_only=False)
+
+
+def normal(key: jax.Array, shape: tuple[int, ...] = (), dtype: Any = float) -> jax.Array:
+    """Standard normal from a fast key; the signature of ``jax.random.normal``."""
+    dtype, ok = _float_dtype(dtype)
+    if not ok:
+        return jax.random.normal(key, shape, dtype)
+    words = _hash_words(jax.random.key_data(key), tuple(shape))
+    return _normal_from_words(words).astype(dtype)
 
 
 def _unit_uniform(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
@@ -306,3 +322,68 @@ def truncated_normal(
     hi = jnp.asarray(upper, jnp.float32)
     z = jnp.clip(z, jnp.nextafter(lo, hi), jnp.nextafter(hi, lo))
     return z.astype(dtype)
+
+
+# --------------------------------------------------------------------------- orthogonal
+
+
+def _householder_vectors(g: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The reflectors (V, τ) and the sign of diag(R) that QR would give for a Gaussian g.
+
+    Stewart (1980): Householder QR of a Gaussian m×n matrix builds reflector k from column
+    k of the partly reduced matrix, whose entries from row k down are again independent
+    Gaussians (the earlier reflectors are orthogonal and independent of them). So the raw
+    column ``g[k:, k]`` is a reflector with the right distribution: no factorisation is
+    needed, only LAPACK's ``larfg`` formulas. V has a unit diagonal and zeros above it.
+    """
+    m, n = g.shape
+    rows = jax.lax.broadcasted_iota(jnp.int32, (m, n), 0)
+    cols = jax.lax.broadcasted_iota(jnp.int32, (m, n), 1)
+    below = rows > cols
+    alpha = jnp.diagonal(g)
+    norm = jnp.sqrt(alpha * alpha + jnp.sum(jnp.where(below, g * g, 0), axis=0))
+    norm = jnp.where(norm > 0, norm, 1)  # an all-zero column (probability ~0) reflects e_k
+    sign = jnp.where(alpha >= 0, 1, -1).astype(g.dtype)
+    beta = -sign * norm  # the diagonal of R
+    tau = (beta - alpha) / beta  # in [1, 2]: every column reflects, the last one too
+    v = jnp.where(below, g / (alpha - beta)[None, :], jnp.where(rows == cols, 1, 0).astype(g.dtype))
+    return v, tau, -sign
+
+
+def orthogonal(key: jax.Array, n_rows: int, n_cols: int, dtype: Any = float) -> jax.Array:
+    """Haar-random (semi-)orthogonal n_rows × n_cols matrix from a fast key.
+
+    The distribution of ``jax.random.orthogonal`` (QR of a Gaussian matrix, sign-fixed by
+    diag(R)) without a QR: the reflectors are drawn directly (Stewart 1980) and only Q is
+    formed, a block of b reflectors at a time, right to left on the trailing submatrix
+    (LAPACK orgqr's order). Each block is one compact-WY reflector I − V T Vᵀ with
+    T⁻¹ = diag(1/τ) + striu(VᵀV) (Schreiber & Van Loan 1989). Cost: ~(4/3)n³ flops for a
+    square matrix (a QR's half), all in matrix products; memory: the output plus one
+    block of reflectors, whose Gaussian columns are hashed from the key where they are
+    used, so under ``out_shardings`` each device updates only its own columns of Q.
+    About 16 blocks keep the unrolled program short and the products large.
+    The Gaussians are float32 (as every fast draw); float64 output is orthogonalised in
+    float64. Complex dtypes use jax's QR on the fast bits.
+    """
+    dtype = np.dtype(jax.dtypes.canonicalize_dtype(dtype))
+    if not jnp.issubdtype(dtype, jnp.floating):
+        return jax.random.orthogonal(key, n_rows, (), dtype, n_cols)
+    m, n = max(n_rows, n_cols), min(n_rows, n_cols)
+    key_data = jax.random.key_data(key)
+    b = int(np.clip(n // 16, 64, 256))
+    q = jnp.eye(m, n, dtype=dtype)
+    signs = []
+    for c0 in reversed(range(0, n, b)):
+        c1 = min(c0 + b, n)
+        # rows c0: of Gaussian columns c0:c1 (the entries above are never used)
+        words = _hash_words(key_data, (m - c0, c1 - c0), start=(c0, c0), within=(m, n))
+        v, tau, sign = _householder_vectors(_normal_from_words(words).astype(dtype))
+        t_inv = jnp.triu(v.T @ v, 1) + jnp.diag(1 / tau)
+        t = jax.lax.linalg.triangular_solve(
+            t_inv, jnp.eye(c1 - c0, dtype=dtype), left_side=True, lower=False
+        )
+        sub = q[c0:, c0:]
+        q = q.at[c0:, c0:].set(sub - v @ (t @ (v.T @ sub)))
+        signs.append(sign)
+    q = q * jnp.concatenate(signs[::-1])[None, :]
+    return q if n_rows >= n_cols else q.T

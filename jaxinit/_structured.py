@@ -33,6 +33,8 @@ from jaxinit._checks import (
 )
 from jaxinit._core import Array, DTypeLike, Initializer, Shape
 from jaxinit._fans import LAYOUTS, _normalize
+from jaxinit._fast import is_fast_key
+from jaxinit._fast import orthogonal as fast_orthogonal
 from jaxinit._registry import Scheme, register
 
 Layout = Literal["flax", "torch", "equinox"]
@@ -98,6 +100,8 @@ def _random_orthogonal(key: Array, n_rows: int, n_cols: int, dtype: np.dtype) ->
 
     @jax.custom_batching.custom_vmap
     def draw(k: Array) -> Array:
+        if is_fast_key(k):
+            return fast_orthogonal(k, n_rows, n_cols, dtype)
         return jax.random.orthogonal(k, n_rows, (), dtype, n_cols)
 
     @draw.def_vmap

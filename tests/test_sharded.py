@@ -118,3 +118,16 @@ def test_errors(key, mesh):
         jaxinit.init_params(SHAPES, key, rules=RULES, partition=PARTITION)
     with pytest.raises(TypeError, match="not a PartitionSpec"):
         jaxinit.init_params(SHAPES, key, rules=RULES, mesh=mesh, partition={"wte": "model"})
+
+
+def test_sharded_fast_orthogonal_equals_unsharded(key, mesh):
+    # the fast orthogonal is built from matrix products (no QR), so XLA partitions it
+    shapes = {"w": jax.ShapeDtypeStruct((256, 128), jnp.float32)}
+    rules = {"w": jaxinit.orthogonal()}
+    part = {"w": P(None, "model")}
+    sharded = jaxinit.init_params(shapes, key, rules=rules, mesh=mesh, partition=part, fast=True)
+    plain = jaxinit.init_params(shapes, key, rules=rules, fast=True)
+    assert {sh.data.shape for sh in sharded["w"].addressable_shards} == {(256, 32)}
+    np.testing.assert_allclose(np.asarray(sharded["w"]), np.asarray(plain["w"]), atol=1e-6)
+    w = np.asarray(sharded["w"], np.float64)
+    np.testing.assert_allclose(w.T @ w, np.eye(128), atol=1e-5)
