@@ -41,10 +41,14 @@ def config(args: argparse.Namespace, full: Any, quick: Any) -> Any:
 
 
 def entry(main: Callable[[Sequence[str] | None], int]) -> None:
-    """Run ``main`` as a script. Non-partitionable threefry compiles ~9x faster on the CPU
-    (the draws differ, their distribution does not)."""
+    """Run ``main`` as a script: one JAX device per CPU core (members train in parallel),
+    and non-partitionable threefry, which compiles ~9x faster on the CPU (the draws differ,
+    their distribution does not)."""
     import jax
 
+    import jaxinit
+
+    jaxinit.use_cpu_cores()
     with jax.threefry_partitionable(False):
         sys.exit(main(sys.argv[1:]))
 

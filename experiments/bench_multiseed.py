@@ -305,7 +305,8 @@ def main(argv: list[str] | None = None) -> dict:
     if any(r["extrapolated"] for r in rows):
         print(f"* measured on {naive_members} members, scaled linearly to all members")
     report = {
-        "jax": jax.__version__, "quick": args.quick, "ceiling_gflops": ceiling,
+        "jax": jax.__version__, "devices": jax.device_count(), "quick": args.quick,
+        "ceiling_gflops": ceiling,
         "workloads": {k: asdict(v) for k, v in workloads.items()}, "rows": rows,
     }  # fmt: skip
     if args.json:
@@ -315,6 +316,9 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    # As in the CLI: non-partitionable threefry compiles much faster on the CPU.
+    # As in the CLI: one device per CPU core (the engine shards its members over them; the
+    # other implementations run on one device, as written), and non-partitionable threefry,
+    # which compiles much faster on the CPU.
+    jaxinit.use_cpu_cores()
     with jax.threefry_partitionable(False):
         main()

@@ -189,62 +189,27 @@ def main(argv=None):
                 if (f := _torch(name, shape, dtype, fresh)) is not None:
                     add("sample", impl, name, dtype, _time(f, repeats), nbytes, copy_s)
 
-    sizes = (256, 512) if args.quick else (512, 1024, 2048, 4096)
+    sizes = (256, 512) if args.quick else (512, 1024, 2048, 4096, 8192)
     for n in sizes:
         shape, nbytes = (n, n), n * n * 4
         ones = jnp.ones(shape)
         copy_s = _time(lambda ones=ones: _COPY(ones), repeats)
-        add(
-            "ortho",
-            "jax.nn",
-            f"orthogonal_{n}",
-            jnp.float32,
-            _time(_jit_init(jax.nn.initializers.orthogonal(), shape, jnp.float32), repeats),
-            nbytes,
-            copy_s,
-        )
-        add(
-            "ortho",
-            "default",
-            f"orthogonal_{n}",
-            jnp.float32,
-            _time(_jit_init(jaxinit.orthogonal(), shape, jnp.float32), repeats),
-            nbytes,
-            copy_s,
-        )
-        add(
-            "ortho",
-            "fast",
-            f"orthogonal_{n}",
-            jnp.float32,
-            _time(_jit_init(jaxinit.fast(jaxinit.orthogonal()), shape, jnp.float32), repeats),
-            nbytes,
-            copy_s,
-        )
         rng = np.random.default_rng(0)
-        add(
-            "ortho",
-            "numpy",
-            f"orthogonal_{n}",
-            jnp.float32,
-            _time(
-                lambda rng=rng, s=shape: np.linalg.qr(rng.standard_normal(s, np.float32))[0],
-                repeats,
-            ),
-            nbytes,
-            copy_s,
-        )
+        impls = {
+            "jax.nn": _jit_init(jax.nn.initializers.orthogonal(), shape, jnp.float32),
+            "default": _jit_init(jaxinit.orthogonal(), shape, jnp.float32),
+            "fast": _jit_init(jaxinit.fast(jaxinit.orthogonal()), shape, jnp.float32),
+            "numpy": lambda rng=rng, s=shape: np.linalg.qr(rng.standard_normal(s, np.float32))[0],
+        }
         if torch is not None:
             t = torch.empty(shape)
-            add(
-                "ortho",
-                "torch",
-                f"orthogonal_{n}",
-                jnp.float32,
-                _time(lambda t=t: torch.nn.init.orthogonal_(t), repeats),
-                nbytes,
-                copy_s,
-            )
+            impls["torch"] = lambda t=t: torch.nn.init.orthogonal_(t)
+        # beyond 4096², only the fast path and torch, once (a QR here takes half a minute)
+        big = n > 4096
+        for impl, f in impls.items():
+            if not big or impl in ("fast", "torch"):
+                seconds = _time(f, 1 if big else repeats)
+                add("ortho", impl, f"orthogonal_{n}", jnp.float32, seconds, nbytes, copy_s)
 
     tree = gpt2_shapes(n_layer=1, vocab=4096) if args.quick else gpt2_shapes()
     nparams = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(tree))

@@ -43,6 +43,7 @@ from jaxinit._diagnostics import propagation_table as propagation_table
 from jaxinit._engine import Study as Study
 from jaxinit._engine import StudyResult as StudyResult
 from jaxinit._engine import run_study as run_study
+from jaxinit._engine import use_cpu_cores as use_cpu_cores
 from jaxinit._fans import compute_fans as compute_fans
 from jaxinit._fast import fast as fast
 from jaxinit._fast import fast_key as fast_key

@@ -190,3 +190,29 @@ def test_adam_under_strict_promotion():
     # optax.adam mixes Python floats and int32 counts; the engine must not fail on it.
     r = jaxinit.run_study(_study(optimizer=optax.adam(1e-2), steps=20), progress=False)
     assert np.isfinite(r.table.value).all()
+
+
+def test_use_cpu_cores():
+    import os
+    import subprocess
+    import sys
+
+    # here XLA_FLAGS forces 4 host devices (conftest): an explicit choice wins
+    assert jaxinit.use_cpu_cores() == jax.device_count() == 4
+    with pytest.raises(ValueError, match="use_cpu_cores: n must be a positive int"):
+        jaxinit.use_cpu_cores(0)
+    # in a fresh process it sets the count, and refuses once JAX has started with another
+    code = (
+        "import jax, jaxinit\n"
+        "assert jaxinit.use_cpu_cores(3) == jax.device_count() == 3\n"
+        "assert jaxinit.use_cpu_cores() == 3\n"
+        "try:\n"
+        "    jaxinit.use_cpu_cores(2)\n"
+        "except RuntimeError as e:\n"
+        "    assert 'already started with 3 CPU device(s)' in str(e)\n"
+        "else:\n"
+        "    raise AssertionError('no error')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
