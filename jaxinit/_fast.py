@@ -22,7 +22,7 @@ The fast path replaces both, keeping the *distribution* and changing the *values
   float64 (x64) falls back to jax's transforms on the fast bits.
 * **Orthogonal**: no QR. The Householder reflectors that would factorise a Gaussian matrix
   are drawn directly (Stewart 1980) and Q is formed from them in blocked matrix products:
-  half a QR's flops, at matmul speed, and shardable (see :func:`orthogonal`).
+  half a QR's flops, at matmul speed, partitionable by XLA (see :func:`orthogonal`).
 
 Use ``jaxinit.fast(init)`` for any initializer, or pass ``jaxinit.fast_key(key)`` to one:
 the core's draws dispatch on the key's PRNG implementation (``jaxinit._core._rng``), so
@@ -363,8 +363,10 @@ def orthogonal(key: jax.Array, n_rows: int, n_cols: int, dtype: Any = float) -> 
     T⁻¹ = diag(1/τ) + striu(VᵀV) (Schreiber & Van Loan 1989). Cost: ~(4/3)n³ flops for a
     square matrix (a QR's half), all in matrix products; memory: the output plus one
     block of reflectors, whose Gaussian columns are hashed from the key where they are
-    used, so under ``out_shardings`` each device updates only its own columns of Q.
-    About 16 blocks keep the unrolled program short and the products large.
+    used. Under ``out_shardings`` XLA partitions it (same values as unsharded), but it
+    gathers the trailing submatrix for each block's update: sharding splits the result,
+    not the update's working memory. About 16 blocks keep the unrolled program short and
+    the products large.
     The Gaussians are float32 (as every fast draw); float64 output is orthogonalised in
     float64. Complex dtypes use jax's QR on the fast bits.
     """
