@@ -48,8 +48,8 @@ def use_cpu_cores(n: int | None = None) -> int:
     On one CPU device, XLA splits every operation of the population's program across the
     cores; a study's small matrix products scale poorly that way. With one device per core,
     each device trains its own share of the members on one core (2-core CPU,
-    ``experiments/bench_multiseed.py``: workload A 1.8× and B 1.4× faster; the same
-    numbers as on one device). GPUs and TPUs are unaffected.
+    ``experiments/bench_multiseed.py``: workload A 1.8× and B 1.4× faster; the numbers of
+    one device up to float rounding). GPUs and TPUs are unaffected.
 
     Sets ``jax_num_cpu_devices``, which only works before JAX's first computation, so call
     it right after ``import jax``. An explicit choice wins: with ``JAX_NUM_CPU_DEVICES`` or
