@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._meanfield import elementwise_derivative
+from jaxinit._models import activation_fn
 
 # Bounds (lower, upper) of bounded activations: "saturated" is within 0.5 % of the range.
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -98,11 +99,7 @@ def _activation(model: nn.Module, activation: Any) -> tuple[Callable | None, str
     act = activation if activation is not None else getattr(model, "activation", None)
     if act is None:
         return None, None
-    if callable(act):
-        return act, getattr(act, "__name__", None)
-    from jaxinit._models import activation_fn
-
-    return activation_fn(act), act
+    return activation_fn(act), act if isinstance(act, str) else getattr(act, "__name__", None)
 
 
 def diagnose(

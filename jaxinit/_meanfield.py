@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._checks import check_positive
+from jaxinit._models import activation_fn
 
 Activation = str | Callable[[jax.Array], jax.Array]
 
@@ -94,14 +95,6 @@ def _gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights with :math:`\\sum_i w_i f(z_i) \\approx \\int Dz\\, f(z)`."""
     z, w = np.polynomial.hermite_e.hermegauss(n)
     return z, w / math.sqrt(2 * math.pi)
-
-
-def _resolve(activation: Activation) -> Callable[[jax.Array], jax.Array]:
-    if callable(activation):
-        return activation
-    from jaxinit._models import activation_fn
-
-    return activation_fn(activation)
 
 
 def elementwise_derivative(f: Callable) -> Callable:
@@ -196,7 +189,7 @@ def _run(activation: Activation, program: str, *args: Any, static: Any = ()) -> 
     """Run a float64 kernel on NumPy inputs and return NumPy float64 outputs."""
     with jax.enable_x64(True):
         xs = [jnp.asarray(a, jnp.float64) for a in args]
-        out = _programs(_resolve(activation))[program](*xs, *static)
+        out = _programs(activation_fn(activation))[program](*xs, *static)
         return jax.tree.map(lambda a: np.asarray(a, np.float64), out)
 
 

@@ -97,13 +97,13 @@ def _random_orthogonal(key: Array, n_rows: int, n_cols: int, dtype: np.dtype) ->
     Mapping the keys with ``lax.map`` keeps each QR unbatched, so it runs inline on its
     worker; the values are the same bits. Other platforms keep the batched QR.
     A fast key (:func:`jaxinit.fast`) draws the same distribution without a QR
-    (:func:`jaxinit._fast.orthogonal`).
+    (:func:`jaxinit._fast.orthogonal`, matrix products only), so it batches normally.
     """
+    if is_fast_key(key):
+        return fast_orthogonal(key, n_rows, n_cols, dtype)
 
     @jax.custom_batching.custom_vmap
     def draw(k: Array) -> Array:
-        if is_fast_key(k):
-            return fast_orthogonal(k, n_rows, n_cols, dtype)
         return jax.random.orthogonal(k, n_rows, (), dtype, n_cols)
 
     @draw.def_vmap
