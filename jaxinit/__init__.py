@@ -48,6 +48,7 @@ from jaxinit._fans import compute_fans as compute_fans
 from jaxinit._fast import fast as fast
 from jaxinit._fast import fast_key as fast_key
 from jaxinit._fast import is_fast_key as is_fast_key
+from jaxinit._keras import stft as stft
 from jaxinit._lsuv import LayerReport as LayerReport
 from jaxinit._lsuv import lsuv as lsuv
 from jaxinit._meanfield import MeanField as MeanField
@@ -64,6 +65,7 @@ from jaxinit._meanfield import q_star as q_star
 from jaxinit._models import ACTIVATIONS as ACTIVATIONS
 from jaxinit._models import CNN1D as CNN1D
 from jaxinit._models import MLP as MLP
+from jaxinit._precision import draw_in_float32 as draw_in_float32
 from jaxinit._registry import Scheme as Scheme
 from jaxinit._registry import get as get
 from jaxinit._registry import names as names

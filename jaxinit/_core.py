@@ -3,11 +3,16 @@
 Every named scheme (Glorot, He, LeCun, the torch flavours) is a one-line specialisation of
 ``variance_scaling``. Where a name exists in ``jax.nn.initializers`` the defaults are the
 same and the operations are performed in the same order, so the output is bit-identical
-for the same key.
+for the same key, in every dtype: in bfloat16/float16 these names draw in the target dtype,
+as jax does (``jaxinit.draw_in_float32(init)`` draws in float32 and rounds once instead).
+Every other name (Keras', PyTorch's, jaxinit's own) draws half precision in float32 and
+rounds once (``jaxinit._precision``).
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 import jax
@@ -25,6 +30,7 @@ from jaxinit._checks import (
     default_float,
 )
 from jaxinit._fans import Axes, check_axes, fans_of, resolve_axes
+from jaxinit._precision import wide_dtype
 
 Array: TypeAlias = jax.Array
 DTypeLike: TypeAlias = Any
@@ -117,6 +123,9 @@ def normal(stddev: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
       stddev: standard deviation (> 0). jax's default 0.01; Keras uses 0.05, see
         :func:`random_normal`.
       dtype: default dtype of the output (float or complex).
+
+    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
     """
     check_positive("normal", "stddev", stddev)
 
@@ -132,6 +141,9 @@ def uniform(scale: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
 
     Note the range is **not** symmetric (jax's convention). For :math:`U[a, b)` use
     :func:`random_uniform` (Keras) or :func:`torch_uniform`.
+
+    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
     """
     check_positive("uniform", "scale", scale)
 
@@ -150,6 +162,9 @@ def truncated_normal(
     Same as ``jax.nn.initializers.truncated_normal``: ``stddev`` is the standard deviation
     of the *untruncated* normal and bounds are in units of it, so the sample standard
     deviation is smaller (0.88 σ for ±2). The variance-scaling schemes correct for this.
+
+    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
     """
     fn = "truncated_normal"
     check_positive(fn, "stddev", stddev)
@@ -173,9 +188,9 @@ def _shifted_normal(fn: str, mean: float, stddev: float, dtype: DTypeLike) -> In
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue(fn, key, shape, dtype)
-        return _rng(key).normal(key, shape, dtype) * jnp.array(stddev, dtype) + jnp.array(
-            mean, dtype
-        )
+        work = wide_dtype(dtype)  # half precision: drawn in float32, rounded once
+        x = _rng(key).normal(key, shape, work) * jnp.array(stddev, work) + jnp.array(mean, work)
+        return x.astype(dtype)
 
     return init
 
@@ -188,7 +203,13 @@ def _uniform_between(fn: str, lo: float, hi: float, dtype: DTypeLike) -> Initial
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue(fn, key, shape, dtype)
-        return _rng(key).uniform(key, shape, dtype, lo, hi)
+        work = wide_dtype(dtype)  # half precision: drawn in float32, rounded once
+        x = _rng(key).uniform(key, shape, work, lo, hi)
+        if work == dtype:
+            return x
+        # Rounding may reach the excluded upper bound: keep [lo, hi) in the output dtype.
+        x, top = x.astype(dtype), jnp.array(hi, dtype)
+        return jnp.where(x >= top, jnp.nextafter(top, jnp.array(lo, dtype)), x)
 
     return init
 
@@ -207,8 +228,9 @@ def _shifted_truncated_normal(
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue(fn, key, shape, dtype)
-        z = _rng(key).truncated_normal(key, lo_z, hi_z, shape, dtype)
-        return z * jnp.array(stddev, dtype) + jnp.array(mean, dtype)
+        work = wide_dtype(dtype)  # half precision: drawn in float32, rounded once
+        z = _rng(key).truncated_normal(key, lo_z, hi_z, shape, work)
+        return (z * jnp.array(stddev, work) + jnp.array(mean, work)).astype(dtype)
 
     return init
 
@@ -281,8 +303,17 @@ def _variance_scaling(
     batch_axis: Axes = (),
     dtype: DTypeLike = None,
     layout: str | None = None,
+    *,
+    fans: Callable[[Shape], tuple[float, float]] | None = None,
+    wide: bool = False,
+    warn_empty: bool = False,
 ) -> Initializer:
-    """The core behind every variance-scaling scheme; ``fn`` names it in error messages."""
+    """The core behind every variance-scaling scheme; ``fn`` names it in error messages.
+
+    The keyword-only options serve the names jaxinit does not share with jax: ``fans``
+    replaces the axis rule (Keras' fans), ``wide`` draws half precision in float32 and rounds
+    once, ``warn_empty`` makes a zero-element shape a warned no-op as in torch.
+    """
     check_positive(fn, "scale", scale)
     check_choice(fn, "mode", mode, MODES)
     check_choice(fn, "distribution", distribution, DISTRIBUTIONS)
@@ -293,8 +324,25 @@ def _variance_scaling(
         check_key(fn, key)
         shape = check_shape(fn, shape)
         dtype = check_dtype(fn, dtype, allow_complex=True)
-        fan_in, fan_out = fans_of(fn, shape, in_axis, out_axis, batch_axis)
-        variance = jnp.array(scale / _fan(mode, fan_in, fan_out), dtype=dtype)
+        if warn_empty and 0 in shape:
+            warnings.warn(
+                f"{fn}: shape {shape} has no elements; initializing zero-element tensors is a"
+                " no-op (as in torch), so the empty array is returned",
+                UserWarning,
+                stacklevel=2,
+            )
+            return jnp.zeros(shape, dtype)
+        if fans is None:
+            fan_in, fan_out = fans_of(fn, shape, in_axis, out_axis, batch_axis)
+        else:
+            fan_in, fan_out = fans(shape)
+        out_dtype, dtype = dtype, (wide_dtype(dtype) if wide else dtype)
+        return _scaled_draw(key, shape, dtype, scale / _fan(mode, fan_in, fan_out)).astype(
+            out_dtype
+        )
+
+    def _scaled_draw(key: Array, shape: Shape, dtype: np.dtype, variance: float) -> Array:
+        variance = jnp.array(variance, dtype=dtype)
         is_real = jnp.issubdtype(dtype, jnp.floating)
         if distribution == "truncated_normal":
             if is_real:
@@ -344,6 +392,9 @@ def variance_scaling(
     Example:
       >>> init = jaxinit.variance_scaling(2.0, "fan_in", "uniform")
       >>> w = init(jax.random.key(0), (256, 128))   # U[±√(6/256)]
+
+    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
     """
     return _variance_scaling(
         "variance_scaling", scale, mode, distribution, in_axis, out_axis, batch_axis, dtype, layout
@@ -363,6 +414,9 @@ def glorot_uniform(
     ``variance_scaling(1.0, "fan_avg", "uniform")``; for tanh, logistic, softmax or no
     activation. Some write-ups put σ in the numerator of the bound; the paper's bound is
     √6/√(fan_in + fan_out). Alias ``xavier_uniform``.
+
+    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("glorot_uniform", 1.0, "fan_avg", "uniform", *args)
@@ -381,6 +435,9 @@ def glorot_normal(
     ``variance_scaling(1.0, "fan_avg", "truncated_normal")``, as in jax and Keras (torch's
     ``xavier_normal_`` is a plain normal: :func:`torch_xavier_normal`). Some write-ups give
     σ = √(6/(in+out)), which is the *uniform* bound. Alias ``xavier_normal``.
+
+    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("glorot_normal", 1.0, "fan_avg", "truncated_normal", *args)
@@ -394,7 +451,11 @@ def lecun_uniform(
     *,
     layout: Literal["flax", "torch", "equinox"] | None = None,
 ) -> Initializer:
-    r"""LeCun uniform: :math:`U[\pm\sqrt{3/n_{in}}]`, ``variance_scaling(1.0, "fan_in", "uniform")``."""
+    r"""LeCun uniform: :math:`U[\pm\sqrt{3/n_{in}}]`, ``variance_scaling(1.0, "fan_in", "uniform")``.
+
+    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
+    """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("lecun_uniform", 1.0, "fan_in", "uniform", *args)
 
@@ -411,6 +472,9 @@ def lecun_normal(
 
     ``variance_scaling(1.0, "fan_in", "truncated_normal")``: flax's default kernel init and
     the init that makes SELU networks self-normalising (Klambauer et al. 2017).
+
+    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("lecun_normal", 1.0, "fan_in", "truncated_normal", *args)
@@ -428,6 +492,9 @@ def he_uniform(
 
     ``variance_scaling(2.0, "fan_in", "uniform")``, for ReLU and its variants. Both bounds
     use fan_in (a common write-up puts fan_out in the upper bound). Alias ``kaiming_uniform``.
+
+    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("he_uniform", 2.0, "fan_in", "uniform", *args)
@@ -446,6 +513,9 @@ def he_normal(
     ``variance_scaling(2.0, "fan_in", "truncated_normal")`` as in jax and Keras; torch's
     ``kaiming_normal_`` is a plain normal (:func:`torch_kaiming_normal`). Alias
     ``kaiming_normal``.
+
+    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("he_normal", 2.0, "fan_in", "truncated_normal", *args)
@@ -472,4 +542,4 @@ def glorot_bengio_standard(
     distribution as torch's default Linear init.
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
-    return _variance_scaling("glorot_bengio_standard", 1 / 3, "fan_in", "uniform", *args)
+    return _variance_scaling("glorot_bengio_standard", 1 / 3, "fan_in", "uniform", *args, wide=True)

@@ -5,6 +5,11 @@ Name resolution, in order: an exact name or alias (``"he_uniform"``, ``"HeUnifor
 ``"glorot_normal"``). A trailing underscore is PyTorch's in-place spelling and resolves to
 the torch semantics (``"kaiming_normal_"`` → :func:`torch_kaiming_normal`, a plain normal),
 while the bare name keeps jax's (``"kaiming_normal"`` → :func:`he_normal`, truncated).
+
+Keras class names (``"VarianceScaling"``, ``"HeNormal"``, ``"Orthogonal"``, ...) resolve to
+the same scheme's metadata, but :func:`get` builds them with Keras' own arguments, defaults
+and fan rules (``jaxinit._keras``): ``get("VarianceScaling")`` is Keras' default
+(scale 1, fan_in, truncated normal), ``get("Orthogonal", gain=2.0)`` takes Keras' ``gain``.
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ class Scheme:
 
 _SCHEMES: dict[str, Scheme] = {}
 _NAMES: dict[str, str] = {}  # every accepted spelling -> canonical name
+# Keras spellings whose factory takes Keras' arguments (filled by jaxinit._keras); the
+# scheme's metadata is still the one its alias resolves to.
+_KERAS: dict[str, Callable[..., Initializer]] = {}
 
 
 def register(scheme: Scheme) -> Scheme:
@@ -89,14 +97,16 @@ def get(name: str | Initializer, **options: Any) -> Initializer:
     >>> jaxinit.get("he_uniform")            # jax / Keras name
     >>> jaxinit.get("HeUniform")             # Keras class name
     >>> jaxinit.get("kaiming_normal_", a=0.1)  # PyTorch name: torch semantics
+    >>> jaxinit.get("VarianceScaling", mode="fan_out")  # Keras name: Keras' defaults, args
     """
     if callable(name) and not isinstance(name, str):
         if options:
             raise ValueError("jaxinit.get: options are only accepted with a scheme name")
         return name
     s = scheme(name)
+    factory = _KERAS.get(name.strip(), s.factory)
     try:
-        return s.factory(**options)
+        return factory(**options)
     except TypeError as e:
         raise TypeError(f"jaxinit.get({name!r}): bad options {sorted(options)}: {e}") from e
 
@@ -126,7 +136,7 @@ for _s in (
         "constant",
         "constant",
         "0",
-        aliases=("Zeros", "zeros_", "zeros_init"),
+        aliases=("Zeros", "zero", "zeros_", "zeros_init"),
         keyed=False,
         notes="symmetry: all units stay identical",
     ),
@@ -136,7 +146,7 @@ for _s in (
         "constant",
         "constant",
         "0 (all ones)",
-        aliases=("Ones", "ones_", "ones_init"),
+        aliases=("Ones", "one", "ones_", "ones_init"),
         keyed=False,
     ),
     Scheme(

@@ -35,6 +35,7 @@ from jaxinit._core import Array, DTypeLike, Initializer, Shape
 from jaxinit._fans import LAYOUTS, _normalize
 from jaxinit._fast import is_fast_key
 from jaxinit._fast import orthogonal as fast_orthogonal
+from jaxinit._precision import wide_dtype
 from jaxinit._registry import Scheme, register
 
 Layout = Literal["flax", "torch", "equinox"]
@@ -398,7 +399,8 @@ def _random_subsets(key: Array, rows: int, n: int, k: int) -> Array:
 def _sparse_draw(key, shape, layout, units, fan_in, k, scale, dtype):
     key_pos, key_val = jax.random.split(key)
     cols = _random_subsets(key_pos, units, fan_in, k)
-    vals = jax.random.normal(key_val, (units, k), dtype) * jnp.array(scale, dtype)
+    work = wide_dtype(dtype)  # half precision: drawn in float32, rounded once
+    vals = (jax.random.normal(key_val, (units, k), work) * jnp.array(scale, work)).astype(dtype)
     rows = jnp.arange(units)[:, None]
     m = jnp.zeros((units, fan_in), dtype).at[rows, cols].set(vals)
     return _from_units(m, shape, layout)
@@ -407,7 +409,8 @@ def _sparse_draw(key, shape, layout, units, fan_in, k, scale, dtype):
 @partial(jax.jit, static_argnums=range(1, 7))
 def _torch_sparse_draw(key, c_in, c_out, num_zeros, std, layout, dtype):
     key_pos, key_val = jax.random.split(key)
-    m = jax.random.normal(key_val, (c_in, c_out), dtype) * jnp.array(std, dtype)
+    work = wide_dtype(dtype)  # half precision: drawn in float32, rounded once
+    m = (jax.random.normal(key_val, (c_in, c_out), work) * jnp.array(std, work)).astype(dtype)
     if num_zeros:
         cols = _random_subsets(key_pos, c_in, c_out, num_zeros)
         m = m.at[jnp.arange(c_in)[:, None], cols].set(0)
@@ -508,7 +511,7 @@ register(
         "scale² / max(rows, cols); QᵀQ = scale²·I on the smaller side",
         ("none", "tanh", "linear"),
         _SAXE,
-        aliases=("Orthogonal", "orthogonal_"),
+        aliases=("Orthogonal", "OrthogonalInitializer", "orthogonal_"),
         notes="bit-identical to jax.nn.initializers.orthogonal; bf16/fp16 via float32 QR",
     )
 )
@@ -549,7 +552,7 @@ for _s in (
         "0 (gain on the diagonal)",
         ("none", "relu"),
         "Le, Jaitly & Hinton 2015 (IRNN); Keras Identity, PyTorch eye_",
-        aliases=("Identity", "eye", "eye_"),
+        aliases=("Identity", "IdentityInitializer", "eye", "eye_"),
         keyed=False,
     ),
     Scheme(

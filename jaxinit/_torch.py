@@ -5,6 +5,12 @@ torch's ``kaiming_normal_`` is a plain normal), the plain jaxinit name keeps jax
 and torch's meaning lives here. Every function is a specialisation of
 ``variance_scaling`` (gain² is its scale); layout defaults to flax's ``(..., in, out)``,
 pass ``layout="torch"`` for weights stored ``(out, in, ...)`` as in torch and equinox.
+
+Every random draw here is made in float32 for bfloat16/float16 outputs and rounded once, so
+a half-precision sample keeps the float32 sample's distribution, tails included (torch's
+``trunc_normal_`` test of 3,000+ distinct float16 values in 10,000 holds). A zero-element
+shape given to the kaiming/xavier names (and ``torch_default_kernel``, a kaiming_uniform_)
+warns, as torch does, and returns the empty array.
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ _UNIT_GAIN = (
 )
 NONLINEARITIES = (*_UNIT_GAIN, "tanh", "relu", "leaky_relu", "selu")
 
+# torch's kaiming_*/xavier_* draws: half precision drawn in float32 and rounded once, and a
+# zero-element shape is a no-op with torch's warning ("Initializing zero-element tensors").
+_TORCH_DRAW = {"wide": True, "warn_empty": True}
+
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     r"""The recommended gain for a nonlinearity, torch's table exactly.
@@ -64,9 +74,10 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         return 3.0 / 4
     slope = 0.01 if param is None else param
     if isinstance(slope, bool) or not isinstance(slope, int | float):
-        raise TypeError(
-            f"calculate_gain: param (the negative slope of leaky_relu) must be a number,"
-            f" got {param!r}"
+        # A ValueError, as torch raises for True, [1] or {"a": "b"}.
+        raise ValueError(
+            f"calculate_gain: param (the negative_slope of leaky_relu) {param!r} is not a valid"
+            " number; give an int or float"
         )
     check_finite("calculate_gain", "param", slope)
     return math.sqrt(2.0 / (1 + slope**2))
@@ -75,7 +86,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 def _kaiming(fn: str, a: float, mode: str, nonlinearity: str, distribution: str, **axes):
     check_choice(fn, "mode", mode, ("fan_in", "fan_out"))
     gain = calculate_gain(nonlinearity, a)
-    return _variance_scaling(fn, gain**2, mode, distribution, **axes)
+    return _variance_scaling(fn, gain**2, mode, distribution, **axes, **_TORCH_DRAW)
 
 
 def torch_kaiming_uniform(
@@ -123,7 +134,9 @@ def torch_xavier_uniform(
     r"""torch ``xavier_uniform_``: :math:`U[\pm \mathrm{gain}\sqrt{6/(n_{in}+n_{out})}]`."""
     check_positive("torch_xavier_uniform", "gain", gain)
     axes = dict(in_axis=in_axis, out_axis=out_axis, layout=layout, dtype=dtype)
-    return _variance_scaling("torch_xavier_uniform", gain**2, "fan_avg", "uniform", **axes)
+    return _variance_scaling(
+        "torch_xavier_uniform", gain**2, "fan_avg", "uniform", **axes, **_TORCH_DRAW
+    )
 
 
 def torch_xavier_normal(
@@ -137,7 +150,9 @@ def torch_xavier_normal(
     r"""torch ``xavier_normal_``: plain :math:`\mathcal N(0, \mathrm{gain}^2\cdot 2/(n_{in}+n_{out}))`."""
     check_positive("torch_xavier_normal", "gain", gain)
     axes = dict(in_axis=in_axis, out_axis=out_axis, layout=layout, dtype=dtype)
-    return _variance_scaling("torch_xavier_normal", gain**2, "fan_avg", "normal", **axes)
+    return _variance_scaling(
+        "torch_xavier_normal", gain**2, "fan_avg", "normal", **axes, **_TORCH_DRAW
+    )
 
 
 def torch_default_kernel(

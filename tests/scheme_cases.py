@@ -28,4 +28,6 @@ CASES: dict[str, list[tuple[dict, list[tuple[int, ...]]]]] = {
     "zero_init": [({}, [*GENERIC_SHAPES, (8, 16), (3, 3, 8, 4)])],
     "sparse": [({}, GENERIC_SHAPES), ({"k": 2, "layout": "torch"}, [(8, 4), (8, 4, 3, 3)])],
     "torch_sparse": [({"sparsity": 0.5}, [(16, 8), (8, 16)]), ({"sparsity": 0.0}, [(4, 4)])],
+    # jaxinit/_keras.py
+    "stft": [({}, [(16, 1, 9)]), ({"side": "imag", "window": None}, [(8, 2, 5)])],
 }

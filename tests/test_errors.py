@@ -172,7 +172,7 @@ def test_torch_default_bias_needs_fan_in():
         jaxinit.torch_default_bias()
     with pytest.raises(ValueError, match="torch_default_bias: fan_in must be a positive int"):
         jaxinit.torch_default_bias(fan_in=0)
-    with pytest.raises(TypeError, match="calculate_gain: param"):
+    with pytest.raises(ValueError, match="calculate_gain: param"):
         jaxinit.calculate_gain("leaky_relu", "0.1")
 
 
