@@ -269,7 +269,7 @@ register(
     )
 )
 
-_registry._KERAS.update(
+_registry._SPELLINGS.update(
     {
         "VarianceScaling": keras_variance_scaling,
         "GlorotUniform": _keras_fixed("GlorotUniform", 1.0, "fan_avg", "uniform"),

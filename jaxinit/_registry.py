@@ -10,6 +10,7 @@ Keras class names (``"VarianceScaling"``, ``"HeNormal"``, ``"Orthogonal"``, ...)
 the same scheme's metadata, but :func:`get` builds them with Keras' own arguments, defaults
 and fan rules (``jaxinit._keras``): ``get("VarianceScaling")`` is Keras' default
 (scale 1, fan_in, truncated normal), ``get("Orthogonal", gain=2.0)`` takes Keras' ``gain``.
+Likewise torch's ``"orthogonal_"`` takes ``gain`` and ``"constant_"`` takes ``val``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+
 from jaxinit import _core, _torch
+from jaxinit._checks import check_shape, default_float
 from jaxinit._core import Initializer
 
 
@@ -55,9 +61,9 @@ class Scheme:
 
 _SCHEMES: dict[str, Scheme] = {}
 _NAMES: dict[str, str] = {}  # every accepted spelling -> canonical name
-# Keras spellings whose factory takes Keras' arguments (filled by jaxinit._keras); the
-# scheme's metadata is still the one its alias resolves to.
-_KERAS: dict[str, Callable[..., Initializer]] = {}
+# Keras and PyTorch spellings whose factory takes that library's own arguments (filled by
+# jaxinit._keras and jaxinit._structured); the scheme's metadata is the one the alias names.
+_SPELLINGS: dict[str, Callable[..., Initializer]] = {}
 
 
 def register(scheme: Scheme) -> Scheme:
@@ -92,23 +98,54 @@ def scheme(name: str) -> Scheme:
 def get(name: str | Initializer, **options: Any) -> Initializer:
     """Return the initializer called ``name`` built with ``options``.
 
-    An initializer (any callable) is returned unchanged, so APIs can accept either.
+    An initializer (any callable) is returned unchanged, so APIs can accept either. An array
+    (numpy or jax) gives an initializer that returns it, cast to the requested dtype, for its
+    own shape only (Keras' ``initializers.get(tensor)``).
 
     >>> jaxinit.get("he_uniform")            # jax / Keras name
     >>> jaxinit.get("HeUniform")             # Keras class name
     >>> jaxinit.get("kaiming_normal_", a=0.1)  # PyTorch name: torch semantics
     >>> jaxinit.get("VarianceScaling", mode="fan_out")  # Keras name: Keras' defaults, args
     """
+    if isinstance(name, np.ndarray | np.generic | jax.Array):
+        if options:
+            raise ValueError("jaxinit.get: options are only accepted with a scheme name")
+        return _array_init(name)
     if callable(name) and not isinstance(name, str):
         if options:
             raise ValueError("jaxinit.get: options are only accepted with a scheme name")
         return name
     s = scheme(name)
-    factory = _KERAS.get(name.strip(), s.factory)
+    factory = _SPELLINGS.get(name.strip(), s.factory)
     try:
         return factory(**options)
     except TypeError as e:
         raise TypeError(f"jaxinit.get({name!r}): bad options {sorted(options)}: {e}") from e
+
+
+def _array_init(value: Any) -> Initializer:
+    """``init(key, shape, dtype)`` returning ``value`` cast to ``dtype``; shape must be its own."""
+
+    def init(key: Any, shape: Any, dtype: Any = None) -> jax.Array:
+        shape = check_shape("jaxinit.get", shape)
+        if shape != tuple(np.shape(value)):
+            raise ValueError(
+                f"jaxinit.get: Expected `shape` to be {tuple(np.shape(value))}, the shape of the"
+                f" array given as the initializer; got shape={shape}"
+            )
+        return jnp.asarray(value, default_float() if dtype is None else dtype)
+
+    return init
+
+
+def _torch_constant(val: Any = None, *, value: Any = None, dtype: Any = None) -> Initializer:
+    """torch ``constant_(tensor, val)``: every entry ``val`` (``value=`` also accepted)."""
+    if (val is None) == (value is None):
+        raise TypeError("constant_: give the fill value, val (torch's name) or value")
+    return _core.constant(value if val is None else val, dtype)
+
+
+_SPELLINGS["constant_"] = _torch_constant
 
 
 def schemes() -> tuple[Scheme, ...]:

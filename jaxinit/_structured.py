@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit import _registry
 from jaxinit._checks import (
     check_choice,
     check_dtype,
@@ -515,6 +516,16 @@ register(
         notes="bit-identical to jax.nn.initializers.orthogonal; bf16/fp16 via float32 QR",
     )
 )
+
+
+def _torch_orthogonal(
+    gain: float = 1.0, *, layout: Layout | None = None, dtype: DTypeLike = None
+) -> Initializer:
+    """torch ``orthogonal_(tensor, gain)``: :func:`orthogonal` with torch's argument name."""
+    return orthogonal(scale=gain, dtype=dtype, layout=layout)
+
+
+_registry._SPELLINGS["orthogonal_"] = _torch_orthogonal
 
 _XIAO = (
     "Xiao et al. 2018, Dynamical Isometry and a Mean Field Theory of CNNs: How to Train"
