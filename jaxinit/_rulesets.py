@@ -14,11 +14,23 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+from jaxinit import _core
 from jaxinit._checks import check_choice, check_positive
-from jaxinit._core import normal, ones, variance_scaling, zeros
+from jaxinit._core import Initializer, ones, zeros
 from jaxinit._fans import compute_fans
+from jaxinit._precision import draw_in_float32
 from jaxinit._rules import ContextRule, LeafInfo, Pattern, optional
 from jaxinit._torch import torch_default_bias, torch_default_kernel
+
+
+# These rule sets are jaxinit's own schemes: half-precision parameters are drawn in float32
+# and rounded once (jaxinit._precision), as torch draws the GPT-2/Fixup references.
+def normal(stddev: float) -> Initializer:
+    return draw_in_float32(_core.normal(stddev))
+
+
+def variance_scaling(scale: float, mode: str, distribution: str) -> Initializer:
+    return draw_in_float32(_core.variance_scaling(scale, mode, distribution))
 
 
 def _check_int(fn: str, arg: str, value: object, minimum: int = 1) -> int:

@@ -201,3 +201,18 @@ def test_jax_shared_names_keep_bit_parity_and_draw_in_float32_wraps_them():
     np.testing.assert_array_equal(nn(key, shape, jnp.float16), out)
     with pytest.raises(TypeError, match="draw_in_float32: expected an initializer"):
         jaxinit.draw_in_float32(3)
+
+
+def test_rule_sets_draw_half_precision_in_float32():
+    # jaxinit's own rule sets (GPT-2 here) are not jax names: bfloat16 parameters are the
+    # float32 draw rounded once.
+    params = {
+        "embed": {"embedding": jnp.zeros((64, 16))},
+        "block_0": {"attn": {"out": {"kernel": jnp.zeros((16, 16))}}},
+    }
+    half = jax.tree.map(lambda x: x.astype(jnp.bfloat16), params)
+    rules, key = jaxinit.gpt2(2), jax.random.key(4)
+    out, ref = jaxinit.reinit(half, rules, key), jaxinit.reinit(params, rules, key)
+    for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(ref), strict=True):
+        assert a.dtype == jnp.bfloat16
+        np.testing.assert_array_equal(a, b.astype(jnp.bfloat16))
