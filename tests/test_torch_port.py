@@ -183,15 +183,17 @@ def test_eye():
 
 
 def test_dirac_properties():
+    cases = []
     for dims in [3, 4, 5]:
         for groups in [1, 2, 3]:
             a, c, d, e = (random.randint(1, 5) for _ in range(4))
             b = random.randint(1, 5 * groups)
             shape = (a * groups, b, c, d, e)[:dims]
-            w = np.asarray(jaxinit.get("dirac_", groups=groups, layout="torch")(None, shape))
-            min_d = min(shape[0] // groups, shape[1])
-            assert np.count_nonzero(w) == min_d * groups
-            assert w.sum() == min_d * groups
+            cases.append((groups, jaxinit.get("dirac_", groups=groups, layout="torch"), shape))
+    for (groups, _, shape), w in zip(cases, _run([c[1:] for c in cases]), strict=True):
+        min_d = min(shape[0] // groups, shape[1])
+        assert np.count_nonzero(w) == min_d * groups
+        assert w.sum() == min_d * groups
 
 
 def test_dirac_identity():
@@ -302,14 +304,16 @@ def test_sparse_default_std():
 
 
 def test_orthogonal():
+    cases = []
     for use_gain in [True, False]:
         for size in [(3, 4), (4, 3), (20, 2, 3, 4), (2, 3, 4, 5)]:
             gain = _random_float(0.1, 2) if use_gain else 1.0
             opts = {"gain": gain} if use_gain else {}
-            w = jaxinit.get("orthogonal_", layout="torch", **opts)(jax.random.key(0), size)
-            rows, cols = size[0], math.prod(size[1:])
-            flat = np.asarray(w, np.float64).reshape(rows, cols)
-            if rows > cols:
-                np.testing.assert_allclose(flat.T @ flat, np.eye(cols) * gain**2, atol=1e-6, rtol=0)
-            else:
-                np.testing.assert_allclose(flat @ flat.T, np.eye(rows) * gain**2, atol=1e-6, rtol=0)
+            cases.append((gain, jaxinit.get("orthogonal_", layout="torch", **opts), size))
+    for (gain, _, size), w in zip(cases, _run([c[1:] for c in cases]), strict=True):
+        rows, cols = size[0], math.prod(size[1:])
+        flat = w.reshape(rows, cols)
+        if rows > cols:
+            np.testing.assert_allclose(flat.T @ flat, np.eye(cols) * gain**2, atol=1e-6, rtol=0)
+        else:
+            np.testing.assert_allclose(flat @ flat.T, np.eye(rows) * gain**2, atol=1e-6, rtol=0)
