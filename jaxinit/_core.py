@@ -364,7 +364,11 @@ def variance_scaling(
       Complex dtypes draw from a disk (uniform) or a modulus-truncated complex normal.
     * Axes: ``layout="flax"`` (``(..., in, out)``, the default) or ``"torch"`` /
       ``"equinox"`` (``(out, in, ...)``); explicit ``in_axis``/``out_axis`` (ints or
-      sequences) override the layout; ``batch_axis`` axes are ignored for the fans.
+      sequences) override the layout; ``batch_axis`` axes are ignored for the fans. Every
+      combination jax accepts is accepted with jax's arithmetic, overlapping ones included
+      (flax's embedding init: ``variance_scaling(1.0, "fan_in", "normal", out_axis=0)``).
+    * ``out_sharding`` (of the returned initializer, as in jax): a ``NamedSharding`` or,
+      under ``jax.set_mesh``, a ``PartitionSpec``; the same values, sharded as asked.
 
     Note Keras' ``VarianceScaling(distribution="normal")`` means *truncated* normal; here,
     as in jax, ``"normal"`` is the plain normal.

@@ -167,7 +167,9 @@ def _check_spec(path: str, shape: tuple[int, ...], spec: PartitionSpec, mesh: Me
             if name not in mesh.shape:
                 raise ValueError(
                     f"{where}: mesh axis {name!r} is not an axis of the mesh; its axes are"
-                    f" {tuple(mesh.axis_names)}"
+                    f" {tuple(mesh.axis_names)} (a logical name needs logical_axis_rules; the"
+                    " stack axis of nn.scan / nnx.vmap is named by their partition name,"
+                    " None for replicated)"
                 )
             if name in seen:
                 raise ValueError(f"{where}: mesh axis {name!r} is used twice")

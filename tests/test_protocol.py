@@ -365,7 +365,7 @@ def test_init_params_honours_nnx_declared_shardings(key):
             )
 
     target = lambda k: Block(nnx.Rngs(k))
-    rules = [("vocab", "model"), ("hidden", "model"), ("embed", None)]
+    rules = [("vocab", "model"), ("hidden", "model"), ("embed", None), ("layers", None)]
     out = jaxinit.init_params(target, key, mesh=mesh, logical_axis_rules=rules)
     assert out.up.kernel[...].sharding.spec == P(None, "model")
     assert out.down.kernel[...].sharding.spec == P("model", None)
@@ -383,6 +383,19 @@ def test_init_params_honours_nnx_declared_shardings(key):
     ):
         _equal(got, same)
         np.testing.assert_allclose(got, close, rtol=1e-6, atol=1e-7)
+
+    # an nnx.vmap stack: flax inserts the partition name of the stack axis, here mapped to
+    # None (replicated) by the rules
+    @nnx.vmap(in_axes=0, out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
+    def stack(k):
+        init = nnx.with_partitioning(nnx.initializers.lecun_normal(), (None, "model"))
+        return nnx.Linear(8, 8, kernel_init=init, rngs=nnx.Rngs(k))
+
+    stacked = jaxinit.init_params(
+        lambda k: stack(jax.random.split(k, 3)), key, mesh=mesh, logical_axis_rules=rules
+    )
+    assert stacked.kernel[...].shape == (3, 8, 8)
+    assert stacked.kernel[...].sharding.spec == P(None, None, "model")
     # a logical name no rule maps is taken as a mesh axis (flax's convention): an error here
     with pytest.raises(ValueError, match=r"init_params: down/kernel .* mesh axis 'hidden' is not"):
         jaxinit.init_params(target, key, mesh=mesh, logical_axis_rules=[("vocab", "model")])
