@@ -299,6 +299,9 @@ def make_init(
     for several keys without retracing. See :func:`init_params` for the arguments.
     """
     mesh = _check_mesh(mesh)
+    if mesh is None:  # the mesh of `with jax.set_mesh(mesh):`, if any
+        context = jax.sharding.get_mesh()
+        mesh = None if context.empty else context
     items = _partition_items(partition)
     if mesh is None and partition is not None:
         raise ValueError("init_params: partition rules need a mesh (jax.make_mesh)")
@@ -344,8 +347,9 @@ def init_params(
       rules: ``{pattern: initializer}`` as in :func:`jaxinit.reinit` (leaf keys are folded
         from ``key`` and a hash of the path). With a callable ``target``, the rules
         re-draw the matching leaves of its output.
-      mesh: a ``jax.sharding.Mesh`` (``jax.make_mesh``); without it the tree is produced
-        by one ``jax.jit`` on the default device.
+      mesh: a ``jax.sharding.Mesh`` (``jax.make_mesh``); default: the mesh set by
+        ``jax.set_mesh``, if any. Without one the tree is produced by one ``jax.jit`` on
+        the default device.
       partition: ``{pattern: PartitionSpec}`` over the same "/"-joined paths; first match
         wins and overrides what the model declares. Leaves no pattern matches get the
         sharding the model declares (linen ``nn.with_partitioning`` and

@@ -396,6 +396,10 @@ def test_init_params_honours_nnx_declared_shardings(key):
     )
     assert stacked.kernel[...].shape == (3, 8, 8)
     assert stacked.kernel[...].sharding.spec == P(None, None, "model")
+    # under jax.set_mesh the mesh need not be passed (nnx shards eagerly there as well)
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        in_context = jaxinit.init_params(target, key)
+    assert _specs(in_context) == _specs(out)
     # a logical name no rule maps is taken as a mesh axis (flax's convention): an error here
     with pytest.raises(ValueError, match=r"init_params: down/kernel .* mesh axis 'hidden' is not"):
         jaxinit.init_params(target, key, mesh=mesh, logical_axis_rules=[("vocab", "model")])
