@@ -21,6 +21,7 @@ from jaxinit._core import lecun_normal as lecun_normal
 from jaxinit._core import lecun_uniform as lecun_uniform
 from jaxinit._core import normal as normal
 from jaxinit._core import ones as ones
+from jaxinit._core import ones_init as ones_init
 from jaxinit._core import random_normal as random_normal
 from jaxinit._core import random_truncated_normal as random_truncated_normal
 from jaxinit._core import random_uniform as random_uniform
@@ -30,6 +31,7 @@ from jaxinit._core import variance_scaling as variance_scaling
 from jaxinit._core import xavier_normal as xavier_normal
 from jaxinit._core import xavier_uniform as xavier_uniform
 from jaxinit._core import zeros as zeros
+from jaxinit._core import zeros_init as zeros_init
 from jaxinit._datasets import Dataset as Dataset
 from jaxinit._datasets import digits as digits
 from jaxinit._datasets import linear_teacher as linear_teacher

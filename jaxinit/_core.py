@@ -31,6 +31,7 @@ from jaxinit._checks import (
 )
 from jaxinit._fans import Axes, check_axes, fans_of, resolve_axes
 from jaxinit._precision import wide_dtype
+from jaxinit._protocol import OutSharding, call_sharded, sampler, with_out_sharding
 
 Array: TypeAlias = jax.Array
 DTypeLike: TypeAlias = Any
@@ -47,15 +48,20 @@ COMPLEX_TRUNCATED_STD = 0.95311164380491208
 
 @runtime_checkable
 class Initializer(Protocol):
-    """``init(key, shape, dtype) -> Array``: what flax.linen and flax.nnx accept."""
+    """``init(key, shape, dtype, out_sharding=None) -> Array``: jax's protocol, which
+    flax.linen and flax.nnx accept as ``kernel_init``."""
 
-    def __call__(self, key: Array, shape: Shape, dtype: DTypeLike = ...) -> Array: ...
+    def __call__(
+        self, key: Array, shape: Shape, dtype: DTypeLike = ..., out_sharding: OutSharding = ...
+    ) -> Array: ...
 
 
 # --------------------------------------------------------------------------- constants
 
 
-def zeros(key: Array | None, shape: Shape, dtype: DTypeLike = None) -> Array:
+def zeros(
+    key: Array | None, shape: Shape, dtype: DTypeLike = None, out_sharding: OutSharding = None
+) -> Array:
     """An array of zeros (the key is ignored).
 
     Every unit of a layer initialised to zeros computes the same function and receives the
@@ -64,12 +70,34 @@ def zeros(key: Array | None, shape: Shape, dtype: DTypeLike = None) -> Array:
 
     >>> jaxinit.zeros(jax.random.key(0), (2, 3))
     """
-    return jnp.zeros(check_shape("zeros", shape), default_float() if dtype is None else dtype)
+    shape = check_shape("zeros", shape)
+    dtype = default_float() if dtype is None else dtype
+    return call_sharded("zeros", lambda: jnp.zeros(shape, dtype), out_sharding, shape)
 
 
-def ones(key: Array | None, shape: Shape, dtype: DTypeLike = None) -> Array:
+def ones(
+    key: Array | None, shape: Shape, dtype: DTypeLike = None, out_sharding: OutSharding = None
+) -> Array:
     """An array of ones (the key is ignored); the usual init of normalisation scales."""
-    return jnp.ones(check_shape("ones", shape), default_float() if dtype is None else dtype)
+    shape = check_shape("ones", shape)
+    dtype = default_float() if dtype is None else dtype
+    return call_sharded("ones", lambda: jnp.ones(shape, dtype), out_sharding, shape)
+
+
+def zeros_init() -> Initializer:
+    """flax's spelling of :func:`zeros` as a factory: ``zeros_init()`` returns ``zeros``.
+
+    >>> nn.Dense(8, bias_init=jaxinit.zeros_init())
+    """
+    return zeros
+
+
+def ones_init() -> Initializer:
+    """flax's spelling of :func:`ones` as a factory: ``ones_init()`` returns ``ones``.
+
+    >>> nn.LayerNorm(scale_init=jaxinit.ones_init())
+    """
+    return ones
 
 
 def constant(value: Any, dtype: DTypeLike = None) -> Initializer:
@@ -85,7 +113,7 @@ def constant(value: Any, dtype: DTypeLike = None) -> Initializer:
             )
         return jnp.full(shape, value, dtype=dtype)
 
-    return init
+    return with_out_sharding("constant", init)
 
 
 def _broadcasts_to(src: Shape, dst: Shape) -> bool:
@@ -106,7 +134,7 @@ def _rng(key: Array) -> Any:
     through ``jaxinit._fast``: same distributions, other values, several times faster.
     Decided at trace time from the key's dtype; the same signatures as jax.random.
     """
-    return _fast if _fast.is_fast_key(key) else jax.random
+    return sampler(_fast if _fast.is_fast_key(key) else jax.random)
 
 
 def _random_prologue(
@@ -133,7 +161,7 @@ def normal(stddev: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
         shape, dtype = _random_prologue("normal", key, shape, dtype, allow_complex=True)
         return _rng(key).normal(key, shape, dtype) * jnp.array(stddev, dtype)
 
-    return init
+    return with_out_sharding("normal", init)
 
 
 def uniform(scale: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
@@ -151,7 +179,7 @@ def uniform(scale: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
         shape, dtype = _random_prologue("uniform", key, shape, dtype)
         return _rng(key).uniform(key, shape, dtype) * jnp.array(scale, dtype)
 
-    return init
+    return with_out_sharding("uniform", init)
 
 
 def truncated_normal(
@@ -179,7 +207,7 @@ def truncated_normal(
             stddev, dtype
         )
 
-    return init
+    return with_out_sharding(fn, init)
 
 
 def _shifted_normal(fn: str, mean: float, stddev: float, dtype: DTypeLike) -> Initializer:
@@ -192,7 +220,7 @@ def _shifted_normal(fn: str, mean: float, stddev: float, dtype: DTypeLike) -> In
         x = _rng(key).normal(key, shape, work) * jnp.array(stddev, work) + jnp.array(mean, work)
         return x.astype(dtype)
 
-    return init
+    return with_out_sharding(fn, init)
 
 
 def _uniform_between(fn: str, lo: float, hi: float, dtype: DTypeLike) -> Initializer:
@@ -211,7 +239,7 @@ def _uniform_between(fn: str, lo: float, hi: float, dtype: DTypeLike) -> Initial
         x, top = x.astype(dtype), jnp.array(hi, dtype)
         return jnp.where(x >= top, jnp.nextafter(top, jnp.array(lo, dtype)), x)
 
-    return init
+    return with_out_sharding(fn, init)
 
 
 def _shifted_truncated_normal(
@@ -232,7 +260,7 @@ def _shifted_truncated_normal(
         z = _rng(key).truncated_normal(key, lo_z, hi_z, shape, work)
         return (z * jnp.array(stddev, work) + jnp.array(mean, work)).astype(dtype)
 
-    return init
+    return with_out_sharding(fn, init)
 
 
 def random_normal(mean: float = 0.0, stddev: float = 0.05, dtype: DTypeLike = None) -> Initializer:
@@ -356,7 +384,7 @@ def _variance_scaling(
             return _rng(key).uniform(key, shape, dtype, -1) * jnp.sqrt(3 * variance)
         return _complex_uniform(key, shape, dtype) * jnp.sqrt(variance)
 
-    return init
+    return with_out_sharding(fn, init)
 
 
 def variance_scaling(
@@ -384,7 +412,11 @@ def variance_scaling(
       Complex dtypes draw from a disk (uniform) or a modulus-truncated complex normal.
     * Axes: ``layout="flax"`` (``(..., in, out)``, the default) or ``"torch"`` /
       ``"equinox"`` (``(out, in, ...)``); explicit ``in_axis``/``out_axis`` (ints or
-      sequences) override the layout; ``batch_axis`` axes are ignored for the fans.
+      sequences) override the layout; ``batch_axis`` axes are ignored for the fans. Every
+      combination jax accepts is accepted with jax's arithmetic, overlapping ones included
+      (flax's embedding init: ``variance_scaling(1.0, "fan_in", "normal", out_axis=0)``).
+    * ``out_sharding`` (of the returned initializer, as in jax): a ``NamedSharding`` or,
+      under ``jax.set_mesh``, a ``PartitionSpec``; the same values, sharded as asked.
 
     Note Keras' ``VarianceScaling(distribution="normal")`` means *truncated* normal; here,
     as in jax, ``"normal"`` is the plain normal.

@@ -47,7 +47,9 @@ def resolve_axes(
     return in_axis, out_axis
 
 
-def _normalize(fn: str, arg: str, axes: Axes, shape: tuple[int, ...]) -> tuple[int, ...]:
+def _normalize(
+    fn: str, arg: str, axes: Axes, shape: tuple[int, ...], *, unique: bool = True
+) -> tuple[int, ...]:
     seq = (axes,) if isinstance(axes, int) else tuple(axes)
     rank = len(shape)
     out = []
@@ -58,7 +60,7 @@ def _normalize(fn: str, arg: str, axes: Axes, shape: tuple[int, ...]) -> tuple[i
                 f"{fn}: shape {shape} has rank {rank}; {arg}={axes!r} needs rank >= {need}"
             )
         out.append(a % rank)
-    if len(set(out)) != len(out):
+    if unique and len(set(out)) != len(out):
         raise ValueError(f"{fn}: {arg}={axes!r} repeats an axis of shape {shape}")
     return tuple(out)
 
@@ -72,23 +74,15 @@ def fans_of(
 ) -> tuple[float, float]:
     """Return ``(fan_in, fan_out)`` as floats, computed exactly as jax.nn does.
 
-    Raises a ValueError naming ``fn`` when an axis is out of range, axes overlap, or a fan
-    is zero.
+    Every axis combination jax accepts is accepted, with jax's arithmetic: axes may be
+    negative, repeated, and in, out and batch axes may overlap (flax's embedding init is
+    ``variance_scaling(1.0, "fan_in", "normal", out_axis=0)`` on ``(vocab, features)``:
+    in and out are both axis 0, so fan_in = features). Raises a ValueError naming ``fn``
+    when an axis is out of range or a fan is zero.
     """
-    ins = _normalize(fn, "in_axis", in_axis, shape)
-    outs = _normalize(fn, "out_axis", out_axis, shape)
-    batches = _normalize(fn, "batch_axis", batch_axis, shape)
-    for (a, xa), (b, xb) in (
-        (("in_axis", ins), ("out_axis", outs)),
-        (("in_axis", ins), ("batch_axis", batches)),
-        (("out_axis", outs), ("batch_axis", batches)),
-    ):
-        common = sorted(set(xa) & set(xb))
-        if common:
-            raise ValueError(
-                f"{fn}: {a} and {b} overlap on axis {common[0]} of shape {shape};"
-                " each axis is in, out, batch or receptive field"
-            )
+    ins = _normalize(fn, "in_axis", in_axis, shape, unique=False)
+    outs = _normalize(fn, "out_axis", out_axis, shape, unique=False)
+    batches = _normalize(fn, "batch_axis", batch_axis, shape, unique=False)
     in_size = math.prod(shape[i] for i in ins)
     out_size = math.prod(shape[i] for i in outs)
     batch_size = math.prod(shape[i] for i in batches)

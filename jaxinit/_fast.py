@@ -40,6 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend.random import define_prng_impl, threefry_2x32
 
+from jaxinit._protocol import call_init
+
 _U32 = jnp.uint32
 _MAX_ELEMENTS = 2**32
 
@@ -164,9 +166,12 @@ def fast(init: Any) -> Any:
         raise TypeError(f"fast: expected an initializer init(key, shape, dtype), got {init!r}")
 
     @functools.wraps(init)
-    def wrapped(key: jax.Array, shape: Any, dtype: Any = None) -> jax.Array:
+    def wrapped(
+        key: jax.Array, shape: Any, dtype: Any = None, out_sharding: Any = None
+    ) -> jax.Array:
         key = fast_key(key)
-        return init(key, shape) if dtype is None else init(key, shape, dtype)
+        args = (key, shape) if dtype is None else (key, shape, dtype)
+        return call_init("fast", init, args, out_sharding)
 
     return wrapped
 

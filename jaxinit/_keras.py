@@ -43,6 +43,7 @@ from jaxinit import _core, _registry
 from jaxinit._checks import check_choice, check_dtype, check_finite, check_positive, check_shape
 from jaxinit._core import Array, DTypeLike, Initializer, Shape, _variance_scaling
 from jaxinit._fans import _normalize, check_axes
+from jaxinit._protocol import with_out_sharding
 from jaxinit._registry import Scheme, register
 from jaxinit._structured import identity, orthogonal
 
@@ -250,7 +251,7 @@ def stft(
             kernel = kernel * win[:, None, None] / norm
         return jnp.asarray(np.broadcast_to(kernel, shape), dtype=dtype)
 
-    return init
+    return with_out_sharding(fn, init)
 
 
 # --------------------------------------------------------------------------- registry

@@ -37,6 +37,7 @@ from jaxinit._fans import LAYOUTS, _normalize
 from jaxinit._fast import is_fast_key
 from jaxinit._fast import orthogonal as fast_orthogonal
 from jaxinit._precision import wide_dtype
+from jaxinit._protocol import with_out_sharding
 from jaxinit._registry import Scheme, register
 
 Layout = Literal["flax", "torch", "equinox"]
@@ -185,7 +186,7 @@ def orthogonal(
         dtype = check_dtype(fn, dtype, allow_complex=True)
         return _orthogonal(fn, key, shape, column_axis, scale, dtype)
 
-    return init
+    return with_out_sharding(fn, init)
 
 
 def delta_orthogonal(
@@ -244,7 +245,7 @@ def delta_orthogonal(
         w = jnp.zeros(flax_shape, dtype).at[_centre(flax_shape[:-2])].set(ortho)
         return w if layout == "flax" else _flax_to_torch(w)
 
-    return init
+    return with_out_sharding(fn, init)
 
 
 def dirac(groups: int = 1, dtype: DTypeLike = None, *, layout: Layout | None = None) -> Initializer:
@@ -285,7 +286,7 @@ def dirac(groups: int = 1, dtype: DTypeLike = None, *, layout: Layout | None = N
         w = jnp.zeros(flax_shape, dtype).at[(*_centre(flax_shape[:-2]), ins, outs)].set(1)
         return w if layout == "flax" else _flax_to_torch(w)
 
-    return init
+    return with_out_sharding(fn, init)
 
 
 def identity(gain: float = 1.0, dtype: DTypeLike = None) -> Initializer:
@@ -309,7 +310,7 @@ def identity(gain: float = 1.0, dtype: DTypeLike = None) -> Initializer:
             )
         return jnp.eye(*shape, dtype=dtype) * jnp.array(gain, dtype)
 
-    return init
+    return with_out_sharding(fn, init)
 
 
 eye = identity
@@ -369,7 +370,7 @@ def zero_init(dtype: DTypeLike = None, *, layout: Layout | None = None) -> Initi
             w = jnp.zeros(flax_shape, dtype).at[_centre(flax_shape[:-2])].set(mat)
         return w if layout == "flax" else _flax_to_torch(w)
 
-    return init
+    return with_out_sharding(fn, init)
 
 
 def _as_units(fn: str, shape: Shape, layout: str) -> tuple[int, int]:
@@ -455,7 +456,7 @@ def sparse(
             )
         return _sparse_draw(key, shape, layout, units, fan_in, k, scale, dtype)
 
-    return init
+    return with_out_sharding(fn, init)
 
 
 def torch_sparse(
@@ -494,7 +495,7 @@ def torch_sparse(
         c_out, c_in = shape[::-1] if layout == "flax" else shape
         return _torch_sparse_draw(key, c_in, c_out, math.ceil(sparsity * c_out), std, layout, dtype)
 
-    return init
+    return with_out_sharding(fn, init)
 
 
 # --------------------------------------------------------------------------- registry

@@ -29,5 +29,5 @@ CASES: dict[str, list[tuple[dict, list[tuple[int, ...]]]]] = {
     "sparse": [({}, GENERIC_SHAPES), ({"k": 2, "layout": "torch"}, [(8, 4), (8, 4, 3, 3)])],
     "torch_sparse": [({"sparsity": 0.5}, [(16, 8), (8, 16)]), ({"sparsity": 0.0}, [(4, 4)])],
     # jaxinit/_keras.py
-    "stft": [({}, [(16, 1, 9)]), ({"side": "imag", "window": None}, [(8, 2, 5)])],
+    "stft": [({}, [(16, 1, 9), (16, 1, 8)]), ({"side": "imag", "window": None}, [(8, 2, 5)])],
 }
