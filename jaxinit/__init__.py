@@ -94,6 +94,14 @@ from jaxinit._rulesets import rezero as rezero
 from jaxinit._rulesets import skipinit as skipinit
 from jaxinit._rulesets import t_fixup as t_fixup
 from jaxinit._rulesets import torch_default_rules as torch_default_rules
+from jaxinit._rulesets_models import bert as bert
+from jaxinit._rulesets_models import deepnet as deepnet
+from jaxinit._rulesets_models import deepnorm_constants as deepnorm_constants
+from jaxinit._rulesets_models import depth_scaled as depth_scaled
+from jaxinit._rulesets_models import layer_index as layer_index
+from jaxinit._rulesets_models import recurrent as recurrent
+from jaxinit._rulesets_models import torch_default_layer_rules as torch_default_layer_rules
+from jaxinit._rulesets_models import vit as vit
 from jaxinit._sharded import init_params as init_params
 from jaxinit._sharded import make_init as make_init
 from jaxinit._sharded import param_shardings as param_shardings
