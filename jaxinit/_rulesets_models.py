@@ -394,6 +394,7 @@ def recurrent(
     forget_bias: float = 1.0,
     linen_recurrent: Pattern = "h{i,f,g,o,r,z,n}/kernel",
     linen_forget: Pattern = "hf/bias",
+    linen_other_biases: Pattern = "h{i,g,o}/bias",
     nnx_fused: Pattern = "dense_h/{kernel,bias}",
     equinox: Pattern = "{weight_hh,bias}",
 ) -> dict[Pattern, object]:
@@ -401,13 +402,15 @@ def recurrent(
     :math:`H\times H` matrix **per gate**) and the LSTM forget-gate bias set to 1
     (Jozefowicz, Zaremba & Sutskever 2015), for
 
-    * flax.linen ``LSTMCell`` / ``OptimizedLSTMCell`` (``h{i,f,g,o}/kernel``, ``hf/bias``)
-      and ``GRUCell`` (``h{r,z,n}/kernel``);
+    * flax.linen ``LSTMCell`` / ``OptimizedLSTMCell`` (``h{i,f,g,o}/kernel``, ``hf/bias``;
+      the other gates' biases ``h{i,g,o}/bias`` 0) and ``GRUCell`` (``h{r,z,n}/kernel``);
     * flax.nnx ``LSTMCell`` (same names), ``OptimizedLSTMCell`` / ``GRUCell`` /
       ``SimpleCell`` (fused ``dense_h``: kernel ``(H, kH)`` in k orthogonal blocks; for an
       LSTM (k = 4, gate order i, f, g, o) the bias's f block is ``forget_bias``);
     * Equinox ``LSTMCell`` / ``GRUCell`` (``weight_hh (kH, H)`` in k orthogonal blocks;
       ``LSTMCell.bias`` gets its f block set to ``forget_bias``).
+
+    In every LSTM the other gates' biases are 0 (Keras's ``unit_forget_bias``).
 
     Input kernels and the other biases keep their values: put these rules first and your
     own after them.
@@ -450,6 +453,7 @@ def recurrent(
     return {
         linen_recurrent: optional(ContextRule(per_gate_orthogonal, "orthogonal recurrent")),
         linen_forget: optional(constant(forget_bias)),
+        linen_other_biases: optional(zeros),
         nnx_fused: optional(ContextRule(nnx_rule, "fused recurrent")),
         equinox: optional(ContextRule(eqx_rule, "equinox recurrent")),
     }
