@@ -37,6 +37,13 @@ def assert_bound(x, b, frac=0.9):
         assert m > frac * b, (m, b)
 
 
+def _zeros_like_init(module, *args):
+    """The module's variables as zeros, shapes from ``jax.eval_shape`` (no init program to
+    compile: every parameter is redrawn by the rules under test)."""
+    shapes = jax.eval_shape(lambda: module.init(jax.random.key(0), *args))
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
 # --------------------------------------------------------------------------- ViT
 
 
@@ -88,7 +95,7 @@ class Mlp(nn.Module):
 
 @pytest.fixture(scope="module")
 def vit_params():
-    return ViT().init(jax.random.key(0), jnp.ones((1, 32, 32, 3)))
+    return _zeros_like_init(ViT(), jnp.ones((1, 32, 32, 3)))
 
 
 def _vit_rules(mode, **kw):
@@ -288,9 +295,13 @@ class TorchLike(nn.Module):
 
 @pytest.fixture(scope="module")
 def torch_like():
-    v = TorchLike().init(jax.random.key(0), jnp.ones((1, 3), jnp.int32), jnp.ones((1, D)))
+    v = _zeros_like_init(TorchLike(), jnp.ones((1, 3), jnp.int32), jnp.ones((1, D)))
     rules = jaxinit.torch_default_rules()
-    draws = [jaxinit.reinit(v, rules, jax.random.key(s))["params"] for s in range(4)]
+    # one compiled program for the four draws (reinit traces; eager draws cost more)
+    stacked = jax.jit(jax.vmap(lambda k: jaxinit.reinit(v, rules, k)["params"]))(
+        jax.random.split(jax.random.key(1), 4)
+    )
+    draws = [jax.tree.map(lambda a, s=s: a[s], stacked) for s in range(4)]
     nx = nnx.Sequential(nnx.OptimizedLSTMCell(D, H, rngs=nnx.Rngs(0)))
     nx.gru = nnx.GRUCell(D, H, rngs=nnx.Rngs(0))
     nx = jaxinit.reinit(nx, jaxinit.torch_default_rules(rnn_hidden=H), jax.random.key(9))

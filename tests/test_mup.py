@@ -285,11 +285,12 @@ def test_readout_and_attention_multipliers():
 
 
 def test_coord_check_flat_in_mup_grows_in_sp(tmp_path):
-    """The coordinate check on an MLP, widths 64..512, 3 Adam steps: in μP (mup init, readout
+    """The coordinate check on an MLP, widths 64..1024, 3 Adam steps: in μP (mup init, readout
     multiplier, mup_adam) every layer's coordinate size is flat in width (|slope| of log l1
     vs log width < 0.25); in standard parametrization (same LR for all) the output's and
-    the hidden layers' grow (slope > 0.5: Δh ∝ width after one Adam step)."""
-    widths = (64, 128, 256, 512)
+    the hidden layers' grow (slope > 0.5: Δh ∝ width after one Adam step; measured 0.77 for
+    the hidden layer and 1.0 for the output, against |slope| <= 0.03 in μP)."""
+    widths = (64, 256, 1024)
     x = jax.random.normal(jax.random.key(1), (32, D_IN))
     y = jax.random.randint(jax.random.key(2), (32,), 0, D_OUT)
     bsh = jaxinit.base_shapes(lambda: _linen(64), lambda: _linen(128))
