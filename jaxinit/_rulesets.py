@@ -248,8 +248,9 @@ def mup(
       (``"mup"``), so the logits shrink as :math:`1/\sqrt{\mathrm{width}}` at init;
     * embedding tables :math:`\mathcal N(0, 1)` (width-independent); biases 0.
 
-    This is only the initialisation half of muP: the per-layer learning rates (Adam:
-    hidden and readout LR :math:`\propto 1/\mathrm{width}`) belong to the optimizer.
+    This is the initialisation half of muP; the learning-rate half is
+    :func:`jaxinit.mup_adam` / :func:`jaxinit.mup_sgd` (with :func:`jaxinit.base_shapes`),
+    and the readout multiplier :func:`jaxinit.readout_multiplier`.
     """
     check_choice("mup", "readout_init", readout_init, ["zero", "mup"])
 
