@@ -579,8 +579,11 @@ def coord_check(
     first update.
 
     Args:
-      make: ``width -> flax.linen.Module``. Every submodule's output is recorded
-        (``capture_intermediates``).
+      make: ``width -> flax.linen.Module`` (every submodule's output is recorded, by
+        ``capture_intermediates``), or, for nnx, Equinox or any model,
+        ``width -> (init, apply)`` with ``init(key) -> params`` (a pytree of arrays: split
+        nnx / Equinox modules with ``nnx.split`` / ``eqx.partition``) and
+        ``apply(params, x) -> (output, {layer name: activation})``.
       widths: the widths to compare, e.g. ``(64, 128, 256, 512)``.
       x, y: one batch of inputs and targets.
       optimizer: an optax ``GradientTransformation`` (the same for every width;
@@ -611,19 +614,30 @@ def coord_check(
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{fn}: {arg} must be an int >= 1, got {v!r}")
     if not callable(make):
-        raise TypeError(f"{fn}: make must be a callable width -> flax.linen.Module")
+        raise TypeError(f"{fn}: make must be a callable width -> flax.linen.Module or a pair")
     key = jax.random.key(key) if isinstance(key, int) else key
     loss = loss or _xent
     x, y = jnp.asarray(x), jnp.asarray(y)
     rows = []
     for width in widths:
-        module = make(width)
+        built = make(width)
+        if isinstance(built, tuple):
+            if len(built) != 2 or not all(callable(f) for f in built):
+                raise TypeError(
+                    f"{fn}: make(width) must return a flax.linen Module or a pair"
+                    f" (init(key) -> params, apply(params, x) -> (out, activations)), got"
+                    f" {type(built).__name__} of length {len(built)}"
+                )
+            init_fn, apply_fn = built
+        else:
+            init_fn = lambda k, m=built: m.init(k, x)
+            apply_fn = lambda v, xs, m=built: _activations(m, v, xs)
         tx = optimizer if isinstance(optimizer, optax.GradientTransformation) else optimizer(width)
         tx = _standard_promotion(tx)
 
-        def run(k, module=module, tx=tx):
+        def run(k, init_fn=init_fn, apply_fn=apply_fn, tx=tx):
             k_init, k_re = jax.random.split(k)
-            variables = module.init(k_init, x)
+            variables = init_fn(k_init)
             if init is not None:
                 variables = init(variables, k_re)
             state = tx.init(variables)
@@ -632,7 +646,7 @@ def coord_check(
                 v, s = carry
 
                 def objective(v):
-                    out, acts = _activations(module, v, x)
+                    out, acts = apply_fn(v, x)
                     return loss(out, y), acts
 
                 (_, acts), g = jax.value_and_grad(objective, has_aux=True)(v)
@@ -641,7 +655,7 @@ def coord_check(
                 return (optax.apply_updates(v, upd), s), l1
 
             (v, _), l1 = jax.lax.scan(step, (variables, state), None, length=steps)
-            _, acts = _activations(module, v, x)
+            _, acts = apply_fn(v, x)
             last = {n: jnp.mean(jnp.abs(a))[None] for n, a in acts.items()}
             return {n: jnp.concatenate([l1[n], last[n]]) for n in l1}
 

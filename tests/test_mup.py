@@ -315,6 +315,42 @@ def test_coord_check_flat_in_mup_grows_in_sp(tmp_path):
     assert (tmp_path / "cc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_coord_check_equinox_via_init_apply():
+    """Any framework through make(width) -> (init, apply): an Equinox MLP in μP (mup init on
+    its torch-layout weights, readout multiplier, mup_adam) stays flat from 64 to 1024."""
+    x = jax.random.normal(jax.random.key(1), (16, D_IN))
+    y = jax.random.randint(jax.random.key(2), (16,), 0, D_OUT)
+    bsh = jaxinit.base_shapes(lambda: _eqx(64), lambda: _eqx(128))
+    rules = jaxinit.mup(readout="head/weight", hidden="weight")
+
+    def make(w):
+        static = eqx.filter(_eqx(w), eqx.is_array, inverse=True)
+
+        def init(k):
+            return eqx.filter(jaxinit.reinit(_eqx_key(w, k), rules, k), eqx.is_array)
+
+        def apply(p, xs):
+            m = eqx.combine(p, static)
+            h1 = jax.nn.relu(jax.vmap(m.fc1)(xs))
+            h2 = jax.nn.relu(jax.vmap(m.fc2)(h1))
+            out = jax.vmap(m.head)(h2 * jaxinit.readout_multiplier(w, 64))
+            return out, {"fc1": h1, "fc2": h2, "head": out}
+
+        return init, apply
+
+    cc = jaxinit.coord_check(make, (64, 1024), x, y, jaxinit.mup_adam(0.02, bsh), steps=2,
+                             seeds=1)  # fmt: skip
+    s = cc.slopes()
+    assert set(s.layer) == {"fc1", "fc2", "head"}
+    assert s[s.step == 2].slope.abs().max() < 0.25, s
+    with pytest.raises(TypeError, match="coord_check: make\\(width\\) must return"):
+        jaxinit.coord_check(lambda w: (1, 2, 3), (8,), x, y, jaxinit.mup_adam(0.02, bsh))
+
+
+def _eqx_key(w, k):
+    return EqxMLP(w, k)
+
+
 def test_errors_name_the_function_and_argument():
     bsh = jaxinit.base_shapes(lambda: _linen(64), lambda: _linen(128))
     with pytest.raises(ValueError, match="base_shapes: base and delta have different"):
