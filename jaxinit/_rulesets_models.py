@@ -72,6 +72,13 @@ def _matrix_rule(init, name: str) -> ContextRule:
     return ContextRule(build, name)
 
 
+def _sibling_kernel(info: LeafInfo) -> tuple[int, ...] | None:
+    for name in ("kernel", "weight"):
+        if name in info.siblings:
+            return info.siblings[name]
+    return None
+
+
 def _is(owner: type | None, *names: str) -> bool:
     return owner is not None and any(c.__name__ in names for c in owner.__mro__)
 
@@ -481,7 +488,7 @@ def torch_default_layer_rules(
     gates: Pattern = _GATE_PATTERN,
     fused_gates: Pattern = "{dense_i,dense_h}/{kernel,bias}",
     norm_scales: Pattern = "scale",
-    others: Pattern = "{weight,weight_ih,weight_hh,bias,bias_n}",
+    others: Pattern = "{kernel,weight,weight_ih,weight_hh,bias,bias_n}",
 ) -> dict[Pattern, object]:
     r"""PyTorch's default init of the layers beyond Linear/Conv; :func:`torch_default_rules`
     puts these first and its Linear/Conv rules after them.
@@ -491,7 +498,10 @@ def torch_default_layer_rules(
       :math:`U[\pm\sqrt{6/(E + 3E)}]`, applied to flax's separate query / key / value
       kernels (and Equinox's ``*_proj``); the in-projection and output biases 0; the
       output projection keeps ``nn.Linear``'s default :math:`U[\pm 1/\sqrt E]`;
-    * ``nn.LayerNorm`` (and Group/RMS norms): weight 1, bias 0;
+    * ``nn.LayerNorm`` (and Group, RMS and batch norms): weight 1, bias 0;
+    * ``nn.ConvTranspose``: :math:`U[\pm 1/\sqrt{n}]` for weight and bias with torch's
+      :math:`n = c_{out}\cdot k` (torch stores the weight ``(in, out, *k)`` and takes its
+      dim 1 as the fan-in), where the Linear/Conv rule would use :math:`c_{in}\cdot k`;
     * ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``: every weight and bias
       :math:`U[\pm 1/\sqrt H]` (H the hidden size, input weights included). Where flax
       keeps **one** bias for torch's two (``b_ih + b_hh``: linen/nnx LSTM's ``h*`` biases,
@@ -571,7 +581,7 @@ def torch_default_layer_rules(
         owner = info.owner
         if _is(owner, "Embedding") and info.name == "weight":
             return normal(1.0)
-        if _is(owner, "LayerNorm", "GroupNorm", "RMSNorm") and len(info.shape) == 1:
+        if _is(owner, "LayerNorm", "GroupNorm", "RMSNorm", "BatchNorm") and len(info.shape) == 1:
             return ones if info.name == "weight" else zeros
         if _is(owner, "LSTMCell", "GRUCell"):
             h = (info.shape if info.name == "weight_hh" else info.siblings["weight_hh"])[1]
@@ -583,9 +593,17 @@ def torch_default_layer_rules(
             return _uniform(b)
         if info.name == "bias" and "scale" in info.siblings:  # a flax norm's bias
             return zeros
+        parent = info.path.rpartition("/")[0].rpartition("/")[2]
+        if _is(owner, "ConvTranspose") or "ConvTranspose" in parent:
+            # torch's ConvTranspose weight is (in, out/groups, *k): its "fan_in" is out·k
+            w = info.shape if info.name != "bias" else _sibling_kernel(info)
+            if w is None or len(w) < 3:
+                return None
+            fan = w[0] * math.prod(w[2:]) if info.layout == "torch" else w[-1] * math.prod(w[:-2])
+            return _uniform(1 / math.sqrt(fan))
         if info.name == "bias":
             return linear_bias(info)
-        if info.name == "weight":
+        if info.name in ("weight", "kernel"):
             return linear_kernel(info)
         return None
 

@@ -280,13 +280,15 @@ H, D, E = 32, 10, 64
 
 
 class TorchLike(nn.Module):
-    """The flax counterparts of torch's Embedding, MultiheadAttention, LayerNorm, LSTM, GRU."""
+    """The flax counterparts of torch's Embedding, MultiheadAttention, LayerNorm, LSTM, GRU,
+    ConvTranspose2d."""
 
     @nn.compact
     def __call__(self, tok, x):
         e = nn.Embed(200, E, name="emb")(tok)
         a = nn.MultiHeadDotProductAttention(4, name="mha")(e)
         a = nn.LayerNorm(name="ln")(a)
+        a = a.sum() + nn.ConvTranspose(16, (3, 3))(jnp.ones((1, 5, 5, 8))).sum()
         lstm, gru = nn.LSTMCell(H, name="lstm"), nn.GRUCell(H, name="gru")
         (_, h1), _ = lstm(lstm.initialize_carry(jax.random.key(0), x.shape), x)
         h2, _ = gru(gru.initialize_carry(jax.random.key(0), x.shape), x)
@@ -306,7 +308,8 @@ def torch_like():
     nx.gru = nnx.GRUCell(D, H, rngs=nnx.Rngs(0))
     nx = jaxinit.reinit(nx, jaxinit.torch_default_rules(rnn_hidden=H), jax.random.key(9))
     ex = (eqx.nn.LSTMCell(D, H, key=jax.random.key(0)), eqx.nn.GRUCell(D, H, key=jax.random.key(0)),
-          eqx.nn.Embedding(200, E, key=jax.random.key(0)), eqx.nn.LayerNorm(E))  # fmt: skip
+          eqx.nn.Embedding(200, E, key=jax.random.key(0)), eqx.nn.LayerNorm(E),
+          eqx.nn.ConvTranspose2d(8, 16, 3, key=jax.random.key(0)))  # fmt: skip
     ex = jaxinit.reinit(ex, jaxinit.torch_default_rules(), jax.random.key(10))
     return draws, nx, ex
 
@@ -350,7 +353,14 @@ def test_torch_default_layers_formulas(torch_like):
     gru_b = np.asarray(nx.gru.dense_i.bias[...])
     assert_bound(gru_b[: 2 * H], 2 * b)
     assert_bound(gru_b[2 * H :], b)
-    lstm, gru, emb, ln = ex
+    lstm, gru, emb, ln, deconv = ex
+    # ConvTranspose: torch's fan is out_channels·k (16·9), not in_channels·k
+    ct = _pool(draws, "ConvTranspose_0/kernel")
+    assert_bound(ct, 1 / 12)
+    assert_var(np.concatenate([ct, np.asarray(deconv.weight).ravel()]), 1 / (3 * 144), "uniform")
+    assert_bound(
+        np.concatenate([_pool(draws, "ConvTranspose_0/bias"), deconv.bias.ravel()]), 1 / 12
+    )
     assert_var(lstm.bias, 2 * b**2 / 3, "triangular")
     assert_var(
         np.concatenate([lstm.weight_ih.ravel(), lstm.weight_hh.ravel()]), b**2 / 3, "uniform"
@@ -369,7 +379,7 @@ def test_torch_default_layers_match_torch_ks(torch_like):
 
     draws, nx, ex = torch_like
     ref = {"emb": [], "in_proj": [], "out_proj": [], "lstm_w": [], "lstm_b": [], "gru_rz": [],
-           "gru_n": []}  # fmt: skip
+           "gru_n": [], "deconv": []}  # fmt: skip
     for seed in range(4):
         torch.manual_seed(seed)
         emb = torch.nn.Embedding(200, E)
@@ -384,6 +394,7 @@ def test_torch_default_layers_match_torch_ks(torch_like):
         ref["lstm_b"].append(t(lstm.bias_ih_l0 + lstm.bias_hh_l0))
         ref["gru_rz"].append(t(gru.bias_ih_l0[: 2 * H] + gru.bias_hh_l0[: 2 * H]))
         ref["gru_n"] += [t(gru.bias_ih_l0[2 * H :]), t(gru.bias_hh_l0[2 * H :])]
+        ref["deconv"].append(t(torch.nn.ConvTranspose2d(8, 16, 3).weight))
         assert not torch.any(mha.in_proj_bias) and not torch.any(mha.out_proj.bias)
     mine = {
         "emb": _pool(draws, "emb/embedding"),
@@ -396,6 +407,8 @@ def test_torch_default_layers_match_torch_ks(torch_like):
                                   np.asarray(ex[1].bias[: 2 * H])]),
         "gru_n": np.concatenate([_pool(draws, "gru/in/bias", "gru/hn/bias"),
                                  np.asarray(ex[1].bias[2 * H :]), np.asarray(ex[1].bias_n)]),
+        "deconv": np.concatenate([_pool(draws, "ConvTranspose_0/kernel"),
+                                  np.asarray(ex[4].weight).ravel()]),
     }  # fmt: skip
     for name, ours in mine.items():
         theirs = np.concatenate(ref[name])
