@@ -288,7 +288,9 @@ def depth_scaled(
     * the output projection trunc-normal std :math:`d^{-1/2}` cut at ±3 std (d its fan-in);
     * norm scales 1, biases 0.
 
-    torch's ``trunc_normal_`` cuts at absolute ±2, which is nothing at std 0.02.
+    torch's ``trunc_normal_`` cuts at absolute ±2, which is nothing at std 0.02. Layers
+    stacked on a leading axis (``nn.scan``, ``nnx.vmap``: no index in the path, shape
+    ``(n_layers, ...)``) get the std of each layer on their own slice.
     """
     fn = "depth_scaled"
     n = _check_int(fn, "n_layers", n_layers)
@@ -299,9 +301,12 @@ def depth_scaled(
             return None
         if depth_init:
             i = layer_index(info.path, layer_pattern)
+            if i is None and len(info.shape) >= 3 and info.shape[0] == n:
+                return _stacked(n, std)  # nn.scan / nnx.vmap: layers on the leading axis
             if i is None:
                 raise ValueError(
-                    f"{fn}: no layer index in the path {info.path!r}; name layers like"
+                    f"{fn}: no layer index in the path {info.path!r} and no leading stack"
+                    f" axis of size n_layers={n} in shape {info.shape}; name layers like"
                     " 'layers/3' or 'layers_3', or give layer_pattern"
                 )
             if i >= n:
@@ -310,6 +315,16 @@ def depth_scaled(
         else:
             s = std / math.sqrt(2 * n)
         return in_layout(torch_trunc_normal(std=s), info.layout)
+
+    def _stacked(n_stack: int, base: float):
+        def init(key, shape, dtype=None):
+            dtype = dtype or jnp.float32
+            # the 2-sigma-absolute cut of torch's trunc_normal_ is nothing at these stds
+            z = jax.random.normal(key, shape, dtype)
+            stds = base / jnp.sqrt(2.0 * jnp.arange(1, n_stack + 1, dtype=dtype))
+            return z * stds.reshape((n_stack,) + (1,) * (len(shape) - 1))
+
+        return init
 
     def output_rule(info: LeafInfo):
         d = compute_fans(info.shape, layout=info.layout)[0]

@@ -201,6 +201,13 @@ def test_depth_scaled_per_layer_and_global():
     p = jaxinit.reinit(params, jaxinit.depth_scaled(4, depth_init=False), jax.random.key(1))
     for i in range(4):
         assert_var(p[f"layers_{i}"]["attention"]["wo"]["kernel"], 0.02**2 / 8)
+    # nn.scan-stacked layers: (n_layers, in, out), each slice its own std
+    att = {w: {"kernel": jnp.zeros((4, 64, 64))} for w in ("wq", "wo")}
+    stacked = {"layers": {"attention": att}}
+    p = jaxinit.reinit(stacked, jaxinit.depth_scaled(4), jax.random.key(2))
+    for i in range(4):
+        assert_var(p["layers"]["attention"]["wo"]["kernel"][i], 0.02**2 / (2 * (i + 1)))
+    assert_var(p["layers"]["attention"]["wq"]["kernel"], 0.02**2)
 
 
 def test_layer_index():
