@@ -44,16 +44,18 @@ def _is_embedding(info: LeafInfo) -> bool:
 
 
 def torch_default_rules(
-    kernel: Pattern = "{kernel,weight}", bias: Pattern = "bias"
+    kernel: Pattern = "{kernel,weight}", bias: Pattern = "bias", *, rnn_hidden: int | None = None
 ) -> dict[Pattern, object]:
-    r"""PyTorch's default init of ``nn.Linear`` / ``nn.ConvNd``, for flax.linen, nnx and
-    Equinox models.
+    r"""PyTorch's default init of ``nn.Linear`` / ``nn.ConvNd`` — and of ``nn.Embedding``,
+    ``nn.MultiheadAttention``, ``nn.LayerNorm`` and ``nn.RNN``/``LSTM``/``GRU``, whose rules
+    (:func:`torch_default_layer_rules`, ``rnn_hidden`` passed on) come first — for
+    flax.linen, nnx and Equinox models.
 
     kernel (rank >= 2): :math:`U[\pm 1/\sqrt{n_{in}}]` (``kaiming_uniform_(a=√5)``);
     bias: :math:`U[\pm 1/\sqrt{n_{in}}]` with the fan_in of the **sibling kernel** (found
     by :func:`reinit` from the same layer). The fan layout is the tree's (``(in, out)`` for
-    flax, ``(out, in)`` for Equinox). 1-D "weights" (Equinox LayerNorm) and embedding
-    tables are left alone, as are biases with no kernel beside them.
+    flax, ``(out, in)`` for Equinox). Other 1-D "weights" and biases with no kernel
+    beside them are left alone.
 
     >>> model = jaxinit.reinit(eqx_model, jaxinit.torch_default_rules(), key)
     """
@@ -70,8 +72,11 @@ def torch_default_rules(
                 return torch_default_bias(kernel_shape=shape, layout=info.layout)
         return None
 
+    from jaxinit._rulesets_models import torch_default_layer_rules
+
     return {
-        kernel: ContextRule(kernel_init, "torch_default_kernel"),
+        **torch_default_layer_rules(rnn_hidden=rnn_hidden),
+        kernel: optional(ContextRule(kernel_init, "torch_default_kernel")),
         bias: ContextRule(bias_init, "torch_default_bias", optional=True),
     }
 
@@ -143,12 +148,22 @@ def rezero(gates: Pattern = "alpha", value: float = 0.0) -> dict[Pattern, object
 skipinit = rezero
 
 
+_GPT2_NAMING = {  # naming: (residual_out, weights)
+    "jaxinit": ("{attn/out,mlp/proj}/kernel", "{kernel,embedding}"),
+    # nanoGPT (transformer.h.<i>.attn.c_proj, mlp.c_proj, wte, wpe) and HF GPT2Model /
+    # FlaxGPT2Model (the same names; HF's Conv1D weights are (in, out), flax's "kernel").
+    "nanogpt": ("{attn,mlp}/c_proj/{kernel,weight}", "{kernel,weight,embedding}"),
+    "hf": ("{attn,mlp}/c_proj/{kernel,weight}", "{kernel,weight,embedding}"),
+}
+
+
 def gpt2(
     n_layer: int,
     *,
     std: float = 0.02,
-    residual_out: Pattern = "{attn/out,mlp/proj}/kernel",
-    weights: Pattern = "{kernel,embedding}",
+    naming: Literal["jaxinit", "nanogpt", "hf"] = "jaxinit",
+    residual_out: Pattern | None = None,
+    weights: Pattern | None = None,
     biases: Pattern = "bias",
 ) -> dict[Pattern, object]:
     r"""GPT-2 (Radford et al. 2019; nanoGPT / HF ``GPT2Model._init_weights``).
@@ -158,12 +173,30 @@ def gpt2(
       ``c_proj``): :math:`\mathcal N(0, (0.02/\sqrt{2\,n_{layer}})^2)` — two residual
       additions per block, so the residual stream's variance stays O(1) in depth;
     * biases 0 (LayerNorm scales are left at 1).
+
+    ``naming`` picks the default patterns: ``"jaxinit"`` (``attn/out``, ``mlp/proj``),
+    ``"nanogpt"`` or ``"hf"`` (``attn/c_proj``, ``mlp/c_proj``, ``wte``/``wpe`` tables,
+    ``weight`` or ``kernel``; 1-D LayerNorm weights are skipped); ``residual_out`` and
+    ``weights`` override them.
     """
     n = _check_int("gpt2", "n_layer", n_layer)
     check_positive("gpt2", "std", std)
+    check_choice("gpt2", "naming", naming, list(_GPT2_NAMING))
+    residual_out = residual_out or _GPT2_NAMING[naming][0]
+    weights = weights or _GPT2_NAMING[naming][1]
+    if naming == "jaxinit":
+        return {
+            residual_out: normal(std / math.sqrt(2 * n)),
+            weights: normal(std),
+            biases: optional(zeros),
+        }
+
+    def matrix(s: float, name: str) -> ContextRule:  # 1-D "weight"s are LayerNorm scales
+        return ContextRule(lambda info: normal(s) if len(info.shape) >= 2 else None, name)
+
     return {
-        residual_out: normal(std / math.sqrt(2 * n)),
-        weights: normal(std),
+        residual_out: matrix(std / math.sqrt(2 * n), "gpt2 c_proj"),
+        weights: matrix(std, f"normal({std})"),
         biases: optional(zeros),
     }
 
@@ -227,8 +260,9 @@ def mup(
       (``"mup"``), so the logits shrink as :math:`1/\sqrt{\mathrm{width}}` at init;
     * embedding tables :math:`\mathcal N(0, 1)` (width-independent); biases 0.
 
-    This is only the initialisation half of muP: the per-layer learning rates (Adam:
-    hidden and readout LR :math:`\propto 1/\mathrm{width}`) belong to the optimizer.
+    This is the initialisation half of muP; the learning-rate half is
+    :func:`jaxinit.mup_adam` / :func:`jaxinit.mup_sgd` (with :func:`jaxinit.base_shapes`),
+    and the readout multiplier :func:`jaxinit.readout_multiplier`.
     """
     check_choice("mup", "readout_init", readout_init, ["zero", "mup"])
 

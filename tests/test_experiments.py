@@ -10,7 +10,7 @@ import sys
 import pytest
 
 EXPERIMENTS = pathlib.Path(__file__).resolve().parent.parent / "experiments"
-NAMES = ["glorot_bengio", "he_depth", "saxe", "selu", "mnist1d", "depth_sweep"]
+NAMES = ["glorot_bengio", "he_depth", "saxe", "selu", "mnist1d", "depth_sweep", "mup"]
 
 
 def _load(name):

@@ -1,0 +1,244 @@
+"""Yang, Hu et al. 2021 (μP): the optimal learning rate stays put across widths in μP and
+drifts in standard parametrization.
+
+Published (Tensor Programs V, Fig. 1 and 3; microsoft/mup's MLP demo): training loss against
+learning rate for MLPs / transformers of growing width trained with Adam — in standard
+parametrization (SP) the best learning rate shrinks as the width grows, in μP it is the same
+at every width (and wider is better at it), so it can be tuned on a small model.
+
+Here (differences from the paper): 2-hidden-layer ReLU MLPs on scikit-learn digits, widths
+64 .. 1024 (the paper goes to 8192), Adam, a grid of learning rates 2^-14 .. 2^-4, several
+seeds, 100 Adam steps of batch 64. SP is flax's default init (LeCun normal) with one LR for every parameter;
+μP is ``jaxinit.mup()``'s init (hidden 1/fan_in, zero readout), mup's readout multiplier
+(base width 64, so both coincide at width 64 up to the readout init) and
+``jaxinit.mup_adam``. The loss is the mean training loss of the last 20 % of steps. The best
+LR per (width, seed) is the grid argmin refined by a parabola through its neighbours
+(log2 units); its shift from the narrowest to the widest net is bootstrapped over seeds.
+
+Run: ``python experiments/exp_mup.py [--quick] [--out DIR]``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from _common import entry, est, fmt, parse, pyplot, report, table_text  # isort: skip
+
+
+@dataclass(frozen=True)
+class Config:
+    widths: tuple[int, ...] = (64, 128, 256, 512, 1024)
+    log2_lrs: tuple[int, ...] = tuple(range(-14, -3))
+    seeds: int = 5
+    steps: int = 100
+    batch_size: int = 64
+    base_width: int = 64
+    lr: float | None = None  # unused (the LR is the swept axis); kept for --lr
+
+
+QUICK = Config(widths=(16, 32), log2_lrs=(-8, -6, -4), seeds=2, steps=6, batch_size=16,
+               base_width=16)  # fmt: skip
+PARAMS = ("SP", "muP")
+
+
+def _model(width: int, base_width: int, readout_mult: bool):
+    import flax.linen as nn
+
+    import jaxinit
+
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            h = nn.relu(nn.Dense(width, name="fc1")(x))
+            h = nn.relu(nn.Dense(width, name="fc2")(h))
+            if readout_mult:
+                h = h * jaxinit.readout_multiplier(width, base_width)
+            return nn.Dense(10, name="head")(h)
+
+    return MLP()
+
+
+def _train_width(param: str, width: int, cfg: Config, data) -> np.ndarray:
+    """(lrs, seeds) mean training loss over the last 20 % of steps; one compiled program
+    for all learning rates and seeds of this width (members sharded over the devices)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    import jaxinit
+
+    mup = param == "muP"
+    x_all, y_all = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+    model = _model(width, cfg.base_width, mup)
+    x0 = x_all[:1]
+    if mup:
+        bsh = jaxinit.base_shapes(
+            lambda: _model(cfg.base_width, cfg.base_width, True).init(jax.random.key(0), x0),
+            lambda: _model(2 * cfg.base_width, cfg.base_width, True).init(jax.random.key(0), x0),
+        )
+        rules = jaxinit.mup(readout="head/kernel", readout_init="zero")
+    tail = max(1, cfg.steps // 5)
+
+    def train(log2_lr, seed):
+        k = jax.random.fold_in(jax.random.key(0), seed)  # same data order for every LR
+        k_init, k_re, k_data = jax.random.split(k, 3)
+        v = model.init(k_init, x0)
+        if mup:
+            v = jaxinit.reinit(v, rules, k_re)
+        lr = jnp.exp2(log2_lr)
+        tx = jaxinit.mup_adam(lr, bsh) if mup else optax.adam(lr)
+        with jax.numpy_dtype_promotion("standard"):
+            s = tx.init(v)
+
+        def step(carry, k_step):
+            v, s = carry
+            idx = jax.random.randint(k_step, (cfg.batch_size,), 0, x_all.shape[0])
+
+            def loss(v):
+                logits = model.apply(v, x_all[idx])
+                return optax.softmax_cross_entropy_with_integer_labels(logits, y_all[idx]).mean()
+
+            val, g = jax.value_and_grad(loss)(v)
+            with jax.numpy_dtype_promotion("standard"):
+                u, s = tx.update(g, s, v)
+            return (optax.apply_updates(v, u), s), val
+
+        _, losses = jax.lax.scan(step, (v, s), jax.random.split(k_data, cfg.steps))
+        return jnp.mean(losses[-tail:])
+
+    lrs = np.repeat(np.asarray(cfg.log2_lrs, np.float32), cfg.seeds)
+    seeds = np.tile(np.arange(cfg.seeds, dtype=np.int32), len(cfg.log2_lrs))
+    n_dev = len(jax.devices())
+    pad = (-len(lrs)) % n_dev
+    lrs_p, seeds_p = np.concatenate([lrs, lrs[:pad]]), np.concatenate([seeds, seeds[:pad]])
+    mesh = Mesh(np.array(jax.devices()), ("m",))
+    shard = NamedSharding(mesh, PartitionSpec("m"))
+    out = jax.jit(jax.vmap(train))(jax.device_put(lrs_p, shard), jax.device_put(seeds_p, shard))
+    out = np.asarray(out)[: len(lrs)].reshape(len(cfg.log2_lrs), cfg.seeds)
+    return np.where(np.isfinite(out), out, np.inf)
+
+
+def best_log2_lr(log2_lrs: np.ndarray, losses: np.ndarray) -> float:
+    """The argmin of a loss-vs-log2(LR) curve, refined by the vertex of the parabola through
+    the grid minimum and its two neighbours (clipped to them); at an edge, the edge."""
+    i = int(np.argmin(losses))
+    if i == 0 or i == len(losses) - 1 or not np.all(np.isfinite(losses[i - 1 : i + 2])):
+        return float(log2_lrs[i])
+    y0, y1, y2 = losses[i - 1 : i + 2]
+    h = float(log2_lrs[i + 1] - log2_lrs[i])
+    denom = y0 - 2 * y1 + y2
+    offset = 0.0 if denom <= 0 else 0.5 * h * (y0 - y2) / denom
+    return float(log2_lrs[i] + np.clip(offset, -h, h))
+
+
+def _below(e: dict, x: float) -> bool | None:
+    """True if the CI lies below x, False if it lies at or above it, else None."""
+    if e["n"] < 2:
+        return None
+    return True if e["hi"] < x else False if e["lo"] >= x else None
+
+
+def _within(e: dict, r: float) -> bool | None:
+    """True if the CI lies within ±r, False if it lies wholly outside, else None."""
+    if e["n"] < 2:
+        return None
+    if -r <= e["lo"] and e["hi"] <= r:
+        return True
+    return False if e["lo"] > r or e["hi"] < -r else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(__doc__, "mup", argv)
+    cfg = Config() if not args.quick else QUICK
+    started = time.perf_counter()
+    from jaxinit._datasets import digits
+
+    data = digits()
+    grid = np.asarray(cfg.log2_lrs, np.float64)
+    loss = {p: {w: _train_width(p, w, cfg, data) for w in cfg.widths} for p in PARAMS}
+    best = {p: {w: np.array([best_log2_lr(grid, loss[p][w][:, s]) for s in range(cfg.seeds)])
+                for w in cfg.widths} for p in PARAMS}  # fmt: skip
+    w0, w1 = cfg.widths[0], cfg.widths[-1]
+    res, rows = {}, [("param", "width", "best log2 LR", "loss at best grid LR",
+                      f"loss at width-{cfg.widths[0]}'s best LR")]  # fmt: skip
+    for p in PARAMS:
+        i0 = int(np.argmin(loss[p][w0].mean(1)))  # the LR one would tune on the narrowest net
+        res[p] = {}
+        for w in cfg.widths:
+            lw = loss[p][w]
+            res[p][w] = {
+                "best_log2_lr": est(best[p][w]),
+                "best_loss": est(lw.min(0)),
+                "loss_at_transferred_lr": est(lw[i0]),
+                "mean_loss_by_lr": lw.mean(1).tolist(),
+            }
+            r = res[p][w]
+            rows.append((p, str(w), fmt(r["best_log2_lr"]), fmt(r["best_loss"]),
+                         fmt(r["loss_at_transferred_lr"])))  # fmt: skip
+        shift = best[p][w1] - best[p][w0]
+        res[p]["shift"] = est(shift)
+        slopes = [np.polyfit(np.log2(cfg.widths), [best[p][w][s] for w in cfg.widths], 1)[0]
+                  for s in range(cfg.seeds)]  # fmt: skip
+        res[p]["slope_per_doubling"] = est(slopes)
+    print(table_text(rows))
+    sp, mu = res["SP"]["shift"], res["muP"]["shift"]
+    gain = np.array([loss["muP"][w1][:, s].min() - loss["muP"][w0][:, s].min()
+                     for s in range(cfg.seeds)])  # fmt: skip
+    gain_ci = est(gain)
+    claims = [
+        {
+            "claim": "in standard parametrization the optimal learning rate drifts with width"
+            " (shrinks as the net widens)",
+            "measured": f"best log2 LR, width {w1} minus width {w0}: {fmt(sp)} (SP);"
+            " agrees if the 95 % CI is below 0, disagrees if it is at or above 0",
+            "agrees": _below(sp, 0.0),
+        },
+        {
+            "claim": "in μP the optimal learning rate stays put across widths",
+            "measured": f"best log2 LR, width {w1} minus width {w0}: {fmt(mu)} (μP); agrees if"
+            " the 95 % CI lies within ±1 (one grid step, a factor of 2), disagrees if it lies"
+            " outside",
+            "agrees": _within(mu, 1.0),
+        },
+        {
+            "claim": "in μP wider is better (at each width's best learning rate)",
+            "measured": f"best loss at width {w1} minus width {w0}: {fmt(gain_ci)} (μP); agrees"
+            " if the 95 % CI is below 0, disagrees if above",
+            "agrees": _below(gain_ci, 0.0),
+        },
+    ]
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    cmap = plt.get_cmap("viridis")
+    for ax, p in zip(axes, PARAMS, strict=True):
+        for j, w in enumerate(cfg.widths):
+            c = cmap(j / max(1, len(cfg.widths) - 1))
+            m = loss[p][w].mean(1)
+            ax.plot(grid, np.where(np.isfinite(m), m, np.nan), "o-", ms=3, color=c,
+                    label=f"width {w}")  # fmt: skip
+            ax.axvline(np.mean(best[p][w]), color=c, ls=":", lw=1)
+        ax.set(xlabel="log2 learning rate", title=f"{p}: training loss vs LR (dotted: best)")
+    axes[0].set_ylabel(f"train loss, last 20 % of {cfg.steps} steps")
+    finite = np.concatenate([loss[p][w].ravel() for p in PARAMS for w in cfg.widths])
+    finite = finite[np.isfinite(finite)]
+    if finite.size:
+        axes[0].set_ylim(max(finite.min() * 0.8, 1e-4), min(finite.max(), 3.0) * 1.05)
+        axes[0].set_yscale("log")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(f"{args.out}/mup.png", dpi=110)
+    plt.close(fig)
+    payload = {
+        "config": cfg.__dict__,
+        "results": {p: {str(k): v for k, v in r.items()} for p, r in res.items()},
+    }
+    return report(args, "Yang, Hu et al. 2021 (μP)", payload, claims, started)
+
+
+if __name__ == "__main__":
+    entry(main)

@@ -1,0 +1,668 @@
+"""μP end to end (Yang, Hu et al. 2021, "Tensor Programs V", and microsoft/mup): base
+shapes, width multipliers, μP optimizers for optax, the readout and attention multipliers,
+and the coordinate check.
+
+Part 1 — shapes. A *base shape* records, for every parameter, which dimensions are
+"infinite" (they grow with the model's width) and their size in the base model. As in
+microsoft/mup's ``make_base_shapes(base, delta)``, a dimension is infinite exactly when it
+differs between a base model and a *delta* model (the same model at another width).
+:func:`infshapes` pairs the base shapes with a target model's shapes; each
+:class:`InfShape` knows its width multiplier as mup's ``InfShape`` defines it.
+
+Part 2 — optimizers. :func:`scale_by_mup` is an optax transform that multiplies every
+parameter's update by its μP learning-rate multiplier (mup's ``MuAdam`` / ``MuSGD`` rules);
+:func:`mup_adam` and :func:`mup_sgd` chain it into complete optimizers.
+
+Part 3 — forward multipliers: :func:`readout_multiplier` (mup's ``MuReadout``) and
+:func:`mup_attention_fn` (attention logits :math:`q\\cdot k/d` instead of
+:math:`q\\cdot k/\\sqrt d`).
+
+Part 4 — :func:`coord_check`: the mean absolute coordinate of every layer's output over a
+few training steps at several widths, with a plot; flat in μP, growing in standard
+parametrization.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxinit._checks import check_choice, check_positive
+from jaxinit._rules import _is_equinox, _is_param, _owner, path_str
+
+# --------------------------------------------------------------------------- Part 1: shapes
+
+
+@dataclass(frozen=True)
+class BaseShape:
+    """One parameter's base shape: its shape in the base model, which dimensions are
+    infinite (grow with width) and its weight layout (``"flax"``: ``(..., in, out)``;
+    ``"torch"``: ``(out, in, ...)``, as Equinox stores weights)."""
+
+    shape: tuple[int, ...]
+    infinite: tuple[bool, ...]
+    layout: str
+
+
+@dataclass(frozen=True)
+class InfShape:
+    """A parameter's shape against its base shape (microsoft/mup's ``InfShape``).
+
+    Attributes:
+      shape: the parameter's shape.
+      base: per dimension, its size in the base model if the dimension is infinite, else
+        ``None`` (finite).
+      layout: ``"flax"`` or ``"torch"``; decides which axes are fan-in and fan-out.
+    """
+
+    shape: tuple[int, ...]
+    base: tuple[int | None, ...]
+    layout: str
+
+    def _torch_order(self) -> list[int]:
+        """Axes in torch's order (out, in, *rest), the order mup reasons in."""
+        r = len(self.shape)
+        if r < 2:
+            return list(range(r))
+        if self.layout == "torch":
+            return list(range(r))
+        return [r - 1, r - 2, *range(r - 2)]
+
+    def dim_mult(self, axis: int) -> float:
+        """``dim / base_dim`` for an infinite axis, 1 for a finite one."""
+        b = self.base[axis]
+        return 1.0 if b is None else self.shape[axis] / b
+
+    def ninf(self) -> int:
+        """The number of infinite dimensions."""
+        return sum(b is not None for b in self.base)
+
+    def width_mult(self) -> float:
+        """mup's ``InfShape.width_mult``: the multiplier of the *last* infinite dimension in
+        torch order ``(out, in, ...)`` — the fan-in when it is infinite — or 1."""
+        inf = [a for a in self._torch_order() if self.base[a] is not None]
+        return self.dim_mult(inf[-1]) if inf else 1.0
+
+    def fanin_fanout_mult_ratio(self) -> float:
+        """mup's ratio fan_in multiplier / fan_out multiplier (rank >= 2)."""
+        if len(self.shape) < 2:
+            raise ValueError(
+                f"InfShape.fanin_fanout_mult_ratio: shape {self.shape} has rank"
+                f" {len(self.shape)}; fan-in and fan-out need rank >= 2"
+            )
+        out_axis, in_axis = self._torch_order()[:2]
+        return self.dim_mult(in_axis) / self.dim_mult(out_axis)
+
+    @property
+    def kind(self) -> str:
+        """μP's parameter class: ``"hidden"`` (two infinite dims), ``"input"`` (weights with
+        only fan-out infinite), ``"output"`` (weights with only fan-in infinite),
+        ``"vector"`` (rank-1 with an infinite dim: biases, norm scales) or ``"fixed"`` (no
+        infinite dim)."""
+        n = self.ninf()
+        if n == 0:
+            return "fixed"
+        if n >= 2:
+            return "hidden"
+        if len(self.shape) < 2:
+            return "vector"
+        out_axis, in_axis = self._torch_order()[:2]
+        if self.base[out_axis] is not None:
+            return "input"
+        if self.base[in_axis] is not None:
+            return "output"
+        return "vector"
+
+
+def _param_leaves(tree: Any) -> list[tuple[str, tuple[int, ...], str]]:
+    """(path, shape, layout) of every floating-point leaf of a model / pytree / abstract
+    pytree (``jax.ShapeDtypeStruct`` leaves count)."""
+    try:
+        from flax import nnx
+
+        if isinstance(tree, nnx.Module):
+            tree = nnx.state(tree)
+    except ImportError:  # pragma: no cover - flax is a dependency
+        pass
+    equinox = _is_equinox(type(tree))
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    out = []
+    for kp, v in leaves:
+        if not _is_param(v):
+            continue
+        path = path_str(kp, drop_value=not equinox)
+        owner = _owner(tree, kp)
+        layout = "torch" if (equinox or _is_equinox(owner)) else "flax"
+        out.append((path, tuple(v.shape), layout))
+    return out
+
+
+def _abstract(fn: str, arg: str, model: Any) -> Any:
+    if callable(model) and not hasattr(model, "shape") and not _is_module(model):
+        try:
+            import equinox as eqx
+
+            return eqx.filter_eval_shape(model)
+        except ImportError:  # pragma: no cover
+            return jax.eval_shape(model)
+    return model
+
+
+def _is_module(x: Any) -> bool:
+    if _is_equinox(type(x)):
+        return True
+    mod = type(x).__module__
+    return mod.startswith("flax")
+
+
+def base_shapes(base: Any, delta: Any) -> dict[str, BaseShape]:
+    """The base shapes of a model, from a base model and a delta model (microsoft/mup's
+    ``make_base_shapes``): a dimension is *infinite* when its size differs between them.
+
+    Args:
+      base, delta: the model at its base width and at another width, each as a pytree of
+        parameters (flax.linen variables, an nnx ``State``), an nnx or Equinox module
+        (abstract ones from ``nnx.eval_shape`` / ``eqx.filter_eval_shape`` are fine), or a
+        zero-argument callable that builds one, evaluated with ``eqx.filter_eval_shape``
+        (``jax.eval_shape``), so nothing is allocated.
+
+    Returns:
+      ``{path: BaseShape}`` for every floating-point parameter, paths as :func:`reinit`
+      writes them (``"params/Dense_0/kernel"``, ``"layers/0/weight"``).
+
+    Example:
+      >>> model = lambda w: MLP(width=w)
+      >>> x = jnp.ones((1, 8))
+      >>> bsh = jaxinit.base_shapes(
+      ...     lambda: model(64).init(jax.random.key(0), x),
+      ...     lambda: model(128).init(jax.random.key(0), x))
+    """
+    fn = "base_shapes"
+    b = _param_leaves(_abstract(fn, "base", base))
+    d = {p: (s, lay) for p, s, lay in _param_leaves(_abstract(fn, "delta", delta))}
+    if not b:
+        raise ValueError(f"{fn}: base has no floating-point parameters")
+    bp = {p for p, _, _ in b}
+    if bp != set(d):
+        raise ValueError(
+            f"{fn}: base and delta have different parameters: only in base"
+            f" {sorted(bp - set(d))[:5]}, only in delta {sorted(set(d) - bp)[:5]}"
+        )
+    out = {}
+    for path, shape, layout in b:
+        dshape = d[path][0]
+        if len(dshape) != len(shape):
+            raise ValueError(
+                f"{fn}: parameter {path} has shape {shape} in base and {dshape} in delta;"
+                " the ranks must agree"
+            )
+        out[path] = BaseShape(
+            shape, tuple(a != c for a, c in zip(shape, dshape, strict=True)), layout
+        )
+    return out
+
+
+def _lookup(fn: str, bsh: Mapping[str, BaseShape], path: str) -> BaseShape:
+    if path in bsh:
+        return bsh[path]
+    # Trees may be nested differently (a linen variables dict vs its "params" subtree):
+    # match whole trailing segments, and require the match to be unique.
+    hits = [k for k in bsh if k.endswith("/" + path) or path.endswith("/" + k)]
+    if len(hits) == 1:
+        return bsh[hits[0]]
+    if not hits:
+        known = ", ".join(sorted(bsh)[:20])
+        raise ValueError(
+            f"{fn}: parameter {path!r} has no base shape; the base shapes are for: {known}"
+        )
+    raise ValueError(f"{fn}: parameter {path!r} matches several base shapes: {hits}")
+
+
+def infshape_of(path: str, shape: Sequence[int], bsh: Mapping[str, BaseShape]) -> InfShape:
+    """The :class:`InfShape` of one parameter (``path``, ``shape``) under base shapes."""
+    fn = "infshape_of"
+    b = _lookup(fn, bsh, path)
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != len(b.shape):
+        raise ValueError(
+            f"{fn}: parameter {path} has shape {shape} but its base shape {b.shape} has"
+            f" rank {len(b.shape)}"
+        )
+    for a, (s, bs, inf) in enumerate(zip(shape, b.shape, b.infinite, strict=True)):
+        if not inf and s != bs:
+            raise ValueError(
+                f"{fn}: parameter {path} has shape {shape}; axis {a} is finite (not a width"
+                f" dimension) in the base shapes, so it must stay {bs}, got {s}"
+            )
+    base = tuple(bs if inf else None for bs, inf in zip(b.shape, b.infinite, strict=True))
+    return InfShape(shape, base, b.layout)
+
+
+def infshapes(params: Any, bsh: Mapping[str, BaseShape]) -> dict[str, InfShape]:
+    """``{path: InfShape}`` for every floating-point parameter of ``params`` (any model or
+    pytree :func:`base_shapes` accepts) under the base shapes ``bsh`` (mup's
+    ``set_base_shapes``, without mutating anything)."""
+    return {p: infshape_of(p, s, bsh) for p, s, _ in _param_leaves(_abstract("", "", params))}
+
+
+# --------------------------------------------------------------------------- Part 2: optax
+
+
+Optimizer = Literal["adam", "sgd"]
+
+
+def lr_multiplier(infshape: InfShape, optimizer: Optimizer) -> float:
+    r"""μP's learning-rate multiplier of one parameter, exactly microsoft/mup's rules.
+
+    * ``"adam"`` (``MuAdam``; any entrywise-normalised optimizer): matrix-like parameters
+      (two infinite dims) get :math:`1/\mathrm{width\_mult}` (the fan-in multiplier),
+      everything else 1;
+    * ``"sgd"`` (``MuSGD``): vector-like parameters (one infinite dim: input weights,
+      biases, the readout weight) get :math:`\mathrm{width\_mult}`, matrix-like ones
+      :math:`m_{out}/m_{in}` (1 for square hidden layers), finite ones 1.
+
+    With mup's readout multiplier (:func:`readout_multiplier`) in the forward pass these are
+    the paper's Table 8; without it, Table 3 (readout init and Adam LR both :math:`1/n`).
+    """
+    check_choice("lr_multiplier", "optimizer", optimizer, ["adam", "sgd"])
+    n = infshape.ninf()
+    if n > 2:
+        raise ValueError(
+            f"lr_multiplier: shape {infshape.shape} has {n} infinite dimensions (base"
+            f" {infshape.base}); μP defines at most 2"
+        )
+    if optimizer == "adam":
+        return 1.0 / infshape.width_mult() if n == 2 else 1.0
+    if n == 1:
+        return infshape.width_mult()
+    if n == 2:
+        return 1.0 / infshape.fanin_fanout_mult_ratio()
+    return 1.0
+
+
+def _multipliers(fn: str, tree: Any, bsh, optimizer: str, how) -> Any:
+    def leaf(kp, x):
+        if x is None or not hasattr(x, "shape"):
+            return x
+        path = path_str(kp)
+        return how(x, lr_multiplier(infshape_of(path, x.shape, bsh), optimizer))
+
+    try:
+        return jax.tree_util.tree_map_with_path(leaf, tree)
+    except ValueError as e:
+        raise ValueError(f"{fn}: {e}") from None
+
+
+def scale_by_mup(bsh: Mapping[str, BaseShape], optimizer: Optimizer):
+    """An optax transform that multiplies every update by its parameter's μP learning-rate
+    multiplier (:func:`lr_multiplier`). The multipliers are computed from the updates'
+    paths and (static) shapes, so one transform serves every width; it keeps no state.
+
+    Place it after the optimizer's normalisation and before ``scale_by_learning_rate``;
+    :func:`mup_adam` and :func:`mup_sgd` do that.
+
+    Example:
+      >>> tx = optax.chain(optax.scale_by_adam(), jaxinit.scale_by_mup(bsh, "adam"),
+      ...                  optax.scale_by_learning_rate(1e-3))
+    """
+    import optax
+
+    check_choice("scale_by_mup", "optimizer", optimizer, ["adam", "sgd"])
+    _check_bsh("scale_by_mup", bsh)
+
+    def init_fn(params):
+        del params
+        return optax.EmptyState()
+
+    def update_fn(updates, state, params=None):
+        del params
+        scaled = _multipliers(
+            "scale_by_mup", updates, bsh, optimizer, lambda u, m: u * jnp.asarray(m, u.dtype)
+        )
+        return scaled, state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def _check_bsh(fn: str, bsh: Any) -> None:
+    if not isinstance(bsh, Mapping) or not all(isinstance(v, BaseShape) for v in bsh.values()):
+        raise TypeError(
+            f"{fn}: bsh must be the dict returned by jaxinit.base_shapes(base, delta), got"
+            f" {type(bsh).__name__}"
+        )
+
+
+def _sgd_decay(bsh, weight_decay: float):
+    """torch SGD's coupled decay g + wd·p with mup's per-group wd / multiplier."""
+    import optax
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError("mup_sgd: weight_decay needs params in update(grads, state, params)")
+        decays = _multipliers("mup_sgd", params, bsh, "sgd", lambda p, m: p * (weight_decay / m))
+        return jax.tree_util.tree_map(lambda u, d: u + d.astype(u.dtype), updates, decays), state
+
+    return optax.GradientTransformation(lambda p: optax.EmptyState(), update_fn)
+
+
+def _standard_promotion(tx):
+    """``tx`` with its init/update traced under standard dtype promotion: optax's Adam
+    raises a Python float to an int32 count, which strict promotion rejects (the engine
+    does the same for every optimizer). Scoped to the call; the global mode is untouched."""
+    import optax
+
+    def init_fn(params):
+        with jax.numpy_dtype_promotion("standard"):
+            return tx.init(params)
+
+    def update_fn(updates, state, params=None):
+        with jax.numpy_dtype_promotion("standard"):
+            return tx.update(updates, state, params)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def mup_adam(
+    learning_rate: float | Callable,
+    bsh: Mapping[str, BaseShape],
+    *,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+):
+    r"""Adam(W) with μP learning rates (microsoft/mup's ``MuAdam`` / ``MuAdamW``).
+
+    The update of a hidden (matrix-like) parameter is scaled by :math:`1/\mathrm{width\_mult}`;
+    input weights, biases and the readout keep ``learning_rate``. Weight decay is decoupled
+    (AdamW) and, as mup's (its group weight decay is multiplied by width_mult while the LR
+    is divided), the decay step :math:`\eta\lambda\,w` is the same for every parameter.
+
+    Args:
+      learning_rate: the base model's LR (a float or an optax schedule).
+      bsh: base shapes from :func:`base_shapes`.
+      b1, b2, eps: Adam's.
+      weight_decay: :math:`\lambda` (0: plain Adam).
+
+    Example:
+      >>> tx = jaxinit.mup_adam(3e-3, bsh)
+      >>> opt_state = tx.init(params)
+    """
+    import optax
+
+    fn = "mup_adam"
+    _check_bsh(fn, bsh)
+    check_positive(fn, "weight_decay", weight_decay, allow_zero=True)
+    parts = [optax.scale_by_adam(b1=b1, b2=b2, eps=eps), scale_by_mup(bsh, "adam")]
+    if weight_decay:
+        parts.append(optax.add_decayed_weights(weight_decay))
+    parts.append(optax.scale_by_learning_rate(learning_rate))
+    return _standard_promotion(optax.chain(*parts))
+
+
+def mup_sgd(
+    learning_rate: float | Callable,
+    bsh: Mapping[str, BaseShape],
+    *,
+    momentum: float | None = None,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+):
+    r"""SGD (with optional momentum and coupled weight decay, as torch's) with μP learning
+    rates (microsoft/mup's ``MuSGD``): vector-like parameters (input weights, biases, the
+    readout weight) :math:`\times\,\mathrm{width\_mult}`, hidden weights
+    :math:`\times\,m_{out}/m_{in}`; the weight decay of each group is divided by its LR
+    multiplier, as mup does, so :math:`\eta\lambda` stays the base model's.
+
+    Example:
+      >>> tx = jaxinit.mup_sgd(0.1, bsh, momentum=0.9)
+    """
+    import optax
+
+    fn = "mup_sgd"
+    _check_bsh(fn, bsh)
+    check_positive(fn, "weight_decay", weight_decay, allow_zero=True)
+    parts = []
+    if weight_decay:
+        parts.append(_sgd_decay(bsh, weight_decay))
+    if momentum is not None:
+        check_positive(fn, "momentum", momentum, allow_zero=True)
+        parts.append(optax.trace(decay=momentum, nesterov=nesterov))
+    parts += [scale_by_mup(bsh, "sgd"), optax.scale_by_learning_rate(learning_rate)]
+    return _standard_promotion(optax.chain(*parts))
+
+
+# --------------------------------------------------------------------------- Part 3: forward
+
+
+def readout_multiplier(width: int, base_width: int, output_mult: float = 1.0) -> float:
+    r"""mup's ``MuReadout`` multiplier: the readout computes
+    :math:`W(\alpha\,x/m)` with :math:`m = \mathrm{width}/\mathrm{base\_width}` (the
+    readout's fan-in multiplier) and :math:`\alpha` = ``output_mult``. Multiply the
+    readout's input (or its output, before the bias) by this number.
+
+    >>> jaxinit.readout_multiplier(1024, 256)
+    0.25
+    """
+    fn = "readout_multiplier"
+    for arg, v in (("width", width), ("base_width", base_width)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{fn}: {arg} must be an int >= 1, got {v!r}")
+    check_positive(fn, "output_mult", output_mult)
+    return output_mult * base_width / width
+
+
+def mup_attention_fn(
+    attn_mult: float = 1.0, attention_fn: Callable[..., jax.Array] | None = None
+) -> Callable[..., jax.Array]:
+    r"""An ``attention_fn`` for flax.linen / flax.nnx multi-head attention with μP's logits
+    :math:`\alpha\,q\cdot k/d` (``attn_mult`` :math:`\alpha`, head dim :math:`d`) instead
+    of :math:`q\cdot k/\sqrt d`: under μP, ``q`` and ``k`` become correlated during
+    training, so their dot product grows like :math:`d`.
+
+    flax's dot-product attention divides the query by :math:`\sqrt d`; the returned function
+    multiplies it by :math:`\alpha/\sqrt d` first and calls ``attention_fn`` (default
+    ``flax.linen.dot_product_attention``; pass ``flax.nnx.dot_product_attention`` for nnx).
+    Equinox: give ``MultiheadAttention`` a ``process_heads`` that scales the query heads
+    the same way.
+
+    >>> attn = nn.MultiHeadDotProductAttention(4, attention_fn=jaxinit.mup_attention_fn())
+    """
+    check_positive("mup_attention_fn", "attn_mult", attn_mult)
+    if attention_fn is not None and not callable(attention_fn):
+        raise TypeError(f"mup_attention_fn: attention_fn must be callable, got {attention_fn!r}")
+
+    def mup_attention(query, key, value, *args, **kwargs):
+        import flax.linen as nn
+
+        base = attention_fn or nn.dot_product_attention
+        scale = jnp.asarray(attn_mult / math.sqrt(query.shape[-1]), query.dtype)
+        return base(query * scale, key, value, *args, **kwargs)
+
+    return mup_attention
+
+
+# --------------------------------------------------------------------------- Part 4: coord check
+
+
+class CoordCheck(NamedTuple):
+    """The result of :func:`coord_check`.
+
+    Attributes:
+      table: a pandas DataFrame with columns ``width, seed, step, layer, l1`` (the mean
+        absolute coordinate of the layer's output after ``step`` updates).
+    """
+
+    table: Any
+
+    def slopes(self) -> Any:
+        """Per (step, layer): the slope of :math:`\\log_2` (mean over seeds of l1) against
+        :math:`\\log_2` width — 0 when coordinates stay width-independent (μP), about 0.5-1
+        when they blow up (standard parametrization with a width-independent LR)."""
+        import pandas as pd
+
+        g = self.table.groupby(["step", "layer", "width"], sort=True).l1.mean().reset_index()
+        rows = []
+        for (step, layer), h in g.groupby(["step", "layer"], sort=True):
+            w, l1 = h.width.to_numpy(float), h.l1.to_numpy(float)
+            ok = len(w) > 1 and bool(np.all(l1 > 0))  # a zero readout has no scale at t = 0
+            slope = float(np.polyfit(np.log2(w), np.log2(l1), 1)[0]) if ok else float("nan")
+            rows.append({"step": int(step), "layer": layer, "slope": slope})
+        return pd.DataFrame(rows)
+
+    def plot(self, path: str | None = None, title: str = ""):
+        """One panel per step: l1 against width (log-log), one line per layer. Saves to
+        ``path`` if given; returns the matplotlib figure."""
+        import matplotlib
+
+        if path is not None:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        steps = sorted(self.table.step.unique())
+        fig, axes = plt.subplots(1, len(steps), figsize=(3.2 * len(steps), 3.0), sharey=True)
+        axes = np.atleast_1d(axes)
+        g = self.table.groupby(["step", "layer", "width"], sort=True).l1.mean().reset_index()
+        for ax, step in zip(axes, steps, strict=True):
+            for layer, h in g[g.step == step].groupby("layer", sort=False):
+                ax.plot(h.width, h.l1, marker="o", label=layer)
+            ax.set(xscale="log", yscale="log", title=f"t = {step}", xlabel="width")
+        axes[0].set_ylabel("mean |coordinate|")
+        axes[-1].legend(fontsize=7)
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+        return fig
+
+
+def _xent(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    import optax
+
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def _activations(module, params, x) -> tuple[jax.Array, dict[str, jax.Array]]:
+    out, state = module.apply(params, x, capture_intermediates=True, mutable=["intermediates"])
+    acts = {}
+    for kp, v in jax.tree_util.tree_flatten_with_path(state["intermediates"])[0]:
+        name = path_str(kp).removesuffix("__call__/0").rstrip("/")
+        acts[name or "output"] = v
+    return out, acts
+
+
+def coord_check(
+    make: Callable[[int], Any],
+    widths: Sequence[int],
+    x: Any,
+    y: Any,
+    optimizer: Any,
+    *,
+    steps: int = 3,
+    seeds: int = 3,
+    loss: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+    init: Callable[[Any, jax.Array], Any] | None = None,
+    key: int | jax.Array = 0,
+) -> CoordCheck:
+    """The coordinate check (microsoft/mup's ``get_coord_data``): train the model at each
+    width for a few steps on one batch and record, before every step, the mean absolute
+    coordinate (l1) of every layer's output. In μP the curves are flat in width; in
+    standard parametrization with a width-independent learning rate, they grow after the
+    first update.
+
+    Args:
+      make: ``width -> flax.linen.Module`` (every submodule's output is recorded, by
+        ``capture_intermediates``), or, for nnx, Equinox or any model,
+        ``width -> (init, apply)`` with ``init(key) -> params`` (a pytree of arrays: split
+        nnx / Equinox modules with ``nnx.split`` / ``eqx.partition``) and
+        ``apply(params, x) -> (output, {layer name: activation})``.
+      widths: the widths to compare, e.g. ``(64, 128, 256, 512)``.
+      x, y: one batch of inputs and targets.
+      optimizer: an optax ``GradientTransformation`` (the same for every width;
+        :func:`mup_adam` adapts to each width by itself) or ``width -> transformation``.
+      steps: updates to take; l1 is recorded at ``t = 0 .. steps``.
+      seeds: independent initialisations per width.
+      loss: ``(output, y) -> scalar``; softmax cross-entropy with integer labels by
+        default.
+      init: ``(variables, key) -> variables`` applied after ``module.init`` (e.g.
+        ``lambda v, k: jaxinit.reinit(v, jaxinit.mup(), k)``).
+      key: an int seed or a PRNG key.
+
+    Returns:
+      :class:`CoordCheck`; ``.plot(path)`` draws it, ``.slopes()`` summarises it.
+
+    Example:
+      >>> cc = jaxinit.coord_check(lambda w: MLP(w), (64, 128, 256), x, y,
+      ...                          jaxinit.mup_adam(1e-2, bsh))
+      >>> cc.plot("coord_check.png")
+    """
+    import optax
+    import pandas as pd
+
+    fn = "coord_check"
+    if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+        raise ValueError(f"{fn}: widths must be a non-empty sequence of ints >= 1, got {widths!r}")
+    for arg, v in (("steps", steps), ("seeds", seeds)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{fn}: {arg} must be an int >= 1, got {v!r}")
+    if not callable(make):
+        raise TypeError(f"{fn}: make must be a callable width -> flax.linen.Module or a pair")
+    key = jax.random.key(key) if isinstance(key, int) else key
+    loss = loss or _xent
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    rows = []
+    for width in widths:
+        built = make(width)
+        if isinstance(built, tuple):
+            if len(built) != 2 or not all(callable(f) for f in built):
+                raise TypeError(
+                    f"{fn}: make(width) must return a flax.linen Module or a pair"
+                    f" (init(key) -> params, apply(params, x) -> (out, activations)), got"
+                    f" {type(built).__name__} of length {len(built)}"
+                )
+            init_fn, apply_fn = built
+        else:
+            init_fn = lambda k, m=built: m.init(k, x)
+            apply_fn = lambda v, xs, m=built: _activations(m, v, xs)
+        tx = optimizer if isinstance(optimizer, optax.GradientTransformation) else optimizer(width)
+        tx = _standard_promotion(tx)
+
+        def run(k, init_fn=init_fn, apply_fn=apply_fn, tx=tx):
+            k_init, k_re = jax.random.split(k)
+            variables = init_fn(k_init)
+            if init is not None:
+                variables = init(variables, k_re)
+            state = tx.init(variables)
+
+            def step(carry, _):
+                v, s = carry
+
+                def objective(v):
+                    out, acts = apply_fn(v, x)
+                    return loss(out, y), acts
+
+                (_, acts), g = jax.value_and_grad(objective, has_aux=True)(v)
+                upd, s = tx.update(g, s, v)
+                l1 = {n: jnp.mean(jnp.abs(a)) for n, a in acts.items()}
+                return (optax.apply_updates(v, upd), s), l1
+
+            (v, _), l1 = jax.lax.scan(step, (variables, state), None, length=steps)
+            _, acts = apply_fn(v, x)
+            last = {n: jnp.mean(jnp.abs(a))[None] for n, a in acts.items()}
+            return {n: jnp.concatenate([l1[n], last[n]]) for n in l1}
+
+        l1 = jax.jit(jax.vmap(run))(jax.random.split(jax.random.fold_in(key, width), seeds))
+        for layer, arr in l1.items():
+            arr = np.asarray(arr)
+            for s in range(seeds):
+                for t in range(steps + 1):
+                    rows.append((width, s, t, layer, float(arr[s, t])))
+    return CoordCheck(pd.DataFrame(rows, columns=["width", "seed", "step", "layer", "l1"]))

@@ -1,0 +1,634 @@
+"""Rule sets of the model families people train, for :func:`jaxinit.reinit`: ViT as timm
+initialises it, BERT / Hugging Face, torchtitan's depth-scaled init, DeepNet, recurrent
+nets (orthogonal recurrence, forget-gate bias), and the PyTorch defaults of embeddings,
+multi-head attention, LayerNorm and RNN/LSTM/GRU cells.
+
+Each function returns a plain ``{pattern: initializer}`` dict (first match wins) whose
+patterns are arguments, with defaults that follow the naming of the source the scheme comes
+from or of flax's / Equinox's own layers, as each docstring says. Rules for parameters a
+model may lack are optional.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import jax
+import jax.numpy as jnp
+
+from jaxinit._checks import check_choice, check_positive
+from jaxinit._core import (
+    constant,
+    lecun_normal,
+    normal,
+    ones,
+    variance_scaling,
+    zeros,
+)
+from jaxinit._fans import compute_fans
+from jaxinit._rules import ContextRule, LeafInfo, Pattern, in_layout, optional
+from jaxinit._structured import orthogonal
+from jaxinit._torch import torch_default_bias, torch_default_kernel, torch_trunc_normal
+
+# --------------------------------------------------------------------------- helpers
+
+_LAYER_RE = re.compile(
+    r"(?:^|/)(?:layers|layer|blocks|block|h|encoder_layer|decoder_layer)[_/](\d+)(?:/|$)"
+)
+
+
+def layer_index(path: str, pattern: str | re.Pattern | None = None) -> int | None:
+    """The layer index in a parameter path, or ``None``: ``"layers/3/attention/wo/kernel"``,
+    ``"block_3/..."``, ``"h/3/..."``, ``"blocks_3/..."`` all give 3 (the first match).
+
+    Args:
+      path: a "/"-joined parameter path (``LeafInfo.path``).
+      pattern: a regex whose first group is the index, to override the default (segments
+        named ``layers``, ``layer``, ``blocks``, ``block``, ``h``, ``encoder_layer``,
+        ``decoder_layer`` followed by ``_<i>`` or ``/<i>``).
+
+    >>> jaxinit.layer_index("params/layers_2/mlp/kernel")
+    2
+    """
+    regex = _LAYER_RE if pattern is None else re.compile(pattern)
+    m = regex.search(path)
+    return None if m is None else int(m.group(1))
+
+
+def _check_int(fn: str, arg: str, value: object, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{fn}: {arg} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def _matrix_rule(init, name: str) -> ContextRule:
+    """``init`` (flax-layout) for weights of rank >= 2; 1-D "weights" (norm scales) are left
+    alone. Applied in the leaf's own layout."""
+
+    def build(info: LeafInfo):
+        return in_layout(init, info.layout) if len(info.shape) >= 2 else None
+
+    return ContextRule(build, name)
+
+
+def _sibling_kernel(info: LeafInfo) -> tuple[int, ...] | None:
+    for name in ("kernel", "weight"):
+        if name in info.siblings:
+            return info.siblings[name]
+    return None
+
+
+def _is(owner: type | None, *names: str) -> bool:
+    return owner is not None and any(c.__name__ in names for c in owner.__mro__)
+
+
+def _sum_of_uniforms(bound: float):
+    """The sum of two independent U[±bound] draws (torch's ``b_ih + b_hh``): a triangular
+    distribution on [-2 bound, 2 bound], variance 2 bound²/3."""
+
+    def init(key, shape, dtype=None):
+        dtype = dtype or jnp.float32
+        k1, k2 = jax.random.split(key)
+        u1 = jax.random.uniform(k1, shape, dtype, -bound, bound)
+        return u1 + jax.random.uniform(k2, shape, dtype, -bound, bound)
+
+    return init
+
+
+def _uniform(bound: float):
+    def init(key, shape, dtype=None):
+        return jax.random.uniform(key, shape, dtype or jnp.float32, -bound, bound)
+
+    return init
+
+
+def _blocks(inits: list, axis: int):
+    """Draw equal blocks along ``axis`` with one initializer each and concatenate."""
+
+    def init(key, shape, dtype=None):
+        n = len(inits)
+        if shape[axis] % n:
+            raise ValueError(f"fused gates: axis {axis} of shape {shape} is not divisible by {n}")
+        sub = list(shape)
+        sub[axis] //= n
+        keys = jax.random.split(key, n)
+        return jnp.concatenate(
+            [f(k, tuple(sub), dtype) for f, k in zip(inits, keys, strict=True)], axis
+        )
+
+    return init
+
+
+# --------------------------------------------------------------------------- ViT (timm)
+
+
+def vit(
+    mode: str = "timm",
+    *,
+    num_classes: int | None = None,
+    head_bias: float = 0.0,
+    cls_token: Pattern = "{cls_token,reg_token}",
+    pos_embed: Pattern = "pos_embed",
+    patch_embed: Pattern = "patch_embed/**",
+    qkv: Pattern = "qkv/{kernel,weight}",
+    head: Pattern = "head/{kernel,weight}",
+    head_bias_pattern: Pattern = "head/bias",
+    mlp_bias: Pattern = "mlp/**/bias",
+    weights: Pattern = "{kernel,weight}",
+    biases: Pattern = "bias",
+    norm_scales: Pattern = "scale",
+) -> dict[Pattern, object]:
+    r"""A Vision Transformer initialised as timm's ``VisionTransformer.init_weights(mode)``
+    (``timm/models/vision_transformer.py``), with timm's parameter names by default.
+
+    Every mode: ``cls_token`` (and ``reg_token``) :math:`\mathcal N(0, 10^{-12})` (std 1e-6),
+    ``pos_embed`` trunc-normal std 0.02 (torch's absolute ±2 cut), LayerNorm ones / zeros.
+
+    * ``"timm"`` (``init_weights_vit_timm``): every Linear weight trunc-normal std 0.02,
+      biases 0; the patch-embedding conv is left at **torch's default** (it is a Conv2d,
+      which timm does not touch): :math:`U[\pm 1/\sqrt{n_{in}}]`, bias too.
+    * ``"jax"`` / ``"jax_nlhb"`` (``init_weights_vit_jax``): the head weight 0 and its bias
+      ``head_bias`` (``-log(num_classes)`` for ``jax_nlhb``); other Linear weights Xavier
+      uniform, biases 0 except the MLP's :math:`\mathcal N(0, 10^{-12})`; the patch conv
+      LeCun normal (truncated), bias 0.
+    * ``"moco"`` (``init_weights_vit_moco``): the fused ``qkv`` weight
+      :math:`U[\pm\sqrt{6/(n_{out}/3 + n_{in})}]` (Q, K and V treated as separate Xavier
+      matrices), other Linear weights Xavier uniform, biases 0; the patch conv left at
+      torch's default.
+    """
+    fn = "vit"
+    check_choice(fn, "mode", mode, ["timm", "jax", "jax_nlhb", "moco"])
+    if mode == "jax_nlhb":
+        _check_int(fn, "num_classes", num_classes, minimum=2)
+        head_bias = -math.log(num_classes)
+    common = {
+        cls_token: optional(normal(1e-6)),
+        pos_embed: optional(torch_trunc_normal(std=0.02)),
+        norm_scales: optional(ones),
+    }
+    if mode == "timm" or mode == "moco":
+        rules = {
+            f"{patch_embed}/{{kernel,weight}}": optional(_torch_kernel_rule()),
+            f"{patch_embed}/bias": optional(_torch_bias_rule()),
+        }
+    else:
+        rules = {
+            f"{patch_embed}/{{kernel,weight}}": optional(lecun_normal()),
+            f"{patch_embed}/bias": optional(zeros),
+        }
+    rules.update(common)
+    xavier = variance_scaling(1.0, "fan_avg", "uniform")
+    if mode == "timm":
+        rules[weights] = _matrix_rule(torch_trunc_normal(std=0.02), "vit timm trunc_normal(.02)")
+    elif mode == "moco":
+
+        def qkv_rule(info: LeafInfo):
+            fan_in, fan_out = compute_fans(info.shape, layout=info.layout)
+            return _uniform(math.sqrt(6.0 / (fan_out / 3 + fan_in)))
+
+        rules[qkv] = optional(ContextRule(qkv_rule, "vit moco qkv"))
+        rules[weights] = _matrix_rule(xavier, "xavier_uniform")
+    else:
+        rules[head] = optional(zeros)
+        rules[head_bias_pattern] = optional(constant(head_bias))
+        rules[mlp_bias] = optional(normal(1e-6))
+        rules[weights] = _matrix_rule(xavier, "xavier_uniform")
+    rules[biases] = optional(zeros)
+    return rules
+
+
+def _torch_kernel_rule() -> ContextRule:
+    """torch's Linear/Conv weight default as a rule (in the leaf's layout)."""
+    return ContextRule(
+        lambda info: torch_default_kernel(layout=info.layout) if len(info.shape) >= 2 else None,
+        "torch_default_kernel",
+    )
+
+
+def _torch_bias_rule() -> ContextRule:
+    """torch's bias default (the sibling weight's fan_in) as a rule."""
+
+    def build(info: LeafInfo):
+        for name in ("kernel", "weight"):
+            shape = info.siblings.get(name)
+            if shape is not None and len(shape) >= 2:
+                return torch_default_bias(kernel_shape=shape, layout=info.layout)
+        return None
+
+    return ContextRule(build, "torch_default_bias")
+
+
+# --------------------------------------------------------------------------- BERT / HF
+
+
+def bert(
+    initializer_range: float = 0.02,
+    *,
+    padding_idx: int | None = None,
+    embeddings: Pattern = "{embedding,*_embeddings/weight}",
+    weights: Pattern = "{kernel,weight}",
+    biases: Pattern = "bias",
+    norm_scales: Pattern = "{scale,LayerNorm/weight}",
+) -> dict[Pattern, object]:
+    r"""BERT and most Hugging Face encoders (``BertPreTrainedModel._init_weights``): Linear
+    weights and embedding tables :math:`\mathcal N(0, \mathrm{initializer\_range}^2)`
+    (0.02), biases 0, LayerNorm weight 1 and bias 0; the ``padding_idx`` row of the
+    embeddings 0, as HF does.
+
+    Default patterns cover flax (``embedding``, ``kernel``, ``scale``) and HF's torch names
+    (``word_embeddings/weight``, ``LayerNorm/weight``).
+    """
+    fn = "bert"
+    check_positive(fn, "initializer_range", initializer_range)
+    if padding_idx is not None:
+        _check_int(fn, "padding_idx", padding_idx, minimum=0)
+    base = normal(initializer_range)
+
+    def embed_init(key, shape, dtype=None):
+        table = base(key, shape, dtype)
+        if padding_idx is None:
+            return table
+        if padding_idx >= shape[0]:
+            raise ValueError(f"{fn}: padding_idx={padding_idx} >= vocabulary size {shape[0]}")
+        return table.at[padding_idx].set(0)
+
+    return {
+        embeddings: optional(embed_init),
+        norm_scales: optional(ones),
+        weights: _matrix_rule(base, f"normal({initializer_range})"),
+        biases: optional(zeros),
+    }
+
+
+# --------------------------------------------------------------------------- depth-scaled
+
+
+def depth_scaled(
+    n_layers: int,
+    *,
+    std: float = 0.02,
+    depth_init: bool = True,
+    scaled: Pattern = "{attention/wo,feed_forward/w2,feed_forward/w3}/{kernel,weight}",
+    unscaled: Pattern = "{attention/wq,attention/wk,attention/wv,feed_forward/w1}/{kernel,weight}",
+    embeddings: Pattern = "tok_embeddings/{embedding,weight}",
+    output: Pattern = "output/{kernel,weight}",
+    norm_scales: Pattern = "{scale,*norm/weight}",
+    biases: Pattern = "bias",
+    layer_pattern: str | None = None,
+) -> dict[Pattern, object]:
+    r"""torchtitan's Llama init (``torchtitan/models/llama3``): depth-scaled residual outputs.
+
+    * the residual-branch outputs (attention ``wo``, feed-forward ``w2``, ``w3``) of layer
+      :math:`\ell` (0-based, parsed from the path by :func:`layer_index`):
+      trunc-normal std :math:`0.02/\sqrt{2(\ell+1)}` (``depth_init=True``) or
+      :math:`0.02/\sqrt{2\,n_{layers}}` (``depth_init=False``, GPT-2's rule);
+    * ``wq``, ``wk``, ``wv``, ``w1``: trunc-normal std 0.02;
+    * token embeddings :math:`\mathcal N(0, 1)`;
+    * the output projection trunc-normal std :math:`d^{-1/2}` cut at ±3 std (d its fan-in);
+    * norm scales 1, biases 0.
+
+    torch's ``trunc_normal_`` cuts at absolute ±2, which is nothing at std 0.02. Layers
+    stacked on a leading axis (``nn.scan``, ``nnx.vmap``: no index in the path, shape
+    ``(n_layers, ...)``) get the std of each layer on their own slice.
+    """
+    fn = "depth_scaled"
+    n = _check_int(fn, "n_layers", n_layers)
+    check_positive(fn, "std", std)
+
+    def scaled_rule(info: LeafInfo):
+        if len(info.shape) < 2:
+            return None
+        if depth_init:
+            i = layer_index(info.path, layer_pattern)
+            if i is None and len(info.shape) >= 3 and info.shape[0] == n:
+                return _stacked(n, std)  # nn.scan / nnx.vmap: layers on the leading axis
+            if i is None:
+                raise ValueError(
+                    f"{fn}: no layer index in the path {info.path!r} and no leading stack"
+                    f" axis of size n_layers={n} in shape {info.shape}; name layers like"
+                    " 'layers/3' or 'layers_3', or give layer_pattern"
+                )
+            if i >= n:
+                raise ValueError(f"{fn}: layer index {i} in {info.path!r} >= n_layers={n}")
+            s = std / math.sqrt(2 * (i + 1))
+        else:
+            s = std / math.sqrt(2 * n)
+        return in_layout(torch_trunc_normal(std=s), info.layout)
+
+    def _stacked(n_stack: int, base: float):
+        def init(key, shape, dtype=None):
+            dtype = dtype or jnp.float32
+            # the 2-sigma-absolute cut of torch's trunc_normal_ is nothing at these stds
+            z = jax.random.normal(key, shape, dtype)
+            stds = base / jnp.sqrt(2.0 * jnp.arange(1, n_stack + 1, dtype=dtype))
+            return z * stds.reshape((n_stack,) + (1,) * (len(shape) - 1))
+
+        return init
+
+    def output_rule(info: LeafInfo):
+        d = compute_fans(info.shape, layout=info.layout)[0]
+        s = d**-0.5
+        return in_layout(torch_trunc_normal(std=s, a=-3 * s, b=3 * s), info.layout)
+
+    return {
+        scaled: ContextRule(scaled_rule, "depth-scaled std"),
+        unscaled: _matrix_rule(torch_trunc_normal(std=std), f"trunc_normal({std})"),
+        embeddings: optional(normal(1.0)),
+        output: optional(ContextRule(output_rule, "output d^-1/2")),
+        norm_scales: optional(ones),
+        biases: optional(zeros),
+    }
+
+
+# --------------------------------------------------------------------------- DeepNet
+
+
+def deepnorm_constants(n_encoder: int = 0, n_decoder: int = 0) -> dict[str, tuple[float, float]]:
+    r"""DeepNorm's :math:`(\alpha, \beta)` (Wang et al. 2022, "DeepNet", Table 1): the
+    residual is :math:`\mathrm{LN}(\alpha x + G(x))` and the branch weights are scaled by
+    :math:`\beta` at init.
+
+    * encoder-only (N layers): :math:`\alpha = (2N)^{1/4}`, :math:`\beta = (8N)^{-1/4}`;
+    * decoder-only (M layers): :math:`\alpha = (2M)^{1/4}`, :math:`\beta = (8M)^{-1/4}`;
+    * encoder-decoder: encoder :math:`\alpha = 0.81 (N^4 M)^{1/16}`,
+      :math:`\beta = 0.87 (N^4 M)^{-1/16}`; decoder :math:`\alpha = (3M)^{1/4}`,
+      :math:`\beta = (12M)^{-1/4}`.
+
+    Returns ``{"encoder": (α, β), "decoder": (α, β)}`` for the parts present.
+    """
+    fn = "deepnorm_constants"
+    for arg, v in (("n_encoder", n_encoder), ("n_decoder", n_decoder)):
+        _check_int(fn, arg, v, minimum=0)
+    if n_encoder == 0 and n_decoder == 0:
+        raise ValueError(f"{fn}: give n_encoder or n_decoder (layer counts), got both 0")
+    N, M = n_encoder, n_decoder
+    if N and M:
+        return {
+            "encoder": (0.81 * (N**4 * M) ** (1 / 16), 0.87 * (N**4 * M) ** (-1 / 16)),
+            "decoder": ((3 * M) ** 0.25, (12 * M) ** -0.25),
+        }
+    if N:
+        return {"encoder": ((2 * N) ** 0.25, (8 * N) ** -0.25)}
+    return {"decoder": ((2 * M) ** 0.25, (8 * M) ** -0.25)}
+
+
+def deepnet(
+    n_encoder: int = 0,
+    n_decoder: int = 0,
+    *,
+    scaled: Pattern = "{fc1,fc2,v_proj,out_proj,value,out,mlp/*}/{kernel,weight}",
+    unscaled: Pattern = "{q_proj,k_proj,query,key}/{kernel,weight}",
+    encoder: Pattern = "encoder/**",
+    biases: Pattern = "bias",
+) -> dict[Pattern, object]:
+    r"""DeepNet's init (Wang et al. 2022, Fig. 2 pseudo-code): Xavier **normal** with gain
+    :math:`\beta` for the feed-forward, value and output projections, gain 1 for the query
+    and key projections; biases 0. :math:`\beta` from :func:`deepnorm_constants` — in an
+    encoder-decoder the encoder's parameters (``encoder`` pattern) get the encoder's β, the
+    rest the decoder's. The model itself must compute ``LN(α·x + G(x))``.
+    """
+    consts = deepnorm_constants(n_encoder, n_decoder)
+    rules: dict[Pattern, object] = {}
+    if "encoder" in consts and "decoder" in consts:
+        b_enc = consts["encoder"][1]
+        rules[f"{encoder.rstrip('*').rstrip('/')}/**/{_strip(scaled)}"] = _matrix_rule(
+            variance_scaling(b_enc**2, "fan_avg", "normal"), "deepnet encoder"
+        )
+    beta = consts.get("decoder", consts.get("encoder"))[1]
+    rules[scaled] = _matrix_rule(variance_scaling(beta**2, "fan_avg", "normal"), "deepnet β")
+    rules[unscaled] = optional(_matrix_rule(variance_scaling(1.0, "fan_avg", "normal"), "xavier"))
+    rules[biases] = optional(zeros)
+    return rules
+
+
+def _strip(p: Pattern) -> str:
+    if not isinstance(p, str):
+        raise TypeError("deepnet: with an encoder-decoder, scaled must be a glob string")
+    return p
+
+
+# --------------------------------------------------------------------------- recurrent
+
+
+def recurrent(
+    *,
+    forget_bias: float = 1.0,
+    linen_recurrent: Pattern = "h{i,f,g,o,r,z,n}/kernel",
+    linen_forget: Pattern = "hf/bias",
+    linen_other_biases: Pattern = "h{i,g,o}/bias",
+    nnx_fused: Pattern = "dense_h/{kernel,bias}",
+    equinox: Pattern = "{weight_hh,bias}",
+) -> dict[Pattern, object]:
+    r"""Recurrent nets: orthogonal recurrent kernels (Saxe et al. 2013; one orthogonal
+    :math:`H\times H` matrix **per gate**) and the LSTM forget-gate bias set to 1
+    (Jozefowicz, Zaremba & Sutskever 2015), for
+
+    * flax.linen ``LSTMCell`` / ``OptimizedLSTMCell`` (``h{i,f,g,o}/kernel``, ``hf/bias``;
+      the other gates' biases ``h{i,g,o}/bias`` 0) and ``GRUCell`` (``h{r,z,n}/kernel``);
+    * flax.nnx ``LSTMCell`` (same names), ``OptimizedLSTMCell`` / ``GRUCell`` /
+      ``SimpleCell`` (fused ``dense_h``: kernel ``(H, kH)`` in k orthogonal blocks; for an
+      LSTM (k = 4, gate order i, f, g, o) the bias's f block is ``forget_bias``);
+    * Equinox ``LSTMCell`` / ``GRUCell`` (``weight_hh (kH, H)`` in k orthogonal blocks;
+      ``LSTMCell.bias`` gets its f block set to ``forget_bias``).
+
+    In every LSTM the other gates' biases are 0 (Keras's ``unit_forget_bias``).
+
+    Input kernels and the other biases keep their values: put these rules first and your
+    own after them.
+    """
+
+    def per_gate_orthogonal(info: LeafInfo):
+        if len(info.shape) != 2:
+            return None
+        if info.layout == "torch":
+            h = info.shape[1]
+            return _blocks([orthogonal(layout="torch")] * (info.shape[0] // h), 0)
+        h = info.shape[0]
+        return _blocks([orthogonal()] * (info.shape[1] // h), 1)
+
+    def lstm_bias(info: LeafInfo, hidden: int | None):
+        if hidden is None or info.shape[0] != 4 * hidden:
+            return None  # a GRU / simple cell: biases stay as they are
+
+        def init(key, shape, dtype=None):
+            del key
+            dtype = dtype or jnp.float32
+            return jnp.zeros(shape, dtype).at[hidden : 2 * hidden].set(forget_bias)
+
+        return init
+
+    def nnx_rule(info: LeafInfo):
+        if info.name == "kernel":
+            return per_gate_orthogonal(info)
+        kernel = info.siblings.get("kernel")
+        return lstm_bias(info, None if kernel is None else kernel[0])
+
+    def eqx_rule(info: LeafInfo):
+        if not _is(info.owner, "LSTMCell", "GRUCell"):
+            return None
+        if info.name == "weight_hh":
+            return per_gate_orthogonal(info)
+        hh = info.siblings.get("weight_hh")
+        return lstm_bias(info, None if hh is None else hh[1])
+
+    return {
+        linen_recurrent: optional(ContextRule(per_gate_orthogonal, "orthogonal recurrent")),
+        linen_forget: optional(constant(forget_bias)),
+        linen_other_biases: optional(zeros),
+        nnx_fused: optional(ContextRule(nnx_rule, "fused recurrent")),
+        equinox: optional(ContextRule(eqx_rule, "equinox recurrent")),
+    }
+
+
+# --------------------------------------------------------------------------- torch defaults
+
+
+# linen / nnx LSTMCell and linen GRUCell gate layers; in these flax keeps ONE bias where
+# torch has two (b_ih + b_hh): the hidden-side LSTM biases and the GRU's r, z input biases.
+_GATES = ("ii", "if", "if_", "ig", "io", "hi", "hf", "hg", "ho", "ir", "iz", "in", "hr", "hz",
+          "hn")  # fmt: skip
+_SUMMED = {"hi", "hf", "hg", "ho", "ir", "iz"}
+_GATE_PATTERN = "{" + ",".join(_GATES) + "}/{kernel,bias}"
+
+
+def torch_default_layer_rules(
+    *,
+    rnn_hidden: int | None = None,
+    embeddings: Pattern = "embedding",
+    attention_in: Pattern = "{query,key,value,query_proj,key_proj,value_proj}/{kernel,weight}",
+    attention_out: Pattern = "{out,output_proj}/{kernel,weight}",
+    attention_biases: Pattern = "{query,key,value,out,query_proj,key_proj,value_proj,"
+    "output_proj}/bias",
+    gates: Pattern = _GATE_PATTERN,
+    fused_gates: Pattern = "{dense_i,dense_h}/{kernel,bias}",
+    norm_scales: Pattern = "scale",
+    others: Pattern = "{kernel,weight,weight_ih,weight_hh,bias,bias_n}",
+) -> dict[Pattern, object]:
+    r"""PyTorch's default init of the layers beyond Linear/Conv; :func:`torch_default_rules`
+    puts these first and its Linear/Conv rules after them.
+
+    * ``nn.Embedding``: :math:`\mathcal N(0, 1)` (flax's default is :math:`1/\sqrt D`);
+    * ``nn.MultiheadAttention``: the fused in-projection ``(3E, E)`` is Xavier uniform,
+      :math:`U[\pm\sqrt{6/(E + 3E)}]`, applied to flax's separate query / key / value
+      kernels (and Equinox's ``*_proj``); the in-projection and output biases 0; the
+      output projection keeps ``nn.Linear``'s default :math:`U[\pm 1/\sqrt E]`;
+    * ``nn.LayerNorm`` (and Group, RMS and batch norms): weight 1, bias 0;
+    * ``nn.ConvTranspose``: :math:`U[\pm 1/\sqrt{n}]` for weight and bias with torch's
+      :math:`n = c_{out}\cdot k` (torch stores the weight ``(in, out, *k)`` and takes its
+      dim 1 as the fan-in), where the Linear/Conv rule would use :math:`c_{in}\cdot k`;
+    * ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``: every weight and bias
+      :math:`U[\pm 1/\sqrt H]` (H the hidden size, input weights included). Where flax
+      keeps **one** bias for torch's two (``b_ih + b_hh``: linen/nnx LSTM's ``h*`` biases,
+      linen GRU's ``ir``/``iz``, nnx's fused LSTM ``dense_h`` bias, the r and z blocks of
+      nnx GRU's ``dense_i`` bias, nnx SimpleCell's, Equinox ``LSTMCell.bias`` and the r, z
+      blocks of ``GRUCell.bias``) it is drawn as their sum, a triangular law on
+      :math:`[\pm 2/\sqrt H]` (variance :math:`2/(3H)`).
+
+    Args:
+      rnn_hidden: the hidden size of nnx's fused cells (``OptimizedLSTMCell``,
+        ``GRUCell``, ``SimpleCell``), needed for their ``dense_i`` layers, whose shapes do not
+        tell it; the ``dense_h`` layers read it from their kernel.
+      others: the Equinox parameters (``weight``/``bias`` of Embedding, norms, RNN cells;
+        any other ``weight``/``bias`` gets the Linear/Conv default).
+
+    Not covered: linen's ``SimpleCell`` (its layers are named ``i`` and ``h``, too generic
+    to match safely) and the ``b_hn`` of a GRU, which nnx's ``GRUCell`` does not have.
+    """
+    fn = "torch_default_layer_rules"
+    if rnn_hidden is not None:
+        _check_int(fn, "rnn_hidden", rnn_hidden)
+
+    def embed_rule(info: LeafInfo):
+        return normal(1.0) if len(info.shape) == 2 else None
+
+    def attn_in_rule(info: LeafInfo):
+        shape = info.shape
+        if info.layout == "torch":
+            e_out, e_in = shape[0], math.prod(shape[1:])
+        else:
+            e_in, e_out = shape[0], math.prod(shape[1:])
+        return _uniform(math.sqrt(6.0 / (e_in + 3 * e_out)))
+
+    def attn_out_rule(info: LeafInfo):
+        shape = info.shape
+        fan_in = math.prod(shape[1:]) if info.layout == "torch" else math.prod(shape[:-1])
+        return _uniform(1 / math.sqrt(fan_in))
+
+    def gate_rule(info: LeafInfo):
+        gate = info.path.split("/")[-2]
+        kernel = info.shape if info.name == "kernel" else info.siblings.get("kernel")
+        if kernel is None or len(kernel) != 2:
+            return None
+        b = 1 / math.sqrt(kernel[-1])  # flax layout: (in, H)
+        if info.name == "bias" and gate in _SUMMED:
+            return _sum_of_uniforms(b)
+        return _uniform(b)
+
+    def fused_rule(info: LeafInfo):
+        layer = info.path.split("/")[-2]
+        kernel = info.shape if info.name == "kernel" else info.siblings.get("kernel")
+        if kernel is None or len(kernel) != 2:
+            return None
+        h = kernel[0] if layer == "dense_h" else rnn_hidden
+        if h is None:
+            raise ValueError(
+                f"{fn}: {info.path} is an nnx fused RNN input layer of shape {kernel}; its"
+                " hidden size is not in its shape: give rnn_hidden=H"
+            )
+        k = kernel[-1] // h
+        if kernel[-1] % h or k not in (1, 3, 4):
+            raise ValueError(
+                f"{fn}: {info.path} has {kernel[-1]} outputs, not 1, 3 or 4 gates of hidden"
+                f" size {h}"
+            )
+        b = 1 / math.sqrt(h)
+        if info.name == "kernel":
+            return _uniform(b)
+        if layer == "dense_h" or k == 1:  # LSTM's hidden bias, SimpleCell's only bias
+            return _sum_of_uniforms(b)
+        return _blocks([_sum_of_uniforms(b), _sum_of_uniforms(b), _uniform(b)], 0)  # GRU r,z,n
+
+    linear_kernel = _torch_kernel_rule().build
+    linear_bias = _torch_bias_rule().build
+
+    def others_rule(info: LeafInfo):
+        owner = info.owner
+        if _is(owner, "Embedding") and info.name == "weight":
+            return normal(1.0)
+        if _is(owner, "LayerNorm", "GroupNorm", "RMSNorm", "BatchNorm") and len(info.shape) == 1:
+            return ones if info.name == "weight" else zeros
+        if _is(owner, "LSTMCell", "GRUCell"):
+            h = (info.shape if info.name == "weight_hh" else info.siblings["weight_hh"])[1]
+            b = 1 / math.sqrt(h)
+            if info.name == "bias" and _is(owner, "LSTMCell"):
+                return _sum_of_uniforms(b)
+            if info.name == "bias":  # GRU: r, z blocks are b_i + b_h, the n block b_in
+                return _blocks([_sum_of_uniforms(b), _sum_of_uniforms(b), _uniform(b)], 0)
+            return _uniform(b)
+        if info.name == "bias" and "scale" in info.siblings:  # a flax norm's bias
+            return zeros
+        parent = info.path.rpartition("/")[0].rpartition("/")[2]
+        if _is(owner, "ConvTranspose") or "ConvTranspose" in parent:
+            # torch's ConvTranspose weight is (in, out/groups, *k): its "fan_in" is out·k
+            w = info.shape if info.name != "bias" else _sibling_kernel(info)
+            if w is None or len(w) < 3:
+                return None
+            fan = w[0] * math.prod(w[2:]) if info.layout == "torch" else w[-1] * math.prod(w[:-2])
+            return _uniform(1 / math.sqrt(fan))
+        if info.name == "bias":
+            return linear_bias(info)
+        if info.name in ("weight", "kernel"):
+            return linear_kernel(info)
+        return None
+
+    return {
+        attention_in: optional(ContextRule(attn_in_rule, "torch MHA in_proj xavier")),
+        attention_out: optional(ContextRule(attn_out_rule, "torch MHA out_proj")),
+        attention_biases: optional(zeros),
+        gates: optional(ContextRule(gate_rule, "torch RNN U[±1/√H]")),
+        fused_gates: optional(ContextRule(fused_rule, "torch RNN U[±1/√H] (nnx fused)")),
+        embeddings: optional(ContextRule(embed_rule, "torch Embedding N(0,1)")),
+        norm_scales: optional(ones),
+        others: optional(ContextRule(others_rule, "torch default (Equinox layers, biases)")),
+    }

@@ -1,0 +1,376 @@
+"""μP: base shapes and width multipliers (against microsoft/mup's definitions, and against
+mup itself where it is installed), the optax transforms (checked numerically, per parameter
+class), the forward multipliers, and the coordinate check."""
+
+import math
+
+import equinox as eqx
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import jaxinit
+from jaxinit._mup import InfShape
+
+D_IN, D_OUT = 8, 10
+
+
+class LinenMLP(nn.Module):
+    width: int
+    base_width: int = 64
+    readout_mult: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.relu(nn.Dense(self.width, name="fc1")(x))
+        h = nn.relu(nn.Dense(self.width, name="fc2")(h))
+        if self.readout_mult:
+            h = h * jaxinit.readout_multiplier(self.width, self.base_width)
+        return nn.Dense(D_OUT, name="head")(h)
+
+
+class NnxMLP(nnx.Module):
+    def __init__(self, width, rngs):
+        self.fc1 = nnx.Linear(D_IN, width, rngs=rngs)
+        self.fc2 = nnx.Linear(width, width, rngs=rngs)
+        self.head = nnx.Linear(width, D_OUT, rngs=rngs)
+
+
+class EqxMLP(eqx.Module):
+    fc1: eqx.nn.Linear
+    fc2: eqx.nn.Linear
+    head: eqx.nn.Linear
+
+    def __init__(self, width, key):
+        k1, k2, k3 = jax.random.split(key, 3)
+        self.fc1 = eqx.nn.Linear(D_IN, width, key=k1)
+        self.fc2 = eqx.nn.Linear(width, width, key=k2)
+        self.head = eqx.nn.Linear(width, D_OUT, key=k3)
+
+
+def _linen(w):
+    return LinenMLP(w).init(jax.random.key(0), jnp.ones((1, D_IN)))
+
+
+def _nnx(w):
+    return NnxMLP(w, nnx.Rngs(0))
+
+
+def _eqx(w):
+    return EqxMLP(w, jax.random.key(0))
+
+
+# μP's classes and multipliers for this MLP at width 256 over base 64 (m = 4), from mup's
+# definitions: InfShape.width_mult is the multiplier of the last infinite dim in torch
+# order (out, in); MuAdam divides the LR of 2-inf-dim parameters by it; MuSGD multiplies
+# 1-inf-dim parameters' LR by it and divides 2-inf-dim ones' by fanin_mult/fanout_mult.
+M = 4.0
+EXPECTED = {  # layer/param: (kind, ninf, width_mult, adam, sgd)
+    "fc1/w": ("input", 1, M, 1.0, M),
+    "fc1/b": ("vector", 1, M, 1.0, M),
+    "fc2/w": ("hidden", 2, M, 1 / M, 1.0),
+    "fc2/b": ("vector", 1, M, 1.0, M),
+    "head/w": ("output", 1, M, 1.0, M),
+    "head/b": ("fixed", 0, 1.0, 1.0, 1.0),
+}
+
+
+def _short(path):
+    layer = next(s for s in path.split("/") if s in ("fc1", "fc2", "head"))
+    return f"{layer}/{'b' if path.endswith('bias') else 'w'}"
+
+
+@pytest.mark.parametrize("make", [_linen, _nnx, _eqx], ids=["linen", "nnx", "equinox"])
+def test_width_multipliers_match_mups_definitions(make):
+    bsh = jaxinit.base_shapes(lambda: make(64), lambda: make(128))
+    shapes = jaxinit.infshapes(jax.eval_shape(lambda: make(256)) if make is _linen else
+                               eqx.filter_eval_shape(make, 256), bsh)  # fmt: skip
+    assert {_short(p) for p in shapes} == set(EXPECTED)
+    for path, s in shapes.items():
+        kind, ninf, wm, adam, sgd = EXPECTED[_short(path)]
+        assert (s.kind, s.ninf(), s.width_mult()) == (kind, ninf, wm), path
+        assert jaxinit.lr_multiplier(s, "adam") == adam, path
+        assert jaxinit.lr_multiplier(s, "sgd") == sgd, path
+    layout = "torch" if make is _eqx else "flax"
+    assert {b.layout for b in bsh.values()} == {layout}
+
+
+def test_infshape_torch_order_rules():
+    # A conv weight: torch (out, in, k, k) and flax (k, k, in, out) give the same answers.
+    t = InfShape((128, 64, 3, 3), (32, 16, None, None), "torch")
+    f = InfShape((3, 3, 64, 128), (None, None, 16, 32), "flax")
+    for s in (t, f):
+        assert s.ninf() == 2 and s.kind == "hidden"
+        assert s.width_mult() == 4.0  # fan-in 64 / 16
+        assert s.fanin_fanout_mult_ratio() == 1.0
+    # Only fan-out infinite: width_mult is fan-out's (the last inf dim in torch order).
+    assert InfShape((128, 7), (32, None), "torch").width_mult() == 4.0
+    # Non-square: fan-in x8, fan-out x2 -> SGD LR / 4.
+    s = InfShape((64, 256), (8, 128), "flax")
+    assert s.fanin_fanout_mult_ratio() == 4.0 and jaxinit.lr_multiplier(s, "sgd") == 0.25
+
+
+def test_attention_block_classes():
+    """A linen self-attention block whose model width and head dim grow (heads fixed): all
+    q/k/v/out kernels are hidden (two infinite dims), the Adam multiplier is 1/m."""
+
+    def make(d):
+        m = nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=d, out_features=d)
+        return lambda: m.init(jax.random.key(0), jnp.ones((1, 3, d)))
+
+    bsh = jaxinit.base_shapes(make(32), make(64))
+    shapes = jaxinit.infshapes(jax.eval_shape(make(128)), bsh)
+    kernels = {p: s for p, s in shapes.items() if p.endswith("kernel")}
+    assert len(kernels) == 4
+    for p, s in kernels.items():
+        assert s.kind == "hidden" and s.width_mult() == 4.0, p
+        assert jaxinit.lr_multiplier(s, "adam") == 0.25
+    heads_axis = shapes["params/query/kernel"].base[1]
+    assert heads_axis is None  # num_heads is finite
+
+
+def test_against_microsoft_mup():
+    """The same MLP in torch with mup's set_base_shapes / MuAdam / MuSGD: infshapes and
+    per-parameter learning rates equal jaxinit's on the Equinox twin."""
+    torch = pytest.importorskip("torch")
+    mup = pytest.importorskip("mup")
+
+    class TorchMLP(torch.nn.Module):
+        def __init__(self, w):
+            super().__init__()
+            self.fc1 = torch.nn.Linear(D_IN, w)
+            self.fc2 = torch.nn.Linear(w, w)
+            self.head = mup.MuReadout(w, D_OUT)
+
+    model = TorchMLP(256)
+    mup.set_base_shapes(model, TorchMLP(64), delta=TorchMLP(128))
+    bsh = jaxinit.base_shapes(lambda: _eqx(64), lambda: _eqx(128))
+    mine = jaxinit.infshapes(_eqx(256), bsh)
+    lr = {}
+    for name, make in (("adam", mup.MuAdam), ("sgd", mup.MuSGD)):
+        for g in make(model.parameters(), lr=1.0).param_groups:
+            for p in g["params"]:
+                lr[name, id(p)] = g["lr"]
+    for name, p in model.named_parameters():
+        s = mine[name.replace(".", "/")]
+        ref = p.infshape
+        assert s.base == tuple(d.base_dim for d in ref)
+        assert s.ninf() == ref.ninf() and s.width_mult() == ref.width_mult()
+        for opt in ("adam", "sgd"):
+            assert jaxinit.lr_multiplier(s, opt) == pytest.approx(lr[opt, id(p)]), (name, opt)
+
+
+def _tree(seed, like):
+    leaves, treedef = jax.tree.flatten(like)
+    keys = jax.random.split(jax.random.key(seed), len(leaves))
+    return jax.tree.unflatten(
+        treedef, [jax.random.normal(k, x.shape) for k, x in zip(keys, leaves, strict=True)]
+    )
+
+
+def test_optax_transforms_scale_updates_per_class():
+    """Two steps of mup_adam / mup_sgd (momentum, weight decay) vs the plain optax optimizer
+    computed leaf by leaf with mup's per-group LR and weight decay."""
+    bsh = jaxinit.base_shapes(lambda: _linen(64), lambda: _linen(128))
+    params = _linen(256)
+    grads = [_tree(1, params), _tree(2, params)]
+    lr, wd = 0.01, 0.1
+    cases = {
+        # name: (tx, reference per-leaf optimizer from the multiplier m)
+        "adam": (jaxinit.mup_adam(lr, bsh), lambda m: optax.adam(lr * m)),
+        "adamw": (
+            jaxinit.mup_adam(lr, bsh, weight_decay=wd),
+            lambda m: optax.adamw(lr * m, weight_decay=wd / m),  # torch: p -= lr_g wd_g p
+        ),
+        "sgd": (
+            jaxinit.mup_sgd(lr, bsh, momentum=0.9, weight_decay=wd),
+            lambda m: optax.chain(
+                optax.add_decayed_weights(wd / m), optax.sgd(lr * m, momentum=0.9)
+            ),
+        ),
+    }
+    flat, _ = jax.tree_util.tree_flatten_with_path(params)
+    for name, (tx, reference) in cases.items():
+        opt = "sgd" if name == "sgd" else "adam"
+        state = tx.init(params)
+        p = params
+        for g in grads:
+            upd, state = tx.update(g, state, p)
+            p = optax.apply_updates(p, upd)
+        for (kp, x0), (_, x1) in zip(flat, jax.tree_util.tree_flatten_with_path(p)[0], strict=True):
+            path = jaxinit._rules.path_str(kp)
+            m = jaxinit.lr_multiplier(jaxinit.infshape_of(path, x0.shape, bsh), opt)
+            ref_tx = reference(m)
+            gs = [jax.tree_util.tree_flatten_with_path(g)[0] for g in grads]
+            gl = [dict((jaxinit._rules.path_str(k), v) for k, v in g)[path] for g in gs]
+            with jax.numpy_dtype_promotion("standard"):  # optax's Adam needs it
+                s, q = ref_tx.init(x0), x0
+                for gg in gl:
+                    u, s = ref_tx.update(gg, s, q)
+                    q = q + u
+            np.testing.assert_allclose(x1, q, rtol=1e-5, atol=1e-7, err_msg=f"{name} {path}")
+        # The classes really get different steps: hidden moved 1/M as far as Adam's others.
+    moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).mean()), params, p)
+    assert moved["params"]["fc2"]["kernel"] < moved["params"]["fc1"]["kernel"]
+
+
+def test_optax_matches_mup_adamw_step_in_torch():
+    """One MuAdamW step in torch (mup) and one mup_adam step on the Equinox twin, from the
+    same weights and gradients, give the same weights."""
+    torch = pytest.importorskip("torch")
+    mup = pytest.importorskip("mup")
+
+    class TorchMLP(torch.nn.Module):
+        def __init__(self, w):
+            super().__init__()
+            self.fc1 = torch.nn.Linear(D_IN, w)
+            self.fc2 = torch.nn.Linear(w, w)
+            self.head = torch.nn.Linear(w, D_OUT)
+
+    torch.manual_seed(0)
+    model = TorchMLP(256)
+    mup.set_base_shapes(model, TorchMLP(64), delta=TorchMLP(128), do_assert=False)
+    eq = _eqx(256)
+    eq = jax.tree_util.tree_map_with_path(
+        lambda kp, x: jnp.asarray(
+            dict(model.named_parameters())[jaxinit._rules.path_str(kp, drop_value=False)
+                                          .replace("/", ".")].detach().numpy()
+        ) if eqx.is_array(x) else x, eq)  # fmt: skip
+    params = eqx.filter(eq, eqx.is_array)
+    grads = _tree(3, params)
+    for name, p in model.named_parameters():
+        g = dict(jax.tree_util.tree_flatten_with_path(grads)[0] and [
+            (jaxinit._rules.path_str(k, drop_value=False), v)
+            for k, v in jax.tree_util.tree_flatten_with_path(grads)[0]])  # fmt: skip
+        p.grad = torch.from_numpy(np.asarray(g[name.replace(".", "/")]).copy())
+    opt = mup.MuAdamW(model.parameters(), lr=0.01, weight_decay=0.1)
+    opt.step()
+    bsh = jaxinit.base_shapes(lambda: _eqx(64), lambda: _eqx(128))
+    tx = jaxinit.mup_adam(0.01, bsh, weight_decay=0.1)
+    upd, _ = tx.update(grads, tx.init(params), params)
+    new = optax.apply_updates(params, upd)
+    for kp, x in jax.tree_util.tree_flatten_with_path(new)[0]:
+        name = jaxinit._rules.path_str(kp, drop_value=False).replace("/", ".")
+        ref = dict(model.named_parameters())[name].detach().numpy()
+        np.testing.assert_allclose(np.asarray(x), ref, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_readout_and_attention_multipliers():
+    assert jaxinit.readout_multiplier(1024, 256) == 0.25
+    assert jaxinit.readout_multiplier(256, 256, output_mult=2.0) == 2.0
+    k = jax.random.split(jax.random.key(0), 3)
+    q, kk, v = (jax.random.normal(ki, (2, 5, 3, 16)) for ki in k)  # batch, len, heads, d
+    out = jaxinit.mup_attention_fn(attn_mult=2.0)(q, kk, v)
+    qn, kn, vn = (np.asarray(a, np.float64) for a in (q, kk, v))
+    logits = 2.0 * np.einsum("bqhd,bkhd->bhqk", qn, kn) / 16  # alpha q.k / d, not / sqrt(d)
+    w = np.exp(logits - logits.max(-1, keepdims=True))
+    w /= w.sum(-1, keepdims=True)
+    np.testing.assert_allclose(out, np.einsum("bhqk,bkhd->bqhd", w, vn), rtol=1e-4, atol=1e-5)
+    # usable as flax's attention_fn, linen and nnx
+    attn = nn.MultiHeadDotProductAttention(2, attention_fn=jaxinit.mup_attention_fn())
+    x = jnp.ones((1, 3, 8))
+    assert attn.apply(attn.init(jax.random.key(0), x), x).shape == (1, 3, 8)
+    nattn = nnx.MultiHeadAttention(
+        2,
+        8,
+        attention_fn=jaxinit.mup_attention_fn(attention_fn=nnx.dot_product_attention),
+        decode=False,
+        rngs=nnx.Rngs(0),
+    )
+    assert nattn(x).shape == (1, 3, 8)
+
+
+def test_coord_check_flat_in_mup_grows_in_sp(tmp_path):
+    """The coordinate check on an MLP, widths 64..1024, 3 Adam steps: in μP (mup init, readout
+    multiplier, mup_adam) every layer's coordinate size is flat in width (|slope| of log l1
+    vs log width < 0.25); in standard parametrization (same LR for all) the output's and
+    the hidden layers' grow (slope > 0.5: Δh ∝ width after one Adam step; measured 0.77 for
+    the hidden layer and 1.0 for the output, against |slope| <= 0.03 in μP)."""
+    widths = (64, 256, 1024)
+    x = jax.random.normal(jax.random.key(1), (32, D_IN))
+    y = jax.random.randint(jax.random.key(2), (32,), 0, D_OUT)
+    bsh = jaxinit.base_shapes(lambda: _linen(64), lambda: _linen(128))
+    mup_rules = jaxinit.mup(readout="head/kernel")
+    mu = jaxinit.coord_check(
+        lambda w: LinenMLP(w, readout_mult=True), widths, x, y, jaxinit.mup_adam(0.02, bsh),
+        steps=3, seeds=2, init=lambda v, k: jaxinit.reinit(v, mup_rules, k),
+    )  # fmt: skip
+    sp = jaxinit.coord_check(
+        lambda w: LinenMLP(w), widths, x, y, optax.adam(0.02), steps=3, seeds=2
+    )
+    assert set(mu.table.columns) == {"width", "seed", "step", "layer", "l1"}
+    assert set(mu.table.layer) == {"fc1", "fc2", "head", "output"}
+    mu_s, sp_s = mu.slopes(), sp.slopes()
+    last = 3
+    assert mu_s[mu_s.step == last].slope.abs().max() < 0.25, mu_s
+    sp_last = sp_s[sp_s.step == last].set_index("layer").slope
+    assert sp_last["head"] > 0.5 and sp_last["fc2"] > 0.5, sp_s
+    # at t = 0 nothing has been learned: SP's coordinates are flat too
+    assert (sp_s[sp_s.step == 0].slope.abs() < 0.25).all()
+    mu.plot(str(tmp_path / "cc.png"), title="muP")
+    assert (tmp_path / "cc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_coord_check_equinox_via_init_apply():
+    """Any framework through make(width) -> (init, apply): an Equinox MLP in μP (mup init on
+    its torch-layout weights, readout multiplier, mup_adam) stays flat from 64 to 1024."""
+    x = jax.random.normal(jax.random.key(1), (16, D_IN))
+    y = jax.random.randint(jax.random.key(2), (16,), 0, D_OUT)
+    bsh = jaxinit.base_shapes(lambda: _eqx(64), lambda: _eqx(128))
+    rules = jaxinit.mup(readout="head/weight", hidden="weight")
+
+    def make(w):
+        static = eqx.filter(_eqx(w), eqx.is_array, inverse=True)
+
+        def init(k):
+            return eqx.filter(jaxinit.reinit(_eqx_key(w, k), rules, k), eqx.is_array)
+
+        def apply(p, xs):
+            m = eqx.combine(p, static)
+            h1 = jax.nn.relu(jax.vmap(m.fc1)(xs))
+            h2 = jax.nn.relu(jax.vmap(m.fc2)(h1))
+            out = jax.vmap(m.head)(h2 * jaxinit.readout_multiplier(w, 64))
+            return out, {"fc1": h1, "fc2": h2, "head": out}
+
+        return init, apply
+
+    cc = jaxinit.coord_check(make, (64, 1024), x, y, jaxinit.mup_adam(0.02, bsh), steps=2,
+                             seeds=1)  # fmt: skip
+    s = cc.slopes()
+    assert set(s.layer) == {"fc1", "fc2", "head"}
+    assert s[s.step == 2].slope.abs().max() < 0.25, s
+    with pytest.raises(TypeError, match="coord_check: make\\(width\\) must return"):
+        jaxinit.coord_check(lambda w: (1, 2, 3), (8,), x, y, jaxinit.mup_adam(0.02, bsh))
+
+
+def _eqx_key(w, k):
+    return EqxMLP(w, k)
+
+
+def test_errors_name_the_function_and_argument():
+    bsh = jaxinit.base_shapes(lambda: _linen(64), lambda: _linen(128))
+    with pytest.raises(ValueError, match="base_shapes: base and delta have different"):
+        jaxinit.base_shapes(lambda: _linen(64), lambda: _eqx(128))
+    with pytest.raises(ValueError, match=r"axis 0 is finite .* must stay 8, got 9"):
+        jaxinit.infshape_of("params/fc1/kernel", (9, 256), bsh)
+    with pytest.raises(ValueError, match="has no base shape"):
+        jaxinit.infshape_of("params/nope/kernel", (9, 256), bsh)
+    with pytest.raises(ValueError, match=r"lr_multiplier: shape .* 3 infinite"):
+        jaxinit.lr_multiplier(InfShape((4, 4, 4), (2, 2, 2), "flax"), "adam")
+    with pytest.raises(ValueError, match="optimizer='lion' is not supported"):
+        jaxinit.lr_multiplier(InfShape((4,), (2,), "flax"), "lion")
+    with pytest.raises(TypeError, match="scale_by_mup: bsh must be the dict"):
+        jaxinit.scale_by_mup({"a": (1, 2)}, "adam")
+    with pytest.raises(ValueError, match="readout_multiplier: width must be an int"):
+        jaxinit.readout_multiplier(0, 64)
+    with pytest.raises(ValueError, match="coord_check: widths"):
+        jaxinit.coord_check(lambda w: LinenMLP(w), (), jnp.ones((1, 8)), jnp.zeros(1), None)
+    tx = jaxinit.mup_adam(0.1, bsh)
+    wrong = {"params": {"other": {"kernel": jnp.ones((2, 2))}}}
+    with pytest.raises(ValueError, match=r"scale_by_mup: .*'params/other/kernel' has no base"):
+        tx.update(wrong, tx.init(wrong))
+    assert math.isfinite(jaxinit.readout_multiplier(64, 64))
