@@ -227,7 +227,8 @@ def stratified_bootstrap(
       samples: one or more score arrays (..., tasks, runs_k) with the same tasks; runs are
         redrawn with replacement within each task, independently per sample.
       method: ``"studentized"`` (bootstrap-t: θ̂ − q₁₋α/₂·SE, θ̂ − q_α/₂·SE with q the
-        quantiles of (θ* − θ̂)/SE* over resamples; needs ``se``), ``"bca"`` (Efron's
+        quantiles of (θ* − θ̂)/SE* over resamples; needs ``se``; with fewer than 4 runs in
+        a task, q is Student's t quantile with Σ(runs − 1) df), ``"bca"`` (Efron's
         bias-corrected and accelerated percentile interval, acceleration from the
         stratified jackknife) or ``"percentile"`` (rliable's default).
       se: ``se(*samples) -> (...)``, a standard error of the statistic (studentized only).
@@ -267,10 +268,17 @@ def stratified_bootstrap(
         return Interval(theta, lo, hi)
     if method == "studentized":
         s0 = se(*xs)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            t = (boots - theta[..., None]) / se(*rs)
-        t = np.where(np.isnan(t), 0.0, t)  # 0/0: a resample as degenerate as the data
-        qlo, qhi = np.quantile(t, [alpha, 1 - alpha], axis=-1, method="inverted_cdf")
+        if min(x.shape[-1] for x in xs) < 4:
+            # Too few distinct resamples for the bootstrap-t (with 2 runs half of them have
+            # SE* = 0): the classical t quantile, df = Σ(runs − 1).
+            df = sum((x.shape[-1] - 1) * x.shape[-2] for x in xs)
+            qhi = stats.t.ppf(1 - alpha, max(df, 1))
+            qlo = -qhi
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                t = (boots - theta[..., None]) / se(*rs)
+            t = np.where(np.isnan(t), 0.0, t)  # 0/0: a resample as degenerate as the data
+            qlo, qhi = np.quantile(t, [alpha, 1 - alpha], axis=-1, method="inverted_cdf")
         with np.errstate(invalid="ignore"):
             lo, hi = theta - qhi * s0, theta - qlo * s0
         flat = s0 == 0  # no spread at all: the interval is the point
