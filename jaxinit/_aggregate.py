@@ -452,8 +452,12 @@ def paired_t_test(a, b, level: float = 0.95) -> PairTest:
     """
     a = _check_scores("paired_t_test", a)
     b = _check_scores("paired_t_test", b)
-    if a.shape != b.shape:
-        raise ValueError(f"paired_t_test: a has shape {a.shape}, b {b.shape}; they must match")
+    try:
+        a, b = np.broadcast_arrays(a, b)
+    except ValueError:
+        raise ValueError(
+            f"paired_t_test: a has shape {a.shape}, b {b.shape}; they must broadcast"
+        ) from None
     ok = np.isfinite(a) & np.isfinite(b)
     d = np.where(ok, a - b, np.nan)
     n_t = ok.sum(axis=-1)
