@@ -81,8 +81,8 @@ def test_holm_and_paired_t_by_hand():
 
 def test_verdicts_reference_and_all_pairs():
     ref = np.arange(1.0, 9.0)[None]
-    same = ref + [[0.5, -0.5, 0.3, -0.3, 0.1, -0.2, 0.2, -0.1]]  # mean difference 0
-    bad = ref - [[3.1, 2.9, 3.0, 3.2, 2.8, 3.0, 3.1, 2.9]]
+    same = ref + np.array([[0.5, -0.5, 0.3, -0.3, 0.1, -0.2, 0.2, -0.1]])  # mean diff. 0
+    bad = ref - np.array([[3.1, 2.9, 3.0, 3.2, 2.8, 3.0, 3.1, 2.9]])
     scores = {"ref": ref, "same": same, "bad": bad}
     v = agg.verdicts(scores, "ref", higher_is_better=True)
     assert v["verdict"] == {"ref": "reference", "same": "indistinguishable from ref",
