@@ -35,7 +35,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
-from scipy import special, stats
 
 __all__ = [
     "METRICS",
@@ -47,11 +46,14 @@ __all__ = [
     "aggregate_median",
     "aggregate_optimality_gap",
     "holm",
+    "improvement_interval",
     "paired_t_test",
     "performance_profile",
+    "plot_performance_profiles",
     "probability_of_improvement",
     "recommended_reference",
     "stratified_bootstrap",
+    "verdicts",
 ]
 
 N_BOOT = 2000
@@ -166,6 +168,8 @@ def probability_of_improvement(x, y) -> np.ndarray:
             f"probability_of_improvement: x has {x.shape[-2]} tasks (shape {x.shape}), "
             f"y has {y.shape[-2]} (shape {y.shape}); they must match"
         )
+    from scipy import stats  # lazily: ``import jaxinit`` does not load scipy
+
     n, m = x.shape[-1], y.shape[-1]
     if not (np.isnan(x).any() or np.isnan(y).any()):  # U from mid-ranks: O((n+m) log)
         lead = np.broadcast_shapes(x.shape[:-1], y.shape[:-1])
@@ -250,6 +254,8 @@ def stratified_bootstrap(
     >>> bool(iv.lo < 0.6325 < iv.hi)
     True
     """
+    from scipy import special, stats
+
     if method not in METHODS:
         raise ValueError(f"stratified_bootstrap: method={method!r}; allowed: {METHODS}")
     if method == "studentized" and se is None:
@@ -456,6 +462,8 @@ def paired_t_test(a, b, level: float = 0.95) -> PairTest:
     >>> round(float(t.diff), 3), round(float(t.p), 3)
     (0.65, 0.058)
     """
+    from scipy import stats
+
     a = _check_scores("paired_t_test", a)
     b = _check_scores("paired_t_test", b)
     try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
 
 N_BOOT = 2000
 
@@ -110,6 +109,8 @@ def median_interval(times: np.ndarray, level: float = 0.95) -> tuple[np.ndarray,
     γ_1 < level (n ≤ 5 at 95 %) that interval is returned: its coverage is γ_1 (93.75 % for
     n = 5).
     """
+    from scipy import stats  # lazily: ``import jaxinit`` does not load scipy
+
     t = np.sort(np.asarray(times, np.float64), axis=-1)
     n = t.shape[-1]
     ks = np.arange(1, n // 2 + 1)
