@@ -219,13 +219,15 @@ def test_full_coverage_grid(dist, tasks, runs):
     rng = np.random.default_rng(hash((dist, tasks, runs)) % 2**32)
     x = d.rvs(size=(2000, tasks, runs), random_state=rng)
     y = d.rvs(size=(2000, tasks, runs), random_state=rng) + 0.3 * d.std()
-    c_mean = _coverage(_mean_iv, [x], d.mean(), sims=2000)
-    c_iqm = _coverage(_iqm_iv, [x], _iqm_truth(d), sims=2000) if runs >= 8 else 0.95
-    truth = np.mean(d.rvs(size=2_000_000, random_state=rng) + 0.3 * d.std()
-                    > d.rvs(size=2_000_000, random_state=rng))  # fmt: skip
-    c_poi = _coverage(_poi_iv, [y, x], truth, sims=2000) if tasks > 1 else 0.95
-    print(f"{dist} {tasks}x{runs}: mean {c_mean:.3f} iqm {c_iqm:.3f} poi {c_poi:.3f}")
-    assert _in_band(c_mean) and _in_band(c_iqm) and _in_band(c_poi), (c_mean, c_iqm, c_poi)
+    cover = {"mean": _coverage(_mean_iv, [x], d.mean(), sims=2000)}
+    if runs >= 8:  # IQM of fewer than 8 runs per task trims 1 of 5: not measured
+        cover["iqm"] = _coverage(_iqm_iv, [x], _iqm_truth(d), sims=2000)
+    if tasks > 1:  # with one task the BCa interval of P(X > Y) over-covers (96–98 %)
+        truth = np.mean(d.rvs(size=2_000_000, random_state=rng) + 0.3 * d.std()
+                        > d.rvs(size=2_000_000, random_state=rng))  # fmt: skip
+        cover["poi"] = _coverage(_poi_iv, [y, x], truth, sims=2000)
+    print(f"{dist} {tasks}x{runs}:", {k: round(v, 3) for k, v in cover.items()})
+    assert all(_in_band(c) for c in cover.values()), cover
 
 
 # ------------------------------------------------------------ calibration under the null
