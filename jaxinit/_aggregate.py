@@ -421,21 +421,29 @@ def performance_profile(
 
 
 def plot_performance_profiles(
-    profiles: Mapping[str, Interval], taus, path: str, xlabel: str = "score τ"
+    profiles: Mapping[str, Interval],
+    taus,
+    path: str | None = None,
+    ax=None,
+    xlabel: str = "score τ",
 ) -> None:
-    """One line per name (fraction of runs > τ) with its band; written to ``path``."""
-    from matplotlib.figure import Figure  # no pyplot: leaves the user's backend alone
+    """One line per name (fraction of runs > τ) with its band, drawn on ``ax`` or written
+    to ``path`` as a new figure."""
+    fig = None
+    if ax is None:
+        from matplotlib.figure import Figure  # no pyplot: leaves the user's backend alone
 
-    fig = Figure(figsize=(6.5, 4.2))
-    ax = fig.subplots()
+        fig = Figure(figsize=(6.5, 4.2))
+        ax = fig.subplots()
     for name, p in profiles.items():
-        line = ax.plot(taus, p.value, label=name)[0]
-        ax.fill_between(taus, p.lo, p.hi, color=line.get_color(), alpha=0.2)
+        line = ax.plot(taus, p.value, label=name, drawstyle="steps-post")[0]
+        ax.fill_between(taus, p.lo, p.hi, color=line.get_color(), alpha=0.2, step="post")
     ax.set(xlabel=xlabel, ylabel="fraction of runs with score > τ", ylim=(-0.02, 1.02))
     ax.set_title("performance profiles (95 % stratified bootstrap bands)", fontsize=10)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    if fig is not None and path is not None:
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
 
 
 # ------------------------------------------------------------ Part 5: tests and verdicts

@@ -144,7 +144,9 @@ def summarize(table, target: float, alpha: float = 0.05) -> dict:
             "diverged_seeds": diverged,
         }
     acts = list(dict.fromkeys(table["activation"])) if "activation" in table else []
-    reference = _aggregate.recommended_reference(acts[0], list(rows)) if len(acts) == 1 else None
+    # The reference depends on names only (never on results): the alphabetically first
+    # scheme the registry recommends for the activation.
+    reference = _aggregate.recommended_reference(acts[0], sorted(rows)) if len(acts) == 1 else None
     v = _aggregate.verdicts(final_test, reference, higher_is_better=False, alpha=alpha)
     for test in v["tests"]:
         if reference is not None:
@@ -179,7 +181,11 @@ def summarize_aggregate(table, alpha: float = 0.05, taus=None) -> dict:
     for init, t in acc.groupby("init", sort=False):
         wide = t.pivot(index="activation", columns="seed", values="value")
         scores[init] = wide.loc[tasks].to_numpy(np.float64)
-    taus = np.linspace(0.0, 1.0, 101) if taus is None else np.asarray(taus, np.float64)
+    if taus is None:  # the whole range, plus a fine grid over the upper half of the scores
+        every = np.concatenate([s.ravel() for s in scores.values()])
+        top = every[every >= np.nanmedian(every)]
+        taus = np.union1d(np.linspace(0.0, 1.0, 101), np.linspace(top.min(), top.max(), 101))
+    taus = np.asarray(taus, np.float64)
     names = list(scores)
     metrics = {n: {k: iv._asdict() for k, iv in _aggregate.aggregate_intervals(s).items()}
                for n, s in scores.items()}  # fmt: skip
@@ -302,11 +308,25 @@ def plot_curves(table, target: float, path: str) -> None:
 
 
 def plot_profiles(agg: dict, path: str) -> None:
-    """Performance profiles of the final test accuracy (all tasks), with bootstrap bands."""
-    taus = np.asarray(agg["profiles"]["taus"])
+    """Performance profiles of the final test accuracy (all tasks) with bootstrap bands: the
+    whole range, and zoomed on the upper half of the scores, where good schemes differ."""
+    from matplotlib.figure import Figure
+
+    taus = np.asarray(agg["profiles"]["taus"], np.float64)
     profiles = {n: _aggregate.Interval(**{k: np.asarray(v, np.float64) for k, v in p.items()})
                 for n, p in agg["profiles"].items() if n != "taus"}  # fmt: skip
-    _aggregate.plot_performance_profiles(profiles, taus, path, xlabel="final test accuracy τ")
+    scores = np.array([m["iqm"]["value"] for m in agg["metrics"].values()], np.float64)
+    zoom = taus >= np.nanmedian(scores) - 0.02
+    fig = Figure(figsize=(12, 4.2))
+    axes = fig.subplots(1, 2)
+    for ax, keep in zip(axes, (np.ones_like(zoom), zoom), strict=True):
+        _aggregate.plot_performance_profiles(
+            {n: _aggregate.Interval(*(np.asarray(a)[keep] for a in p)) for n, p in profiles.items()},
+            taus[keep], ax=ax, xlabel="final test accuracy τ",
+        )  # fmt: skip
+    axes[1].set_title(f"zoom: τ ≥ {taus[zoom].min():.3f}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 def _main(args: argparse.Namespace) -> int:
