@@ -52,7 +52,7 @@ def test_compare_quick_writes_tables_json_and_plot(tmp_path, capsys):
     assert agg["tasks"] == ["relu"] and set(agg["metrics"]) == set(rows)
     assert {"mean", "median", "iqm", "optimality_gap"} <= set(agg["metrics"]["zeros"])
     assert len(agg["probability_of_improvement"]) == 6 and len(agg["tests"]) == 3
-    assert len(agg["profiles"]["zeros"]["value"]) == len(agg["profiles"]["taus"]) == 101
+    assert len(agg["profiles"]["zeros"]["value"]) == len(agg["profiles"]["taus"]) > 101
     assert (out / "results.csv").stat().st_size > 0
     for png in ("loss_curves.png", "profiles.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
