@@ -325,3 +325,27 @@ def test_engine_null_study_and_power():
     assert verdicts["random_normal"] == "worse than he_normal"  # power: a real gap is found
     for name in copies:  # calibration: no verdict between copies of one scheme
         assert verdicts[name] in ("reference", "indistinguishable from he_normal"), verdicts
+
+
+def test_null_calibration_experiment_quick(tmp_path, capsys):
+    """experiments/exp_null_calibration.py in --quick mode (its full run is in the README)."""
+    import importlib.util
+    import json
+    import pathlib
+    import sys
+
+    exp = pathlib.Path(__file__).resolve().parent.parent / "experiments"
+    sys.path.insert(0, str(exp))
+    spec = importlib.util.spec_from_file_location(
+        "exp_null_calibration", exp / "exp_null_calibration.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    assert module.main(["--quick", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["power_found"] == result["config"]["studies"]  # random_normal found
+    assert 0 <= result["studies_with_verdict"] <= result["config"]["studies"]  # a smoke run:
+    # the rate is measured by the full run (and by the simulations above), not by 2 studies
+    assert len(result["pvalues"]) == 2 * 3 and (tmp_path / "null_calibration.png").exists()
+    assert "published claims vs this measurement" in capsys.readouterr().out
