@@ -246,7 +246,8 @@ def format_summary(summary: dict) -> str:
             p = f"{d['p_holm']:.2g}" if d and np.isfinite(d["p_holm"]) else ""
             rows.append((init, str(t), str(est["train_loss"]), str(est["test_loss"]),
                          str(est["test_accuracy"]), diff, p, verdict))  # fmt: skip
-        lines += _table(rows)
+        keep = [i for i, h in enumerate(header) if h]  # no reference: no difference columns
+        lines += _table([tuple(r[i] for i in keep) for r in rows])
         lines.append(f"verdicts: {s['procedure']}")
     if "aggregate" in summary:
         lines += format_aggregate(summary["aggregate"])
