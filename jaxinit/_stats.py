@@ -2,7 +2,7 @@
 
 Conventions: the confidence interval of a mean over seeds is the studentized (bootstrap-t)
 interval (2000 resamples of the seeds, a fixed numpy Generator so reports are reproducible):
-with 5–10 seeds the percentile interval under-covers (measured: 85–88 % at a nominal 95 %
+with 5–10 seeds the percentile interval under-covers (measured: 88 % at a nominal 95 %
 with 8 normal seeds), the bootstrap-t covers 93–96 % (tests/test_aggregate.py).
 
 A member that never reaches a target is *censored* at the horizon (every member runs the
