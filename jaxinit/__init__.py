@@ -6,6 +6,21 @@ Every initializer is ``init(key, shape, dtype=...) -> jax.Array``, usable as
 
 from importlib.metadata import PackageNotFoundError, version
 
+from jaxinit._aggregate import Interval as Interval
+from jaxinit._aggregate import aggregate_intervals as aggregate_intervals
+from jaxinit._aggregate import aggregate_iqm as aggregate_iqm
+from jaxinit._aggregate import aggregate_mean as aggregate_mean
+from jaxinit._aggregate import aggregate_median as aggregate_median
+from jaxinit._aggregate import aggregate_optimality_gap as aggregate_optimality_gap
+from jaxinit._aggregate import holm as holm
+from jaxinit._aggregate import improvement_interval as improvement_interval
+from jaxinit._aggregate import paired_t_test as paired_t_test
+from jaxinit._aggregate import performance_profile as performance_profile
+from jaxinit._aggregate import plot_performance_profiles as plot_performance_profiles
+from jaxinit._aggregate import probability_of_improvement as probability_of_improvement
+from jaxinit._aggregate import recommended_reference as recommended_reference
+from jaxinit._aggregate import stratified_bootstrap as stratified_bootstrap
+from jaxinit._aggregate import verdicts as verdicts
 from jaxinit._compare import CompareConfig as CompareConfig
 from jaxinit._compare import run_compare as run_compare
 from jaxinit._core import Initializer as Initializer

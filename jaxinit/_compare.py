@@ -3,8 +3,13 @@
 Trains every initializer × seed on a deep ReLU MLP and a deep tanh MLP in one compiled
 program per activation, then reports per initializer: steps to reach a target train loss
 (Kaplan–Meier median over seeds, censored members counted as not reaching it), final train
-and test loss and accuracy (mean and 95 % bootstrap CI over seeds), and a verdict against
-the best scheme (paired bootstrap CI of the difference in final test loss).
+and test loss and accuracy (mean and 95 % studentized bootstrap CI over seeds), and a
+verdict with a family-wise error rate ≤ 5 %: paired t-tests of the final test loss against
+the activation's recommended scheme (registry table, fixed before the data), Holm-adjusted
+(all pairs, Holm-adjusted, when no scheme in the study is recommended for the activation).
+Across activations (the tasks) it reports rliable's aggregates of the final test accuracy
+(mean, median, IQM, optimality gap with stratified bootstrap CIs), the probability of
+improvement of every pair, performance profiles, and all-pairs Holm verdicts.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from jaxinit import _stats
+from jaxinit import _aggregate, _stats
 
 SEED_DOC_INITS = (
     "zeros", "random_normal", "random_uniform", "glorot_uniform", "glorot_normal",
@@ -87,9 +92,11 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
         summary["activations"][act] = summarize(table, cfg.target)
     table = pd.concat(tables, ignore_index=True)
     table.to_csv(os.path.join(cfg.out, "results.csv"), index=False)
+    summary["aggregate"] = summarize_aggregate(table)
     with open(os.path.join(cfg.out, "summary.json"), "w") as f:
         json.dump(_finite(summary), f, indent=2, allow_nan=False)
     plot_curves(table, cfg.target, os.path.join(cfg.out, "loss_curves.png"))
+    plot_profiles(summary["aggregate"], os.path.join(cfg.out, "profiles.png"))
     return summary
 
 
@@ -99,44 +106,124 @@ def _finite(x):
         return {k: _finite(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
         return [_finite(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _finite(x.tolist())
     if isinstance(x, float | np.floating):
         return float(x) if np.isfinite(x) else None
     return x.item() if isinstance(x, np.generic) else x
 
 
-def summarize(table, target: float) -> dict:
-    """Per initializer: time to target, final metrics with CIs, and a verdict vs the best."""
+def _final(t, metric: str):
+    """The last logged value of ``metric`` per seed, sorted by seed."""
+    m = t[t.metric == metric]
+    return m[m.step == m.step.max()].sort_values("seed")
+
+
+def summarize(table, target: float, alpha: float = 0.05) -> dict:
+    """Per initializer: time to target, final metrics with CIs, and a verdict.
+
+    Verdicts compare final test losses with seed-matched paired t-tests, Holm-adjusted so
+    the chance of any false verdict in the study is ≤ ``alpha``: each scheme against the
+    activation's recommended scheme (:func:`jaxinit._aggregate.recommended_reference`, taken
+    from the table's ``activation`` column) when the study has one, else all pairs.
+    """
     rows = {}
     final_test = {}
     for init, t in table.groupby("init", sort=False):
         train = t[t.metric == "train_loss"].pivot(index="seed", columns="step", values="value")
         steps = train.columns.to_numpy()
         crossing = _stats.first_crossing(steps, np.nan_to_num(train.to_numpy(), nan=np.inf), target)
-        last = {m: t[(t.metric == m) & (t.step == t[t.metric == m].step.max())].sort_values("seed")
-                for m in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")}  # fmt: skip
+        last = {
+            m: _final(t, m) for m in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+        }
         diverged = int((~np.isfinite(last["train_loss"].value)).sum())
-        final_test[init] = last["test_loss"].value.to_numpy()
+        final_test[init] = last["test_loss"].value.to_numpy()[None]
         rows[init] = {
             "steps_to_target": _stats.time_to_target(crossing)._asdict(),
             **{m: _stats.bootstrap_ci(v.value)._asdict() for m, v in last.items()},
             "diverged_seeds": diverged,
         }
-    means = {k: np.nanmean(np.where(np.isfinite(v), v, np.nan)) if np.isfinite(v).any() else np.inf
-             for k, v in final_test.items()}  # fmt: skip
-    best = min(means, key=means.get)
+    acts = list(dict.fromkeys(table["activation"])) if "activation" in table else []
+    # The reference depends on names only (never on results): the alphabetically first
+    # scheme the registry recommends for the activation.
+    reference = _aggregate.recommended_reference(acts[0], sorted(rows)) if len(acts) == 1 else None
+    v = _aggregate.verdicts(final_test, reference, higher_is_better=False, alpha=alpha)
+    for test in v["tests"]:
+        if reference is not None:
+            rows[test["a"]]["test_loss_minus_reference"] = test
     for init, row in rows.items():
-        if init == best:
-            row["verdict"] = "best"
-            continue
-        d = _stats.paired_difference(final_test[init], final_test[best])
-        row["test_loss_minus_best"] = d._asdict()
-        if d.n == 0:
-            row["verdict"] = "diverged"
-        elif d.lo > 0:
-            row["verdict"] = f"worse than {best}"
-        else:
-            row["verdict"] = f"indistinguishable from {best}"
-    return {"best": best, "target": target, "inits": rows}
+        verdict = v["verdict"][init]
+        if not np.isfinite(final_test[init]).any():
+            verdict = "diverged"
+        row["verdict"] = verdict
+    return {
+        "target": target,
+        "reference": reference,
+        "procedure": v["procedure"] + f"; family-wise error ≤ {alpha:.0%}",
+        "tests": v["tests"],
+        "inits": rows,
+    }
+
+
+def summarize_aggregate(table, alpha: float = 0.05, taus=None) -> dict:
+    """rliable's aggregates of the final test accuracy across tasks (activations × seeds).
+
+    Per initializer: mean, median, IQM and optimality gap (γ = 1: the mean error rate) with
+    95 % stratified bootstrap CIs; for every ordered pair the probability of improvement
+    P(X > Y) with its BCa CI; performance profiles (fraction of runs with accuracy > τ) with
+    bands; and all-pairs verdicts (seed-matched paired t-tests stratified over tasks,
+    Holm-adjusted over every pair).
+    """
+    acc = table[table.metric == "test_accuracy"]
+    acc = acc[acc.step == acc.step.max()]
+    tasks = list(dict.fromkeys(acc["activation"]))
+    scores = {}  # init -> (tasks, seeds), seeds matched across inits
+    for init, t in acc.groupby("init", sort=False):
+        wide = t.pivot(index="activation", columns="seed", values="value")
+        scores[init] = wide.loc[tasks].to_numpy(np.float64)
+    if taus is None:  # the whole range, plus a fine grid over the upper half of the scores
+        every = np.concatenate([s.ravel() for s in scores.values()])
+        top = every[every >= np.nanmedian(every)]
+        taus = np.union1d(np.linspace(0.0, 1.0, 101), np.linspace(top.min(), top.max(), 101))
+    taus = np.asarray(taus, np.float64)
+    names = list(scores)
+    metrics = {n: {k: iv._asdict() for k, iv in _aggregate.aggregate_intervals(s).items()}
+               for n, s in scores.items()}  # fmt: skip
+    poi = []
+    for x in names:
+        for y in names:
+            if x != y:
+                iv = _aggregate.improvement_interval(scores[x], scores[y])
+                poi.append({"x": x, "y": y, **iv._asdict()})
+    profiles = {n: _aggregate.performance_profile(s, taus)._asdict() for n, s in scores.items()}
+    v = _aggregate.verdicts(scores, None, higher_is_better=True, alpha=alpha)
+    return {
+        "score": "final test accuracy",
+        "tasks": tasks,
+        "runs_per_task": {n: int(s.shape[-1]) for n, s in scores.items()},
+        "methods": {
+            "mean, IQM, optimality gap": "studentized stratified bootstrap (bootstrap-t)",
+            "median": "BCa stratified bootstrap",
+            "probability of improvement": "BCa stratified bootstrap (X, Y resampled apart)",
+            "profiles": "percentile stratified bootstrap bands",
+            "verdicts": v["procedure"] + f"; family-wise error ≤ {alpha:.0%}",
+        },
+        "metrics": metrics,
+        "probability_of_improvement": poi,
+        "profiles": {"taus": taus, **profiles},
+        "tests": v["tests"],
+        "verdict": v["verdict"],
+    }
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for i, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
 
 
 def format_summary(summary: dict) -> str:
@@ -144,7 +231,9 @@ def format_summary(summary: dict) -> str:
     for act, s in summary["activations"].items():
         lines.append(f"\n{act}: steps to train loss ≤ {s['target']} and final metrics "
                      "(mean [95% CI] over seeds)")  # fmt: skip
-        header = ("init", "steps to target", "train loss", "test loss", "test acc", "verdict")
+        ref = s.get("reference")
+        header = ("init", "steps to target", "train loss", "test loss", "test acc",
+                  f"test loss − {ref}" if ref else "", "p (Holm)" if ref else "", "verdict")  # fmt: skip
         rows = [header]
         for init, r in s["inits"].items():
             t = _stats.TimeToTarget(**r["steps_to_target"])
@@ -152,14 +241,50 @@ def format_summary(summary: dict) -> str:
             verdict = r["verdict"] + (
                 f" ({r['diverged_seeds']} diverged)" if r["diverged_seeds"] else ""
             )
+            d = r.get("test_loss_minus_reference")
+            diff = f"{d['diff']:+.3g} [{d['lo']:+.3g}, {d['hi']:+.3g}]" if d else ""
+            p = f"{d['p_holm']:.2g}" if d and np.isfinite(d["p_holm"]) else ""
             rows.append((init, str(t), str(est["train_loss"]), str(est["test_loss"]),
-                         str(est["test_accuracy"]), verdict))  # fmt: skip
-        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-        for i, r in enumerate(rows):
-            lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-            if i == 0:
-                lines.append("  ".join("-" * w for w in widths))
+                         str(est["test_accuracy"]), diff, p, verdict))  # fmt: skip
+        keep = [i for i, h in enumerate(header) if h]  # no reference: no difference columns
+        lines += _table([tuple(r[i] for i in keep) for r in rows])
+        lines.append(f"verdicts: {s['procedure']}")
+    if "aggregate" in summary:
+        lines += format_aggregate(summary["aggregate"])
     return "\n".join(lines)
+
+
+def format_aggregate(agg: dict) -> list[str]:
+    """The aggregate section of the report: metrics, probability of improvement, verdicts."""
+    tasks = ", ".join(agg["tasks"])
+    runs = sorted(set(agg["runs_per_task"].values()))
+    lines = [f"\naggregate over tasks {tasks} ({agg['score']}, {'/'.join(map(str, runs))} seeds "
+             "per task; value [95% stratified bootstrap CI])"]  # fmt: skip
+    rows = [("init", "mean", "median", "IQM", "optimality gap", "verdict (all pairs)")]
+    for init, m in agg["metrics"].items():
+        cells = [
+            str(_aggregate.Interval(**m[k])) for k in ("mean", "median", "iqm", "optimality_gap")
+        ]
+        rows.append((init, *cells, agg["verdict"][init]))
+    lines += _table(rows)
+    names = list(agg["metrics"])
+    poi = {(r["x"], r["y"]): r for r in agg["probability_of_improvement"]}
+    lines.append("\nprobability of improvement P(row > column) in final test accuracy "
+                 "(* : 95% CI excludes 0.5)")  # fmt: skip
+    rows = [("", *names)]
+    for x in names:
+        cells = []
+        for y in names:
+            if x == y:
+                cells.append("-")
+                continue
+            r = poi[(x, y)]
+            star = "*" if r["lo"] > 0.5 or r["hi"] < 0.5 else ""
+            cells.append(f"{r['value']:.2f}{star}")
+        rows.append((x, *cells))
+    lines += _table(rows)
+    lines.append("methods: " + "; ".join(f"{k}: {v}" for k, v in agg["methods"].items()))
+    return lines
 
 
 def plot_curves(table, target: float, path: str) -> None:
@@ -183,6 +308,28 @@ def plot_curves(table, target: float, path: str) -> None:
     fig.savefig(path, dpi=120)
 
 
+def plot_profiles(agg: dict, path: str) -> None:
+    """Performance profiles of the final test accuracy (all tasks) with bootstrap bands: the
+    whole range, and zoomed on the upper half of the scores, where good schemes differ."""
+    from matplotlib.figure import Figure
+
+    taus = np.asarray(agg["profiles"]["taus"], np.float64)
+    profiles = {n: _aggregate.Interval(**{k: np.asarray(v, np.float64) for k, v in p.items()})
+                for n, p in agg["profiles"].items() if n != "taus"}  # fmt: skip
+    scores = np.array([m["iqm"]["value"] for m in agg["metrics"].values()], np.float64)
+    zoom = taus >= np.nanmedian(scores) - 0.02
+    fig = Figure(figsize=(12, 4.2))
+    axes = fig.subplots(1, 2)
+    for ax, keep in zip(axes, (np.ones_like(zoom), zoom), strict=True):
+        _aggregate.plot_performance_profiles(
+            {n: _aggregate.Interval(*(np.asarray(a)[keep] for a in p)) for n, p in profiles.items()},
+            taus[keep], ax=ax, xlabel="final test accuracy τ",
+        )  # fmt: skip
+    axes[1].set_title(f"zoom: τ ≥ {taus[zoom].min():.3f}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def _main(args: argparse.Namespace) -> int:
     cfg = CompareConfig(
         inits=tuple(args.inits.split(",")) if args.inits else CompareConfig.inits,
@@ -196,7 +343,7 @@ def _main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     summary = run_compare(cfg)
     print(format_summary(summary))
-    print(f"\nwrote results.csv, summary.json, loss_curves.png to {cfg.out}"
+    print(f"\nwrote results.csv, summary.json, loss_curves.png, profiles.png to {cfg.out}"
           f" ({time.perf_counter() - start:.0f} s)")  # fmt: skip
     return 0
 

@@ -1,10 +1,17 @@
 """Statistics over seeds: bootstrap confidence intervals, censored steps-to-target, verdicts.
 
-Conventions: confidence intervals are percentile bootstrap intervals (2000 resamples of the
-seeds, a fixed numpy Generator so reports are reproducible). A member that never reaches a
-target is *censored* at the horizon: it is counted in the fraction that reached it and in
-the Kaplan–Meier median (which then may be "not reached"), never as if it had reached the
-target at the last step.
+Conventions: the confidence interval of a mean over seeds is the studentized (bootstrap-t)
+interval (2000 resamples of the seeds, a fixed numpy Generator so reports are reproducible):
+with 5–10 seeds the percentile interval under-covers (measured: 88 % at a nominal 95 %
+with 8 normal seeds), the bootstrap-t covers 93–96 % (tests/test_aggregate.py).
+
+A member that never reaches a target is *censored* at the horizon (every member runs the
+same steps, so censoring is at one common time): it is counted in the fraction that reached
+it and in the Kaplan–Meier median (which then may be "not reached"), never as if it had
+reached the target at the last step. Below the horizon the Kaplan–Meier curve is then the
+empirical CDF, and the median's interval is the distribution-free order-statistic interval
+(Binomial(n, ½) ranks), interpolated between neighbouring order statistics as Hettmansperger
+& Sheather (1986) do so that its coverage is close to the nominal level rather than above it.
 """
 
 from __future__ import annotations
@@ -29,17 +36,21 @@ class Estimate(NamedTuple):
 
 
 def bootstrap_ci(values: np.ndarray, level: float = 0.95, seed: int = 0) -> Estimate:
-    """Mean and percentile-bootstrap CI of the finite ``values`` (non-finite are dropped:
+    """Mean and studentized-bootstrap CI of the finite ``values`` (non-finite are dropped:
     report divergence separately)."""
+    from jaxinit._aggregate import _se_mean, aggregate_mean, stratified_bootstrap
+
     v = np.asarray(values, np.float64)
     v = v[np.isfinite(v)]
     if len(v) == 0:
         return Estimate(np.nan, np.nan, np.nan, 0)
     if len(v) == 1:
         return Estimate(float(v[0]), float(v[0]), float(v[0]), 1)
-    means = bootstrap_means(v[:, None], seed)[:, 0]
-    a = (1 - level) / 2
-    return Estimate(float(v.mean()), *np.quantile(means, [a, 1 - a]).tolist(), len(v))
+    iv = stratified_bootstrap(
+        aggregate_mean, v[None], method="studentized", se=_se_mean, level=level, reps=N_BOOT,
+        seed=seed,
+    )  # fmt: skip
+    return Estimate(float(v.mean()), float(iv.lo), float(iv.hi), len(v))
 
 
 def bootstrap_means(matrix: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -68,7 +79,7 @@ def first_crossing(steps: np.ndarray, curves: np.ndarray, target: float) -> np.n
 class TimeToTarget(NamedTuple):
     fraction: float  # members that reached the target
     median: float  # Kaplan–Meier median; inf when fewer than half reached it
-    lo: float  # bootstrap CI of the median (inf: not reached in that resample)
+    lo: float  # order-statistic CI of the median (inf: not reached)
     hi: float
 
     def __str__(self) -> str:
@@ -78,23 +89,62 @@ class TimeToTarget(NamedTuple):
         return f"{f(self.median)} [{f(self.lo)}, {f(self.hi)}] ({self.fraction:.0%} reached)"
 
 
-def _km_median(times: np.ndarray) -> float:
+def _km_median(times: np.ndarray) -> np.ndarray:
     # All censoring is at the horizon, so the Kaplan–Meier estimate is the empirical CDF
-    # of the crossing times and its median is the lower median (inf if < half crossed).
-    t = np.sort(times)
-    k = (len(t) + 1) // 2 - 1
-    return float(t[k])
+    # of the crossing times and its median, the first time with S(t) ≤ ½, is the lower
+    # median t_(⌈n/2⌉) (inf if fewer than half crossed).
+    t = np.sort(times, axis=-1)
+    return t[..., (t.shape[-1] + 1) // 2 - 1]
+
+
+def median_interval(times: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Distribution-free interval of the median of ``times`` (..., n), inf = censored at a
+    common horizon.
+
+    [t_(k), t_(n−k+1)] covers the median with probability γ_k = P(k ≤ B ≤ n−k), B ~
+    Binomial(n, ½), whatever the distribution and however many are censored at the horizon
+    (censoring above the median does not change which order statistics bracket it). k is
+    the largest with γ_k ≥ level, and the ends are interpolated towards t_(k+1), t_(n−k) so
+    the coverage is ≈ level (Hettmansperger & Sheather 1986). When even [t_(1), t_(n)] has
+    γ_1 < level (n ≤ 5 at 95 %) that interval is returned: its coverage is γ_1 (93.75 % for
+    n = 5).
+    """
+    from scipy import stats  # lazily: ``import jaxinit`` does not load scipy
+
+    t = np.sort(np.asarray(times, np.float64), axis=-1)
+    n = t.shape[-1]
+    ks = np.arange(1, n // 2 + 1)
+    gamma = stats.binom.cdf(n - ks, n, 0.5) - stats.binom.cdf(ks - 1, n, 0.5)
+    ok = np.nonzero(gamma >= level)[0]
+    if len(ok) == 0 or n < 2:
+        return t[..., 0], t[..., -1]
+    i = ok[-1]
+    k = int(ks[i])
+    if i + 1 >= len(ks) or n - k - 1 < k:
+        return t[..., k - 1], t[..., n - k]
+    g_k, g_next = gamma[i], gamma[i + 1]
+    frac = (g_k - level) / (g_k - g_next)
+    lam = (n - k) * frac / (k + (n - 2 * k) * frac)
+
+    def mix(inner, outer):
+        with np.errstate(invalid="ignore"):
+            return lam * inner + (1 - lam) * outer
+
+    # A censored order statistic is only known to lie past the horizon: the lower end then
+    # stays at t_(k), the upper end becomes "not reached".
+    lo_in, lo_out, hi_in, hi_out = t[..., k], t[..., k - 1], t[..., n - k - 1], t[..., n - k]
+    lo = np.where(np.isinf(lo_in), lo_out, mix(lo_in, lo_out))
+    hi = np.where(np.isinf(hi_in) | np.isinf(hi_out), np.inf, mix(hi_in, hi_out))
+    return lo, hi
 
 
 def time_to_target(times: np.ndarray, level: float = 0.95, seed: int = 0) -> TimeToTarget:
-    """Summarise first-crossing times (``inf`` = censored) over seeds."""
+    """Summarise first-crossing times (``inf`` = censored) over seeds: fraction reached,
+    Kaplan–Meier median and its interpolated order-statistic interval (:func:`median_interval`;
+    ``seed`` is unused and kept for compatibility)."""
     t = np.asarray(times, np.float64)
-    rng = np.random.default_rng(seed)
-    boots = np.sort(t[rng.integers(0, len(t), size=(N_BOOT, len(t)))], axis=1)
-    medians = boots[:, (len(t) + 1) // 2 - 1]
-    a = (1 - level) / 2
-    lo, hi = np.quantile(medians, [a, 1 - a], method="lower")
-    return TimeToTarget(float(np.isfinite(t).mean()), _km_median(t), float(lo), float(hi))
+    lo, hi = median_interval(t, level)
+    return TimeToTarget(float(np.isfinite(t).mean()), float(_km_median(t)), float(lo), float(hi))
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, level: float = 0.95, seed: int = 0):

@@ -39,13 +39,23 @@ def test_compare_quick_writes_tables_json_and_plot(tmp_path, capsys):
                  "--activation", "relu", "--out", str(out)]) == 0  # fmt: skip
     text = capsys.readouterr().out
     assert "steps to target" in text and "verdict" in text
+    assert "aggregate over tasks relu" in text and "probability of improvement" in text
     summary = json.loads((out / "summary.json").read_text())
-    rows = summary["activations"]["relu"]["inits"]
+    relu = summary["activations"]["relu"]
+    rows = relu["inits"]
     assert set(rows) == {"zeros", "he_normal", "glorot_uniform"}
-    assert rows[summary["activations"]["relu"]["best"]]["verdict"] == "best"
+    assert relu["reference"] == "he_normal"  # the registry's recommendation for ReLU
+    assert rows["he_normal"]["verdict"] == "reference"
     assert rows["zeros"]["verdict"].startswith(("worse", "indistinguishable"))
+    assert "Holm" in relu["procedure"] and len(relu["tests"]) == 2
+    agg = summary["aggregate"]
+    assert agg["tasks"] == ["relu"] and set(agg["metrics"]) == set(rows)
+    assert {"mean", "median", "iqm", "optimality_gap"} <= set(agg["metrics"]["zeros"])
+    assert len(agg["probability_of_improvement"]) == 6 and len(agg["tests"]) == 3
+    assert len(agg["profiles"]["zeros"]["value"]) == len(agg["profiles"]["taus"]) > 101
     assert (out / "results.csv").stat().st_size > 0
-    assert (out / "loss_curves.png").read_bytes()[:4] == b"\x89PNG"
+    for png in ("loss_curves.png", "profiles.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_compare_rejects_unknown_init(tmp_path):
