@@ -104,6 +104,9 @@ from jaxinit._torch import torch_trunc_normal as torch_trunc_normal
 from jaxinit._torch import torch_uniform as torch_uniform
 from jaxinit._torch import torch_xavier_normal as torch_xavier_normal
 from jaxinit._torch import torch_xavier_uniform as torch_xavier_uniform
+from jaxinit._values import Init as Init
+from jaxinit._values import RuleSet as RuleSet
+from jaxinit._values import from_config as from_config
 
 try:
     __version__ = version("jaxinit")

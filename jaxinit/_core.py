@@ -31,6 +31,7 @@ from jaxinit._checks import (
 )
 from jaxinit._fans import Axes, check_axes, fans_of, resolve_axes
 from jaxinit._precision import wide_dtype
+from jaxinit._values import initializer, plain_initializer
 
 Array: TypeAlias = jax.Array
 DTypeLike: TypeAlias = Any
@@ -55,6 +56,7 @@ class Initializer(Protocol):
 # --------------------------------------------------------------------------- constants
 
 
+@plain_initializer
 def zeros(key: Array | None, shape: Shape, dtype: DTypeLike = None) -> Array:
     """An array of zeros (the key is ignored).
 
@@ -67,11 +69,13 @@ def zeros(key: Array | None, shape: Shape, dtype: DTypeLike = None) -> Array:
     return jnp.zeros(check_shape("zeros", shape), default_float() if dtype is None else dtype)
 
 
+@plain_initializer
 def ones(key: Array | None, shape: Shape, dtype: DTypeLike = None) -> Array:
     """An array of ones (the key is ignored); the usual init of normalisation scales."""
     return jnp.ones(check_shape("ones", shape), default_float() if dtype is None else dtype)
 
 
+@initializer
 def constant(value: Any, dtype: DTypeLike = None) -> Initializer:
     """Initializer that fills the array with ``value`` (a scalar or a broadcastable array)."""
     check_finite("constant", "value", value)
@@ -116,6 +120,7 @@ def _random_prologue(
     return check_shape(fn, shape), check_dtype(fn, dtype, allow_complex=allow_complex)
 
 
+@initializer
 def normal(stddev: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
     r"""Normal :math:`\mathcal N(0, \mathrm{stddev}^2)`; same as ``jax.nn.initializers.normal``.
 
@@ -136,6 +141,7 @@ def normal(stddev: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
     return init
 
 
+@initializer
 def uniform(scale: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
     r"""Uniform on :math:`[0, \mathrm{scale})`; same as ``jax.nn.initializers.uniform``.
 
@@ -154,6 +160,7 @@ def uniform(scale: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
     return init
 
 
+@initializer
 def truncated_normal(
     stddev: float = 1e-2, dtype: DTypeLike = None, lower: float = -2.0, upper: float = 2.0
 ) -> Initializer:
@@ -235,11 +242,13 @@ def _shifted_truncated_normal(
     return init
 
 
+@initializer
 def random_normal(mean: float = 0.0, stddev: float = 0.05, dtype: DTypeLike = None) -> Initializer:
     r"""Keras ``RandomNormal``: :math:`\mathcal N(\mathrm{mean}, \mathrm{stddev}^2)`."""
     return _shifted_normal("random_normal", mean, stddev, dtype)
 
 
+@initializer
 def random_uniform(
     minval: float = -0.05, maxval: float = 0.05, dtype: DTypeLike = None
 ) -> Initializer:
@@ -247,6 +256,7 @@ def random_uniform(
     return _uniform_between("random_uniform", minval, maxval, dtype)
 
 
+@initializer
 def random_truncated_normal(
     mean: float = 0.0, stddev: float = 0.05, dtype: DTypeLike = None
 ) -> Initializer:
@@ -359,6 +369,7 @@ def _variance_scaling(
     return init
 
 
+@initializer
 def variance_scaling(
     scale: float,
     mode: Mode,
@@ -401,6 +412,7 @@ def variance_scaling(
     )
 
 
+@initializer
 def glorot_uniform(
     in_axis: Axes | None = None,
     out_axis: Axes | None = None,
@@ -422,6 +434,7 @@ def glorot_uniform(
     return _variance_scaling("glorot_uniform", 1.0, "fan_avg", "uniform", *args)
 
 
+@initializer
 def glorot_normal(
     in_axis: Axes | None = None,
     out_axis: Axes | None = None,
@@ -443,6 +456,7 @@ def glorot_normal(
     return _variance_scaling("glorot_normal", 1.0, "fan_avg", "truncated_normal", *args)
 
 
+@initializer
 def lecun_uniform(
     in_axis: Axes | None = None,
     out_axis: Axes | None = None,
@@ -460,6 +474,7 @@ def lecun_uniform(
     return _variance_scaling("lecun_uniform", 1.0, "fan_in", "uniform", *args)
 
 
+@initializer
 def lecun_normal(
     in_axis: Axes | None = None,
     out_axis: Axes | None = None,
@@ -480,6 +495,7 @@ def lecun_normal(
     return _variance_scaling("lecun_normal", 1.0, "fan_in", "truncated_normal", *args)
 
 
+@initializer
 def he_uniform(
     in_axis: Axes | None = None,
     out_axis: Axes | None = None,
@@ -500,6 +516,7 @@ def he_uniform(
     return _variance_scaling("he_uniform", 2.0, "fan_in", "uniform", *args)
 
 
+@initializer
 def he_normal(
     in_axis: Axes | None = None,
     out_axis: Axes | None = None,
@@ -527,6 +544,7 @@ kaiming_uniform = he_uniform
 kaiming_normal = he_normal
 
 
+@initializer
 def glorot_bengio_standard(
     in_axis: Axes | None = None,
     out_axis: Axes | None = None,

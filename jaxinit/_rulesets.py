@@ -21,6 +21,7 @@ from jaxinit._fans import compute_fans
 from jaxinit._precision import draw_in_float32
 from jaxinit._rules import ContextRule, LeafInfo, Pattern, optional
 from jaxinit._torch import torch_default_bias, torch_default_kernel
+from jaxinit._values import initializer
 
 
 # These rule sets are jaxinit's own schemes: half-precision parameters are drawn in float32
@@ -43,6 +44,7 @@ def _is_embedding(info: LeafInfo) -> bool:
     return info.owner is not None and "Embed" in info.owner.__name__
 
 
+@initializer
 def torch_default_rules(
     kernel: Pattern = "{kernel,weight}", bias: Pattern = "bias"
 ) -> dict[Pattern, object]:
@@ -76,6 +78,7 @@ def torch_default_rules(
     }
 
 
+@initializer
 def fixup(
     num_blocks: int,
     layers_per_branch: int = 2,
@@ -125,6 +128,7 @@ def fixup(
     }
 
 
+@initializer
 def rezero(gates: Pattern = "alpha", value: float = 0.0) -> dict[Pattern, object]:
     r"""ReZero (Bachlechner et al. 2020) / SkipInit (De & Smith 2020): every residual block
     computes :math:`x + \alpha\,F(x)` with a learnable scalar gate :math:`\alpha`
@@ -143,6 +147,7 @@ def rezero(gates: Pattern = "alpha", value: float = 0.0) -> dict[Pattern, object
 skipinit = rezero
 
 
+@initializer
 def gpt2(
     n_layer: int,
     *,
@@ -168,6 +173,7 @@ def gpt2(
     }
 
 
+@initializer
 def t_fixup(
     n_layer: int,
     *,
@@ -211,6 +217,7 @@ def t_fixup(
     }
 
 
+@initializer
 def mup(
     *,
     readout: Pattern = "head/kernel",
