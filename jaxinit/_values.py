@@ -91,7 +91,13 @@ def freeze(value: Any) -> Any:
     if isinstance(value, functools.partial):
         return ("partial", freeze(value.func), freeze(value.args), freeze(value.keywords))
     if isinstance(value, types.FunctionType):
-        cells = tuple(freeze(c.cell_contents) for c in value.__closure__ or ())
+        if id(value) in _FREEZING:  # a recursive closure: stand for itself inside itself
+            return ("recursive", value.__module__, value.__qualname__)
+        _FREEZING.add(id(value))
+        try:
+            cells = tuple(_cell(c) for c in value.__closure__ or ())
+        finally:
+            _FREEZING.discard(id(value))
         return (
             "function",
             value.__module__,
@@ -108,6 +114,16 @@ def freeze(value: Any) -> Any:
     except TypeError:
         return ("object", type(value).__qualname__, id(value))
     return value
+
+
+_FREEZING: set[int] = set()
+
+
+def _cell(cell: Any) -> Any:
+    try:
+        return freeze(cell.cell_contents)
+    except ValueError:  # an empty cell (a name assigned after the closure was made)
+        return ("empty cell",)
 
 
 def _frozen_options(options: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
