@@ -1,7 +1,10 @@
 """jaxinit: weight initializers for JAX and Flax, with vmapped multi-seed convergence studies.
 
 Every initializer is ``init(key, shape, dtype=...) -> jax.Array``, usable as
-``kernel_init=`` / ``bias_init=`` in flax.linen and flax.nnx, under jit and vmap.
+``kernel_init=`` / ``bias_init=`` in flax.linen and flax.nnx, under jit and vmap. It is a
+value (:class:`Init`): equal options give equal, equally hashed initializers, its ``repr`` is
+the call that made it, and ``get_config()`` / :func:`from_config` round-trip it as JSON; it
+draws exactly the numbers the plain function drew before it was a value.
 """
 
 from importlib.metadata import PackageNotFoundError, version

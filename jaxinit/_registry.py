@@ -28,7 +28,7 @@ import numpy as np
 from jaxinit import _core, _torch
 from jaxinit._checks import check_shape, default_float
 from jaxinit._core import Initializer
-from jaxinit._values import Init, from_config
+from jaxinit._values import Init, from_config, initializer
 
 
 @dataclass(frozen=True)
@@ -191,6 +191,7 @@ def get(name: str | Initializer, **options: Any) -> Initializer:
     return Init(name.strip() if name.strip() in _SPELLINGS else s.name, options, built)
 
 
+@initializer(name="array")
 def _array_init(value: Any) -> Initializer:
     """``init(key, shape, dtype)`` returning ``value`` cast to ``dtype``; shape must be its own."""
 

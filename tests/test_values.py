@@ -289,6 +289,15 @@ def test_register_a_scheme_of_ones_own_and_replace(registry):
         jaxinit.scheme("kaiming_normal")
 
 
+def test_an_array_given_to_get_is_a_value():
+    value = np.arange(6, dtype=np.float32).reshape(2, 3)
+    init = jaxinit.get(value)
+    assert init == jaxinit.get(value.copy()) != jaxinit.get(value + 1)
+    back = jaxinit.from_config(json.loads(json.dumps(init.get_config())))
+    assert back == init and pickle.loads(pickle.dumps(init)) == init
+    _same_bits(back(None, (2, 3), jnp.float32), value)
+
+
 def test_config_errors_name_the_problem():
     with pytest.raises(ValueError, match="class_name"):
         jaxinit.from_config({"config": {}})
