@@ -28,7 +28,7 @@ import numpy as np
 from jaxinit import _core, _torch
 from jaxinit._checks import check_shape, default_float
 from jaxinit._core import Initializer
-from jaxinit._values import Init, from_config, initializer
+from jaxinit._values import Init, bound_options, from_config, initializer
 
 
 @dataclass(frozen=True)
@@ -187,8 +187,13 @@ def get(name: str | Initializer, **options: Any) -> Initializer:
         raise TypeError(f"jaxinit.get({name!r}): bad options {sorted(options)}: {e}") from e
     if isinstance(built, Init) or not callable(built):
         return built
-    # A factory of one's own returning a plain function: named by the spelling asked for.
-    return Init(name.strip() if name.strip() in _SPELLINGS else s.name, options, built)
+    # A factory of one's own returning a plain function: named by the spelling asked for,
+    # with the options that differ from its defaults.
+    return Init(
+        name.strip() if name.strip() in _SPELLINGS else s.name,
+        bound_options(factory, options),
+        built,
+    )
 
 
 @initializer(name="array")

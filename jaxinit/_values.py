@@ -169,9 +169,10 @@ def _encode(where: str, value: Any) -> Any:
         return value.get_config()
     if isinstance(value, np.ndarray | jax.Array):
         a = np.asarray(value)
-        if a.dtype.kind not in "biuf":
+        floating = bool(jax.numpy.issubdtype(a.dtype, jax.numpy.floating))
+        if not floating and a.dtype.kind not in "biu":
             raise TypeError(f"get_config: {where} is an array of dtype {a.dtype}, not JSON-able")
-        data = a.astype(np.float64) if a.dtype.kind == "f" else a
+        data = a.astype(np.float64) if floating else a  # exact for every float dtype
         return {"__ndarray__": data.tolist(), "dtype": a.dtype.name}
     if isinstance(value, types.FunctionType | types.BuiltinFunctionType):
         path = f"{value.__module__}:{value.__qualname__}"
@@ -207,7 +208,7 @@ def _decode(value: Any) -> Any:
     if "__tuple__" in value:
         return tuple(_decode(v) for v in value["__tuple__"])
     if "__ndarray__" in value:
-        return np.asarray(value["__ndarray__"], dtype=value["dtype"])
+        return np.asarray(value["__ndarray__"], dtype=jax.numpy.dtype(value["dtype"]))
     if "__function__" in value:
         fn = _import(value["__function__"])
         if fn is None:
@@ -422,6 +423,16 @@ def _options(sig: inspect.Signature, args: tuple, kwargs: dict) -> dict[str, Any
         elif param.default is param.empty or not _same(value, param.default):
             options[pname] = value
     return options
+
+
+def bound_options(factory: Callable[..., Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of ``factory(**kwargs)`` that differ from its defaults (all of them when
+    its signature cannot be read)."""
+    try:
+        sig = inspect.signature(factory)
+        return _options(sig, (), dict(kwargs))
+    except (TypeError, ValueError):
+        return dict(kwargs)
 
 
 def _as_value(name: str, options: dict[str, Any], built: Any) -> Any:

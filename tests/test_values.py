@@ -273,6 +273,7 @@ def test_register_a_scheme_of_ones_own_and_replace(registry):
     init = jaxinit.get("my_normal", stddev=0.5)
     assert isinstance(init, jaxinit.Init) and repr(init) == "my_normal(stddev=0.5)"
     assert init == jaxinit.get("my_normal", stddev=0.5) != jaxinit.get("my_normal")
+    assert jaxinit.get("my_normal", stddev=1.0) == jaxinit.get("my_normal")  # the default
     assert jaxinit.from_config(json.loads(json.dumps(init.get_config()))) == init
     _same_bits(pickle.loads(pickle.dumps(init))(KEY, (3,)), init(KEY, (3,)))
     with pytest.raises(ValueError, match=r"already registered.*replace=True"):
@@ -296,6 +297,8 @@ def test_an_array_given_to_get_is_a_value():
     back = jaxinit.from_config(json.loads(json.dumps(init.get_config())))
     assert back == init and pickle.loads(pickle.dumps(init)) == init
     _same_bits(back(None, (2, 3), jnp.float32), value)
+    half = jaxinit.constant(jnp.array([0.1, 3.0], jnp.bfloat16))  # exact through JSON
+    assert jaxinit.from_config(json.loads(json.dumps(half.get_config()))) == half
 
 
 def test_config_errors_name_the_problem():
