@@ -297,7 +297,7 @@ def test_an_array_given_to_get_is_a_value():
     back = jaxinit.from_config(json.loads(json.dumps(init.get_config())))
     assert back == init and pickle.loads(pickle.dumps(init)) == init
     _same_bits(back(None, (2, 3), jnp.float32), value)
-    half = jaxinit.constant(jnp.array([0.1, 3.0], jnp.bfloat16))  # exact through JSON
+    half = jaxinit.get(jnp.array([0.1, 3.0], jnp.bfloat16))  # exact through JSON
     assert jaxinit.from_config(json.loads(json.dumps(half.get_config()))) == half
 
 
