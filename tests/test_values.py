@@ -201,6 +201,9 @@ def test_values_work_under_jit_vmap_and_in_flax_and_equinox():
     for i in range(3):
         _same_bits(batched[i], init(keys[i], shape))
 
+    # a factory called under jit with traced options still makes a (identity-compared) value
+    np.testing.assert_array_equal(jax.jit(lambda v: jaxinit.constant(v)(None, (2,)))(1.5), 1.5)
+
     x = jnp.ones((2, 5))
     mine = nn.Dense(4, kernel_init=init).init(KEY, x)["params"]["kernel"]
     _same_bits(mine, nn.Dense(4, kernel_init=ref).init(KEY, x)["params"]["kernel"])
