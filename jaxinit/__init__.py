@@ -1,7 +1,10 @@
 """jaxinit: weight initializers for JAX and Flax, with vmapped multi-seed convergence studies.
 
 Every initializer is ``init(key, shape, dtype=...) -> jax.Array``, usable as
-``kernel_init=`` / ``bias_init=`` in flax.linen and flax.nnx, under jit and vmap.
+``kernel_init=`` / ``bias_init=`` in flax.linen and flax.nnx, under jit and vmap. It is a
+value (:class:`Init`): equal options give equal, equally hashed initializers, its ``repr`` is
+the call that made it, and ``get_config()`` / :func:`from_config` round-trip it as JSON; it
+draws exactly the numbers the plain function drew before it was a value.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -142,6 +145,9 @@ from jaxinit._torch import torch_trunc_normal as torch_trunc_normal
 from jaxinit._torch import torch_uniform as torch_uniform
 from jaxinit._torch import torch_xavier_normal as torch_xavier_normal
 from jaxinit._torch import torch_xavier_uniform as torch_xavier_uniform
+from jaxinit._values import Init as Init
+from jaxinit._values import RuleSet as RuleSet
+from jaxinit._values import from_config as from_config
 
 try:
     __version__ = version("jaxinit")

@@ -32,6 +32,7 @@ from jaxinit._checks import (
 from jaxinit._fans import Axes, check_axes, fans_of, resolve_axes
 from jaxinit._precision import wide_dtype
 from jaxinit._protocol import OutSharding, call_sharded, sampler, with_out_sharding
+from jaxinit._values import initializer, plain_initializer
 
 Array: TypeAlias = jax.Array
 DTypeLike: TypeAlias = Any
@@ -59,6 +60,7 @@ class Initializer(Protocol):
 # --------------------------------------------------------------------------- constants
 
 
+@plain_initializer
 def zeros(
     key: Array | None, shape: Shape, dtype: DTypeLike = None, out_sharding: OutSharding = None
 ) -> Array:
@@ -75,6 +77,7 @@ def zeros(
     return call_sharded("zeros", lambda: jnp.zeros(shape, dtype), out_sharding, shape)
 
 
+@plain_initializer
 def ones(
     key: Array | None, shape: Shape, dtype: DTypeLike = None, out_sharding: OutSharding = None
 ) -> Array:
@@ -100,6 +103,7 @@ def ones_init() -> Initializer:
     return ones
 
 
+@initializer
 def constant(value: Any, dtype: DTypeLike = None) -> Initializer:
     """Initializer that fills the array with ``value`` (a scalar or a broadcastable array)."""
     check_finite("constant", "value", value)
@@ -144,6 +148,7 @@ def _random_prologue(
     return check_shape(fn, shape), check_dtype(fn, dtype, allow_complex=allow_complex)
 
 
+@initializer
 def normal(stddev: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
     r"""Normal :math:`\mathcal N(0, \mathrm{stddev}^2)`; same as ``jax.nn.initializers.normal``.
 
@@ -164,6 +169,7 @@ def normal(stddev: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
     return with_out_sharding("normal", init)
 
 
+@initializer
 def uniform(scale: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
     r"""Uniform on :math:`[0, \mathrm{scale})`; same as ``jax.nn.initializers.uniform``.
 
@@ -182,6 +188,7 @@ def uniform(scale: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
     return with_out_sharding("uniform", init)
 
 
+@initializer
 def truncated_normal(
     stddev: float = 1e-2, dtype: DTypeLike = None, lower: float = -2.0, upper: float = 2.0
 ) -> Initializer:
@@ -263,11 +270,13 @@ def _shifted_truncated_normal(
     return with_out_sharding(fn, init)
 
 
+@initializer
 def random_normal(mean: float = 0.0, stddev: float = 0.05, dtype: DTypeLike = None) -> Initializer:
     r"""Keras ``RandomNormal``: :math:`\mathcal N(\mathrm{mean}, \mathrm{stddev}^2)`."""
     return _shifted_normal("random_normal", mean, stddev, dtype)
 
 
+@initializer
 def random_uniform(
     minval: float = -0.05, maxval: float = 0.05, dtype: DTypeLike = None
 ) -> Initializer:
@@ -275,6 +284,7 @@ def random_uniform(
     return _uniform_between("random_uniform", minval, maxval, dtype)
 
 
+@initializer
 def random_truncated_normal(
     mean: float = 0.0, stddev: float = 0.05, dtype: DTypeLike = None
 ) -> Initializer:
@@ -387,6 +397,7 @@ def _variance_scaling(
     return with_out_sharding(fn, init)
 
 
+@initializer
 def variance_scaling(
     scale: float,
     mode: Mode,
@@ -433,6 +444,7 @@ def variance_scaling(
     )
 
 
+@initializer
 def glorot_uniform(
     in_axis: Axes | None = None,
     out_axis: Axes | None = None,
@@ -454,6 +466,7 @@ def glorot_uniform(
     return _variance_scaling("glorot_uniform", 1.0, "fan_avg", "uniform", *args)
 
 
+@initializer
 def glorot_normal(
     in_axis: Axes | None = None,
     out_axis: Axes | None = None,
@@ -475,6 +488,7 @@ def glorot_normal(
     return _variance_scaling("glorot_normal", 1.0, "fan_avg", "truncated_normal", *args)
 
 
+@initializer
 def lecun_uniform(
     in_axis: Axes | None = None,
     out_axis: Axes | None = None,
@@ -492,6 +506,7 @@ def lecun_uniform(
     return _variance_scaling("lecun_uniform", 1.0, "fan_in", "uniform", *args)
 
 
+@initializer
 def lecun_normal(
     in_axis: Axes | None = None,
     out_axis: Axes | None = None,
@@ -512,6 +527,7 @@ def lecun_normal(
     return _variance_scaling("lecun_normal", 1.0, "fan_in", "truncated_normal", *args)
 
 
+@initializer
 def he_uniform(
     in_axis: Axes | None = None,
     out_axis: Axes | None = None,
@@ -532,6 +548,7 @@ def he_uniform(
     return _variance_scaling("he_uniform", 2.0, "fan_in", "uniform", *args)
 
 
+@initializer
 def he_normal(
     in_axis: Axes | None = None,
     out_axis: Axes | None = None,
@@ -559,6 +576,7 @@ kaiming_uniform = he_uniform
 kaiming_normal = he_normal
 
 
+@initializer
 def glorot_bengio_standard(
     in_axis: Axes | None = None,
     out_axis: Axes | None = None,

@@ -41,6 +41,7 @@ import numpy as np
 from jax.extend.random import define_prng_impl, threefry_2x32
 
 from jaxinit._protocol import call_init
+from jaxinit._values import initializer
 
 _U32 = jnp.uint32
 _MAX_ELEMENTS = 2**32
@@ -153,6 +154,7 @@ def fast_key(key: jax.Array) -> jax.Array:
     return jax.random.wrap_key_data(words, impl=FAST_IMPL)
 
 
+@initializer
 def fast(init: Any) -> Any:
     """Wrap an initializer so that it draws with the fast generator and transforms.
 

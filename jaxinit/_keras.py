@@ -46,6 +46,7 @@ from jaxinit._fans import _normalize, check_axes
 from jaxinit._protocol import with_out_sharding
 from jaxinit._registry import Scheme, register
 from jaxinit._structured import identity, orthogonal
+from jaxinit._values import initializer
 
 KERAS_MODES = ("fan_in", "fan_out", "fan_avg")
 KERAS_DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
@@ -91,6 +92,7 @@ def keras_fans(
     return fans
 
 
+@initializer(name="VarianceScaling")
 def keras_variance_scaling(
     scale: float = 1.0,
     mode: str = "fan_in",
@@ -143,7 +145,7 @@ def _keras_fixed(fn: str, scale: float, mode: str, distribution: str) -> Callabl
         f"Keras ``{fn}``: ``VarianceScaling(scale={scale}, mode={mode!r},"
         f" distribution={distribution!r})`` with Keras' fans; half precision via float32."
     )
-    return factory
+    return initializer(factory)
 
 
 def keras_orthogonal(gain: float = 1.0, seed: None = None, *, dtype: DTypeLike = None):
@@ -189,6 +191,7 @@ def _scipy_window(fn: str, window: str, n: int, periodic: bool) -> np.ndarray:
         ) from e
 
 
+@initializer
 def stft(
     side: str = "real",
     window: str | Sequence[float] | None = "hann",

@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._values import initializer
+
 
 def wide_dtype(dtype: Any) -> np.dtype:
     """The dtype to draw in for output ``dtype``: float32 for real floats narrower than 32 bits."""
@@ -32,6 +34,7 @@ def wide_dtype(dtype: Any) -> np.dtype:
     return dt
 
 
+@initializer
 def draw_in_float32(init: Any) -> Any:
     """Wrap an initializer so that half-precision outputs are drawn in float32 and rounded once.
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ import numpy as np
 from jaxinit import _core, _torch
 from jaxinit._checks import check_shape, default_float
 from jaxinit._core import Initializer
+from jaxinit._values import Init, bound_options, from_config, initializer
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,72 @@ _NAMES: dict[str, str] = {}  # every accepted spelling -> canonical name
 _SPELLINGS: dict[str, Callable[..., Initializer]] = {}
 
 
-def register(scheme: Scheme) -> Scheme:
-    """Add a scheme to the registry; its name and aliases must be new."""
+def register(scheme: Scheme, *, replace: bool = False) -> Scheme:
+    """Add a scheme to the registry; its name and aliases must be new.
+
+    Everything is checked before anything is recorded, so a failed ``register`` leaves the
+    registry as it was: the metadata's types, the factory (callable), the aliases, and that
+    no name or alias belongs to another scheme. A name that is already registered (a
+    built-in scheme or one of your own) is replaced only with ``replace=True``; then the old
+    scheme's aliases are dropped with it.
+
+    >>> jaxinit.register(jaxinit.Scheme("my_init", my_factory, "research", "normal", "1/n"))
+    """
+    _validate(scheme)
+    old = _SCHEMES.get(scheme.name)
+    if old is None and scheme.name in _NAMES:
+        raise ValueError(
+            f"register: name {scheme.name!r} is already an alias of {_NAMES[scheme.name]!r}"
+        )
+    if old is not None and not replace:
+        kind = "a built-in scheme" if _is_builtin(old) else "already registered"
+        raise ValueError(
+            f"register: {scheme.name!r} is {kind}; pass replace=True to replace it, or choose"
+            " another name"
+        )
+    dropped = set(old.aliases) if old is not None else set()
+    for n in scheme.aliases:
+        owner = _NAMES.get(n)
+        if owner is not None and owner != scheme.name:
+            raise ValueError(f"register: alias {n!r} already belongs to {owner!r}")
+        if owner is None and n in _SCHEMES:
+            raise ValueError(f"register: alias {n!r} is the name of another scheme")
+    # Checked: now commit.
+    for n in dropped:
+        _NAMES.pop(n, None)
     for n in (scheme.name, *scheme.aliases):
-        if n in _NAMES and _NAMES[n] != scheme.name:
-            raise ValueError(f"register: name {n!r} already belongs to {_NAMES[n]!r}")
         _NAMES[n] = scheme.name
     _SCHEMES[scheme.name] = scheme
     return scheme
+
+
+def _is_builtin(s: Scheme) -> bool:
+    return getattr(s.factory, "__module__", "").startswith("jaxinit.")
+
+
+def _validate(s: Any) -> None:
+    fn = "register"
+    if not isinstance(s, Scheme):
+        raise TypeError(f"{fn}: expected a jaxinit.Scheme, got {type(s).__name__}")
+    if not isinstance(s.name, str) or not s.name.strip() or s.name != s.name.strip():
+        raise ValueError(f"{fn}: name must be a non-empty string without spaces, got {s.name!r}")
+    if not callable(s.factory):
+        raise TypeError(f"{fn}: factory of {s.name!r} must be callable, got {s.factory!r}")
+    for attr in ("family", "distribution", "variance", "paper", "notes"):
+        if not isinstance(getattr(s, attr), str):
+            raise TypeError(
+                f"{fn}: {attr} of {s.name!r} must be a string, got {getattr(s, attr)!r}"
+            )
+    for attr in ("activations", "aliases"):
+        value = getattr(s, attr)
+        if not isinstance(value, tuple) or not all(isinstance(v, str) and v for v in value):
+            raise TypeError(
+                f"{fn}: {attr} of {s.name!r} must be a tuple of non-empty strings, got {value!r}"
+            )
+    if len(set(s.aliases)) != len(s.aliases) or s.name in s.aliases:
+        raise ValueError(f"{fn}: aliases of {s.name!r} repeat a name: {s.aliases!r}")
+    if not isinstance(s.keyed, bool):
+        raise TypeError(f"{fn}: keyed of {s.name!r} must be a bool, got {s.keyed!r}")
 
 
 def _snake(name: str) -> str:
@@ -106,7 +165,12 @@ def get(name: str | Initializer, **options: Any) -> Initializer:
     >>> jaxinit.get("HeUniform")             # Keras class name
     >>> jaxinit.get("kaiming_normal_", a=0.1)  # PyTorch name: torch semantics
     >>> jaxinit.get("VarianceScaling", mode="fan_out")  # Keras name: Keras' defaults, args
+    >>> jaxinit.get({"class_name": "he_normal", "config": {"layout": "torch"}})  # a config
     """
+    if isinstance(name, Mapping):
+        if options:
+            raise ValueError("jaxinit.get: options are only accepted with a scheme name")
+        return from_config(name)
     if isinstance(name, np.ndarray | np.generic | jax.Array):
         if options:
             raise ValueError("jaxinit.get: options are only accepted with a scheme name")
@@ -118,11 +182,21 @@ def get(name: str | Initializer, **options: Any) -> Initializer:
     s = scheme(name)
     factory = _SPELLINGS.get(name.strip(), s.factory)
     try:
-        return factory(**options)
+        built = factory(**options)
     except TypeError as e:
         raise TypeError(f"jaxinit.get({name!r}): bad options {sorted(options)}: {e}") from e
+    if isinstance(built, Init) or not callable(built):
+        return built
+    # A factory of one's own returning a plain function: named by the spelling asked for,
+    # with the options that differ from its defaults.
+    return Init(
+        name.strip() if name.strip() in _SPELLINGS else s.name,
+        bound_options(factory, options),
+        built,
+    )
 
 
+@initializer(name="array")
 def _array_init(value: Any) -> Initializer:
     """``init(key, shape, dtype)`` returning ``value`` cast to ``dtype``; shape must be its own."""
 

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._core import Initializer
+from jaxinit._values import _build, _config, _frozen_options, freeze, initializer
 
 Pattern: TypeAlias = str | re.Pattern
 Rules: TypeAlias = Mapping[Pattern, Any] | Sequence[tuple[Pattern, Any]]
@@ -96,10 +97,44 @@ class ContextRule:
         self.name = name
         self.optional = optional
 
+    # A value (jaxinit._values): equal when made by the same factory call (``optional(x)``
+    # twice) or, without one, from equal build functions (same code, equal captured values).
+    _spec: tuple[str, Mapping[str, Any]] | None = None
+
+    def _key(self) -> Any:
+        if self._spec is not None:
+            return ("spec", self._spec[0], _frozen_options(self._spec[1]))
+        return ("rule", freeze(self.build), self.name, self.optional)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ContextRule):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
     def __repr__(self) -> str:
+        if self._spec is not None:
+            name, options = self._spec
+            return f"{name}({', '.join(f'{k}={v!r}' for k, v in options.items())})"
         return f"ContextRule({self.name}{', optional' if self.optional else ''})"
 
+    def get_config(self) -> dict[str, Any]:
+        """JSON-able ``{"class_name", "config"}`` (``optional(init)``'s, or, for a rule of a
+        module-level build function, ``ContextRule``'s own arguments)."""
+        if self._spec is not None:
+            return _config(*self._spec)
+        options = {"build": self.build, "name": self.name, "optional": self.optional}
+        return _config("ContextRule", options)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._spec is not None:
+            return (_build, (self._spec[0], dict(self._spec[1])))
+        return (ContextRule, (self.build, self.name), {"optional": self.optional})
+
+
+@initializer
 def optional(init: Any) -> ContextRule:
     """Mark a rule's initializer (or registry name) as optional: a pattern that matches no
     parameter is then not an error. Used by rule sets for parameters a model may lack

@@ -21,6 +21,7 @@ from jaxinit._fans import compute_fans
 from jaxinit._precision import draw_in_float32
 from jaxinit._rules import ContextRule, LeafInfo, Pattern, optional
 from jaxinit._torch import torch_default_bias, torch_default_kernel
+from jaxinit._values import initializer
 
 
 # These rule sets are jaxinit's own schemes: half-precision parameters are drawn in float32
@@ -43,6 +44,7 @@ def _is_embedding(info: LeafInfo) -> bool:
     return info.owner is not None and "Embed" in info.owner.__name__
 
 
+@initializer
 def torch_default_rules(
     kernel: Pattern = "{kernel,weight}", bias: Pattern = "bias", *, rnn_hidden: int | None = None
 ) -> dict[Pattern, object]:
@@ -81,6 +83,7 @@ def torch_default_rules(
     }
 
 
+@initializer
 def fixup(
     num_blocks: int,
     layers_per_branch: int = 2,
@@ -130,6 +133,7 @@ def fixup(
     }
 
 
+@initializer
 def rezero(gates: Pattern = "alpha", value: float = 0.0) -> dict[Pattern, object]:
     r"""ReZero (Bachlechner et al. 2020) / SkipInit (De & Smith 2020): every residual block
     computes :math:`x + \alpha\,F(x)` with a learnable scalar gate :math:`\alpha`
@@ -157,6 +161,7 @@ _GPT2_NAMING = {  # naming: (residual_out, weights)
 }
 
 
+@initializer
 def gpt2(
     n_layer: int,
     *,
@@ -201,6 +206,7 @@ def gpt2(
     }
 
 
+@initializer
 def t_fixup(
     n_layer: int,
     *,
@@ -244,6 +250,7 @@ def t_fixup(
     }
 
 
+@initializer
 def mup(
     *,
     readout: Pattern = "head/kernel",

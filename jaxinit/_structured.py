@@ -39,6 +39,7 @@ from jaxinit._fast import orthogonal as fast_orthogonal
 from jaxinit._precision import wide_dtype
 from jaxinit._protocol import with_out_sharding
 from jaxinit._registry import Scheme, register
+from jaxinit._values import initializer
 
 Layout = Literal["flax", "torch", "equinox"]
 
@@ -135,6 +136,7 @@ def _orthogonal(
     return (jnp.array(scale, work) * q).astype(dtype)
 
 
+@initializer
 def orthogonal(
     scale: float = 1.0,
     column_axis: int | None = None,
@@ -189,6 +191,7 @@ def orthogonal(
     return with_out_sharding(fn, init)
 
 
+@initializer
 def delta_orthogonal(
     scale: float = 1.0,
     column_axis: int = -1,
@@ -248,6 +251,7 @@ def delta_orthogonal(
     return with_out_sharding(fn, init)
 
 
+@initializer
 def dirac(groups: int = 1, dtype: DTypeLike = None, *, layout: Layout | None = None) -> Initializer:
     r"""Dirac-delta conv kernel: a conv with it copies its input (torch's ``dirac_``).
 
@@ -289,6 +293,7 @@ def dirac(groups: int = 1, dtype: DTypeLike = None, *, layout: Layout | None = N
     return with_out_sharding(fn, init)
 
 
+@initializer
 def identity(gain: float = 1.0, dtype: DTypeLike = None) -> Initializer:
     r"""``gain`` times the identity matrix, for any 2-D shape (Keras ``Identity``, torch ``eye_``).
 
@@ -329,6 +334,7 @@ def _zero_matrix(c_in: int, c_out: int, dtype: np.dtype) -> Array:
     return jnp.where(odd == 0, c, -c)
 
 
+@initializer
 def zero_init(dtype: DTypeLike = None, *, layout: Layout | None = None) -> Initializer:
     r"""ZerO (Zhao, Schäfer & Anandkumar 2021): deterministic zeros, ones and Hadamard signs.
 
@@ -419,6 +425,7 @@ def _torch_sparse_draw(key, c_in, c_out, num_zeros, std, layout, dtype):
     return m if layout == "flax" else m.T
 
 
+@initializer
 def sparse(
     k: int = 15, scale: float = 1.0, dtype: DTypeLike = None, *, layout: Layout | None = None
 ) -> Initializer:
@@ -459,6 +466,7 @@ def sparse(
     return with_out_sharding(fn, init)
 
 
+@initializer
 def torch_sparse(
     sparsity: float, std: float = 0.01, dtype: DTypeLike = None, *, layout: Layout | None = None
 ) -> Initializer:

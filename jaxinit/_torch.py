@@ -29,6 +29,7 @@ from jaxinit._core import (
     _variance_scaling,
 )
 from jaxinit._fans import Axes, fans_of, resolve_axes
+from jaxinit._values import initializer
 
 Layout = Literal["flax", "torch", "equinox"]
 
@@ -89,6 +90,7 @@ def _kaiming(fn: str, a: float, mode: str, nonlinearity: str, distribution: str,
     return _variance_scaling(fn, gain**2, mode, distribution, **axes, **_TORCH_DRAW)
 
 
+@initializer
 def torch_kaiming_uniform(
     a: float = 0.0,
     mode: Literal["fan_in", "fan_out"] = "fan_in",
@@ -108,6 +110,7 @@ def torch_kaiming_uniform(
     return _kaiming("torch_kaiming_uniform", a, mode, nonlinearity, "uniform", **axes)
 
 
+@initializer
 def torch_kaiming_normal(
     a: float = 0.0,
     mode: Literal["fan_in", "fan_out"] = "fan_in",
@@ -123,6 +126,7 @@ def torch_kaiming_normal(
     return _kaiming("torch_kaiming_normal", a, mode, nonlinearity, "normal", **axes)
 
 
+@initializer
 def torch_xavier_uniform(
     gain: float = 1.0,
     *,
@@ -139,6 +143,7 @@ def torch_xavier_uniform(
     )
 
 
+@initializer
 def torch_xavier_normal(
     gain: float = 1.0,
     *,
@@ -155,6 +160,7 @@ def torch_xavier_normal(
     )
 
 
+@initializer
 def torch_default_kernel(
     *,
     in_axis: Axes | None = None,
@@ -172,6 +178,7 @@ def torch_default_kernel(
     return _kaiming("torch_default_kernel", math.sqrt(5), "fan_in", "leaky_relu", "uniform", **axes)
 
 
+@initializer
 def torch_default_bias(
     fan_in: int | None = None,
     *,
@@ -201,16 +208,19 @@ def torch_default_bias(
     return _uniform_between(fn, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in), dtype)
 
 
+@initializer
 def torch_uniform(a: float = 0.0, b: float = 1.0, dtype: DTypeLike = None) -> Initializer:
     """torch ``uniform_(a=0, b=1)``: :math:`U[a, b)`."""
     return _uniform_between("torch_uniform", a, b, dtype)
 
 
+@initializer
 def torch_normal(mean: float = 0.0, std: float = 1.0, dtype: DTypeLike = None) -> Initializer:
     r"""torch ``normal_(mean=0, std=1)``: :math:`\mathcal N(\mathrm{mean}, \mathrm{std}^2)`."""
     return _shifted_normal("torch_normal", mean, std, dtype)
 
 
+@initializer
 def torch_trunc_normal(
     mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0, dtype: DTypeLike = None
 ) -> Initializer:

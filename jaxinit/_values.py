@@ -1,0 +1,469 @@
+"""Initializers are values: named, immutable, comparable, serialisable.
+
+Every factory of jaxinit (``he_normal(...)``, ``torch_kaiming_uniform(...)``,
+``orthogonal(...)``, ``fast(init)``, ``draw_in_float32(init)``...) is decorated with
+:func:`initializer`, which binds the call's arguments to the factory's signature, calls the
+factory unchanged to build the drawing function, and returns an :class:`Init`: a frozen value
+that holds the scheme's name, the options that differ from the defaults, and that function.
+Calling it calls the function with the same arguments, so the numbers are exactly the ones
+the plain function draws (nothing changed numerically), and it works wherever a function
+``init(key, shape, dtype)`` does: flax.linen and flax.nnx ``kernel_init=``, ``jax.jit``,
+``jax.vmap``.
+
+What a value adds:
+
+* equality and hashing by (name, options): two ``he_normal()`` are equal and hash alike, so
+  caches keyed on them (the study engine's compiled programs) are reused;
+* ``repr``: ``he_normal(layout='torch')``, only the options that differ from the defaults;
+  ``__name__``: the scheme's name (``"he_normal"``);
+* ``get_config()``: a JSON-able ``{"module": "jaxinit", "class_name": name, "config":
+  {options}}`` (the shape ``keras.initializers.serialize`` writes), and
+  :func:`from_config` / ``jaxinit.get(config)`` to rebuild an equal value;
+* pickling: a value pickles as its name and options and is rebuilt by its factory.
+
+Rule sets (:func:`jaxinit.gpt2`, ...) return a :class:`RuleSet`, a ``dict`` that also knows
+its factory and options; :class:`jaxinit.ContextRule` compares by its build function's code
+and captured values.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import types
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import numpy as np
+
+_MODULE = "jaxinit"
+
+# Every decorated factory by the name its values carry: from_config and unpickling find the
+# factory here first, then in the registry (jaxinit.get), which also knows Keras' and
+# PyTorch's spellings and user-registered schemes.
+_FACTORIES: dict[str, Callable[..., Any]] = {}
+_PLAIN: dict[str, Init] = {}  # module-level initializers (zeros, ones): name -> value
+
+
+# --------------------------------------------------------------------------- option identity
+
+
+def _dtype_name(value: Any) -> str | None:
+    """The dtype's name if ``value`` is a dtype or a scalar type (np/jnp.float32), else None."""
+    if isinstance(value, np.dtype) or (
+        isinstance(value, type) and (issubclass(value, np.generic) or hasattr(value, "dtype"))
+    ):
+        try:
+            return np.dtype(jax.numpy.dtype(value)).name
+        except TypeError:
+            return None
+    return None
+
+
+def freeze(value: Any) -> Any:
+    """A hashable stand-in for an option value that is equal exactly when the values are.
+
+    Lists and tuples compare as tuples, dicts by sorted items, arrays by dtype, shape and
+    bytes, dtypes and scalar types (``jnp.float32``, ``np.float32``, ``"float32"`` for a
+    ``dtype`` option) by name, functions by module, qualified name, code and captured values
+    (two closures made by the same code over equal values are equal), ``functools.partial``
+    by its parts. Other hashable objects stand for themselves; unhashable ones by identity.
+    """
+    if value is None or isinstance(value, bool | int | float | complex | str | bytes):
+        return value
+    if isinstance(value, np.generic):
+        return value.item() if value.dtype.kind != "V" else ("np", value.dtype.name, bytes(value))
+    name = _dtype_name(value)
+    if name is not None:
+        return ("dtype", name)
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    if isinstance(value, Mapping) and not isinstance(value, RuleSet):
+        items = [(freeze(k), freeze(v)) for k, v in value.items()]
+        return ("dict", tuple(sorted(items, key=repr)))
+    if isinstance(value, np.ndarray) or (
+        isinstance(value, jax.Array) and not isinstance(value, jax.core.Tracer)
+    ):
+        a = np.asarray(value)
+        return ("array", a.dtype.name, a.shape, a.tobytes())
+    if isinstance(value, functools.partial):
+        return ("partial", freeze(value.func), freeze(value.args), freeze(value.keywords))
+    if isinstance(value, types.FunctionType):
+        if id(value) in _FREEZING:  # a recursive closure: stand for itself inside itself
+            return ("recursive", value.__module__, value.__qualname__)
+        _FREEZING.add(id(value))
+        try:
+            cells = tuple(_cell(c) for c in value.__closure__ or ())
+        finally:
+            _FREEZING.discard(id(value))
+        return (
+            "function",
+            value.__module__,
+            value.__qualname__,
+            value.__code__,
+            cells,
+            freeze(value.__defaults__),
+            freeze(value.__kwdefaults__),
+        )
+    if isinstance(value, types.MethodType):
+        return ("method", freeze(value.__self__), value.__func__)
+    try:
+        hash(value)
+    except TypeError:
+        return ("object", type(value).__qualname__, id(value))
+    return value
+
+
+_FREEZING: set[int] = set()
+
+
+def _cell(cell: Any) -> Any:
+    try:
+        return freeze(cell.cell_contents)
+    except ValueError:  # an empty cell (a name assigned after the closure was made)
+        return ("empty cell",)
+
+
+def _frozen_options(options: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(
+        (k, ("dtype", _dtype_name_or_str(v)) if k == "dtype" and v is not None else freeze(v))
+        for k, v in options.items()
+    )
+
+
+def _dtype_name_or_str(v: Any) -> Any:
+    try:
+        return np.dtype(jax.numpy.dtype(v)).name
+    except TypeError:
+        return freeze(v)
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return freeze(a) == freeze(b)
+    except Exception:
+        return False
+
+
+# --------------------------------------------------------------------------- JSON config
+
+
+def _encode(where: str, value: Any) -> Any:
+    """A JSON-able form of an option value; :func:`_decode` inverts it."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return value.item()
+    name = _dtype_name(value)
+    if name is not None:
+        return name
+    if isinstance(value, list):
+        return [_encode(where, v) for v in value]
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(where, v) for v in value]}
+    if hasattr(value, "get_config") and callable(value.get_config):
+        return value.get_config()
+    if isinstance(value, np.ndarray | jax.Array):
+        a = np.asarray(value)
+        floating = bool(jax.numpy.issubdtype(a.dtype, jax.numpy.floating))
+        if not floating and a.dtype.kind not in "biu":
+            raise TypeError(f"get_config: {where} is an array of dtype {a.dtype}, not JSON-able")
+        data = a.astype(np.float64) if floating else a  # exact for every float dtype
+        return {"__ndarray__": data.tolist(), "dtype": a.dtype.name}
+    if isinstance(value, types.FunctionType | types.BuiltinFunctionType):
+        path = f"{value.__module__}:{value.__qualname__}"
+        if _import(path) is not value:
+            raise TypeError(
+                f"get_config: {where} is the function {value.__qualname__!r}, which cannot be"
+                " imported by its name (a local function or lambda); use a module-level function"
+            )
+        return {"__function__": path}
+    raise TypeError(
+        f"get_config: {where} = {value!r} ({type(value).__name__}) has no JSON form; options"
+        " must be numbers, strings, None, lists, tuples, arrays, dtypes, initializers or"
+        " module-level functions"
+    )
+
+
+def _import(path: str) -> Any:
+    module, _, qualname = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return None
+    return obj
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__tuple__" in value:
+        return tuple(_decode(v) for v in value["__tuple__"])
+    if "__ndarray__" in value:
+        return np.asarray(value["__ndarray__"], dtype=jax.numpy.dtype(value["dtype"]))
+    if "__function__" in value:
+        fn = _import(value["__function__"])
+        if fn is None:
+            raise ValueError(f"from_config: cannot import the function {value['__function__']!r}")
+        return fn
+    if ("class_name" in value or "name" in value) and "config" in value:
+        return from_config(value)
+    return {k: _decode(v) for k, v in value.items()}
+
+
+def _config(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    config = {k: _encode(f"option {k!r} of {name}", v) for k, v in options.items()}
+    return {"module": _MODULE, "class_name": name, "config": config}
+
+
+def from_config(config: Mapping[str, Any]) -> Any:
+    """Rebuild an initializer, rule or rule set from its ``get_config()`` dict.
+
+    Accepts Keras' shape, ``{"class_name": name, "config": {options}}`` (``"name"`` is also
+    accepted for ``"class_name"``); the name is any jaxinit factory or registry name,
+    Keras class names included (``{"class_name": "HeNormal", "config": {}}``).
+
+    >>> init = jaxinit.he_normal(layout="torch")
+    >>> jaxinit.from_config(init.get_config()) == init
+    True
+    """
+    if not isinstance(config, Mapping):
+        raise TypeError(f"from_config: config must be a dict, got {type(config).__name__}")
+    name = config.get("class_name", config.get("name"))
+    if not isinstance(name, str):
+        raise ValueError(
+            f"from_config: config needs a 'class_name' (or 'name') string, got keys {sorted(config)}"
+        )
+    options = config.get("config") or {}
+    if not isinstance(options, Mapping):
+        raise TypeError(f"from_config: config['config'] must be a dict, got {options!r}")
+    return _build(name, {k: _decode(v) for k, v in options.items()})
+
+
+def _build(name: str, options: Mapping[str, Any]) -> Any:
+    if name in _FACTORIES:
+        return _FACTORIES[name](**options)
+    if name in _PLAIN:
+        if options:
+            raise ValueError(f"from_config: {name} takes no options, got {sorted(options)}")
+        return _PLAIN[name]
+    if name == "ContextRule":
+        from jaxinit._rules import ContextRule
+
+        return ContextRule(**options)
+    from jaxinit._registry import get
+
+    return get(name, **options)
+
+
+# --------------------------------------------------------------------------- the value
+
+
+class Init:
+    """An initializer as a value: ``init(key, shape, dtype=...) -> jax.Array``.
+
+    Made by jaxinit's factories; holds the scheme's ``name``, its non-default ``options``
+    and the function that draws. Immutable; equal (and equally hashed) when name and
+    options are; ``repr`` is the call that makes it; ``get_config()`` its JSON form.
+
+    >>> jaxinit.he_normal(layout="torch")
+    he_normal(layout='torch')
+    >>> jaxinit.he_normal() == jaxinit.he_normal()
+    True
+    """
+
+    __slots__ = ("__weakref__", "_fn", "_hash", "_key", "_name", "_options")
+
+    def __init__(self, name: str, options: Mapping[str, Any], fn: Callable[..., Any]):
+        if not callable(fn):
+            raise TypeError(f"Init: fn must be callable, got {fn!r}")
+        key = (name, _frozen_options(options))
+        for attr, value in (
+            ("_name", name),
+            ("_options", types.MappingProxyType(dict(options))),
+            ("_fn", fn),
+            ("_key", key),
+            ("_hash", hash(key)),
+        ):
+            object.__setattr__(self, attr, value)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._fn(*args, **kwargs)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{self!r} is immutable; build a new one with other options")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{self!r} is immutable")
+
+    @property
+    def name(self) -> str:
+        """The scheme's name (``"he_normal"``, ``"HeNormal"``, ``"fast"``)."""
+        return self._name
+
+    @property
+    def __name__(self) -> str:
+        return self._name
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """The options given that differ from the factory's defaults (read-only)."""
+        return self._options
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(self._fn)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Init):
+            return NotImplemented
+        return self._hash == other._hash and self._key == other._key
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        if self._name in _PLAIN and _PLAIN[self._name] is self:
+            return self._name
+        args = ", ".join(f"{k}={v!r}" for k, v in self._options.items())
+        return f"{self._name}({args})"
+
+    def get_config(self) -> dict[str, Any]:
+        """``{"module": "jaxinit", "class_name": name, "config": {options}}``, JSON-able."""
+        return _config(self._name, self._options)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._name in _PLAIN and _PLAIN[self._name] is self:
+            return (_plain, (self._name,))
+        return (_build, (self._name, dict(self._options)))
+
+
+def _plain(name: str) -> Init:
+    return _PLAIN[name]
+
+
+class RuleSet(dict):
+    """A rule set: the ``{pattern: initializer}`` dict :func:`jaxinit.reinit` takes, which
+    also knows the factory and options that made it (``name``, ``options``,
+    ``get_config()``). It is a plain dict otherwise: print, edit or merge it; an edited rule
+    set is no longer what its config says, so ``get_config()`` then raises."""
+
+    def __init__(self, rules: Mapping[Any, Any], name: str, options: Mapping[str, Any]):
+        super().__init__(rules)
+        self.name = name
+        self.options = types.MappingProxyType(dict(options))
+
+    def _rebuilt(self) -> Any:
+        return _build(self.name, dict(self.options))
+
+    def get_config(self) -> dict[str, Any]:
+        """``{"module": "jaxinit", "class_name": name, "config": {options}}``, JSON-able."""
+        if dict(self) != dict(self._rebuilt()):
+            raise ValueError(
+                f"get_config: this {self.name} rule set was edited after it was made, so its"
+                " options no longer describe it; build the rules from a config of your own"
+            )
+        return _config(self.name, self.options)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if dict(self) == dict(self._rebuilt()):
+            return (_build, (self.name, dict(self.options)))
+        return (dict, (dict(self),))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"{self.name}({args}) = {dict.__repr__(self)}"
+
+
+# --------------------------------------------------------------------------- the decorator
+
+
+def initializer(factory: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+    """Decorate an initializer factory so that it returns values.
+
+    The call's arguments are bound to the factory's signature (defaults applied), the
+    factory is called unchanged, and its result becomes an :class:`Init` (a function), a
+    named :class:`jaxinit.ContextRule` (a rule) or a :class:`RuleSet` (a dict of rules),
+    carrying ``name`` (the factory's own by default) and the options that differ from the
+    defaults. A result that already is such a value is returned as it is.
+    """
+    if factory is None:
+        return functools.partial(initializer, name=name)
+    scheme_name = name or factory.__name__
+    sig = inspect.signature(factory)
+    if any(p.kind is p.VAR_POSITIONAL for p in sig.parameters.values()):
+        raise TypeError(f"initializer: {scheme_name} takes *args, which cannot be named")
+
+    @functools.wraps(factory)
+    def make(*args: Any, **kwargs: Any) -> Any:
+        built = factory(*args, **kwargs)
+        return _as_value(scheme_name, _options(sig, args, kwargs), built)
+
+    _FACTORIES[scheme_name] = make
+    return make
+
+
+def _options(sig: inspect.Signature, args: tuple, kwargs: dict) -> dict[str, Any]:
+    bound = sig.bind(*args, **kwargs)
+    options: dict[str, Any] = {}
+    for pname, param in sig.parameters.items():
+        if pname not in bound.arguments:
+            continue
+        value = bound.arguments[pname]
+        if param.kind is param.VAR_KEYWORD:
+            options.update(value)
+        elif param.default is param.empty or not _same(value, param.default):
+            options[pname] = value
+    return options
+
+
+def bound_options(factory: Callable[..., Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of ``factory(**kwargs)`` that differ from its defaults (all of them when
+    its signature cannot be read)."""
+    try:
+        sig = inspect.signature(factory)
+        return _options(sig, (), dict(kwargs))
+    except (TypeError, ValueError):
+        return dict(kwargs)
+
+
+def _as_value(name: str, options: dict[str, Any], built: Any) -> Any:
+    from jaxinit._rules import ContextRule
+
+    if isinstance(built, ContextRule):
+        built._spec = (name, types.MappingProxyType(options))
+        return built
+    if isinstance(built, Mapping):
+        return RuleSet(built, name, options)
+    if (
+        isinstance(built, Init)
+        and built._name == name
+        and built._key[1] == _frozen_options(options)
+    ):
+        return built
+    return Init(name, options, built)
+
+
+def plain_initializer(fn: Callable[..., Any]) -> Init:
+    """Make a module-level initializer function (``zeros``, ``ones``) a named value."""
+    value = Init(fn.__name__, {}, fn)
+    _PLAIN[fn.__name__] = value
+    return value
+
+
+def label(init: Any) -> str:
+    """A short label for an initializer spec: a name as given, a value's repr, else the
+    function's name."""
+    if isinstance(init, str):
+        return init
+    if isinstance(init, Init):
+        return repr(init)
+    return getattr(init, "__name__", repr(init))
