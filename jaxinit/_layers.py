@@ -18,8 +18,9 @@ the owning layer makes, and :func:`draw` replays any initializer there:
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -364,10 +365,23 @@ _RECORDED: dict[Any, dict[str, tuple[str, tuple[int, ...]]]] = {}
 
 
 def _record_linen(module: Any, args: Any, kwargs: dict) -> dict[str, tuple[str, tuple[int, ...]]]:
+    with linen_recording() as recorded:
+        jax.eval_shape(lambda k, *a: module.init(k, *a, **kwargs), jax.random.key(0), *args)
+    return recorded
+
+
+@contextlib.contextmanager
+def linen_recording() -> Iterator[dict[str, tuple[str, tuple[int, ...]]]]:
+    """While active, every linen module that runs has each ``*_init`` attribute wrapped
+    by a spy noting the shape the layer hands it (the innermost module owning the call).
+    The yielded dict is filled on exit: ``"<module path>/<name>" -> (class, shape)``;
+    paths seen with different shapes are left out. Nothing is drawn differently: the
+    spies call the original initializers."""
     import flax.linen as nn
 
     seen: dict[tuple, set] = {}
     owner: dict[tuple, str] = {}
+    out: dict[str, tuple[str, tuple[int, ...]]] = {}
 
     def spy_for(orig: Callable, where: tuple) -> Callable:
         base = getattr(orig, "_jaxinit_orig", orig)
@@ -402,12 +416,10 @@ def _record_linen(module: Any, args: Any, kwargs: dict) -> dict[str, tuple[str, 
                 object.__setattr__(mod, name, value)
 
     with nn.intercept_methods(interceptor):
-        jax.eval_shape(lambda k, *a: module.init(k, *a, **kwargs), jax.random.key(0), *args)
-    out = {}
+        yield out
     for (path, name), shapes in seen.items():
         if len(shapes) == 1:
             out["/".join(map(str, (*path, name)))] = (owner[(path, name)], next(iter(shapes)))
-    return out
 
 
 def linen_spec(layer: str, call: tuple[int, ...], shape: tuple[int, ...]) -> LayerFans | None:

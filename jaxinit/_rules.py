@@ -607,8 +607,20 @@ def _is_linen_module(x: Any) -> bool:
     return isinstance(x, nn.Module)
 
 
+def reinit_recorded(params: Any, rules: Rules, key: jax.Array, recorded: dict) -> Any:
+    """:func:`reinit` with linen layers recorded by ``_layers.linen_recording`` while the
+    parameters were made (``init_params(target, rules=...)``)."""
+    return _plan("reinit", params, rules, None, None, None, recorded).run(key)
+
+
 def _plan(
-    fn: str, params: Any, rules: Rules, layout: str | None, module: Any, sample: Any
+    fn: str,
+    params: Any,
+    rules: Rules,
+    layout: str | None,
+    module: Any,
+    sample: Any,
+    recorded: dict | None = None,
 ) -> _Plan:
     from jaxinit import _layers
 
@@ -618,7 +630,7 @@ def _plan(
     framework = _framework(params)
     rebuild: Callable[[Any], Any] = lambda tree: tree
     tree = params
-    recorded: dict = {}
+    recorded = dict(recorded or {})
     specs: dict = {}
     owners: dict | None = None
     if framework == "nnx":

@@ -715,3 +715,29 @@ def test_explain_prints_a_table_and_draws_nothing(capsys):
         eqx.nn.GRUCell(64, 32, key=KEY), {"weight_*": jaxinit.torch_default_kernel()}
     )
     assert "eqx.GRUCell x3" in t and "bound 0.125" in t
+
+
+def test_init_params_rules_record_the_linen_layers():
+    """init_params(lambda k: model.init(k, x), rules=...) sees the layers while the model
+    initialises: a scanned DenseGeneral stack gets the layer's fans, sharded or not."""
+
+    class Body(nn.Module):
+        @nn.compact
+        def __call__(self, c, _):
+            return nn.DenseGeneral((4, 16))(c).reshape(c.shape), None
+
+    s = nn.scan(Body, variable_axes={"params": 0}, split_rngs={"params": True}, length=4)()
+    target = lambda k: s.init(k, x64, None)
+    out = jaxinit.init_params(target, KEY, rules={"kernel": LECUN, "bias": "zeros"})
+    _check(out["params"]["DenseGeneral_0"]["kernel"], (64, 64), 4, "lecun", "init_params")
+    mesh = jax.make_mesh((4,), ("model",))
+    sharded = jaxinit.init_params(
+        target,
+        KEY,
+        rules={"kernel": LECUN, "bias": "zeros"},
+        mesh=mesh,
+        partition={"kernel": jax.sharding.PartitionSpec(None, None, "model")},
+    )
+    np.testing.assert_array_equal(
+        sharded["params"]["DenseGeneral_0"]["kernel"], out["params"]["DenseGeneral_0"]["kernel"]
+    )
