@@ -19,6 +19,7 @@ the owning layer makes, and :func:`draw` replays any initializer there:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -182,8 +183,16 @@ def from_axes(
 class FanAxes:
     """A rule value that names the fan axes of the stored array (see :func:`fan_axes`)."""
 
-    def __init__(self, init: Any, in_axis: Any, out_axis: Any, stack_axes: Any):
+    def __init__(
+        self, init: Any, in_axis: Any, out_axis: Any, stack_axes: Any, optional: bool = False
+    ):
+        if init is None or type(init).__name__ in ("ContextRule", "FanAxes"):
+            raise TypeError(
+                f"fan_axes: init must be an initializer or a registry name, got {init!r}"
+                " (for a rule that may match nothing, pass optional=True)"
+            )
         self.init = init
+        self.optional = optional
         self.in_axis = _axes_tuple("fan_axes", "in_axis", in_axis)
         self.out_axis = _axes_tuple("fan_axes", "out_axis", out_axis)
         self.stack_axes = _axes_tuple("fan_axes", "stack_axes", stack_axes)
@@ -211,7 +220,14 @@ def _axes_tuple(fn: str, arg: str, axes: Any) -> tuple[int, ...]:
     return tuple(seq)
 
 
-def fan_axes(init: Any, *, in_axis: Any = -2, out_axis: Any = -1, stack_axes: Any = ()) -> FanAxes:
+def fan_axes(
+    init: Any,
+    *,
+    in_axis: Any = -2,
+    out_axis: Any = -1,
+    stack_axes: Any = (),
+    optional: bool = False,
+) -> FanAxes:
     """Name the axes of a stored parameter for a rule, when no layer can tell them.
 
     The parameter is drawn as ``prod(stack)`` independent calls of ``init`` on
@@ -224,6 +240,7 @@ def fan_axes(init: Any, *, in_axis: Any = -2, out_axis: Any = -1, stack_axes: An
       init: the initializer (or registry name) of the rule.
       in_axis, out_axis: axes of the stored array (ints or sequences).
       stack_axes: axes whose slices are drawn independently.
+      optional: matching no parameter is not an error (as :func:`jaxinit.optional`).
 
     Example — a stacked ``(layers, in, heads, head_dim)`` kernel in a plain dict::
 
@@ -231,7 +248,7 @@ def fan_axes(init: Any, *, in_axis: Any = -2, out_axis: Any = -1, stack_axes: An
       ...                                     out_axis=(2, 3), stack_axes=0)}
       >>> params = jaxinit.reinit({"kernel": w}, rules, key)
     """
-    return FanAxes(init, in_axis, out_axis, stack_axes)
+    return FanAxes(init, in_axis, out_axis, stack_axes, optional)
 
 
 # --------------------------------------------------------------------------- drawing
@@ -256,7 +273,11 @@ def owned_layout(init: Any) -> str | None:
 
 
 def closure_vars(fn: Any) -> dict[str, Any]:
-    """Free variables of a closure (an initializer made by a factory), by name."""
+    """The arguments an initializer was made with, by name: the free variables of a
+    closure (a factory's ``init``), or the fields of an initializer object (a dataclass
+    with ``__call__``)."""
+    if dataclasses.is_dataclass(fn) and not isinstance(fn, type):
+        return {f.name: getattr(fn, f.name) for f in dataclasses.fields(fn)}
     code = getattr(fn, "__code__", None)
     cells = getattr(fn, "__closure__", None)
     if code is None or not cells:
@@ -502,6 +523,9 @@ def eqx_spec(owner: Any, name: str, shape: tuple[int, ...]) -> LayerFans | None:
 
     cls = f"eqx.{type(owner).__name__}"
     shape = tuple(shape)
+    layers = (eqx.nn.Linear, eqx.nn.Conv, eqx.nn.ConvTranspose, eqx.nn.GRUCell, eqx.nn.LSTMCell)
+    if name.startswith("bias") and isinstance(owner, layers):
+        return _replace(plain(cls, shape, "flax"), source="class")  # (out,) or (out, 1, ..)
     if isinstance(owner, eqx.nn.Embedding) and name == "weight":
         return stacked(
             _flat(

@@ -133,7 +133,7 @@ def optional(init: Any) -> ContextRule:
     from jaxinit._layers import FanAxes
 
     if isinstance(init, FanAxes):
-        raise TypeError("optional: wrap the initializer, not fan_axes: fan_axes(optional(..)) ")
+        raise TypeError("optional: for fan_axes, pass fan_axes(init, ..., optional=True)")
     resolved = _resolve("optional", init)
     return ContextRule(
         lambda info: resolved,
@@ -718,7 +718,7 @@ def _plan(
             break
     missing = []
     for (pattern, init), alt, u in zip(rule_list, alts, used, strict=True):
-        if isinstance(init, ContextRule) and init.optional:
+        if isinstance(init, ContextRule | _layers.FanAxes) and init.optional:
             continue
         if not any(u):
             missing.append(f"rule {pattern!r} matches no parameter")

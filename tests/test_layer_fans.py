@@ -426,6 +426,9 @@ def test_fan_axes_names_stack_and_fan_axes_of_a_plain_array():
         jaxinit.reinit(tree, {"kernel": jaxinit.fan_axes(LECUN, in_axis=1, out_axis=1)}, KEY)
     with pytest.raises(TypeError, match="in_axis must be an int"):
         jaxinit.fan_axes(LECUN, in_axis="1")
+    # optional=True: matching nothing is fine
+    rules = {"conv": None, "nothing": jaxinit.fan_axes(LECUN, optional=True)}
+    assert jaxinit.reinit(tree, rules, KEY)["conv"] is tree["conv"]
 
 
 # --------------------------------------------------------------------------- rule sets
