@@ -15,6 +15,9 @@ Patterns (a string is a glob over the "/"-joined path):
   variables dict, and ``"block_*/**/kernel"`` every kernel inside any block. A leading
   ``/`` anchors the pattern at the root (``"/Dense_0/kernel"``).
 * A compiled ``re.Pattern`` is matched against the whole path (``fullmatch``).
+
+Every parameter is drawn as its own layer draws its ``kernel_init`` (see
+:mod:`jaxinit._layers`): the layer's fans, not the stored shape's.
 """
 
 from __future__ import annotations
@@ -696,7 +699,8 @@ def _plan(
                         " stack_axes=...)"
                     )
             else:
-                owner_name = owner.__name__ if owner is not None else "array"
+                known = owners is not None and owner is not None  # an nnx layer class
+                owner_name = owner.__name__ if known else "array"
                 item.layer = _layers.plain(owner_name, shape, "flax")
                 if given is None and len(shape) >= 3 and not knows_layers:
                     item.problem = _AMBIGUOUS.format(fn=fn, path=path, shape=shape)
