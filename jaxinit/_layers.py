@@ -123,9 +123,7 @@ def stacked(spec: LayerFans, shape: tuple[int, ...]) -> LayerFans | None:
 
 
 def _replace(spec: LayerFans, **kw: Any) -> LayerFans:
-    from dataclasses import replace
-
-    return replace(spec, **kw)
+    return dataclasses.replace(spec, **kw)
 
 
 def from_axes(
@@ -567,10 +565,6 @@ def _torch(cls: str, per: tuple[int, ...]) -> LayerFans:
 
 def describe_stack(spec: LayerFans) -> str:
     return "" if not spec.stack_shape else f" x{math.prod(spec.stack_shape)}"
-
-
-def numpy_shape(x: Any) -> tuple[int, ...]:
-    return tuple(int(d) for d in np.shape(x))
 
 
 # --------------------------------------------------------------------------- explain
