@@ -302,6 +302,9 @@ def test_nnx_zoo_matches_the_layers_own_fans(scheme):
             w = _nnx_get(new, p)
             assert w.shape == _nnx_get(module, p).shape
             _check(w, call, stack, scheme, f"nnx {name} {p}")
+        if scheme == "lecun" and name == "LinearGeneral":  # KS against S's distribution
+            z = np.asarray(new.kernel[...]).ravel() / (math.sqrt(1 / 64) / 0.87962566103423978)
+            assert stats.kstest(z, stats.truncnorm(-2, 2).cdf).pvalue > 1e-3
 
 
 def test_nnx_scan_stack_and_state_with_module():
@@ -390,6 +393,9 @@ def test_equinox_zoo_matches_the_formula_for_the_layers_fans(scheme):
                 r = per.ndim - 1
                 w = np.transpose(per, (0, *range(3, r + 1), 2, 1))
             _check(w, call, stack, scheme, f"equinox {name} {p}")
+        if scheme == "glorot" and name == "GRUCell":  # KS: each gate U(±sqrt(6/(64+32)))
+            z = np.asarray(new.weight_ih).ravel() / math.sqrt(6 / 96)
+            assert stats.kstest(z, stats.uniform(-1, 2).cdf).pvalue > 1e-3
 
 
 def test_one_owner_of_the_layout():
