@@ -12,12 +12,12 @@ Rules for parameters a model may lack (biases, scalar gates) are :func:`optional
 from __future__ import annotations
 
 import math
+import re
 from typing import Literal
 
 from jaxinit import _core
 from jaxinit._checks import check_choice, check_positive
 from jaxinit._core import Initializer, ones, zeros
-from jaxinit._fans import compute_fans
 from jaxinit._precision import draw_in_float32
 from jaxinit._rules import ContextRule, LeafInfo, Pattern, optional
 from jaxinit._torch import torch_default_bias, torch_default_kernel
@@ -40,11 +40,18 @@ def _check_int(fn: str, arg: str, value: object, minimum: int = 1) -> int:
 
 
 def _is_embedding(info: LeafInfo) -> bool:
-    return info.owner is not None and "Embed" in info.owner.__name__
+    if info.owner is not None and "Embed" in info.owner.__name__:
+        return True
+    return info.layer is not None and "Embed" in info.layer.layer
+
+
+# kernel (linen, nnx) or weight (Equinox): one of the two names, whichever the model uses
+# (a regular expression, as a {kernel,weight} glob would require both to exist).
+_KERNEL_OR_WEIGHT = re.compile(r"(?:.*/)?(?:kernel|weight)")
 
 
 def torch_default_rules(
-    kernel: Pattern = "{kernel,weight}", bias: Pattern = "bias", *, rnn_hidden: int | None = None
+    kernel: Pattern = _KERNEL_OR_WEIGHT, bias: Pattern = "bias", *, rnn_hidden: int | None = None
 ) -> dict[Pattern, object]:
     r"""PyTorch's default init of ``nn.Linear`` / ``nn.ConvNd`` — and of ``nn.Embedding``,
     ``nn.MultiheadAttention``, ``nn.LayerNorm`` and ``nn.RNN``/``LSTM``/``GRU``, whose rules
@@ -53,23 +60,25 @@ def torch_default_rules(
 
     kernel (rank >= 2): :math:`U[\pm 1/\sqrt{n_{in}}]` (``kaiming_uniform_(a=√5)``);
     bias: :math:`U[\pm 1/\sqrt{n_{in}}]` with the fan_in of the **sibling kernel** (found
-    by :func:`reinit` from the same layer). The fan layout is the tree's (``(in, out)`` for
-    flax, ``(out, in)`` for Equinox). Other 1-D "weights" and biases with no kernel
-    beside them are left alone.
+    by :func:`reinit` from the same layer). The fans are the layer's (a ``DenseGeneral``
+    kernel ``(in, heads, head_dim)`` has fan_in ``in``, one layer of a scanned stack its
+    own, an Equinox ``(out, in)`` weight fan_in ``in``). Other 1-D "weights" and biases with
+    no kernel beside them are left alone. The default ``kernel`` pattern matches parameters
+    named ``kernel`` or ``weight``.
 
     >>> model = jaxinit.reinit(eqx_model, jaxinit.torch_default_rules(), key)
     """
 
     def kernel_init(info: LeafInfo):
-        if len(info.shape) < 2 or _is_embedding(info):
+        if len(info.layer.call_shape) < 2 or _is_embedding(info):
             return None
-        return torch_default_kernel(layout=info.layout)
+        return torch_default_kernel()  # flax axes of the layer's own call
 
     def bias_init(info: LeafInfo):
         for name in ("kernel", "weight"):
-            shape = info.siblings.get(name)
-            if shape is not None and len(shape) >= 2:
-                return torch_default_bias(kernel_shape=shape, layout=info.layout)
+            layer = info.sibling_layers.get(name)
+            if layer is not None and len(layer.call_shape) >= 2 and not _is_embedding(info):
+                return torch_default_bias(fan_in=int(layer.fans[0]))
         return None
 
     from jaxinit._rulesets_models import torch_default_layer_rules
@@ -234,7 +243,7 @@ def t_fixup(
     s = 0.67 * n**-0.25 if role == "encoder" else (9 * n) ** -0.25
 
     def embed_init(info: LeafInfo):
-        return normal(s / math.sqrt(info.shape[-1]))
+        return normal(s / math.sqrt(info.layer.call_shape[-1]))  # the layer's width d
 
     return {
         scaled: variance_scaling(s**2, "fan_avg", "uniform"),
@@ -267,8 +276,7 @@ def mup(
     check_choice("mup", "readout_init", readout_init, ["zero", "mup"])
 
     def readout_rule(info: LeafInfo):
-        fan_in = compute_fans(info.shape, layout=info.layout)[0]
-        return normal(1.0 / fan_in)
+        return normal(1.0 / info.fan_in)  # the layer's fan_in (not the stored shape's)
 
     readout_value = zeros if readout_init == "zero" else ContextRule(readout_rule, "mup readout")
     return {

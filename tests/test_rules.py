@@ -203,8 +203,12 @@ def test_torch_default_rules_linen_nnx_equinox():
         def __call__(self, x, img):
             return nn.Dense(50)(x), nn.Conv(30, (3, 3))(img)
 
-    v = Lin().init(key, jnp.ones((1, 1000)), jnp.ones((1, 5, 5, 20)))
-    v = jaxinit.reinit(v, rules, key)["params"]
+    sample = (jnp.ones((1, 1000)), jnp.ones((1, 5, 5, 20)))
+    v = Lin().init(key, *sample)
+    # a rank-4 linen kernel needs its module to know its fans (conv or stack?)
+    with pytest.raises(ValueError, match="module=model, sample=x"):
+        jaxinit.reinit(v, rules, key)
+    v = jaxinit.reinit(v, rules, key, module=Lin(), sample=sample)["params"]
     lin = [(v["Dense_0"]["kernel"], v["Dense_0"]["bias"], 1000),
            (v["Conv_0"]["kernel"], v["Conv_0"]["bias"], 180)]  # fmt: skip
     # nnx, with an Embed that gets torch's N(0, 1) (flax's default std is 1/sqrt(D))
