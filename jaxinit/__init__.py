@@ -106,6 +106,7 @@ from jaxinit._registry import scheme as scheme
 from jaxinit._registry import schemes as schemes
 from jaxinit._rules import ContextRule as ContextRule
 from jaxinit._rules import LeafInfo as LeafInfo
+from jaxinit._rules import any_of as any_of
 from jaxinit._rules import explain as explain
 from jaxinit._rules import optional as optional
 from jaxinit._rules import reinit as reinit

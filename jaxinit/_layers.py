@@ -273,7 +273,13 @@ def owned_layout(init: Any) -> str | None:
 def closure_vars(fn: Any) -> dict[str, Any]:
     """The arguments an initializer was made with, by name: the free variables of a
     closure (a factory's ``init``), or the fields of an initializer object (a dataclass
-    with ``__call__``)."""
+    with ``__call__``). A wrapper marked ``_jaxinit_wrapped`` (the ``out_sharding=``
+    adapter of jaxinit's initializers) is seen through, and the free variables of helper
+    closures made by the same factory (``_variance_scaling``'s ``_scaled_draw`` holds its
+    ``distribution``) are included."""
+    seen = 0
+    while getattr(fn, "_jaxinit_wrapped", None) is not None and seen < 16:
+        fn, seen = fn._jaxinit_wrapped, seen + 1
     if dataclasses.is_dataclass(fn) and not isinstance(fn, type):
         return {f.name: getattr(fn, f.name) for f in dataclasses.fields(fn)}
     code = getattr(fn, "__code__", None)
@@ -286,7 +292,20 @@ def closure_vars(fn: Any) -> dict[str, Any]:
             out[name] = cell.cell_contents
         except ValueError:  # an empty cell
             pass
+    factory = _factory_of(fn)
+    for value in list(out.values()):
+        if value is not fn and callable(value) and factory and _factory_of(value) == factory:
+            for name, inner in closure_vars(value).items():
+                out.setdefault(name, inner)
     return out
+
+
+def _factory_of(fn: Any) -> str | None:
+    """``"_variance_scaling"`` for a function defined inside it, else ``None``."""
+    qual = getattr(fn, "__qualname__", None)
+    if not isinstance(qual, str) or ".<locals>." not in qual:
+        return None
+    return qual.split(".<locals>.")[0]
 
 
 def draw_shape(spec: LayerFans, init: Any) -> tuple[int, ...]:
@@ -574,9 +593,21 @@ _FAN_NAMES = ("in_axis", "out_axis", "column_axis", "mode", "layout", "kernel_sh
 
 def fan_dependent(init: Any) -> bool:
     """Whether an initializer's distribution depends on how the shape splits into fans
-    (variance scaling, orthogonal, structured); unknown callables count as not."""
+    (variance scaling, orthogonal, structured); unknown callables count as not, unless
+    marked by :func:`mark_fan_dependent` (a rule built them from the layer's fans)."""
+    if getattr(init, "_jaxinit_fan_dependent", False):
+        return True
     cells = closure_vars(init)
     return any(n in cells for n in _FAN_NAMES) or isinstance(getattr(init, "layout", None), str)
+
+
+def mark_fan_dependent(init: Any) -> Any:
+    """Mark an initializer whose constants a rule computed from a layer's fans (a uniform
+    bound 1/sqrt(fan_in), ...): where the layer is not known (a linen kernel of rank >= 3
+    without ``module=``), :func:`jaxinit.reinit` then raises its ambiguity error instead
+    of drawing with the stored shape's fans. Returns ``init``."""
+    init._jaxinit_fan_dependent = True
+    return init
 
 
 def _factory(init: Any) -> str:

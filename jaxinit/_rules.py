@@ -15,6 +15,11 @@ Patterns (a string is a glob over the "/"-joined path):
   variables dict, and ``"block_*/**/kernel"`` every kernel inside any block. A leading
   ``/`` anchors the pattern at the root (``"/Dense_0/kernel"``).
 * A compiled ``re.Pattern`` is matched against the whole path (``fullmatch``).
+* Every alternative of a ``{a,b}`` group must match some parameter (``"{attn/out,mlp/proj}
+  /kernel"`` fails if the MLP has no ``proj``): it names parameters that must all exist.
+  For "whichever of these names the model uses" (flax's ``kernel`` or Equinox's
+  ``weight``) use :func:`any_of` (``any_of("{kernel,weight}")``), which needs only one of
+  them; :func:`optional` lets a rule match nothing at all.
 
 Every parameter is drawn as its own layer draws its ``kernel_init`` (see
 :mod:`jaxinit._layers`): the layer's fans, not the stored shape's.
@@ -143,6 +148,37 @@ def optional(init: Any) -> ContextRule:
         name=_init_name(resolved),
         optional=True,
     )
+
+
+def any_of(*patterns: Pattern) -> re.Pattern:
+    """A pattern that matches a path when any of ``patterns`` does, without requiring that
+    each alternative match something: for "whichever of these names the model uses".
+
+    A ``{a,b}`` glob given to :func:`reinit` names parameters that must *all* exist (each
+    alternative has to match, or the rule is an error); inside ``any_of`` its alternatives
+    are just choices. The result is a compiled ``re.Pattern`` (matched like any
+    ``re.Pattern`` rule: the whole path), so it can be a rule's key. Rule sets use it for
+    names that differ between frameworks (``kernel`` in flax, ``weight`` in Equinox).
+
+    Args:
+      patterns: globs (the syntax of :func:`reinit`, ``{a,b}``, ``**``, a leading ``/``)
+        or ``re.Pattern`` (its flags are not kept).
+
+    >>> jaxinit.matches(jaxinit.any_of("qkv/{kernel,weight}"), "blocks_0/attn/qkv/kernel")
+    True
+    >>> rules = {jaxinit.any_of("{kernel,weight}"): jaxinit.he_normal()}  # flax or Equinox
+    """
+    if not patterns:
+        raise ValueError("any_of: give at least one pattern (a glob string or re.Pattern)")
+    parts = []
+    for p in patterns:
+        if isinstance(p, re.Pattern):
+            parts.append(p.pattern)
+        elif isinstance(p, str):
+            parts.append(_glob_regex(p).pattern)
+        else:
+            raise TypeError(f"any_of: a pattern must be a glob string or re.Pattern, got {p!r}")
+    return re.compile(parts[0] if len(parts) == 1 else "|".join(f"(?:{x})" for x in parts))
 
 
 def _init_name(init: Any) -> str:
@@ -405,7 +441,8 @@ def reinit(
       rules: ``{pattern: initializer}`` or a sequence of ``(pattern, initializer)`` pairs.
         Patterns are globs or ``re.Pattern`` (see the module docs: ``*`` stays in one
         segment, ``**`` spans segments, ``{a,b}`` alternatives — each of which must match
-        a parameter — an unanchored pattern matches any trailing segments of the path). An
+        a parameter; :func:`any_of` for "any one of these names" — an unanchored pattern
+        matches any trailing segments of the path). An
         initializer is a callable ``init(key, shape, dtype)``, a registry name
         (``"he_normal"``), ``None`` (keep the parameter: useful to exclude a path before a
         broader rule), a :class:`ContextRule`, :func:`optional` of one of these, or

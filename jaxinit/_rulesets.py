@@ -12,14 +12,13 @@ Rules for parameters a model may lack (biases, scalar gates) are :func:`optional
 from __future__ import annotations
 
 import math
-import re
 from typing import Literal
 
 from jaxinit import _core
 from jaxinit._checks import check_choice, check_positive
 from jaxinit._core import Initializer, ones, zeros
 from jaxinit._precision import draw_in_float32
-from jaxinit._rules import ContextRule, LeafInfo, Pattern, optional
+from jaxinit._rules import ContextRule, LeafInfo, Pattern, any_of, optional
 from jaxinit._torch import torch_default_bias, torch_default_kernel
 
 
@@ -46,8 +45,8 @@ def _is_embedding(info: LeafInfo) -> bool:
 
 
 # kernel (linen, nnx) or weight (Equinox): one of the two names, whichever the model uses
-# (a regular expression, as a {kernel,weight} glob would require both to exist).
-_KERNEL_OR_WEIGHT = re.compile(r"(?:.*/)?(?:kernel|weight)")
+# (any_of, as a {kernel,weight} glob would require both to exist).
+_KERNEL_OR_WEIGHT = any_of("{kernel,weight}")
 
 
 def torch_default_rules(
@@ -157,13 +156,17 @@ def rezero(gates: Pattern = "alpha", value: float = 0.0) -> dict[Pattern, object
 skipinit = rezero
 
 
-_GPT2_NAMING = {  # naming: (residual_out, weights)
-    "jaxinit": ("{attn/out,mlp/proj}/kernel", "{kernel,embedding}"),
+_GPT2_NAMING = {  # naming: (residual_outs, weights)
+    "jaxinit": (("{attn/out,mlp/proj}/kernel",), "{kernel,embedding}"),
     # nanoGPT (transformer.h.<i>.attn.c_proj, mlp.c_proj, wte, wpe) and HF GPT2Model /
     # FlaxGPT2Model (the same names; HF's Conv1D weights are (in, out), flax's "kernel").
-    "nanogpt": ("{attn,mlp}/c_proj/{kernel,weight}", "{kernel,weight,embedding}"),
-    "hf": ("{attn,mlp}/c_proj/{kernel,weight}", "{kernel,weight,embedding}"),
+    # Both residual projections must exist (one rule each); weight or kernel, whichever.
+    "nanogpt": (
+        (any_of("attn/c_proj/{kernel,weight}"), any_of("mlp/c_proj/{kernel,weight}")),
+        any_of("{kernel,weight,embedding}"),
+    ),
 }
+_GPT2_NAMING["hf"] = _GPT2_NAMING["nanogpt"]
 
 
 def gpt2(
@@ -184,18 +187,18 @@ def gpt2(
     * biases 0 (LayerNorm scales are left at 1).
 
     ``naming`` picks the default patterns: ``"jaxinit"`` (``attn/out``, ``mlp/proj``),
-    ``"nanogpt"`` or ``"hf"`` (``attn/c_proj``, ``mlp/c_proj``, ``wte``/``wpe`` tables,
-    ``weight`` or ``kernel``; 1-D LayerNorm weights are skipped); ``residual_out`` and
-    ``weights`` override them.
+    ``"nanogpt"`` or ``"hf"`` (``attn/c_proj`` and ``mlp/c_proj``, each of which must
+    exist, ``wte``/``wpe`` tables, ``weight`` or ``kernel`` — :func:`jaxinit.any_of`;
+    1-D LayerNorm weights are skipped); ``residual_out`` and ``weights`` override them.
     """
     n = _check_int("gpt2", "n_layer", n_layer)
     check_positive("gpt2", "std", std)
     check_choice("gpt2", "naming", naming, list(_GPT2_NAMING))
-    residual_out = residual_out or _GPT2_NAMING[naming][0]
+    residual_outs = (residual_out,) if residual_out is not None else _GPT2_NAMING[naming][0]
     weights = weights or _GPT2_NAMING[naming][1]
     if naming == "jaxinit":
         return {
-            residual_out: normal(std / math.sqrt(2 * n)),
+            **{r: normal(std / math.sqrt(2 * n)) for r in residual_outs},
             weights: normal(std),
             biases: optional(zeros),
         }
@@ -204,7 +207,7 @@ def gpt2(
         return ContextRule(lambda info: normal(s) if len(info.shape) >= 2 else None, name)
 
     return {
-        residual_out: matrix(std / math.sqrt(2 * n), "gpt2 c_proj"),
+        **{r: matrix(std / math.sqrt(2 * n), "gpt2 c_proj") for r in residual_outs},
         weights: matrix(std, f"normal({std})"),
         biases: optional(zeros),
     }

@@ -534,7 +534,12 @@ def _expected(ruleset, role, fi, fo):
         }.get(role, 2 / (fi + fo)),
         "mup": {"head": 0.0, "emb": 1.0}.get(role, 1 / fi),
         "fixup": {"out": 0.0, "proj": 0.0, "head": 0.0, "emb": None}.get(role, 2 / L / fi),
-        "torch": {"emb": None}.get(role, 1 / (3 * fi)),
+        # torch.nn: Embedding N(0, 1); MultiheadAttention's fused (3E, E) in-projection
+        # Xavier uniform, U[±sqrt(6/(E + 3E))] for each of q, k, v; out-proj and the rest
+        # Linear's U[±1/sqrt(fan_in)] (issue 18's torch_default_rules)
+        "torch": {"emb": 1.0, "qk": 2 / (fi + 3 * fo), "v": 2 / (fi + 3 * fo)}.get(
+            role, 1 / (3 * fi)
+        ),
     }[ruleset]
 
 
