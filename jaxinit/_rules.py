@@ -164,7 +164,7 @@ def any_of(*patterns: Pattern) -> re.Pattern:
       patterns: globs (the syntax of :func:`reinit`, ``{a,b}``, ``**``, a leading ``/``)
         or ``re.Pattern`` (its flags are not kept).
 
-    >>> jaxinit.matches(jaxinit.any_of("qkv/{kernel,weight}"), "blocks_0/attn/qkv/kernel")
+    >>> jaxinit.any_of("qkv/{kernel,weight}").fullmatch("blocks_0/attn/qkv/kernel") is not None
     True
     >>> rules = {jaxinit.any_of("{kernel,weight}"): jaxinit.he_normal()}  # flax or Equinox
     """

@@ -489,3 +489,50 @@ def test_errors_name_function_and_argument():
     m = nnx.OptimizedLSTMCell(3, 4, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="give rnn_hidden=H"):
         jaxinit.reinit(m, jaxinit.torch_default_rules(), jax.random.key(0))
+
+
+# --------------------------------------------------------------------------- layer fans
+
+
+class _AttnBlock(nn.Module):
+    @nn.compact
+    def __call__(self, x, _):
+        return x + nn.MultiHeadDotProductAttention(4, name="attn")(x), None
+
+
+class _ScannedAttn(nn.Module):
+    """3 scanned attention layers: kernels (3, 64, 4, 16) and (3, 4, 16, 64), whose one
+    layer call is (64, 64): the stored shape's fans would be far off."""
+
+    @nn.compact
+    def __call__(self, x):
+        stack = nn.scan(_AttnBlock, variable_axes={"params": 0}, split_rngs={"params": True},
+                        length=3)  # fmt: skip
+        return stack(name="layers")(x, None)[0]
+
+
+def test_rule_sets_use_the_layer_fans_on_a_scanned_attention_stack():
+    model, x = _ScannedAttn(), jnp.ones((1, 5, 64))
+    v = _zeros_like_init(model, x)
+    key = jax.random.key(3)
+    # DeepNet: Xavier normal on each layer's (64, 64) call, gain beta on value and out
+    beta = jaxinit.deepnorm_constants(n_encoder=3)["encoder"][1]
+    p = jaxinit.reinit(v, jaxinit.deepnet(3), key, module=model, sample=x)["params"]["layers"]
+    for name, gain in (("value", beta), ("out", beta), ("query", 1.0), ("key", 1.0)):
+        assert_var(p["attn"][name]["kernel"], gain**2 * 2 / (64 + 64))
+    # depth_scaled: each stacked layer's slice its own std (layer i of the scan stack)
+    rules = jaxinit.depth_scaled(
+        3, scaled="attn/out/kernel", unscaled="attn/{query,key,value}/kernel"
+    )
+    p = jaxinit.reinit(v, rules, key, module=model, sample=x)["params"]["layers"]
+    for i in range(3):
+        assert_var(p["attn"]["out"]["kernel"][i], 0.02**2 / (2 * (i + 1)))
+    # vit moco: the layer's fans (64 -> 64) for a qkv pattern on a stacked DenseGeneral
+    rules = jaxinit.vit("moco", qkv="attn/value/kernel", weights="attn/{query,key,out}/kernel")
+    p = jaxinit.reinit(v, rules, key, module=model, sample=x)["params"]["layers"]
+    bound = math.sqrt(6 / (64 / 3 + 64))
+    assert_bound(p["attn"]["value"]["kernel"], bound)
+    assert_var(p["attn"]["value"]["kernel"], bound**2 / 3, "uniform")
+    # without the module a rank-4 kernel is ambiguous for a fan-dependent rule
+    with pytest.raises(ValueError, match="module=model, sample=x"):
+        jaxinit.reinit(v, jaxinit.deepnet(3), key)
