@@ -69,6 +69,8 @@ from jaxinit._fast import fast as fast
 from jaxinit._fast import fast_key as fast_key
 from jaxinit._fast import is_fast_key as is_fast_key
 from jaxinit._keras import stft as stft
+from jaxinit._layers import LayerFans as LayerFans
+from jaxinit._layers import fan_axes as fan_axes
 from jaxinit._lsuv import LayerReport as LayerReport
 from jaxinit._lsuv import lsuv as lsuv
 from jaxinit._meanfield import MeanField as MeanField
@@ -107,6 +109,8 @@ from jaxinit._registry import scheme as scheme
 from jaxinit._registry import schemes as schemes
 from jaxinit._rules import ContextRule as ContextRule
 from jaxinit._rules import LeafInfo as LeafInfo
+from jaxinit._rules import any_of as any_of
+from jaxinit._rules import explain as explain
 from jaxinit._rules import optional as optional
 from jaxinit._rules import reinit as reinit
 from jaxinit._rulesets import fixup as fixup

@@ -330,9 +330,18 @@ def _member_init(model: _Model, spec_key: Any, kernel_pattern: str) -> Callable:
 
         rules = {kernel_pattern: get(spec)}
 
+    # The layers, so each rule draws with its layer's fans (DenseGeneral, scan stacks):
+    # linen records them from the module on a sample, nnx reads an abstract module.
+    if model.kind == "linen":
+        layers = {"module": model.module, "sample": jnp.zeros(model.sample_shape, jnp.float32)}
+    else:
+        from flax import nnx
+
+        layers = {"module": nnx.eval_shape(lambda: model.module(nnx.Rngs(0)))}
+
     def init(seed_key: jax.Array) -> Any:
         params = model.init(jax.random.fold_in(seed_key, 1))
-        return reinit(params, rules, jax.random.fold_in(seed_key, 2))
+        return reinit(params, rules, jax.random.fold_in(seed_key, 2), **layers)
 
     return init
 

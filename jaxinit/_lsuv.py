@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit import _layers
 from jaxinit._rules import path_key, path_str
 from jaxinit._structured import orthogonal
 
@@ -126,7 +127,13 @@ def lsuv(
         variables = {"params": params} if wrapped else dict(params)
         types = tuple(layer_types or (nn.Dense, nn.Conv))
         probe = _linen_probe(model, batch, types, kwargs)
-        new, report = _run(fn, variables, probe, key, tol, max_iters, prefix="params/")
+        recorded = _layers.record_linen(fn, model, (batch,), kwargs)
+
+        def layer_of(kpath: str, shape: tuple[int, ...]) -> Any:
+            rec = recorded.get(kpath.split("/", 1)[1])
+            return None if rec is None else _layers.linen_spec(rec[0], rec[1], shape)
+
+        new, report = _run(fn, variables, probe, key, tol, max_iters, "params/", layer_of)
         return (new["params"] if wrapped else new), report
     if isinstance(model, nnx.Module):
         types = tuple(layer_types or (nnx.Linear, nnx.Conv))
@@ -138,7 +145,13 @@ def lsuv(
             )
         state = own if params is None else params
         probe = _nnx_probe(graphdef, rest, batch, types, kwargs)
-        new, report = _run(fn, state, probe, key, tol, max_iters, prefix="")
+        specs = _layers.nnx_specs(model)
+
+        def layer_of(kpath: str, shape: tuple[int, ...]) -> Any:
+            one = specs.get(kpath)
+            return None if one is None else _layers.stacked(one, shape)
+
+        new, report = _run(fn, state, probe, key, tol, max_iters, "", layer_of)
         return (nnx.merge(graphdef, new, rest) if params is None else new), report
     raise TypeError(
         f"{fn}: model must be a flax.linen or flax.nnx Module, got {type(model).__name__}"
@@ -267,6 +280,7 @@ def _run(
     tol: float,
     max_iters: int,
     prefix: str,
+    layer_of: Callable[[str, tuple[int, ...]], Any],
 ) -> tuple[Any, tuple[LayerReport, ...]]:
     probe = make_probe(tree)
     if not probe.layers:
@@ -288,7 +302,11 @@ def _run(
     ortho = orthogonal()  # float32 QR then cast: also for bf16 kernels
     for kpath in kernels:
         w = leaves[index[kpath]]
-        leaves[index[kpath]] = ortho(path_key(key, kpath), w.shape, w.dtype)
+        # drawn as the layer draws its kernel_init: a DenseGeneral kernel (in, h, d) as
+        # (in, h*d), each layer of a scanned stack its own orthonormal matrix
+        layer = layer_of(kpath, tuple(w.shape)) or _layers.plain("array", tuple(w.shape), "flax")
+        where = f"{fn}: the orthonormal start of {kpath}"
+        leaves[index[kpath]] = _layers.draw(layer, ortho, path_key(key, kpath), w.dtype, where)
 
     measure = jax.jit(lambda ls: probe.variances(jax.tree_util.tree_unflatten(treedef, ls)))
     report = []

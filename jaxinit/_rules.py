@@ -15,12 +15,21 @@ Patterns (a string is a glob over the "/"-joined path):
   variables dict, and ``"block_*/**/kernel"`` every kernel inside any block. A leading
   ``/`` anchors the pattern at the root (``"/Dense_0/kernel"``).
 * A compiled ``re.Pattern`` is matched against the whole path (``fullmatch``).
+* Every alternative of a ``{a,b}`` group must match some parameter (``"{attn/out,mlp/proj}
+  /kernel"`` fails if the MLP has no ``proj``): it names parameters that must all exist.
+  For "whichever of these names the model uses" (flax's ``kernel`` or Equinox's
+  ``weight``) use :func:`any_of` (``any_of("{kernel,weight}")``), which needs only one of
+  them; :func:`optional` lets a rule match nothing at all.
+
+Every parameter is drawn as its own layer draws its ``kernel_init`` (see
+:mod:`jaxinit._layers`): the layer's fans, not the stored shape's.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import sys
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +60,11 @@ class LeafInfo:
         layer's fan_in.
       owner: the class of the module that holds the parameter, when the tree knows it
         (nnx and Equinox modules); ``None`` for plain dicts and linen variables.
+      layer: how the owning layer makes the parameter (:class:`jaxinit.LayerFans`): the
+        shape it hands its initializer (``layer.call_shape``, flax convention), stack
+        axes, the owning class. An initializer the rule returns is drawn there, as the
+        layer would draw it (unless the rule is ``native``).
+      sibling_layers: the same for the other parameters of the layer, by name.
     """
 
     path: str
@@ -59,23 +73,39 @@ class LeafInfo:
     layout: str
     siblings: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     owner: type | None = None
+    layer: Any = None
+    sibling_layers: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         """The last path segment (``"kernel"``, ``"bias"``, ``"weight"``)."""
         return self.path.rpartition("/")[2]
 
+    @property
+    def fan_in(self) -> float:
+        """Fan-in of one layer's call (the layer's, not the stored shape's)."""
+        return self.layer.fans[0]
+
+    @property
+    def fan_out(self) -> float:
+        """Fan-out of one layer's call."""
+        return self.layer.fans[1]
+
 
 class ContextRule:
     """A rule value that needs more than the shape: ``build(info: LeafInfo)`` returns the
-    initializer for that leaf (called with the leaf's own shape and layout, no
-    transposition), or ``None`` to keep the leaf as it is.
+    initializer for that leaf, or ``None`` to keep the leaf as it is. The initializer is
+    drawn as the owning layer would draw its ``kernel_init`` (on ``info.layer.call_shape``
+    in flax's ``(..., in, out)`` convention, once per stacked layer, transposed for
+    torch-layout weights), like a plain rule; with ``native=True`` it is called once on
+    the stored shape ``info.shape`` instead.
 
     Args:
       build: ``LeafInfo -> Initializer | None``.
       name: shown in ``repr`` and errors.
       optional: if True, matching no parameter is not an error (for rule sets whose
         parameters may be absent, e.g. biases).
+      native: draw on the stored shape, no layer replay.
 
     Example — torch's bias rule, which needs the sibling kernel's fan_in::
 
@@ -90,12 +120,14 @@ class ContextRule:
         name: str = "context rule",
         *,
         optional: bool = False,
+        native: bool = False,
     ):
         if not callable(build):
             raise TypeError(f"ContextRule: build must be callable, got {build!r}")
         self.build = build
         self.name = name
         self.optional = optional
+        self.native = native
 
     # A value (jaxinit._values): equal when made by the same factory call (``optional(x)``
     # twice) or, without one, from equal build functions (same code, equal captured values).
@@ -138,15 +170,55 @@ class ContextRule:
 def optional(init: Any) -> ContextRule:
     """Mark a rule's initializer (or registry name) as optional: a pattern that matches no
     parameter is then not an error. Used by rule sets for parameters a model may lack
-    (biases, scalar gates). Plain initializers keep their layout adaptation."""
+    (biases, scalar gates). Plain initializers are drawn as the layer draws them."""
     if isinstance(init, ContextRule):
-        return ContextRule(init.build, init.name, optional=True)
+        return ContextRule(init.build, init.name, optional=True, native=init.native)
+    from jaxinit._layers import FanAxes
+
+    if isinstance(init, FanAxes):
+        raise TypeError("optional: for fan_axes, pass fan_axes(init, ..., optional=True)")
     resolved = _resolve("optional", init)
     return ContextRule(
-        lambda info: None if resolved is None else in_layout(resolved, info.layout),
-        name=getattr(resolved, "__name__", repr(resolved)),
+        lambda info: resolved,
+        name=_init_name(resolved),
         optional=True,
     )
+
+
+def any_of(*patterns: Pattern) -> re.Pattern:
+    """A pattern that matches a path when any of ``patterns`` does, without requiring that
+    each alternative match something: for "whichever of these names the model uses".
+
+    A ``{a,b}`` glob given to :func:`reinit` names parameters that must *all* exist (each
+    alternative has to match, or the rule is an error); inside ``any_of`` its alternatives
+    are just choices. The result is a compiled ``re.Pattern`` (matched like any
+    ``re.Pattern`` rule: the whole path), so it can be a rule's key. Rule sets use it for
+    names that differ between frameworks (``kernel`` in flax, ``weight`` in Equinox).
+
+    Args:
+      patterns: globs (the syntax of :func:`reinit`, ``{a,b}``, ``**``, a leading ``/``)
+        or ``re.Pattern`` (its flags are not kept).
+
+    >>> jaxinit.any_of("qkv/{kernel,weight}").fullmatch("blocks_0/attn/qkv/kernel") is not None
+    True
+    >>> rules = {jaxinit.any_of("{kernel,weight}"): jaxinit.he_normal()}  # flax or Equinox
+    """
+    if not patterns:
+        raise ValueError("any_of: give at least one pattern (a glob string or re.Pattern)")
+    parts = []
+    for p in patterns:
+        if isinstance(p, re.Pattern):
+            parts.append(p.pattern)
+        elif isinstance(p, str):
+            parts.append(_glob_regex(p).pattern)
+        else:
+            raise TypeError(f"any_of: a pattern must be a glob string or re.Pattern, got {p!r}")
+    return re.compile(parts[0] if len(parts) == 1 else "|".join(f"(?:{x})" for x in parts))
+
+
+def _init_name(init: Any) -> str:
+    qual = getattr(init, "__qualname__", None) or repr(init)
+    return qual.split(".<locals>")[0].lstrip("_")
 
 
 # --------------------------------------------------------------------------- paths
@@ -239,7 +311,12 @@ def matches(pattern: Pattern, path: str) -> bool:
 
 
 def _resolve(where: str, init: Any) -> Any:
+    from jaxinit._layers import FanAxes
+
     if init is None or isinstance(init, ContextRule):
+        return init
+    if isinstance(init, FanAxes):
+        init.init = _resolve(where, init.init)
         return init
     if isinstance(init, str):
         from jaxinit._registry import get
@@ -247,7 +324,34 @@ def _resolve(where: str, init: Any) -> Any:
         return get(init)
     if not callable(init):
         raise TypeError(f"{where}: {init!r} is not an initializer, registry name or None")
+    factory = _factory_name(init)
+    if factory is not None:
+        raise TypeError(
+            f"{where}: {factory} is an initializer factory, not an initializer; call it:"
+            f" {factory}() (with its arguments), which returns init(key, shape, dtype)"
+        )
     return init
+
+
+def _factory_name(init: Any) -> str | None:
+    """``"jaxinit.torch_normal"`` when ``init`` is a factory returning an Initializer
+    (``jaxinit.torch_normal`` passed instead of ``jaxinit.torch_normal()``)."""
+    try:
+        ret = getattr(init, "__annotations__", {}).get("return")
+    except (AttributeError, TypeError):
+        return None
+    text = ret if isinstance(ret, str) else getattr(ret, "__name__", "")
+    if not isinstance(text, str) or text.rsplit(".", 1)[-1] != "Initializer":
+        return None
+    mod = getattr(init, "__module__", "") or ""
+    name = getattr(init, "__name__", repr(init))
+    if mod.startswith("jaxinit"):
+        mod = "jaxinit"
+    elif mod.startswith("jax."):
+        mod = "jax.nn.initializers"
+    elif mod.startswith("flax"):
+        mod = "flax.linen.initializers"
+    return f"{mod}.{name}" if mod else name
 
 
 def _rule_list(rules: Rules) -> list[tuple[Pattern, Any]]:
@@ -270,6 +374,9 @@ def _rule_list(rules: Rules) -> list[tuple[Pattern, Any]]:
             raise TypeError(
                 f"reinit: a pattern must be a glob string or a re.Pattern, got {pattern!r}"
             )
+        if isinstance(pattern, str):
+            for alt in _alternatives(pattern):
+                _glob_regex(alt)
         out.append((pattern, _resolve(f"reinit: rule {pattern!r}", init)))
     return out
 
@@ -296,7 +403,7 @@ def in_layout(init: Initializer, layout: str) -> Initializer:
 def _framework(tree: Any) -> str:
     if _is_equinox(type(tree)):
         return "equinox"
-    if type(tree).__module__.startswith("flax.nnx"):
+    if any(c.__module__.startswith("flax.nnx") for c in type(tree).__mro__):
         from flax import nnx
 
         return "nnx" if isinstance(tree, nnx.Module) else "pytree"  # State is a pytree
@@ -332,146 +439,439 @@ def _owner(tree: Any, keypath: Sequence[Any]) -> type | None:
     return type(obj)
 
 
-def reinit(params: Any, rules: Rules, key: jax.Array, *, layout: str | None = None) -> Any:
-    """Return ``params`` with every parameter that a rule matches drawn anew.
+##TAIL##
+def reinit(
+    params: Any,
+    rules: Rules,
+    key: jax.Array,
+    *,
+    layout: str | None = None,
+    module: Any = None,
+    sample: Any = None,
+    explain: bool = False,
+) -> Any:
+    """Return ``params`` with every parameter that a rule matches drawn anew, with the
+    distribution its own layer would give with that initializer as its ``kernel_init``.
 
     Each rule is ``pattern -> initializer``; for every parameter the rules are tried in
     order and the first whose pattern matches the parameter's path wins; parameters no rule
     matches keep their values. Structure, shapes and dtypes are preserved; the input is
     never modified.
 
+    Fans come from the layer, not from the stored shape (see "Fans in real models" in the
+    README): a linen ``DenseGeneral``/attention kernel ``(in, heads, head_dim)`` is drawn
+    as the layer draws it, ``(in, heads * head_dim)`` reshaped; each layer of an
+    ``nn.scan`` / ``nn.vmap`` / ``nnx.vmap`` stack is an independent draw (the stack axis
+    is neither fan-in nor fan-out); Equinox weights ``(out, in, *k)`` are drawn in flax's
+    ``(*k, in, out)`` and transposed, a GRU/LSTM cell's gates one by one.
+
     Args:
-      params: a pytree of arrays — a flax.linen variables or params dict, an nnx
-        ``State``, an nnx ``Module`` (a **new module** is returned via ``nnx.split`` /
-        ``nnx.merge``; the input module is untouched), an Equinox module (a new module),
-        or any nested dict/list/tuple. Only floating-point arrays are parameters (nnx RNG
-        keys and counters, integer buffers and non-array leaves are left alone).
+      params: a pytree of arrays — a flax.linen variables or params dict (give
+        ``module=`` and ``sample=`` so the layers can be seen), an nnx ``State`` (give
+        ``module=`` the nnx module for its layers), an nnx ``Module`` (a **new module**
+        is returned via ``nnx.split`` / ``nnx.merge``; the input module is untouched), an
+        Equinox module (a new module), or any nested dict/list/tuple. Only floating-point
+        arrays are parameters (nnx RNG keys and counters, integer buffers and non-array
+        leaves are left alone).
       rules: ``{pattern: initializer}`` or a sequence of ``(pattern, initializer)`` pairs.
         Patterns are globs or ``re.Pattern`` (see the module docs: ``*`` stays in one
-        segment, ``**`` spans segments, ``{a,b}`` alternatives, an unanchored pattern
-        matches any trailing segments of the path). An initializer is a callable
-        ``init(key, shape, dtype)``, a registry name (``"he_normal"``), ``None`` (keep the
-        parameter: useful to exclude a path before a broader rule), a
-        :class:`ContextRule`, or :func:`optional` of one of these.
+        segment, ``**`` spans segments, ``{a,b}`` alternatives — each of which must match
+        a parameter; :func:`any_of` for "any one of these names" — an unanchored pattern
+        matches any trailing segments of the path). An
+        initializer is a callable ``init(key, shape, dtype)``, a registry name
+        (``"he_normal"``), ``None`` (keep the parameter: useful to exclude a path before a
+        broader rule), a :class:`ContextRule`, :func:`optional` of one of these, or
+        :func:`jaxinit.fan_axes` (name the axes of the stored array explicitly).
       key: the base PRNG key. Each parameter uses ``fold_in(key, crc32(path))``, so its
         value depends only on the key and its own path: adding a layer changes nothing
-        else.
-      layout: the weight layout of the tree. By default, per parameter: ``"torch"``
-        (``(out, in, ...)``) for parameters held by an Equinox module (anywhere in the
-        tree) and ``"flax"`` (``(..., in, out)``) otherwise. Plain
-        initializers are written for the flax layout; for a torch-layout tree a weight of
-        rank >= 2 is drawn in the flax layout and transposed, so
-        ``{"weight": jaxinit.he_normal()}`` gives an Equinox ``Linear`` the right fan_in.
-        A :class:`ContextRule` gets the native shape and ``LeafInfo.layout`` instead.
+        else. Stacked layers split that key, one per layer.
+      layout: the weight layout of parameters no layer describes: ``"flax"``
+        (``(*k, in, out)``) or ``"torch"`` / ``"equinox"`` (``(out, in, *k)``). By default
+        torch for parameters of Equinox modules and flax otherwise. Given explicitly
+        against the layer's own (``layout="flax"`` on an Equinox model), the stored shape
+        is taken in that layout. An initializer that carries its own layout
+        (``he_normal(layout="torch")``) is called on the stored torch shape and never
+        transposed a second time.
+      module, sample: the flax.linen module and an input (or tuple of inputs), as for
+        ``module.init(key, sample)``: the module is initialised abstractly (nothing is
+        computed) to see the shape each layer hands its initializer. For an nnx ``State``,
+        ``module`` is the nnx module it came from.
+      explain: print :func:`explain`'s table and return ``params`` unchanged (nothing is
+        drawn).
 
     Returns:
       The same kind of object as ``params`` with the matched parameters replaced.
 
     Raises:
-      ValueError: a (non-optional) rule matches no parameter — the message lists the
-        parameter paths that exist — or an initializer returns the wrong shape/dtype.
-      TypeError: malformed rules.
+      ValueError: a (non-optional) rule or an alternative of its ``{a,b}`` pattern
+        matches no parameter — the message lists the parameter paths that exist —, a
+        linen kernel of rank >= 3 whose fans depend on its layer was given without
+        ``module=``/``sample=``, a bad ``layout``, or an initializer returns the wrong
+        shape/dtype. Nothing is drawn before every parameter has been checked.
+      TypeError: malformed rules, an initializer factory passed uncalled
+        (``jaxinit.torch_normal`` for ``jaxinit.torch_normal()``), a linen Module passed
+        as ``params``.
 
-    ``reinit`` resolves paths and rules in Python and only calls the initializers on
-    arrays, so it traces into one program: ``jax.jit(lambda k: jaxinit.reinit(p, rules,
-    k))`` or ``jax.vmap`` over keys for many seeds.
+    ``reinit`` resolves paths, layers and rules in Python and only calls the initializers
+    on arrays, so it traces into one program: ``jax.jit(lambda k: jaxinit.reinit(p,
+    rules, k))`` or ``jax.vmap`` over keys for many seeds.
 
     Example:
       >>> variables = model.init(key, x)
       >>> variables = jaxinit.reinit(variables, {
       ...     "head/kernel": "zeros",           # first match wins ...
       ...     "kernel": jaxinit.he_normal(),    # ... so this is every other kernel
-      ... }, jax.random.key(1))
+      ... }, jax.random.key(1), module=model, sample=x)
     """
-    framework = _framework(params)
-    if framework == "nnx":
-        from flax import nnx
+    plan = _plan("reinit", params, rules, layout, module, sample)
+    if explain:
+        print(plan.table())
+        return params
+    return plan.run(key)
 
-        graphdef, state = nnx.split(params)
-        owners = {"/".join(map(str, p)): type(m) for p, m in nnx.iter_modules(params) if p}
-        new_state = _reinit_tree(state, rules, key, layout or "flax", "nnx", owners)
-        return nnx.merge(graphdef, new_state)
-    if layout is not None and layout not in ("flax", "torch", "equinox"):
-        raise ValueError(f"reinit: layout must be 'flax', 'torch' or 'equinox', got {layout!r}")
-    return _reinit_tree(params, rules, key, layout, framework, None)
+
+def explain(
+    params: Any,
+    rules: Rules,
+    *,
+    layout: str | None = None,
+    module: Any = None,
+    sample: Any = None,
+) -> str:
+    """A dry run of :func:`reinit`: the table of what it would do, drawing nothing.
+
+    One row per parameter: its path, stored shape, owning layer (with ``xN`` for N
+    stacked layers), the rule that matches it, the initializer, the fans it uses (those
+    of one layer's call) and the resulting standard deviation or uniform bound. The same
+    errors as :func:`reinit` are raised (a rule matching nothing, a missing module).
+
+    Example:
+      >>> print(jaxinit.explain(variables, jaxinit.gpt2(4), module=model, sample=x))
+    """
+    return _plan("explain", params, rules, layout, module, sample).table()
 
 
 def _is_equinox(cls: type | None) -> bool:
     return cls is not None and any(c.__module__.startswith("equinox") for c in cls.__mro__)
 
 
-def _reinit_tree(
+def _owner_obj(tree: Any, keypath: Sequence[Any]) -> Any:
+    obj = tree
+    try:
+        for k in keypath[:-1]:
+            if isinstance(k, jax.tree_util.GetAttrKey):
+                obj = getattr(obj, k.name)
+            elif isinstance(k, jax.tree_util.SequenceKey):
+                obj = obj[k.idx]
+            elif isinstance(k, jax.tree_util.DictKey):
+                obj = obj[k.key]
+            else:
+                return None
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+    return obj
+
+
+def _alternatives(pattern: Pattern) -> list[Pattern]:
+    """Every expansion of a glob's ``{a,b}`` groups (a pattern without one: itself)."""
+    if not isinstance(pattern, str) or "{" not in pattern:
+        return [pattern]
+    i = pattern.index("{")
+    j = pattern.find("}", i)
+    if j < 0:
+        return [pattern]
+    return [
+        alt
+        for choice in pattern[i + 1 : j].split(",")
+        for alt in _alternatives(pattern[:i] + choice + pattern[j + 1 :])
+    ]
+
+
+_AMBIGUOUS = (
+    "{fn}: {path} has shape {shape}, and its fans depend on the layer that made it: a Conv"
+    " kernel (*window, in, out), a DenseGeneral/attention kernel (in, heads, head_dim) or a"
+    " scan/vmap stack (layers, in, out) all look alike. Pass the module and an input,"
+    " {fn}(variables, rules, key, module=model, sample=x), so each layer is seen; or"
+    " layout='flax' to take the stored shape as (*window, in, out); or name the axes in the"
+    " rule with jaxinit.fan_axes(init, in_axis=..., out_axis=..., stack_axes=...)"
+)
+
+
+@dataclass
+class _Item:
+    index: int
+    path: str
+    shape: tuple[int, ...]
+    dtype: Any
+    layer: Any  # LayerFans or None
+    problem: str | None = None
+    rule: Any = None  # the matching pattern
+    init: Any = None  # the initializer to draw with (None: keep)
+    native: bool = False
+    matched: bool = False
+
+
+@dataclass
+class _Plan:
+    fn: str
+    leaves: list
+    treedef: Any
+    items: list
+    rebuild: Callable[[Any], Any]
+
+    def run(self, key: jax.Array) -> Any:
+        from jaxinit import _layers
+
+        new = list(self.leaves)
+        for it in self.items:
+            if it.init is None:
+                continue
+            k = path_key(key, it.path)
+            if it.native:
+                out = it.init(k, it.shape, it.dtype)
+            else:
+                where = f"{self.fn}: the initializer for {it.path}"
+                out = _layers.draw(it.layer, it.init, k, it.dtype, where)
+            if tuple(out.shape) != it.shape or out.dtype != it.dtype:
+                raise ValueError(
+                    f"{self.fn}: the initializer for {it.path} returned shape"
+                    f" {tuple(out.shape)} dtype {out.dtype}, expected {it.shape}"
+                    f" {np.dtype(it.dtype)}"
+                )
+            new[it.index] = out
+        return self.rebuild(jax.tree_util.tree_unflatten(self.treedef, new))
+
+    def table(self) -> str:
+        from jaxinit import _layers
+
+        header = ("path", "shape", "layer", "rule", "initializer", "fans (in, out)", "std / bound")
+        rows = []
+        for it in self.items:
+            layer = "-" if it.layer is None else it.layer.layer + _layers.describe_stack(it.layer)
+            if not it.matched:
+                rows.append((it.path, str(it.shape), layer, "-", "(kept)", "-", "-"))
+                continue
+            rule = repr(it.rule) if isinstance(it.rule, re.Pattern) else str(it.rule)
+            if it.init is None:
+                rows.append((it.path, str(it.shape), layer, rule, "None (kept)", "-", "-"))
+                continue
+            shape = it.shape if it.native else _layers.draw_shape(it.layer, it.init)
+            name, fans, stat = _layers.describe(it.init, shape)
+            rows.append((it.path, str(it.shape), layer, rule, name, fans, stat))
+        widths = [max(len(r[c]) for r in (header, *rows)) for c in range(len(header))]
+        lines = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+        lines.append("-+-".join("-" * w for w in widths))
+        lines += [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+        return "\n".join(line.rstrip() for line in lines)
+
+
+def _check_params_arg(fn: str, params: Any) -> None:
+    mod = type(params).__module__
+    if mod.startswith("flax.linen") or ("flax" in sys.modules and _is_linen_module(params)):
+        name = type(params).__name__
+        raise TypeError(
+            f"{fn}: params is the linen module {name} itself, which holds no arrays; pass its"
+            f" variables and the module: {fn}(model.init(key, x), rules, key, module=model,"
+            " sample=x)"
+        )
+
+
+def _is_linen_module(x: Any) -> bool:
+    import flax.linen as nn
+
+    return isinstance(x, nn.Module)
+
+
+def reinit_recorded(params: Any, rules: Rules, key: jax.Array, recorded: dict) -> Any:
+    """:func:`reinit` with linen layers recorded by ``_layers.linen_recording`` while the
+    parameters were made (``init_params(target, rules=...)``)."""
+    return _plan("reinit", params, rules, None, None, None, recorded).run(key)
+
+
+def _plan(
+    fn: str,
     params: Any,
     rules: Rules,
-    key: jax.Array,
     layout: str | None,
+    module: Any,
+    sample: Any,
+    recorded: dict | None = None,
+) -> _Plan:
+    from jaxinit import _layers
+
+    _layers.check_layout(fn, layout)
+    _check_params_arg(fn, params)
+    rule_list = _rule_list(rules)
+    framework = _framework(params)
+    rebuild: Callable[[Any], Any] = lambda tree: tree
+    tree = params
+    recorded = dict(recorded or {})
+    specs: dict = {}
+    owners: dict | None = None
+    if framework == "nnx":
+        from flax import nnx
+
+        graphdef, tree = nnx.split(params)
+        owners = {"/".join(map(str, p)): type(m) for p, m in nnx.iter_modules(params) if p}
+        specs = _layers.nnx_specs(params)
+        rebuild = lambda state: nnx.merge(graphdef, state)
+    elif module is not None:
+        if "flax" in sys.modules and _is_linen_module(module):
+            recorded = _layers.record_linen(fn, module, sample)
+        elif any(c.__module__.startswith("flax.nnx.module") for c in type(module).__mro__):
+            from flax import nnx
+
+            specs = _layers.nnx_specs(module)
+            owners = {"/".join(map(str, p)): type(m) for p, m in nnx.iter_modules(module) if p}
+        else:
+            raise TypeError(
+                f"{fn}: module= must be the flax.linen Module (with sample=) that made the"
+                f" variables, or the nnx Module of an nnx State; got {type(module).__name__}"
+            )
+    knows_layers = bool(recorded or specs) or framework == "nnx"
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    drop_value = framework != "equinox"
+    items: list[_Item] = []
+    for i, (kp, v) in enumerate(leaves):
+        if not _is_param(v):
+            continue
+        path = path_str(kp, drop_value=drop_value)
+        shape = tuple(v.shape)
+        parent, _, name = path.rpartition("/")
+        obj = _owner_obj(tree, kp) if owners is None else None
+        owner = owners.get(parent) if owners is not None else type(obj) if obj is not None else None
+        natural = "torch" if _is_equinox(owner) else "flax"
+        given = None if layout is None else ("flax" if layout == "flax" else "torch")
+        item = _Item(i, path, shape, v.dtype, None)
+        if given is not None and given != natural:
+            item.layer = _layers.plain("array", shape, given)
+        elif natural == "torch":
+            item.layer = _layers.eqx_spec(obj, name, shape) if obj is not None else None
+            if item.layer is None:
+                item.layer = _layers.plain(f"eqx.{type(obj).__name__}", shape, "torch")
+        else:
+            rec = recorded.get(path)
+            if rec is None and "/" in path:
+                rec = recorded.get(path.split("/", 1)[1])  # linen: drop "params/"
+            one = specs.get(path)
+            if rec is not None:
+                item.layer = _layers.linen_spec(rec[0], rec[1], shape)
+                if item.layer is None:
+                    item.problem = (
+                        f"{fn}: {path} has shape {shape}, but its layer {rec[0]} hands its"
+                        f" initializer shape {rec[1]}; name the axes with jaxinit.fan_axes"
+                    )
+            elif one is not None:
+                item.layer = _layers.stacked(one, shape)
+                if item.layer is None:
+                    item.problem = (
+                        f"{fn}: {path} has shape {shape}, but one {one.layer} makes"
+                        f" {one.per_layer} (only leading stack axes are understood); name the"
+                        " axes with jaxinit.fan_axes(init, in_axis=..., out_axis=...,"
+                        " stack_axes=...)"
+                    )
+            else:
+                known = owners is not None and owner is not None  # an nnx layer class
+                owner_name = owner.__name__ if known else "array"
+                item.layer = _layers.plain(owner_name, shape, "flax")
+                if given is None and len(shape) >= 3 and not knows_layers:
+                    item.problem = _AMBIGUOUS.format(fn=fn, path=path, shape=shape)
+        items.append(item)
+
+    by_parent: dict[str, list[_Item]] = {}
+    for it in items:
+        by_parent.setdefault(it.path.rpartition("/")[0], []).append(it)
+    alts = [_alternatives(p) for p, _ in rule_list]
+    used = [[False] * len(a) for a in alts]
+    for it in items:
+        for r, (pattern, init) in enumerate(rule_list):
+            if not matches(pattern, it.path):
+                continue
+            for a, alt in enumerate(alts[r]):
+                used[r][a] = used[r][a] or matches(alt, it.path)
+            it.matched, it.rule = True, pattern
+            _bind(fn, it, init, by_parent, framework, owners, tree, leaves, layout)
+            break
+    missing = []
+    for (pattern, init), alt, u in zip(rule_list, alts, used, strict=True):
+        if isinstance(init, ContextRule | _layers.FanAxes) and init.optional:
+            continue
+        if not any(u):
+            missing.append(f"rule {pattern!r} matches no parameter")
+        elif not all(u):
+            bad = ", ".join(repr(a) for a, ok in zip(alt, u, strict=True) if not ok)
+            missing.append(
+                f"rule {pattern!r}: its alternative {bad} matches no parameter (every"
+                " alternative of a {a,b} pattern must; mark the rule jaxinit.optional(...)"
+                " if that is intended)"
+            )
+    if missing:
+        listing = ", ".join(f"{it.path} {it.shape}" for it in items[:60])
+        more = f" ... ({len(items)} in all)" if len(items) > 60 else ""
+        hint = ""
+        if not items:
+            hint = (
+                " (no floating-point array in params: pass the variables of a linen model,"
+                " model.init(key, x), an nnx Module or State, or an Equinox module)"
+            )
+        raise ValueError(
+            f"{fn}: {'; '.join(missing)}; the parameters are: {listing or '(none)'}{more}{hint}"
+        )
+    return _Plan(fn, [v for _, v in leaves], treedef, items, rebuild)
+
+
+def _bind(
+    fn: str,
+    it: _Item,
+    init: Any,
+    by_parent: dict,
     framework: str,
     owners: dict | None,
-) -> Any:
-    rule_list = _rule_list(rules)
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
-    drop_value = framework != "equinox"
-    walk = owners is None  # Equinox modules may sit anywhere in a plain container
-    entries = []  # (index, path, keypath) of the parameters
-    for i, (kp, v) in enumerate(leaves):
-        if _is_param(v):
-            entries.append((i, path_str(kp, drop_value=drop_value), kp))
-    shapes = {p: tuple(leaves[i][1].shape) for i, p, _ in entries}
-    used = [False] * len(rule_list)
-    new = [v for _, v in leaves]
-    for i, path, kp in entries:
-        for r, (pattern, init) in enumerate(rule_list):
-            if matches(pattern, path):
-                used[r] = True
-                if init is not None:
-                    parent = path.rpartition("/")[0]
-                    owner = _owner(params, kp) if walk else owners.get(parent)
-                    # Equinox weights are (out, in, ...): the torch layout, per leaf.
-                    leaf_layout = layout or ("torch" if _is_equinox(owner) else "flax")
-                    new[i] = _apply(init, path, new[i], leaf_layout, shapes, owner, key)
-                break
-    unused = [
-        repr(p)
-        for (p, init), u in zip(rule_list, used, strict=True)
-        if not u and not (isinstance(init, ContextRule) and init.optional)
-    ]
-    if unused:
-        listing = ", ".join(f"{p} {shapes[p]}" for _, p, _ in entries[:60])
-        more = f" ... ({len(entries)} in all)" if len(entries) > 60 else ""
-        raise ValueError(
-            f"reinit: rule {', '.join(unused)} matches no parameter; the parameters are: "
-            f"{listing or '(none)'}{more}"
-        )
-    return jax.tree_util.tree_unflatten(treedef, new)
+    tree: Any,
+    leaves: list,
+    layout: str | None,
+) -> None:
+    """Resolve the initializer of a matched parameter (building a ContextRule) and check
+    that its layer is known when its fans matter."""
+    from jaxinit import _layers
 
-
-def _apply(
-    init: Any,
-    path: str,
-    value: Any,
-    layout: str,
-    shapes: dict,
-    owner: type | None,
-    key: jax.Array,
-) -> Any:
-    shape, dtype = tuple(value.shape), value.dtype
+    if init is None:
+        return
+    where = f"{fn}: rule {it.rule!r} for {it.path}"
+    if isinstance(init, _layers.FanAxes):
+        it.layer = init.spec(it.path, it.shape)
+        it.problem = None
+        it.init = _resolve(where, init.init)
+        return
     if isinstance(init, ContextRule):
-        parent, _, _ = path.rpartition("/")
-        siblings = {
-            p.rpartition("/")[2]: s
-            for p, s in shapes.items()
-            if p.rpartition("/")[0] == parent and p != path
-        }
-        built = init.build(LeafInfo(path, shape, dtype, layout, siblings, owner))
-        if built is None:
-            return value
-        built = _resolve(f"reinit: {init!r} for {path}", built)
-    else:
-        built = in_layout(init, layout)
-    out = built(path_key(key, path), shape, dtype)
-    if tuple(out.shape) != shape or out.dtype != dtype:
-        raise ValueError(
-            f"reinit: the initializer for {path} returned shape {tuple(out.shape)} dtype "
-            f"{out.dtype}, expected {shape} {np.dtype(dtype)}"
+        siblings = [s for s in by_parent.get(it.path.rpartition("/")[0], []) if s is not it]
+        owner = None
+        if owners is not None:
+            owner = owners.get(it.path.rpartition("/")[0])
+        else:
+            obj = _owner_obj(tree, leaves[it.index][0])
+            owner = type(obj) if obj is not None else None
+        leaf_layout = layout or ("torch" if _is_equinox(owner) else "flax")
+        info = LeafInfo(
+            it.path,
+            it.shape,
+            it.dtype,
+            leaf_layout,
+            {s.path.rpartition("/")[2]: s.shape for s in siblings},
+            owner,
+            it.layer,
+            {s.path.rpartition("/")[2]: s.layer for s in siblings if s.layer is not None},
         )
-    return out
+        built = init.build(info)
+        if built is None:
+            return
+        it.init = _resolve(f"{fn}: {init!r} for {it.path}", built)
+        it.native = init.native
+        if it.native:
+            return
+    else:
+        it.init = init
+    if it.problem is not None and _layers.fan_dependent(it.init):
+        raise ValueError(it.problem)
+    if it.layer is None:  # only when a problem was found: draw on the stored shape
+        it.layer = _layers.plain("array", it.shape, "flax")

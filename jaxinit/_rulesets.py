@@ -17,9 +17,8 @@ from typing import Literal
 from jaxinit import _core
 from jaxinit._checks import check_choice, check_positive
 from jaxinit._core import Initializer, ones, zeros
-from jaxinit._fans import compute_fans
 from jaxinit._precision import draw_in_float32
-from jaxinit._rules import ContextRule, LeafInfo, Pattern, optional
+from jaxinit._rules import ContextRule, LeafInfo, Pattern, any_of, optional
 from jaxinit._torch import torch_default_bias, torch_default_kernel
 from jaxinit._values import initializer
 
@@ -41,12 +40,19 @@ def _check_int(fn: str, arg: str, value: object, minimum: int = 1) -> int:
 
 
 def _is_embedding(info: LeafInfo) -> bool:
-    return info.owner is not None and "Embed" in info.owner.__name__
+    if info.owner is not None and "Embed" in info.owner.__name__:
+        return True
+    return info.layer is not None and "Embed" in info.layer.layer
+
+
+# kernel (linen, nnx) or weight (Equinox): one of the two names, whichever the model uses
+# (any_of, as a {kernel,weight} glob would require both to exist).
+_KERNEL_OR_WEIGHT = any_of("{kernel,weight}")
 
 
 @initializer
 def torch_default_rules(
-    kernel: Pattern = "{kernel,weight}", bias: Pattern = "bias", *, rnn_hidden: int | None = None
+    kernel: Pattern = _KERNEL_OR_WEIGHT, bias: Pattern = "bias", *, rnn_hidden: int | None = None
 ) -> dict[Pattern, object]:
     r"""PyTorch's default init of ``nn.Linear`` / ``nn.ConvNd`` — and of ``nn.Embedding``,
     ``nn.MultiheadAttention``, ``nn.LayerNorm`` and ``nn.RNN``/``LSTM``/``GRU``, whose rules
@@ -55,23 +61,25 @@ def torch_default_rules(
 
     kernel (rank >= 2): :math:`U[\pm 1/\sqrt{n_{in}}]` (``kaiming_uniform_(a=√5)``);
     bias: :math:`U[\pm 1/\sqrt{n_{in}}]` with the fan_in of the **sibling kernel** (found
-    by :func:`reinit` from the same layer). The fan layout is the tree's (``(in, out)`` for
-    flax, ``(out, in)`` for Equinox). Other 1-D "weights" and biases with no kernel
-    beside them are left alone.
+    by :func:`reinit` from the same layer). The fans are the layer's (a ``DenseGeneral``
+    kernel ``(in, heads, head_dim)`` has fan_in ``in``, one layer of a scanned stack its
+    own, an Equinox ``(out, in)`` weight fan_in ``in``). Other 1-D "weights" and biases with
+    no kernel beside them are left alone. The default ``kernel`` pattern matches parameters
+    named ``kernel`` or ``weight``.
 
     >>> model = jaxinit.reinit(eqx_model, jaxinit.torch_default_rules(), key)
     """
 
     def kernel_init(info: LeafInfo):
-        if len(info.shape) < 2 or _is_embedding(info):
+        if len(info.layer.call_shape) < 2 or _is_embedding(info):
             return None
-        return torch_default_kernel(layout=info.layout)
+        return torch_default_kernel()  # flax axes of the layer's own call
 
     def bias_init(info: LeafInfo):
         for name in ("kernel", "weight"):
-            shape = info.siblings.get(name)
-            if shape is not None and len(shape) >= 2:
-                return torch_default_bias(kernel_shape=shape, layout=info.layout)
+            layer = info.sibling_layers.get(name)
+            if layer is not None and len(layer.call_shape) >= 2 and not _is_embedding(info):
+                return torch_default_bias(fan_in=int(layer.fans[0]))
         return None
 
     from jaxinit._rulesets_models import torch_default_layer_rules
@@ -152,13 +160,17 @@ def rezero(gates: Pattern = "alpha", value: float = 0.0) -> dict[Pattern, object
 skipinit = rezero
 
 
-_GPT2_NAMING = {  # naming: (residual_out, weights)
-    "jaxinit": ("{attn/out,mlp/proj}/kernel", "{kernel,embedding}"),
+_GPT2_NAMING = {  # naming: (residual_outs, weights)
+    "jaxinit": (("{attn/out,mlp/proj}/kernel",), "{kernel,embedding}"),
     # nanoGPT (transformer.h.<i>.attn.c_proj, mlp.c_proj, wte, wpe) and HF GPT2Model /
     # FlaxGPT2Model (the same names; HF's Conv1D weights are (in, out), flax's "kernel").
-    "nanogpt": ("{attn,mlp}/c_proj/{kernel,weight}", "{kernel,weight,embedding}"),
-    "hf": ("{attn,mlp}/c_proj/{kernel,weight}", "{kernel,weight,embedding}"),
+    # Both residual projections must exist (one rule each); weight or kernel, whichever.
+    "nanogpt": (
+        (any_of("attn/c_proj/{kernel,weight}"), any_of("mlp/c_proj/{kernel,weight}")),
+        any_of("{kernel,weight,embedding}"),
+    ),
 }
+_GPT2_NAMING["hf"] = _GPT2_NAMING["nanogpt"]
 
 
 @initializer
@@ -180,18 +192,18 @@ def gpt2(
     * biases 0 (LayerNorm scales are left at 1).
 
     ``naming`` picks the default patterns: ``"jaxinit"`` (``attn/out``, ``mlp/proj``),
-    ``"nanogpt"`` or ``"hf"`` (``attn/c_proj``, ``mlp/c_proj``, ``wte``/``wpe`` tables,
-    ``weight`` or ``kernel``; 1-D LayerNorm weights are skipped); ``residual_out`` and
-    ``weights`` override them.
+    ``"nanogpt"`` or ``"hf"`` (``attn/c_proj`` and ``mlp/c_proj``, each of which must
+    exist, ``wte``/``wpe`` tables, ``weight`` or ``kernel`` — :func:`jaxinit.any_of`;
+    1-D LayerNorm weights are skipped); ``residual_out`` and ``weights`` override them.
     """
     n = _check_int("gpt2", "n_layer", n_layer)
     check_positive("gpt2", "std", std)
     check_choice("gpt2", "naming", naming, list(_GPT2_NAMING))
-    residual_out = residual_out or _GPT2_NAMING[naming][0]
+    residual_outs = (residual_out,) if residual_out is not None else _GPT2_NAMING[naming][0]
     weights = weights or _GPT2_NAMING[naming][1]
     if naming == "jaxinit":
         return {
-            residual_out: normal(std / math.sqrt(2 * n)),
+            **{r: normal(std / math.sqrt(2 * n)) for r in residual_outs},
             weights: normal(std),
             biases: optional(zeros),
         }
@@ -200,7 +212,7 @@ def gpt2(
         return ContextRule(lambda info: normal(s) if len(info.shape) >= 2 else None, name)
 
     return {
-        residual_out: matrix(std / math.sqrt(2 * n), "gpt2 c_proj"),
+        **{r: matrix(std / math.sqrt(2 * n), "gpt2 c_proj") for r in residual_outs},
         weights: matrix(std, f"normal({std})"),
         biases: optional(zeros),
     }
@@ -240,7 +252,7 @@ def t_fixup(
     s = 0.67 * n**-0.25 if role == "encoder" else (9 * n) ** -0.25
 
     def embed_init(info: LeafInfo):
-        return normal(s / math.sqrt(info.shape[-1]))
+        return normal(s / math.sqrt(info.layer.call_shape[-1]))  # the layer's width d
 
     return {
         scaled: variance_scaling(s**2, "fan_avg", "uniform"),
@@ -274,8 +286,7 @@ def mup(
     check_choice("mup", "readout_init", readout_init, ["zero", "mup"])
 
     def readout_rule(info: LeafInfo):
-        fan_in = compute_fans(info.shape, layout=info.layout)[0]
-        return normal(1.0 / fan_in)
+        return normal(1.0 / info.fan_in)  # the layer's fan_in (not the stored shape's)
 
     readout_value = zeros if readout_init == "zero" else ContextRule(readout_rule, "mup readout")
     return {

@@ -1,4 +1,4 @@
-"""Rule sets of the model families people train, for :func:`jaxinit.reinit`: ViT as timm
+r"""Rule sets of the model families people train, for :func:`jaxinit.reinit`: ViT as timm
 initialises it, BERT / Hugging Face, torchtitan's depth-scaled init, DeepNet, recurrent
 nets (orthogonal recurrence, forget-gate bias), and the PyTorch defaults of embeddings,
 multi-head attention, LayerNorm and RNN/LSTM/GRU cells.
@@ -6,7 +6,16 @@ multi-head attention, LayerNorm and RNN/LSTM/GRU cells.
 Each function returns a plain ``{pattern: initializer}`` dict (first match wins) whose
 patterns are arguments, with defaults that follow the naming of the source the scheme comes
 from or of flax's / Equinox's own layers, as each docstring says. Rules for parameters a
-model may lack are optional.
+model may lack are optional. Where a default names "whichever of these the model uses"
+(``kernel`` in flax, ``weight`` in Equinox; several naming conventions) it is
+:func:`jaxinit.any_of`, since each alternative of a ``{a,b}`` glob must match.
+
+Initializers are drawn as the owning layer draws its ``kernel_init`` (its fans, once per
+stacked layer, Equinox weights transposed), like any rule; constants computed from fans
+(a bound :math:`1/\sqrt{n_{in}}`) use the layer's fans (``LeafInfo.layer``), so a linen
+kernel of rank >= 3 needs ``module=``/``sample=``. Rules that must see the stored array
+(per-gate orthogonal blocks of a fused cell, a padding row, per-layer stds of a stacked
+kernel) are ``native`` and say so.
 """
 
 from __future__ import annotations
@@ -26,8 +35,8 @@ from jaxinit._core import (
     variance_scaling,
     zeros,
 )
-from jaxinit._fans import compute_fans
-from jaxinit._rules import ContextRule, LeafInfo, Pattern, in_layout, optional
+from jaxinit._layers import LayerFans, mark_fan_dependent, plain
+from jaxinit._rules import ContextRule, LeafInfo, Pattern, any_of, matches, optional
 from jaxinit._structured import orthogonal
 from jaxinit._torch import torch_default_bias, torch_default_kernel, torch_trunc_normal
 
@@ -62,21 +71,42 @@ def _check_int(fn: str, arg: str, value: object, minimum: int = 1) -> int:
     return value
 
 
+def _layer(info: LeafInfo, sibling: str | None = None) -> LayerFans | None:
+    """How the layer makes this parameter (or its sibling ``sibling``): the recorded /
+    class layer, else the stored shape in the leaf's layout. ``call_shape`` is always in
+    flax's ``(*k, in, out)`` convention."""
+    if sibling is None:
+        if info.layer is not None:
+            return info.layer
+        shape = info.shape
+    else:
+        if sibling in info.sibling_layers:
+            return info.sibling_layers[sibling]
+        shape = info.siblings.get(sibling)
+        if shape is None:
+            return None
+    return plain("array", tuple(shape), info.layout)
+
+
+def _kernel_layer(info: LeafInfo) -> LayerFans | None:
+    """The layer call of the leaf's kernel/weight (itself, or the sibling of a bias)."""
+    if info.name != "bias" and not info.name.startswith("bias_"):
+        return _layer(info)
+    for name in ("kernel", "weight"):
+        layer = _layer(info, name)
+        if layer is not None:
+            return layer
+    return None
+
+
 def _matrix_rule(init, name: str) -> ContextRule:
-    """``init`` (flax-layout) for weights of rank >= 2; 1-D "weights" (norm scales) are left
-    alone. Applied in the leaf's own layout."""
+    """``init`` for weights whose layer calls it with rank >= 2; 1-D "weights" (norm
+    scales, also a stacked one) are left alone. Drawn as the layer draws it."""
 
     def build(info: LeafInfo):
-        return in_layout(init, info.layout) if len(info.shape) >= 2 else None
+        return init if len(_layer(info).call_shape) >= 2 else None
 
     return ContextRule(build, name)
-
-
-def _sibling_kernel(info: LeafInfo) -> tuple[int, ...] | None:
-    for name in ("kernel", "weight"):
-        if name in info.siblings:
-            return info.siblings[name]
-    return None
 
 
 def _is(owner: type | None, *names: str) -> bool:
@@ -101,6 +131,11 @@ def _uniform(bound: float):
         return jax.random.uniform(key, shape, dtype or jnp.float32, -bound, bound)
 
     return init
+
+
+def _fans_uniform(bound: float):
+    """:func:`_uniform` whose bound came from the layer's fans (see ``mark_fan_dependent``)."""
+    return mark_fan_dependent(_uniform(bound))
 
 
 def _blocks(inits: list, axis: int):
@@ -128,14 +163,14 @@ def vit(
     *,
     num_classes: int | None = None,
     head_bias: float = 0.0,
-    cls_token: Pattern = "{cls_token,reg_token}",
+    cls_token: Pattern = any_of("{cls_token,reg_token}"),
     pos_embed: Pattern = "pos_embed",
-    patch_embed: Pattern = "patch_embed/**",
-    qkv: Pattern = "qkv/{kernel,weight}",
-    head: Pattern = "head/{kernel,weight}",
+    patch_embed: str = "patch_embed/**",
+    qkv: Pattern = any_of("qkv/{kernel,weight}"),
+    head: Pattern = any_of("head/{kernel,weight}"),
     head_bias_pattern: Pattern = "head/bias",
     mlp_bias: Pattern = "mlp/**/bias",
-    weights: Pattern = "{kernel,weight}",
+    weights: Pattern = any_of("{kernel,weight}"),
     biases: Pattern = "bias",
     norm_scales: Pattern = "scale",
 ) -> dict[Pattern, object]:
@@ -156,9 +191,15 @@ def vit(
       :math:`U[\pm\sqrt{6/(n_{out}/3 + n_{in})}]` (Q, K and V treated as separate Xavier
       matrices), other Linear weights Xavier uniform, biases 0; the patch conv left at
       torch's default.
+
+    ``patch_embed`` is a glob of the patch-embedding layer (its ``kernel`` or ``weight``
+    and ``bias`` are found under it). The patch conv's kernel is rank 4: for linen
+    variables pass ``module=``/``sample=`` to :func:`jaxinit.reinit`.
     """
     fn = "vit"
     check_choice(fn, "mode", mode, ["timm", "jax", "jax_nlhb", "moco"])
+    if not isinstance(patch_embed, str):
+        raise TypeError(f"{fn}: patch_embed must be a glob string, got {patch_embed!r}")
     if mode == "jax_nlhb":
         _check_int(fn, "num_classes", num_classes, minimum=2)
         head_bias = -math.log(num_classes)
@@ -169,12 +210,12 @@ def vit(
     }
     if mode == "timm" or mode == "moco":
         rules = {
-            f"{patch_embed}/{{kernel,weight}}": optional(_torch_kernel_rule()),
+            any_of(f"{patch_embed}/{{kernel,weight}}"): optional(_torch_kernel_rule()),
             f"{patch_embed}/bias": optional(_torch_bias_rule()),
         }
     else:
         rules = {
-            f"{patch_embed}/{{kernel,weight}}": optional(lecun_normal()),
+            any_of(f"{patch_embed}/{{kernel,weight}}"): optional(lecun_normal()),
             f"{patch_embed}/bias": optional(zeros),
         }
     rules.update(common)
@@ -184,8 +225,8 @@ def vit(
     elif mode == "moco":
 
         def qkv_rule(info: LeafInfo):
-            fan_in, fan_out = compute_fans(info.shape, layout=info.layout)
-            return _uniform(math.sqrt(6.0 / (fan_out / 3 + fan_in)))
+            fan_in, fan_out = _layer(info).fans  # the layer's call, whatever the layout
+            return _fans_uniform(math.sqrt(6.0 / (fan_out / 3 + fan_in)))
 
         rules[qkv] = optional(ContextRule(qkv_rule, "vit moco qkv"))
         rules[weights] = _matrix_rule(xavier, "xavier_uniform")
@@ -199,22 +240,21 @@ def vit(
 
 
 def _torch_kernel_rule() -> ContextRule:
-    """torch's Linear/Conv weight default as a rule (in the leaf's layout)."""
+    """torch's Linear/Conv weight default as a rule, on the layer's own call."""
     return ContextRule(
-        lambda info: torch_default_kernel(layout=info.layout) if len(info.shape) >= 2 else None,
+        lambda info: torch_default_kernel() if len(_layer(info).call_shape) >= 2 else None,
         "torch_default_kernel",
     )
 
 
 def _torch_bias_rule() -> ContextRule:
-    """torch's bias default (the sibling weight's fan_in) as a rule."""
+    """torch's bias default: U[±1/sqrt(fan_in)] with the sibling layer call's fan_in."""
 
     def build(info: LeafInfo):
-        for name in ("kernel", "weight"):
-            shape = info.siblings.get(name)
-            if shape is not None and len(shape) >= 2:
-                return torch_default_bias(kernel_shape=shape, layout=info.layout)
-        return None
+        layer = _kernel_layer(info)
+        if layer is None or len(layer.call_shape) < 2:
+            return None
+        return mark_fan_dependent(torch_default_bias(fan_in=int(layer.fans[0])))
 
     return ContextRule(build, "torch_default_bias")
 
@@ -226,10 +266,10 @@ def bert(
     initializer_range: float = 0.02,
     *,
     padding_idx: int | None = None,
-    embeddings: Pattern = "{embedding,*_embeddings/weight}",
-    weights: Pattern = "{kernel,weight}",
+    embeddings: Pattern = any_of("{embedding,*_embeddings/weight}"),
+    weights: Pattern = any_of("{kernel,weight}"),
     biases: Pattern = "bias",
-    norm_scales: Pattern = "{scale,LayerNorm/weight}",
+    norm_scales: Pattern = any_of("{scale,LayerNorm/weight}"),
 ) -> dict[Pattern, object]:
     r"""BERT and most Hugging Face encoders (``BertPreTrainedModel._init_weights``): Linear
     weights and embedding tables :math:`\mathcal N(0, \mathrm{initializer\_range}^2)`
@@ -237,7 +277,8 @@ def bert(
     embeddings 0, as HF does.
 
     Default patterns cover flax (``embedding``, ``kernel``, ``scale``) and HF's torch names
-    (``word_embeddings/weight``, ``LayerNorm/weight``).
+    (``word_embeddings/weight``, ``LayerNorm/weight``), whichever the model uses. The
+    embedding rule is ``native``: the ``padding_idx`` row is a row of the stored table.
     """
     fn = "bert"
     check_positive(fn, "initializer_range", initializer_range)
@@ -253,8 +294,16 @@ def bert(
             raise ValueError(f"{fn}: padding_idx={padding_idx} >= vocabulary size {shape[0]}")
         return table.at[padding_idx].set(0)
 
+    def embed_rule(info: LeafInfo):
+        if padding_idx is not None and (len(info.shape) != 2 or padding_idx >= info.shape[0]):
+            raise ValueError(
+                f"{fn}: padding_idx={padding_idx} >= vocabulary size"
+                f" {info.shape[0] if info.shape else 0} of {info.path} {info.shape}"
+            )
+        return embed_init  # checked before anything is drawn
+
     return {
-        embeddings: optional(embed_init),
+        embeddings: ContextRule(embed_rule, "bert embedding", optional=True, native=True),
         norm_scales: optional(ones),
         weights: _matrix_rule(base, f"normal({initializer_range})"),
         biases: optional(zeros),
@@ -269,11 +318,13 @@ def depth_scaled(
     *,
     std: float = 0.02,
     depth_init: bool = True,
-    scaled: Pattern = "{attention/wo,feed_forward/w2,feed_forward/w3}/{kernel,weight}",
-    unscaled: Pattern = "{attention/wq,attention/wk,attention/wv,feed_forward/w1}/{kernel,weight}",
-    embeddings: Pattern = "tok_embeddings/{embedding,weight}",
-    output: Pattern = "output/{kernel,weight}",
-    norm_scales: Pattern = "{scale,*norm/weight}",
+    scaled: Pattern = any_of("{attention/wo,feed_forward/w2,feed_forward/w3}/{kernel,weight}"),
+    unscaled: Pattern = any_of(
+        "{attention/wq,attention/wk,attention/wv,feed_forward/w1}/{kernel,weight}"
+    ),
+    embeddings: Pattern = any_of("tok_embeddings/{embedding,weight}"),
+    output: Pattern = any_of("output/{kernel,weight}"),
+    norm_scales: Pattern = any_of("{scale,*norm/weight}"),
     biases: Pattern = "bias",
     layer_pattern: str | None = None,
 ) -> dict[Pattern, object]:
@@ -289,19 +340,23 @@ def depth_scaled(
     * norm scales 1, biases 0.
 
     torch's ``trunc_normal_`` cuts at absolute ±2, which is nothing at std 0.02. Layers
-    stacked on a leading axis (``nn.scan``, ``nnx.vmap``: no index in the path, shape
-    ``(n_layers, ...)``) get the std of each layer on their own slice.
+    stacked on a leading axis (``nn.scan``, ``nnx.vmap``: no index in the path; the stack
+    the layer reports, or a leading axis of size ``n_layers``) get the std of each layer on
+    their own slice: the scaled rule is ``native`` (drawn on the stored array, elementwise,
+    so no fans are involved). The output's :math:`d` is its layer's fan-in.
     """
     fn = "depth_scaled"
     n = _check_int(fn, "n_layers", n_layers)
     check_positive(fn, "std", std)
 
     def scaled_rule(info: LeafInfo):
-        if len(info.shape) < 2:
+        layer = _layer(info)
+        if len(layer.call_shape) < 2:
             return None
         if depth_init:
             i = layer_index(info.path, layer_pattern)
-            if i is None and len(info.shape) >= 3 and info.shape[0] == n:
+            stack = layer.stack_shape or (info.shape[:1] if len(info.shape) >= 3 else ())
+            if i is None and stack == (n,) and layer.stack_pos in ((), (0,)):
                 return _stacked(n, std)  # nn.scan / nnx.vmap: layers on the leading axis
             if i is None:
                 raise ValueError(
@@ -314,7 +369,7 @@ def depth_scaled(
             s = std / math.sqrt(2 * (i + 1))
         else:
             s = std / math.sqrt(2 * n)
-        return in_layout(torch_trunc_normal(std=s), info.layout)
+        return torch_trunc_normal(std=s)  # elementwise: the stored shape is fine
 
     def _stacked(n_stack: int, base: float):
         def init(key, shape, dtype=None):
@@ -327,12 +382,11 @@ def depth_scaled(
         return init
 
     def output_rule(info: LeafInfo):
-        d = compute_fans(info.shape, layout=info.layout)[0]
-        s = d**-0.5
-        return in_layout(torch_trunc_normal(std=s, a=-3 * s, b=3 * s), info.layout)
+        s = _layer(info).fans[0] ** -0.5  # d: the output layer's fan-in
+        return mark_fan_dependent(torch_trunc_normal(std=s, a=-3 * s, b=3 * s))
 
     return {
-        scaled: ContextRule(scaled_rule, "depth-scaled std"),
+        scaled: ContextRule(scaled_rule, "depth-scaled std", native=True),
         unscaled: _matrix_rule(torch_trunc_normal(std=std), f"trunc_normal({std})"),
         embeddings: optional(normal(1.0)),
         output: optional(ContextRule(output_rule, "output d^-1/2")),
@@ -377,35 +431,36 @@ def deepnet(
     n_encoder: int = 0,
     n_decoder: int = 0,
     *,
-    scaled: Pattern = "{fc1,fc2,v_proj,out_proj,value,out,mlp/*}/{kernel,weight}",
-    unscaled: Pattern = "{q_proj,k_proj,query,key}/{kernel,weight}",
+    scaled: Pattern = any_of("{fc1,fc2,v_proj,out_proj,value,out,mlp/*}/{kernel,weight}"),
+    unscaled: Pattern = any_of("{q_proj,k_proj,query,key}/{kernel,weight}"),
     encoder: Pattern = "encoder/**",
     biases: Pattern = "bias",
 ) -> dict[Pattern, object]:
     r"""DeepNet's init (Wang et al. 2022, Fig. 2 pseudo-code): Xavier **normal** with gain
     :math:`\beta` for the feed-forward, value and output projections, gain 1 for the query
     and key projections; biases 0. :math:`\beta` from :func:`deepnorm_constants` — in an
-    encoder-decoder the encoder's parameters (``encoder`` pattern) get the encoder's β, the
-    rest the decoder's. The model itself must compute ``LN(α·x + G(x))``.
+    encoder-decoder the encoder's parameters (those the ``encoder`` pattern matches) get
+    the encoder's β, the rest the decoder's. The model itself must compute
+    ``LN(α·x + G(x))``. Fans are the layers' own (a ``DenseGeneral`` value projection
+    ``(d, heads, head_dim)`` has fan-in d).
     """
     consts = deepnorm_constants(n_encoder, n_decoder)
-    rules: dict[Pattern, object] = {}
-    if "encoder" in consts and "decoder" in consts:
-        b_enc = consts["encoder"][1]
-        rules[f"{encoder.rstrip('*').rstrip('/')}/**/{_strip(scaled)}"] = _matrix_rule(
-            variance_scaling(b_enc**2, "fan_avg", "normal"), "deepnet encoder"
-        )
     beta = consts.get("decoder", consts.get("encoder"))[1]
-    rules[scaled] = _matrix_rule(variance_scaling(beta**2, "fan_avg", "normal"), "deepnet β")
-    rules[unscaled] = optional(_matrix_rule(variance_scaling(1.0, "fan_avg", "normal"), "xavier"))
-    rules[biases] = optional(zeros)
-    return rules
+    dec = variance_scaling(beta**2, "fan_avg", "normal")
+    enc = dec
+    if "encoder" in consts and "decoder" in consts:
+        enc = variance_scaling(consts["encoder"][1] ** 2, "fan_avg", "normal")
 
+    def scaled_rule(info: LeafInfo):
+        if len(_layer(info).call_shape) < 2:
+            return None
+        return enc if matches(encoder, info.path) else dec
 
-def _strip(p: Pattern) -> str:
-    if not isinstance(p, str):
-        raise TypeError("deepnet: with an encoder-decoder, scaled must be a glob string")
-    return p
+    return {
+        scaled: ContextRule(scaled_rule, "deepnet β"),
+        unscaled: optional(_matrix_rule(variance_scaling(1.0, "fan_avg", "normal"), "xavier")),
+        biases: optional(zeros),
+    }
 
 
 # --------------------------------------------------------------------------- recurrent
@@ -433,6 +488,9 @@ def recurrent(
       ``LSTMCell.bias`` gets its f block set to ``forget_bias``).
 
     In every LSTM the other gates' biases are 0 (Keras's ``unit_forget_bias``).
+
+    The orthogonal and fused-bias rules are ``native``: they see the stored array, whose
+    gate blocks they draw one by one.
 
     Input kernels and the other biases keep their values: put these rules first and your
     own after them.
@@ -472,12 +530,15 @@ def recurrent(
         hh = info.siblings.get("weight_hh")
         return lstm_bias(info, None if hh is None else hh[1])
 
+    def native(build, name: str) -> ContextRule:
+        return ContextRule(build, name, optional=True, native=True)
+
     return {
-        linen_recurrent: optional(ContextRule(per_gate_orthogonal, "orthogonal recurrent")),
+        linen_recurrent: native(per_gate_orthogonal, "orthogonal recurrent"),
         linen_forget: optional(constant(forget_bias)),
         linen_other_biases: optional(zeros),
-        nnx_fused: optional(ContextRule(nnx_rule, "fused recurrent")),
-        equinox: optional(ContextRule(eqx_rule, "equinox recurrent")),
+        nnx_fused: native(nnx_rule, "fused recurrent"),
+        equinox: native(eqx_rule, "equinox recurrent"),
     }
 
 
@@ -489,21 +550,24 @@ def recurrent(
 _GATES = ("ii", "if", "if_", "ig", "io", "hi", "hf", "hg", "ho", "ir", "iz", "in", "hr", "hz",
           "hn")  # fmt: skip
 _SUMMED = {"hi", "hf", "hg", "ho", "ir", "iz"}
-_GATE_PATTERN = "{" + ",".join(_GATES) + "}/{kernel,bias}"
+_GATE_PATTERN = any_of("{" + ",".join(_GATES) + "}/{kernel,bias}")
 
 
 def torch_default_layer_rules(
     *,
     rnn_hidden: int | None = None,
     embeddings: Pattern = "embedding",
-    attention_in: Pattern = "{query,key,value,query_proj,key_proj,value_proj}/{kernel,weight}",
-    attention_out: Pattern = "{out,output_proj}/{kernel,weight}",
-    attention_biases: Pattern = "{query,key,value,out,query_proj,key_proj,value_proj,"
-    "output_proj}/bias",
+    attention_in: Pattern = any_of(
+        "{query,key,value,query_proj,key_proj,value_proj}/{kernel,weight}"
+    ),
+    attention_out: Pattern = any_of("{out,output_proj}/{kernel,weight}"),
+    attention_biases: Pattern = any_of(
+        "{query,key,value,out,query_proj,key_proj,value_proj,output_proj}/bias"
+    ),
     gates: Pattern = _GATE_PATTERN,
-    fused_gates: Pattern = "{dense_i,dense_h}/{kernel,bias}",
+    fused_gates: Pattern = any_of("{dense_i,dense_h}/{kernel,bias}"),
     norm_scales: Pattern = "scale",
-    others: Pattern = "{kernel,weight,weight_ih,weight_hh,bias,bias_n}",
+    others: Pattern = any_of("{kernel,weight,weight_ih,weight_hh,bias,bias_n}"),
 ) -> dict[Pattern, object]:
     r"""PyTorch's default init of the layers beyond Linear/Conv; :func:`torch_default_rules`
     puts these first and its Linear/Conv rules after them.
@@ -532,6 +596,11 @@ def torch_default_layer_rules(
       others: the Equinox parameters (``weight``/``bias`` of Embedding, norms, RNN cells;
         any other ``weight``/``bias`` gets the Linear/Conv default).
 
+    Fans are the layers' own (a linen attention kernel ``(E, heads, head_dim)`` is one
+    ``(E, E)`` call; pass ``module=``/``sample=`` with linen variables, or the rank-3
+    kernels are an ambiguity error). Patterns with several names are
+    :func:`jaxinit.any_of`: a model has whichever of them its framework uses.
+
     Not covered: linen's ``SimpleCell`` (its layers are named ``i`` and ``h``, too generic
     to match safely) and the ``b_hn`` of a GRU, which nnx's ``GRUCell`` does not have.
     """
@@ -543,21 +612,19 @@ def torch_default_layer_rules(
         return normal(1.0) if len(info.shape) == 2 else None
 
     def attn_in_rule(info: LeafInfo):
-        shape = info.shape
-        if info.layout == "torch":
-            e_out, e_in = shape[0], math.prod(shape[1:])
-        else:
-            e_in, e_out = shape[0], math.prod(shape[1:])
-        return _uniform(math.sqrt(6.0 / (e_in + 3 * e_out)))
+        e_in, e_out = _layer(info).fans  # one of q, k, v: E -> E (one layer call)
+        return _fans_uniform(math.sqrt(6.0 / (e_in + 3 * e_out)))
 
     def attn_out_rule(info: LeafInfo):
-        shape = info.shape
-        fan_in = math.prod(shape[1:]) if info.layout == "torch" else math.prod(shape[:-1])
-        return _uniform(1 / math.sqrt(fan_in))
+        return _fans_uniform(1 / math.sqrt(_layer(info).fans[0]))
+
+    def call_of_kernel(info: LeafInfo) -> tuple[int, ...] | None:
+        layer = _layer(info) if info.name == "kernel" else _layer(info, "kernel")
+        return None if layer is None else layer.call_shape
 
     def gate_rule(info: LeafInfo):
         gate = info.path.split("/")[-2]
-        kernel = info.shape if info.name == "kernel" else info.siblings.get("kernel")
+        kernel = call_of_kernel(info)  # (in, H) per layer call (also in a scanned stack)
         if kernel is None or len(kernel) != 2:
             return None
         b = 1 / math.sqrt(kernel[-1])  # flax layout: (in, H)
@@ -567,7 +634,7 @@ def torch_default_layer_rules(
 
     def fused_rule(info: LeafInfo):
         layer = info.path.split("/")[-2]
-        kernel = info.shape if info.name == "kernel" else info.siblings.get("kernel")
+        kernel = call_of_kernel(info)
         if kernel is None or len(kernel) != 2:
             return None
         h = kernel[0] if layer == "dense_h" else rnn_hidden
@@ -609,13 +676,15 @@ def torch_default_layer_rules(
         if info.name == "bias" and "scale" in info.siblings:  # a flax norm's bias
             return zeros
         parent = info.path.rpartition("/")[0].rpartition("/")[2]
-        if _is(owner, "ConvTranspose") or "ConvTranspose" in parent:
-            # torch's ConvTranspose weight is (in, out/groups, *k): its "fan_in" is out·k
-            w = info.shape if info.name != "bias" else _sibling_kernel(info)
+        kernel = _kernel_layer(info)
+        named = kernel is not None and "ConvTranspose" in kernel.layer
+        if _is(owner, "ConvTranspose") or "ConvTranspose" in parent or named:
+            # torch's ConvTranspose weight is (in, out/groups, *k): its "fan_in" is out·k,
+            # in the layer call's flax axes (*k, in, out): call[-1]·prod(k)
+            w = None if kernel is None else kernel.call_shape
             if w is None or len(w) < 3:
                 return None
-            fan = w[0] * math.prod(w[2:]) if info.layout == "torch" else w[-1] * math.prod(w[:-2])
-            return _uniform(1 / math.sqrt(fan))
+            return _fans_uniform(1 / math.sqrt(w[-1] * math.prod(w[:-2])))
         if info.name == "bias":
             return linear_bias(info)
         if info.name in ("weight", "kernel"):

@@ -22,7 +22,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxinit._fast import fast_key
-from jaxinit._rules import Pattern, Rules, matches, path_str, reinit
+from jaxinit._layers import linen_recording
+from jaxinit._rules import Pattern, Rules, matches, path_str, reinit, reinit_recorded
 
 PartitionRules = Mapping[Pattern, PartitionSpec] | Sequence[tuple[Pattern, PartitionSpec]]
 
@@ -35,7 +36,15 @@ def _target_fn(target: Any, rules: Rules | None) -> Callable[[jax.Array], Any]:
     """``key -> params`` for a callable target or a ShapeDtypeStruct tree plus rules."""
     if callable(target) and not _is_shape_leaf(target):
         if rules is not None:
-            return lambda key: reinit(target(key), rules, key)
+
+            def drawn(key: jax.Array) -> Any:
+                # linen layers met while target runs are recorded, so each rule draws
+                # with its layer's fans (DenseGeneral, scan stacks)
+                with linen_recording() as recorded:
+                    params = target(key)
+                return reinit_recorded(params, rules, key, recorded)
+
+            return drawn
         return target
     if rules is None:
         raise ValueError(

@@ -206,9 +206,16 @@ def test_jax_shared_names_keep_bit_parity_and_draw_in_float32_wraps_them():
 def test_rule_sets_draw_half_precision_in_float32():
     # jaxinit's own rule sets (GPT-2 here) are not jax names: bfloat16 parameters are the
     # float32 draw rounded once.
+    # a whole GPT-2 block: every alternative of gpt2's patterns must match (issue 13)
     params = {
         "embed": {"embedding": jnp.zeros((64, 16))},
-        "block_0": {"attn": {"out": {"kernel": jnp.zeros((16, 16))}}},
+        "block_0": {
+            "attn": {
+                "query": {"kernel": jnp.zeros((16, 16))},
+                "out": {"kernel": jnp.zeros((16, 16))},
+            },
+            "mlp": {"proj": {"kernel": jnp.zeros((32, 16))}},
+        },
     }
     half = jax.tree.map(lambda x: x.astype(jnp.bfloat16), params)
     rules, key = jaxinit.gpt2(2), jax.random.key(4)

@@ -93,17 +93,29 @@ class Mlp(nn.Module):
         return nn.Dense(self.d, name="fc2")(nn.gelu(nn.Dense(4 * self.d, name="fc1")(x)))
 
 
+IMG = jnp.ones((1, 32, 32, 3))
+
+
 @pytest.fixture(scope="module")
 def vit_params():
-    return _zeros_like_init(ViT(), jnp.ones((1, 32, 32, 3)))
+    return _zeros_like_init(ViT(), IMG)
 
 
 def _vit_rules(mode, **kw):
     return jaxinit.vit(mode, patch_embed="patch_embed_proj", **kw)
 
 
+def _vit_reinit(params, rules, key):
+    """Linen variables with their module: the rank-4 patch kernel's fans come from its layer."""
+    return jaxinit.reinit(params, rules, key, module=ViT(), sample=IMG)["params"]
+
+
 def test_vit_timm_mode(vit_params):
-    p = jaxinit.reinit(vit_params, _vit_rules("timm"), jax.random.key(1))["params"]
+    # without the module the rank-4 patch conv kernel is ambiguous (conv, DenseGeneral or
+    # stack?), and torch's default bound depends on its fan_in: the error says what to pass
+    with pytest.raises(ValueError, match="module=model, sample=x"):
+        jaxinit.reinit(vit_params, _vit_rules("timm"), jax.random.key(1))
+    p = _vit_reinit(vit_params, _vit_rules("timm"), jax.random.key(1))
     b = p["blocks_0"]
     for w in (b["attn"]["qkv"]["kernel"], b["mlp"]["fc1"]["kernel"], p["head"]["kernel"]):
         assert_var(w, 0.02**2)
@@ -120,7 +132,7 @@ def test_vit_timm_mode(vit_params):
 
 def test_vit_jax_and_moco_modes(vit_params):
     key = jax.random.key(2)
-    p = jaxinit.reinit(vit_params, _vit_rules("jax_nlhb", num_classes=10), key)["params"]
+    p = _vit_reinit(vit_params, _vit_rules("jax_nlhb", num_classes=10), key)
     b = p["blocks_1"]
     np.testing.assert_array_equal(p["head"]["kernel"], 0.0)
     np.testing.assert_allclose(p["head"]["bias"], -math.log(10), rtol=1e-6)
@@ -131,9 +143,9 @@ def test_vit_jax_and_moco_modes(vit_params):
     fan_in = 48  # LeCun normal (truncated at 2σ, variance-corrected)
     assert_var(p["patch_embed_proj"]["kernel"], 1 / fan_in)
     np.testing.assert_array_equal(p["patch_embed_proj"]["bias"], 0.0)
-    p = jaxinit.reinit(vit_params, _vit_rules("jax", head_bias=0.5), key)["params"]
+    p = _vit_reinit(vit_params, _vit_rules("jax", head_bias=0.5), key)
     np.testing.assert_allclose(p["head"]["bias"], 0.5)
-    p = jaxinit.reinit(vit_params, _vit_rules("moco"), key)["params"]
+    p = _vit_reinit(vit_params, _vit_rules("moco"), key)
     b = p["blocks_0"]
     bound = math.sqrt(6 / (192 / 3 + 64))  # Q, K, V as separate 64x64 Xavier matrices
     assert_bound(b["attn"]["qkv"]["kernel"], bound)
@@ -304,12 +316,15 @@ class TorchLike(nn.Module):
 
 @pytest.fixture(scope="module")
 def torch_like():
-    v = _zeros_like_init(TorchLike(), jnp.ones((1, 3), jnp.int32), jnp.ones((1, D)))
+    sample = (jnp.ones((1, 3), jnp.int32), jnp.ones((1, D)))
+    v = _zeros_like_init(TorchLike(), *sample)
     rules = jaxinit.torch_default_rules()
-    # one compiled program for the four draws (reinit traces; eager draws cost more)
-    stacked = jax.jit(jax.vmap(lambda k: jaxinit.reinit(v, rules, k)["params"]))(
-        jax.random.split(jax.random.key(1), 4)
-    )
+    # linen: the module tells each layer's fans (MHA kernels (E, heads, head_dim) are one
+    # (E, E) call; the ConvTranspose kernel a conv's). One compiled program for the four
+    # draws (reinit traces; eager draws cost more)
+    model = TorchLike()
+    draw = lambda k: jaxinit.reinit(v, rules, k, module=model, sample=sample)["params"]
+    stacked = jax.jit(jax.vmap(draw))(jax.random.split(jax.random.key(1), 4))
     draws = [jax.tree.map(lambda a, s=s: a[s], stacked) for s in range(4)]
     nx = nnx.Sequential(nnx.OptimizedLSTMCell(D, H, rngs=nnx.Rngs(0)))
     nx.gru = nnx.GRUCell(D, H, rngs=nnx.Rngs(0))
@@ -474,3 +489,50 @@ def test_errors_name_function_and_argument():
     m = nnx.OptimizedLSTMCell(3, 4, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="give rnn_hidden=H"):
         jaxinit.reinit(m, jaxinit.torch_default_rules(), jax.random.key(0))
+
+
+# --------------------------------------------------------------------------- layer fans
+
+
+class _AttnBlock(nn.Module):
+    @nn.compact
+    def __call__(self, x, _):
+        return x + nn.MultiHeadDotProductAttention(4, name="attn")(x), None
+
+
+class _ScannedAttn(nn.Module):
+    """3 scanned attention layers: kernels (3, 64, 4, 16) and (3, 4, 16, 64), whose one
+    layer call is (64, 64): the stored shape's fans would be far off."""
+
+    @nn.compact
+    def __call__(self, x):
+        stack = nn.scan(_AttnBlock, variable_axes={"params": 0}, split_rngs={"params": True},
+                        length=3)  # fmt: skip
+        return stack(name="layers")(x, None)[0]
+
+
+def test_rule_sets_use_the_layer_fans_on_a_scanned_attention_stack():
+    model, x = _ScannedAttn(), jnp.ones((1, 5, 64))
+    v = _zeros_like_init(model, x)
+    key = jax.random.key(3)
+    # DeepNet: Xavier normal on each layer's (64, 64) call, gain beta on value and out
+    beta = jaxinit.deepnorm_constants(n_encoder=3)["encoder"][1]
+    p = jaxinit.reinit(v, jaxinit.deepnet(3), key, module=model, sample=x)["params"]["layers"]
+    for name, gain in (("value", beta), ("out", beta), ("query", 1.0), ("key", 1.0)):
+        assert_var(p["attn"][name]["kernel"], gain**2 * 2 / (64 + 64))
+    # depth_scaled: each stacked layer's slice its own std (layer i of the scan stack)
+    rules = jaxinit.depth_scaled(
+        3, scaled="attn/out/kernel", unscaled="attn/{query,key,value}/kernel"
+    )
+    p = jaxinit.reinit(v, rules, key, module=model, sample=x)["params"]["layers"]
+    for i in range(3):
+        assert_var(p["attn"]["out"]["kernel"][i], 0.02**2 / (2 * (i + 1)))
+    # vit moco: the layer's fans (64 -> 64) for a qkv pattern on a stacked DenseGeneral
+    rules = jaxinit.vit("moco", qkv="attn/value/kernel", weights="attn/{query,key,out}/kernel")
+    p = jaxinit.reinit(v, rules, key, module=model, sample=x)["params"]["layers"]
+    bound = math.sqrt(6 / (64 / 3 + 64))
+    assert_bound(p["attn"]["value"]["kernel"], bound)
+    assert_var(p["attn"]["value"]["kernel"], bound**2 / 3, "uniform")
+    # without the module a rank-4 kernel is ambiguous for a fan-dependent rule
+    with pytest.raises(ValueError, match="module=model, sample=x"):
+        jaxinit.reinit(v, jaxinit.deepnet(3), key)

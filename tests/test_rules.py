@@ -203,8 +203,12 @@ def test_torch_default_rules_linen_nnx_equinox():
         def __call__(self, x, img):
             return nn.Dense(50)(x), nn.Conv(30, (3, 3))(img)
 
-    v = Lin().init(key, jnp.ones((1, 1000)), jnp.ones((1, 5, 5, 20)))
-    v = jaxinit.reinit(v, rules, key)["params"]
+    sample = (jnp.ones((1, 1000)), jnp.ones((1, 5, 5, 20)))
+    v = Lin().init(key, *sample)
+    # a rank-4 linen kernel needs its module to know its fans (conv or stack?)
+    with pytest.raises(ValueError, match="module=model, sample=x"):
+        jaxinit.reinit(v, rules, key)
+    v = jaxinit.reinit(v, rules, key, module=Lin(), sample=sample)["params"]
     lin = [(v["Dense_0"]["kernel"], v["Dense_0"]["bias"], 1000),
            (v["Conv_0"]["kernel"], v["Conv_0"]["bias"], 180)]  # fmt: skip
     # nnx, with an Embed that gets torch's N(0, 1) (flax's default std is 1/sqrt(D))
@@ -265,3 +269,32 @@ def test_bad_rules(rules, error, message):
 def test_bad_layout():
     with pytest.raises(ValueError, match="layout must be"):
         jaxinit.reinit({"w": jnp.ones((2, 2))}, {"w": "zeros"}, jax.random.key(0), layout="tf")
+
+
+def test_any_of_needs_one_alternative_a_glob_needs_each():
+    import re
+
+    params = {"fc": {"kernel": jnp.zeros((4, 3))}, "eqx": {"w": jnp.zeros((2, 2))}}
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="alternative 'weight' matches no parameter"):
+        jaxinit.reinit(params, {"{kernel,weight}": "ones"}, key)
+    out = jaxinit.reinit(params, {jaxinit.any_of("{kernel,weight}"): "ones"}, key)
+    np.testing.assert_array_equal(out["fc"]["kernel"], 1.0)
+    np.testing.assert_array_equal(out["eqx"]["w"], 0.0)
+    both = jaxinit.any_of("fc/{kernel,weight}", re.compile(r".*/w"))
+    assert isinstance(both, re.Pattern)
+    assert _fullmatch(both, "a/fc/weight") and _fullmatch(both, "eqx/w")
+    assert not _fullmatch(both, "fc/bias") and not _fullmatch(both, "fc/kernel2")
+    assert _fullmatch(jaxinit.any_of("/fc/kernel"), "fc/kernel")  # anchored
+    assert not _fullmatch(jaxinit.any_of("/fc/kernel"), "x/fc/kernel")
+    with pytest.raises(ValueError, match="any_of: give at least one pattern"):
+        jaxinit.any_of()
+    with pytest.raises(TypeError, match="any_of: a pattern must be a glob string"):
+        jaxinit.any_of(3)
+    # nothing matched at all is still an error (any_of is not optional)
+    with pytest.raises(ValueError, match="matches no parameter"):
+        jaxinit.reinit(params, {jaxinit.any_of("{bias,scale}"): "ones"}, key)
+
+
+def _fullmatch(pattern, path):
+    return pattern.fullmatch(path) is not None

@@ -1,0 +1,669 @@
+"""Fans from the layer: how each layer of a real model hands a parameter to its initializer.
+
+A rule's initializer sees one shape. A layer knows more: flax's ``DenseGeneral`` and
+attention flatten a ``(in, heads, head_dim)`` kernel to ``(in, heads * head_dim)`` before
+calling ``kernel_init``; ``nn.scan`` / ``nn.vmap`` / ``nnx.vmap`` stacks call it once per
+layer, so the stack axis is neither fan-in nor fan-out; Equinox stores ``(out, in, *k)``
+and a GRU's three gates in one matrix. :class:`LayerFans` records, per parameter, the call
+the owning layer makes, and :func:`draw` replays any initializer there:
+
+* flax.linen: recorded while the module initialises (``module=``, ``sample=`` of
+  :func:`jaxinit.reinit`): every ``*_init`` attribute of every module is wrapped, the
+  wrapper notes the shape the layer hands it;
+* flax.nnx and Equinox: from the layer classes (``Linear``, ``LinearGeneral``, ``Einsum``,
+  ``Conv``, ``Embed``, ``GRUCell``, ...) and their attributes; extra leading axes of the
+  stored array are stack axes;
+* plain pytrees: the stored shape in the tree's layout, or :func:`fan_axes` per rule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+LAYOUT_CHOICES = ("flax", "torch", "equinox")
+
+
+def check_layout(fn: str, layout: Any) -> str | None:
+    """``None`` or one of :data:`LAYOUT_CHOICES`; anything else is a ValueError."""
+    if layout is not None and layout not in LAYOUT_CHOICES:
+        raise ValueError(
+            f"{fn}: layout must be 'flax', 'torch' or 'equinox' (or None: the model's own"
+            " layout — flax for linen, nnx and plain pytrees, torch for Equinox modules),"
+            f" got {layout!r}"
+        )
+    return layout
+
+
+@dataclass(frozen=True)
+class LayerFans:
+    """How one parameter is made by its layer.
+
+    The stored array is ``stack_shape`` independent draws (scan/vmap layers, recurrent
+    gates), each ``init(key, call_shape)`` reshaped to ``mid_shape`` and transposed by
+    ``perm`` into one layer's slice ``per_layer``; the stack axes sit at ``stack_pos``,
+    and the result is reshaped to the stored ``shape``.
+
+    Attributes:
+      layer: the owning layer ("DenseGeneral", "nnx.Linear", "eqx.Linear", "array").
+      shape: the stored shape.
+      call_shape: the shape the layer hands its initializer, flax convention
+        ``(*receptive, in, out)``.
+      mid_shape, perm: from one draw to one layer's slice.
+      per_layer: one layer's slice in the stored layout.
+      stack_shape, stack_pos: the stack axes (sizes, and positions in the stored array
+        before the final reshape).
+      torch_shape: for torch-layout weights, ``per_layer`` itself: an initializer that
+        carries its own torch layout is called on it directly (no second transpose).
+      source: "recorded" (linen), "class" (nnx / Equinox layer), "shape" (stored shape),
+        "axes" (:func:`fan_axes`).
+    """
+
+    layer: str
+    shape: tuple[int, ...]
+    call_shape: tuple[int, ...]
+    mid_shape: tuple[int, ...]
+    perm: tuple[int, ...]
+    per_layer: tuple[int, ...]
+    stack_shape: tuple[int, ...] = ()
+    stack_pos: tuple[int, ...] = ()
+    torch_shape: tuple[int, ...] | None = None
+    source: str = "shape"
+
+    @property
+    def fans(self) -> tuple[float, float]:
+        """``(fan_in, fan_out)`` of one layer's call, flax axes ``(-2, -1)``."""
+        s = self.call_shape
+        if len(s) == 0:
+            return 1.0, 1.0
+        if len(s) == 1:
+            return float(s[0]), float(s[0])
+        rf = math.prod(s[:-2])
+        return float(s[-2] * rf), float(s[-1] * rf)
+
+
+def plain(layer: str, shape: tuple[int, ...], layout: str, source: str = "shape") -> LayerFans:
+    """The stored shape is one layer's call (flax) or its torch transpose."""
+    shape = tuple(shape)
+    if layout == "flax" or len(shape) < 2:
+        return LayerFans(layer, shape, shape, shape, tuple(range(len(shape))), shape, source=source)
+    r = len(shape)
+    call = (*shape[2:], shape[1], shape[0])
+    return LayerFans(
+        layer,
+        shape,
+        call,
+        call,
+        (r - 1, r - 2, *range(r - 2)),
+        shape,
+        torch_shape=shape,
+        source=source,
+    )
+
+
+def stacked(spec: LayerFans, shape: tuple[int, ...]) -> LayerFans | None:
+    """``spec`` (one layer) fitted into the stored ``shape``: extra leading axes are stack
+    axes; ``None`` if the shape does not end with the layer's."""
+    shape = tuple(shape)
+    one = spec.per_layer
+    if shape == one:
+        return spec
+    k = len(shape) - len(one)
+    if k > 0 and shape[k:] == one:
+        return _replace(spec, shape=shape, stack_shape=shape[:k], stack_pos=tuple(range(k)))
+    return None
+
+
+def _replace(spec: LayerFans, **kw: Any) -> LayerFans:
+    return dataclasses.replace(spec, **kw)
+
+
+def from_axes(
+    fn: str,
+    shape: tuple[int, ...],
+    in_axis: Sequence[int],
+    out_axis: Sequence[int],
+    stack_axes: Sequence[int],
+) -> LayerFans:
+    """Explicit axes of the stored shape: the rest are receptive-field axes."""
+    r = len(shape)
+    named = {}
+    for arg, axes in (("in_axis", in_axis), ("out_axis", out_axis), ("stack_axes", stack_axes)):
+        for a in axes:
+            if not -r <= a < r:
+                raise ValueError(
+                    f"{fn}: {arg}={tuple(axes)} does not fit shape {shape} of rank {r}"
+                )
+            if a % r in named:
+                raise ValueError(
+                    f"{fn}: axis {a} of shape {shape} is named twice ({named[a % r]} and {arg})"
+                )
+            named[a % r] = arg
+    ins = [a % r for a in in_axis]
+    outs = [a % r for a in out_axis]
+    stack = sorted(a % r for a in stack_axes)
+    if not ins or not outs:
+        raise ValueError(f"{fn}: in_axis and out_axis must each name at least one axis")
+    rest = [a for a in range(r) if a not in named]
+    order = [*rest, *ins, *outs]  # stored axes of one layer, in draw order
+    layer_axes = sorted(order)
+    mid = tuple(shape[a] for a in order)
+    call = (
+        *mid[: len(rest)],
+        math.prod(mid[len(rest) : len(rest) + len(ins)]),
+        math.prod(mid[len(rest) + len(ins) :]),
+    )
+    # transpose mid (in draw order) to the stored order of the layer's axes
+    perm = tuple(order.index(a) for a in layer_axes)
+    per_layer = tuple(shape[a] for a in layer_axes)
+    pos = tuple(stack)
+    return LayerFans(
+        "axes",
+        tuple(shape),
+        call,
+        mid,
+        perm,
+        per_layer,
+        stack_shape=tuple(shape[a] for a in stack),
+        stack_pos=pos,
+        source="axes",
+    )
+
+
+class FanAxes:
+    """A rule value that names the fan axes of the stored array (see :func:`fan_axes`)."""
+
+    def __init__(
+        self, init: Any, in_axis: Any, out_axis: Any, stack_axes: Any, optional: bool = False
+    ):
+        if init is None or type(init).__name__ in ("ContextRule", "FanAxes"):
+            raise TypeError(
+                f"fan_axes: init must be an initializer or a registry name, got {init!r}"
+                " (for a rule that may match nothing, pass optional=True)"
+            )
+        self.init = init
+        self.optional = optional
+        self.in_axis = _axes_tuple("fan_axes", "in_axis", in_axis)
+        self.out_axis = _axes_tuple("fan_axes", "out_axis", out_axis)
+        self.stack_axes = _axes_tuple("fan_axes", "stack_axes", stack_axes)
+
+    def spec(self, path: str, shape: tuple[int, ...]) -> LayerFans:
+        return from_axes(
+            f"reinit: fan_axes for {path}", shape, self.in_axis, self.out_axis, self.stack_axes
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"fan_axes({getattr(self.init, '__name__', self.init)!s}, in_axis={self.in_axis},"
+            f" out_axis={self.out_axis}, stack_axes={self.stack_axes})"
+        )
+
+
+def _axes_tuple(fn: str, arg: str, axes: Any) -> tuple[int, ...]:
+    seq = (axes,) if isinstance(axes, int) and not isinstance(axes, bool) else axes
+    if (
+        not isinstance(seq, Sequence)
+        or isinstance(seq, str)
+        or not all(isinstance(a, int) and not isinstance(a, bool) for a in seq)
+    ):
+        raise TypeError(f"{fn}: {arg} must be an int or a sequence of ints, got {axes!r}")
+    return tuple(seq)
+
+
+def fan_axes(
+    init: Any,
+    *,
+    in_axis: Any = -2,
+    out_axis: Any = -1,
+    stack_axes: Any = (),
+    optional: bool = False,
+) -> FanAxes:
+    """Name the axes of a stored parameter for a rule, when no layer can tell them.
+
+    The parameter is drawn as ``prod(stack)`` independent calls of ``init`` on
+    ``(*receptive, prod(in), prod(out))`` — the axes not named are receptive-field axes —
+    and arranged back into the stored shape. So ``in_axis``/``out_axis`` are fan-in and
+    fan-out (several axes are flattened, as flax's ``DenseGeneral`` does) and stack axes
+    (``nn.scan`` layers, ensemble members) are neither.
+
+    Args:
+      init: the initializer (or registry name) of the rule.
+      in_axis, out_axis: axes of the stored array (ints or sequences).
+      stack_axes: axes whose slices are drawn independently.
+      optional: matching no parameter is not an error (as :func:`jaxinit.optional`).
+
+    Example — a stacked ``(layers, in, heads, head_dim)`` kernel in a plain dict::
+
+      >>> rules = {"kernel": jaxinit.fan_axes(jaxinit.lecun_normal(), in_axis=1,
+      ...                                     out_axis=(2, 3), stack_axes=0)}
+      >>> params = jaxinit.reinit({"kernel": w}, rules, key)
+    """
+    return FanAxes(init, in_axis, out_axis, stack_axes, optional)
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def owned_layout(init: Any) -> str | None:
+    """``"torch"`` when an initializer carries its own non-flax axes (``layout="torch"``,
+    explicit ``in_axis``/``out_axis``, ``orthogonal(column_axis=0)``): it then owns the
+    layout and is called on the stored torch shape, never transposed a second time."""
+    layout = getattr(init, "layout", None)
+    if isinstance(layout, str):
+        return None if layout == "flax" else "torch"
+    cells = closure_vars(init)
+    if isinstance(cells.get("layout"), str):
+        return None if cells["layout"] == "flax" else "torch"
+    if "in_axis" in cells and "out_axis" in cells:
+        if (cells["in_axis"], cells["out_axis"]) != (-2, -1):
+            return "torch"
+    if "column_axis" in cells and cells["column_axis"] != -1:
+        return "torch"
+    return None
+
+
+def closure_vars(fn: Any) -> dict[str, Any]:
+    """The arguments an initializer was made with, by name: the free variables of a
+    closure (a factory's ``init``), or the fields of an initializer object (a dataclass
+    with ``__call__``). A wrapper marked ``_jaxinit_wrapped`` (the ``out_sharding=``
+    adapter of jaxinit's initializers) is seen through, and the free variables of helper
+    closures made by the same factory (``_variance_scaling``'s ``_scaled_draw`` holds its
+    ``distribution``) are included."""
+    seen = 0
+    while getattr(fn, "_jaxinit_wrapped", None) is not None and seen < 16:
+        fn, seen = fn._jaxinit_wrapped, seen + 1
+    if dataclasses.is_dataclass(fn) and not isinstance(fn, type):
+        return {f.name: getattr(fn, f.name) for f in dataclasses.fields(fn)}
+    code = getattr(fn, "__code__", None)
+    cells = getattr(fn, "__closure__", None)
+    if code is None or not cells:
+        return {}
+    out = {}
+    for name, cell in zip(code.co_freevars, cells, strict=False):
+        try:
+            out[name] = cell.cell_contents
+        except ValueError:  # an empty cell
+            pass
+    factory = _factory_of(fn)
+    for value in list(out.values()):
+        if value is not fn and callable(value) and factory and _factory_of(value) == factory:
+            for name, inner in closure_vars(value).items():
+                out.setdefault(name, inner)
+    return out
+
+
+def _factory_of(fn: Any) -> str | None:
+    """``"_variance_scaling"`` for a function defined inside it, else ``None``."""
+    qual = getattr(fn, "__qualname__", None)
+    if not isinstance(qual, str) or ".<locals>." not in qual:
+        return None
+    return qual.split(".<locals>.")[0]
+
+
+def draw_shape(spec: LayerFans, init: Any) -> tuple[int, ...]:
+    """The shape ``init`` is called with for one layer."""
+    if spec.torch_shape is not None and owned_layout(init) == "torch":
+        return spec.torch_shape
+    return spec.call_shape
+
+
+def draw(
+    spec: LayerFans, init: Callable, key: jax.Array, dtype: Any, where: str = "draw"
+) -> jax.Array:
+    """Replay ``init`` as the layer calls it: one draw per stacked layer, arranged into
+    the stored shape. ``where`` ("reinit: the initializer for <path>") names errors."""
+    owned = spec.torch_shape is not None and owned_layout(init) == "torch"
+
+    def checked(k: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+        out = init(k, shape, dtype)
+        if tuple(getattr(out, "shape", ())) != tuple(shape) or out.dtype != dtype:
+            raise ValueError(
+                f"{where} returned shape {tuple(getattr(out, 'shape', ()))} dtype"
+                f" {getattr(out, 'dtype', None)}, expected {tuple(shape)} {np.dtype(dtype)}"
+            )
+        return out
+
+    def one(k: jax.Array) -> jax.Array:
+        if owned:
+            return checked(k, spec.torch_shape)
+        out = checked(k, spec.call_shape)
+        out = jnp.reshape(out, spec.mid_shape)
+        if spec.perm != tuple(range(len(spec.perm))):
+            out = jnp.transpose(out, spec.perm)
+        return out
+
+    if not spec.stack_shape:
+        return jnp.reshape(one(key), spec.shape)
+    n = math.prod(spec.stack_shape)
+    out = jax.vmap(one)(jax.random.split(key, n))
+    out = jnp.reshape(out, (*spec.stack_shape, *spec.per_layer))
+    k = len(spec.stack_shape)
+    if spec.stack_pos != tuple(range(k)):
+        out = jnp.moveaxis(out, tuple(range(k)), spec.stack_pos)
+    return jnp.reshape(out, spec.shape)
+
+
+# --------------------------------------------------------------------------- linen
+
+
+def record_linen(
+    fn: str, module: Any, sample: Any, kwargs: dict | None = None
+) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Initialise ``module`` abstractly on ``sample`` and record, per parameter path
+    ``"<module path>/<name>"``, the owning class and the shape the layer hands its
+    ``<name>_init``. Paths recorded with different shapes are left out (ambiguous)."""
+    import flax.linen as nn
+
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"{fn}: module= must be a flax.linen Module here, got {module!r}")
+    if sample is None:
+        raise ValueError(
+            f"{fn}: module= needs sample= too: an input (or a tuple of inputs) of the"
+            " module, as for module.init(key, sample)"
+        )
+    args = sample if isinstance(sample, tuple) else (sample,)
+    kwargs = dict(kwargs or {})
+    abstract = jax.tree_util.tree_map(
+        lambda x: (
+            jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x))
+            if hasattr(x, "shape") or (isinstance(x, float | int) and not isinstance(x, bool))
+            else x
+        ),
+        args,
+    )
+    try:
+        leaves, treedef = jax.tree_util.tree_flatten(abstract)
+        cache_key = (
+            module,
+            treedef,
+            tuple((lf.shape, str(lf.dtype)) for lf in leaves),
+            tuple(sorted(kwargs.items())),
+        )
+        hash(cache_key)
+    except (TypeError, AttributeError):
+        return _record_linen(module, abstract, kwargs)
+    if cache_key not in _RECORDED:
+        if len(_RECORDED) >= 64:
+            _RECORDED.pop(next(iter(_RECORDED)))
+        _RECORDED[cache_key] = _record_linen(module, abstract, kwargs)
+    return _RECORDED[cache_key]
+
+
+# Recording traces the module's init (~0.1 s): a repeated reinit on the same module and
+# input shapes (a study's seeds, a benchmark) records once.
+_RECORDED: dict[Any, dict[str, tuple[str, tuple[int, ...]]]] = {}
+
+
+def _record_linen(module: Any, args: Any, kwargs: dict) -> dict[str, tuple[str, tuple[int, ...]]]:
+    with linen_recording() as recorded:
+        jax.eval_shape(lambda k, *a: module.init(k, *a, **kwargs), jax.random.key(0), *args)
+    return recorded
+
+
+@contextlib.contextmanager
+def linen_recording() -> Iterator[dict[str, tuple[str, tuple[int, ...]]]]:
+    """While active, every linen module that runs has each ``*_init`` attribute wrapped
+    by a spy noting the shape the layer hands it (the innermost module owning the call).
+    The yielded dict is filled on exit: ``"<module path>/<name>" -> (class, shape)``;
+    paths seen with different shapes are left out. Nothing is drawn differently: the
+    spies call the original initializers."""
+    import flax.linen as nn
+
+    seen: dict[tuple, set] = {}
+    owner: dict[tuple, str] = {}
+    out: dict[str, tuple[str, tuple[int, ...]]] = {}
+
+    def spy_for(orig: Callable, where: tuple) -> Callable:
+        base = getattr(orig, "_jaxinit_orig", orig)
+
+        def spy(key, shape, *a, **kw):
+            seen.setdefault(where, set()).add(tuple(int(d) for d in shape))
+            return base(key, shape, *a, **kw)
+
+        spy._jaxinit_orig = base  # type: ignore[attr-defined]
+        return spy
+
+    def interceptor(next_fun, a, kw, context):
+        mod = context.module
+        swapped = {}
+        try:
+            path = tuple(mod.path)
+        except Exception:  # an unbound module: nothing to record
+            return next_fun(*a, **kw)
+        for name in getattr(mod, "__dataclass_fields__", {}):
+            if not name.endswith("_init"):
+                continue
+            value = getattr(mod, name, None)
+            if callable(value) and not isinstance(value, nn.Module):
+                where = (path, name[: -len("_init")])
+                owner[where] = type(mod).__name__
+                swapped[name] = value
+                object.__setattr__(mod, name, spy_for(value, where))
+        try:
+            return next_fun(*a, **kw)
+        finally:
+            for name, value in swapped.items():
+                object.__setattr__(mod, name, value)
+
+    with nn.intercept_methods(interceptor):
+        yield out
+    for (path, name), shapes in seen.items():
+        if len(shapes) == 1:
+            out["/".join(map(str, (*path, name)))] = (owner[(path, name)], next(iter(shapes)))
+
+
+def linen_spec(layer: str, call: tuple[int, ...], shape: tuple[int, ...]) -> LayerFans | None:
+    """A recorded call fitted to the stored shape: extra leading axes (scan/vmap) are a
+    stack, the rest is the call reshaped (DenseGeneral's flattening)."""
+    shape = tuple(shape)
+    n = math.prod(call)
+    for k in range(len(shape) + 1):
+        if math.prod(shape[k:]) == n:
+            per = shape[k:]
+            return LayerFans(
+                layer,
+                shape,
+                call,
+                per,
+                tuple(range(len(per))),
+                per,
+                stack_shape=shape[:k],
+                stack_pos=tuple(range(k)),
+                source="recorded",
+            )
+    return None
+
+
+# --------------------------------------------------------------------------- nnx
+
+
+def nnx_specs(module: Any) -> dict[str, LayerFans]:
+    """Per-layer specs of an nnx module's parameters, from the layer classes."""
+    from flax import nnx
+
+    out: dict[str, LayerFans] = {}
+    for path, m in nnx.iter_modules(module):
+        prefix = "/".join(map(str, path))
+        for name, one in _nnx_layer(m).items():
+            out[f"{prefix}/{name}" if prefix else name] = one
+    return out
+
+
+def _flat(name: str, per: tuple[int, ...], call: tuple[int, ...]) -> LayerFans:
+    return LayerFans(name, per, call, per, tuple(range(len(per))), per, source="class")
+
+
+def _nnx_layer(m: Any) -> dict[str, LayerFans]:
+    from flax import nnx
+
+    cls = f"nnx.{type(m).__name__}"
+    out = {}
+    if isinstance(m, nnx.LinearGeneral):
+        batch = tuple(m.batch_axis.values())
+        ins, outs = tuple(m.in_features), tuple(m.out_features)
+        per = (*batch, *ins, *outs)
+        out["kernel"] = _flat(cls, per, (math.prod(batch) * math.prod(ins), math.prod(outs)))
+        out["bias"] = _flat(cls, (*batch, *outs), (math.prod(batch) * math.prod(outs),))
+    elif isinstance(m, nnx.Linear):
+        out["kernel"] = _flat(cls, (m.in_features, m.out_features), (m.in_features, m.out_features))
+        out["bias"] = _flat(cls, (m.out_features,), (m.out_features,))
+    elif isinstance(m, nnx.Embed):
+        out["embedding"] = _flat(
+            cls, (m.num_embeddings, m.features), (m.num_embeddings, m.features)
+        )
+    elif isinstance(m, nnx.Einsum | nnx.Conv | nnx.ConvTranspose) or hasattr(m, "kernel_shape"):
+        ks = getattr(m, "kernel_shape", None)
+        if isinstance(ks, tuple):
+            out["kernel"] = _flat(cls, tuple(ks), tuple(ks))
+        bs = getattr(m, "bias_shape", None)
+        if isinstance(bs, tuple):
+            out["bias"] = _flat(cls, tuple(bs), tuple(bs))
+        elif isinstance(getattr(m, "out_features", None), int):
+            out["bias"] = _flat(cls, (m.out_features,), (m.out_features,))
+    return out
+
+
+# --------------------------------------------------------------------------- Equinox
+
+
+def eqx_spec(owner: Any, name: str, shape: tuple[int, ...]) -> LayerFans | None:
+    """The spec of an Equinox layer's parameter (torch layout), from its class."""
+    import equinox as eqx
+
+    cls = f"eqx.{type(owner).__name__}"
+    shape = tuple(shape)
+    layers = (eqx.nn.Linear, eqx.nn.Conv, eqx.nn.ConvTranspose, eqx.nn.GRUCell, eqx.nn.LSTMCell)
+    if name.startswith("bias") and isinstance(owner, layers):
+        return _replace(plain(cls, shape, "flax"), source="class")  # (out,) or (out, 1, ..)
+    if isinstance(owner, eqx.nn.Embedding) and name == "weight":
+        return stacked(
+            _flat(
+                cls,
+                (owner.num_embeddings, owner.embedding_size),
+                (owner.num_embeddings, owner.embedding_size),
+            ),
+            shape,
+        )
+    if isinstance(owner, eqx.nn.Linear) and name == "weight":
+        o = 1 if owner.out_features == "scalar" else owner.out_features
+        i = 1 if owner.in_features == "scalar" else owner.in_features
+        return stacked(_torch(cls, (o, i)), shape)
+    if isinstance(owner, eqx.nn.Conv | eqx.nn.ConvTranspose) and name == "weight":
+        per = (owner.out_channels, owner.in_channels // owner.groups, *owner.kernel_size)
+        return stacked(_torch(cls, per), shape)
+    gates = {eqx.nn.GRUCell: 3, eqx.nn.LSTMCell: 4}
+    for klass, g in gates.items():
+        if isinstance(owner, klass) and name in ("weight_ih", "weight_hh"):
+            h = owner.hidden_size
+            i = owner.input_size if name == "weight_ih" else h
+            one = _torch(cls, (h, i))
+            spec = stacked(one, shape)
+            if spec is not None:
+                return spec  # already one gate: unusual, but fine
+            lead = shape[:-2]
+            if shape[-2:] == (g * h, i):
+                # the gates are stacked along the out axis: each gate is a layer
+                k = len(lead) + 1
+                return _replace(one, shape=shape, stack_shape=(*lead, g), stack_pos=tuple(range(k)))
+            return None
+    return None
+
+
+def _torch(cls: str, per: tuple[int, ...]) -> LayerFans:
+    spec = plain(cls, per, "torch")
+    return _replace(spec, source="class")
+
+
+def describe_stack(spec: LayerFans) -> str:
+    return "" if not spec.stack_shape else f" x{math.prod(spec.stack_shape)}"
+
+
+# --------------------------------------------------------------------------- explain
+
+_FAN_NAMES = ("in_axis", "out_axis", "column_axis", "mode", "layout", "kernel_shape")
+
+
+def fan_dependent(init: Any) -> bool:
+    """Whether an initializer's distribution depends on how the shape splits into fans
+    (variance scaling, orthogonal, structured); unknown callables count as not, unless
+    marked by :func:`mark_fan_dependent` (a rule built them from the layer's fans)."""
+    if getattr(init, "_jaxinit_fan_dependent", False):
+        return True
+    cells = closure_vars(init)
+    return any(n in cells for n in _FAN_NAMES) or isinstance(getattr(init, "layout", None), str)
+
+
+def mark_fan_dependent(init: Any) -> Any:
+    """Mark an initializer whose constants a rule computed from a layer's fans (a uniform
+    bound 1/sqrt(fan_in), ...): where the layer is not known (a linen kernel of rank >= 3
+    without ``module=``), :func:`jaxinit.reinit` then raises its ambiguity error instead
+    of drawing with the stored shape's fans. Returns ``init``."""
+    init._jaxinit_fan_dependent = True
+    return init
+
+
+def _factory(init: Any) -> str:
+    qual = getattr(init, "__qualname__", None) or type(init).__name__
+    return qual.split(".<locals>")[0].lstrip("_")
+
+
+def describe(init: Any, shape: tuple[int, ...]) -> tuple[str, str, str]:
+    """``(name, fans, std or bound)`` of ``init`` called on ``shape``, from the factory's
+    arguments (nothing is drawn); ``"?"`` where the initializer cannot be read."""
+    from jaxinit._core import _fan
+    from jaxinit._fans import fans_of
+
+    name = _factory(init)
+    cells = closure_vars(init)
+    if name in ("zeros", "ones"):
+        return name, "-", "0" if name == "zeros" else "1 (constant)"
+    if {"scale", "mode", "distribution"} <= cells.keys():
+        scale, mode, dist = cells["scale"], cells["mode"], cells["distribution"]
+        name = f"variance_scaling({scale:g}, {mode!r}, {dist!r})"
+        try:
+            fi, fo = fans_of(
+                "explain",
+                tuple(shape),
+                cells.get("in_axis", -2),
+                cells.get("out_axis", -1),
+                cells.get("batch_axis", ()),
+            )
+        except (ValueError, TypeError):
+            return name, "?", "?"
+        var = scale / _fan(mode, fi, fo)
+        stat = (
+            f"bound {math.sqrt(3 * var):.4g}" if dist == "uniform" else f"std {math.sqrt(var):.4g}"
+        )
+        return name, f"{fi:g}, {fo:g}", stat
+    fans = "-"
+    if len(shape) >= 2:
+        rf = math.prod(shape[:-2])
+        fans = f"{shape[-2] * rf:g}, {shape[-1] * rf:g}"
+    if "column_axis" in cells and "scale" in cells:
+        cols = shape[cells["column_axis"]] if shape else 1
+        rows = math.prod(shape) // max(cols, 1)
+        return name, fans, f"std {cells['scale'] / math.sqrt(max(rows, cols)):.4g}"
+    if "stddev" in cells:
+        std = cells["stddev"]
+        if "lower" in cells:
+            return (
+                name,
+                fans,
+                f"std {std:.4g} before cutting at [{cells['lower']:g}, {cells['upper']:g}]σ",
+            )
+        return name, fans, f"std {std:.4g}"
+    if "lo" in cells and "hi" in cells:
+        return name, fans, f"U[{cells['lo']:.4g}, {cells['hi']:.4g})"
+    if "scale" in cells and name == "uniform":
+        return name, fans, f"U[0, {cells['scale']:.4g})"
+    if "value" in cells:
+        return name, fans, f"{cells['value']!r} (constant)"
+    return name, fans, "?"
