@@ -606,8 +606,19 @@ def mark_fan_dependent(init: Any) -> Any:
     bound 1/sqrt(fan_in), ...): where the layer is not known (a linen kernel of rank >= 3
     without ``module=``), :func:`jaxinit.reinit` then raises its ambiguity error instead
     of drawing with the stored shape's fans. Returns ``init``."""
-    init._jaxinit_fan_dependent = True
-    return init
+    try:
+        init._jaxinit_fan_dependent = True
+        return init
+    except AttributeError:  # an immutable value (jaxinit.Init): mark a thin wrapper
+        pass
+
+    def marked(*args: Any, **kwargs: Any) -> Any:
+        return init(*args, **kwargs)
+
+    marked._jaxinit_fan_dependent = True  # type: ignore[attr-defined]
+    marked._jaxinit_wrapped = init  # type: ignore[attr-defined]
+    marked.__name__ = marked.__qualname__ = getattr(init, "__name__", "init")
+    return marked
 
 
 def _factory(init: Any) -> str:

@@ -217,6 +217,8 @@ def any_of(*patterns: Pattern) -> re.Pattern:
 
 
 def _init_name(init: Any) -> str:
+    if isinstance(getattr(init, "name", None), str):  # a jaxinit value: its scheme's name
+        return init.name
     qual = getattr(init, "__qualname__", None) or repr(init)
     return qual.split(".<locals>")[0].lstrip("_")
 

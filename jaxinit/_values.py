@@ -305,6 +305,12 @@ class Init:
         raise AttributeError(f"{self!r} is immutable")
 
     @property
+    def _jaxinit_wrapped(self) -> Callable[..., Any]:
+        # the drawing function, for code that reads an initializer's settings
+        # (jaxinit._layers.closure_vars: layout, fans, distribution)
+        return self._fn
+
+    @property
     def name(self) -> str:
         """The scheme's name (``"he_normal"``, ``"HeNormal"``, ``"fast"``)."""
         return self._name
