@@ -31,56 +31,112 @@ def check_choice(fn: str, arg: str, value: Any, allowed: Sequence[str]) -> str:
 
 
 def check_positive(fn: str, arg: str, value: Any, *, allow_zero: bool = False) -> None:
-    """Reject non-finite or non-positive numbers; traced values are left to the caller."""
+    """Reject non-finite or non-positive numbers; traced values are left to the caller.
+
+    Python and numpy scalars and 0-d arrays are accepted; strings, bools, complex numbers
+    and arrays with elements are a TypeError.
+    """
     if isinstance(value, jax.core.Tracer):
         return
     try:
-        x = float(np.asarray(value))
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{fn}: {arg} must be a real number, got {value!r}") from e
+        x = as_real(fn, arg, value)
+    except ValueError:  # NaN or infinity
+        x = math.nan
     ok = math.isfinite(x) and (x >= 0 if allow_zero else x > 0)
     if not ok:
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{fn}: {arg} must be finite and {bound}, got {value!r}")
+        raise ValueError(f"{fn}: {arg} must be finite and {bound}, got {_show(value)}")
 
 
 def check_finite(fn: str, arg: str, value: Any) -> None:
+    """A finite number or array of numbers (bools count as numbers 0 and 1)."""
     if isinstance(value, jax.core.Tracer):
         return
     x = np.asarray(value)
-    if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
-        raise ValueError(f"{fn}: {arg} must be a finite number, got {value!r}")
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise TypeError(f"{fn}: {arg} must be a number, got {value!r}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{fn}: {arg} must be a finite number, got {_show(value)}")
 
 
-def check_key(fn: str, key: Any) -> None:
-    """Accept typed keys (``jax.random.key``) and legacy uint32 keys (``PRNGKey``)."""
+def squared(fn: str, arg: str, value: Any) -> float:
+    """``value**2`` as a float, or a ValueError naming ``arg`` when it overflows float64."""
+    x = as_real(fn, arg, value)
+    if abs(x) > 1e150:
+        raise ValueError(f"{fn}: {arg}={value!r} is too large: {arg}**2 overflows float64")
+    return x * x
+
+
+def _legacy_key_shapes() -> tuple[tuple[int, ...], ...]:
+    """Shapes of legacy uint32 keys: threefry's (2,), and the default implementation's."""
+    shapes = {(2,)}
+    impl = getattr(jax.config, "jax_default_prng_impl", "threefry2x32")
+    if impl == "rbg" or impl == "unsafe_rbg":
+        shapes.add((4,))
+    return tuple(sorted(shapes))
+
+
+def check_key(fn: str, key: Any, arg: str = "key") -> None:
+    """Accept one typed key (``jax.random.key``) or one legacy uint32 key (``PRNGKey``).
+
+    A legacy key is a uint32 array of shape (2,) (threefry, jax's default); any other
+    uint32 array, a batch of keys, a Python int or a float array is refused with a message
+    naming ``fn`` and ``arg``.
+    """
+    if isinstance(key, jax.core.Tracer) and not hasattr(key, "dtype"):
+        return
     dtype = getattr(key, "dtype", None)
     shape = getattr(key, "shape", None)
     if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
         if shape != ():
             raise ValueError(
-                f"{fn}: key must be a single PRNG key of shape (), got a batch of shape {shape};"
-                " use jax.vmap to initialize several members"
+                f"{fn}: {arg} must be a single PRNG key of shape (), got a batch of shape"
+                f" {shape}; use jax.vmap to initialize several members"
             )
         return
-    if dtype == jnp.uint32 and shape is not None and len(shape) == 1:
-        return
+    need = "a PRNG key from jax.random.key(seed) or jax.random.PRNGKey(seed)"
+    if dtype == jnp.uint32 and shape is not None:
+        shape = tuple(shape)
+        if shape in _legacy_key_shapes():
+            return
+        if len(shape) >= 2 and shape[-1:] == (2,):
+            got = f"a batch of legacy keys of shape {shape}; use jax.vmap to initialize several"
+        else:
+            got = f"a uint32 array of shape {shape} (a legacy key has shape (2,))"
+        raise TypeError(f"{fn}: {arg} must be {need}, got {got}")
     got = f"{type(key).__name__}" + (f" with dtype {dtype} and shape {shape}" if dtype else "")
-    raise TypeError(
-        f"{fn}: key must be a PRNG key from jax.random.key(seed) or jax.random.PRNGKey(seed),"
-        f" got {got}"
-    )
+    if isinstance(key, int | np.integer) and not isinstance(key, bool):
+        got += f" {key!r} (pass jax.random.key({key!r}) instead)"
+    raise TypeError(f"{fn}: {arg} must be {need}, got {got}")
+
+
+# XLA aborts the process (C++ terminate) when an array's byte size overflows int64, before
+# any allocation is tried. 2**58 elements of the widest dtype (complex128, 16 bytes) plus
+# an intermediate of the same size stay below 2**63 bytes; anything smaller but too large
+# for the device fails with jax's ordinary out-of-memory error.
+MAX_ELEMENTS = 2**58
 
 
 def check_shape(fn: str, shape: Any) -> tuple[int, ...]:
-    if isinstance(shape, int | np.integer):
+    """A tuple of non-negative ints (numpy ints and 0-d int arrays accepted), not too large."""
+    if isinstance(shape, int | np.integer) or (isinstance(shape, np.ndarray) and shape.ndim == 0):
         shape = (shape,)
+    if isinstance(shape, str | bytes) or (isinstance(shape, np.ndarray) and shape.ndim != 1):
+        raise TypeError(f"{fn}: shape must be a sequence of ints, got {shape!r}")
     try:
         out = tuple(operator.index(d) for d in shape)
     except TypeError as e:
         raise TypeError(f"{fn}: shape must be a sequence of ints, got {shape!r}") from e
+    if any(isinstance(d, bool | np.bool_) for d in shape):
+        raise TypeError(f"{fn}: shape must be a sequence of ints, got {shape!r}")
     if any(d < 0 for d in out):
         raise ValueError(f"{fn}: shape {out} has a negative dimension")
+    size = math.prod(out)
+    if size > MAX_ELEMENTS or max(out, default=0) > MAX_ELEMENTS:
+        raise ValueError(
+            f"{fn}: shape {out} has {size:.3g} elements; at most 2**58 ({MAX_ELEMENTS:.3g})"
+            " are supported (XLA cannot address larger arrays)"
+        )
     return out
 
 
@@ -100,3 +156,115 @@ def check_dtype(fn: str, dtype: Any, *, allow_complex: bool = True) -> np.dtype:
     if allow_complex and jnp.issubdtype(dt, jnp.complexfloating):
         return dt
     raise TypeError(f"{fn}: dtype={dt} is not supported; a random initializer needs {allowed}")
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def as_real(fn: str, arg: str, value: Any) -> float:
+    """A Python float from a real number: Python/numpy scalars and 0-d arrays accepted.
+
+    Raises TypeError for anything else (strings, bools, complex, arrays with elements) and
+    ValueError for NaN or infinity, naming ``fn`` and ``arg``.
+    """
+    x = _scalar(fn, arg, value, "a real number")
+    if isinstance(x, bool | np.bool_) or not isinstance(x, int | float | np.integer | np.floating):
+        raise TypeError(f"{fn}: {arg} must be a real number, got {value!r}")
+    try:
+        f = float(x)
+    except OverflowError:  # a Python int beyond float range
+        f = math.copysign(math.inf, x)
+    if not math.isfinite(f):
+        raise ValueError(f"{fn}: {arg} must be a finite number, got {_show(value)}")
+    return f
+
+
+def as_int(fn: str, arg: str, value: Any, *, minimum: int | None = None) -> int:
+    """A Python int from an int, a numpy integer or a 0-d integer array (not a bool)."""
+    x = _scalar(fn, arg, value, "an int")
+    if isinstance(x, bool | np.bool_) or not isinstance(x, int | np.integer):
+        raise TypeError(f"{fn}: {arg} must be an int, got {value!r}")
+    n = int(x)
+    if minimum is not None and n < minimum:
+        raise ValueError(f"{fn}: {arg} must be >= {minimum}, got {n}")
+    return n
+
+
+def _scalar(fn: str, arg: str, value: Any, what: str) -> Any:
+    if isinstance(value, jax.core.Tracer):
+        raise TypeError(f"{fn}: {arg} must be {what} known before tracing, got a traced value")
+    if isinstance(value, np.ndarray | jax.Array):
+        if np.ndim(value) != 0:
+            raise TypeError(f"{fn}: {arg} must be {what}, got an array of shape {np.shape(value)}")
+        return np.asarray(value)[()]
+    return value
+
+
+def _show(value: Any) -> str:
+    """``nan`` for NaN (never "inf"), else the repr."""
+    try:
+        x = np.asarray(value)
+        if x.ndim == 0 and np.issubdtype(x.dtype, np.inexact) and np.isnan(x):
+            return "nan"
+    except (TypeError, ValueError):
+        pass
+    return repr(value)
+
+
+def check_in_dtype(
+    fn: str,
+    arg: str,
+    value: Any,
+    dtype: Any,
+    *,
+    allow_underflow: bool = True,
+    label: str | None = None,
+) -> None:
+    """``value`` (a number or array) must be representable in the output ``dtype``.
+
+    Floating and complex dtypes: finite after rounding to ``dtype`` (``1e39`` overflows
+    float32, ``1e5`` float16) and, unless ``allow_underflow``, not rounded from nonzero to 0.
+    Integer dtypes: integer values within the dtype's range. bool: 0 or 1. Traced values are
+    left alone. ``label`` replaces ``arg=value`` in messages (for a value derived from ``arg``).
+    """
+    if isinstance(value, jax.core.Tracer):
+        return
+    dt = jnp.dtype(dtype)
+    x = np.asarray(value)
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise TypeError(f"{fn}: {arg} must be a number, got {value!r}")
+    if np.issubdtype(x.dtype, np.inexact) and not np.all(np.isfinite(x)):
+        raise ValueError(f"{fn}: {arg} must be finite, got {_show(value)}")
+    if jnp.issubdtype(dt, jnp.inexact):
+        info = jnp.finfo(dt)
+        mags = np.abs(x.astype(np.complex128 if np.iscomplexobj(x) else np.float64))
+        if mags.size and mags.max() > float(info.max):
+            raise ValueError(
+                f"{fn}: {label or f'{arg}={_show(value)}'} overflows {dt} (largest finite value"
+                f" {float(info.max):.4g}); use a wider dtype or a smaller {arg}"
+            )
+        if not allow_underflow and mags.size:
+            tiny = float(info.smallest_subnormal)
+            if np.any((mags > 0) & (mags < tiny)):
+                raise ValueError(
+                    f"{fn}: {label or f'{arg}={_show(value)}'} rounds to 0 in {dt} (smallest positive value"
+                    f" {tiny:.4g}); use a wider dtype or a larger {arg}"
+                )
+        return
+    if np.iscomplexobj(x):
+        raise ValueError(f"{fn}: {arg}={value!r} is complex; dtype {dt} is real")
+    if dt == jnp.bool_:
+        if not np.all((x == 0) | (x == 1)):
+            raise ValueError(f"{fn}: {arg}={value!r} is not 0 or 1 (or a bool); dtype is bool")
+        return
+    if jnp.issubdtype(dt, jnp.integer):
+        if np.issubdtype(x.dtype, np.floating) and not np.all(np.floor(x) == x):
+            raise ValueError(
+                f"{fn}: {arg}={value!r} is not an integer; dtype {dt} would truncate it"
+            )
+        info = jnp.iinfo(dt)
+        lo, hi = (x.min(), x.max()) if x.size else (0, 0)
+        if lo < int(info.min) or hi > int(info.max):
+            raise ValueError(
+                f"{fn}: {arg}={value!r} is out of range for {dt} ([{info.min}, {info.max}])"
+            )

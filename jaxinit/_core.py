@@ -14,11 +14,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit import _fast
+from jaxinit import _fast, _truncnorm
 from jaxinit._checks import (
     check_choice,
     check_dtype,
     check_finite,
+    check_in_dtype,
     check_key,
     check_positive,
     check_shape,
@@ -73,6 +74,7 @@ def constant(value: Any, dtype: DTypeLike = None) -> Initializer:
     def init(key: Array | None, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape = check_shape("constant", shape)
         dtype = default_float() if dtype is None else dtype
+        check_in_dtype("constant", "value", value, dtype)
         if np.ndim(value) and not _broadcasts_to(np.shape(value), shape):
             raise ValueError(
                 f"constant: value of shape {np.shape(value)} does not broadcast to shape {shape}"
@@ -103,6 +105,13 @@ def _rng(key: Array) -> Any:
     return _fast if _fast.is_fast_key(key) else jax.random
 
 
+def _truncated_normal(key: Array, lower: float, upper: float, shape: Shape, dtype: Any) -> Array:
+    """N(0, 1) cut to (lower, upper); windows far in one tail drawn in log space (exact)."""
+    if _truncnorm.is_far(lower, upper):
+        return _truncnorm.far_tail(_rng(key).uniform, key, lower, upper, shape, dtype)
+    return _rng(key).truncated_normal(key, lower, upper, shape, dtype)
+
+
 def _random_prologue(
     fn: str, key: Array, shape: Shape, dtype: DTypeLike, allow_complex: bool = False
 ) -> tuple[Shape, np.dtype]:
@@ -122,6 +131,7 @@ def normal(stddev: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue("normal", key, shape, dtype, allow_complex=True)
+        check_in_dtype("normal", "stddev", stddev, dtype, allow_underflow=False)
         return _rng(key).normal(key, shape, dtype) * jnp.array(stddev, dtype)
 
     return init
@@ -137,6 +147,7 @@ def uniform(scale: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue("uniform", key, shape, dtype)
+        check_in_dtype("uniform", "scale", scale, dtype, allow_underflow=False)
         return _rng(key).uniform(key, shape, dtype) * jnp.array(scale, dtype)
 
     return init
@@ -160,9 +171,8 @@ def truncated_normal(
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue(fn, key, shape, dtype)
-        return _rng(key).truncated_normal(key, lower, upper, shape, dtype) * jnp.array(
-            stddev, dtype
-        )
+        check_in_dtype(fn, "stddev", stddev, dtype, allow_underflow=False)
+        return _truncated_normal(key, lower, upper, shape, dtype) * jnp.array(stddev, dtype)
 
     return init
 
@@ -173,6 +183,8 @@ def _shifted_normal(fn: str, mean: float, stddev: float, dtype: DTypeLike) -> In
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue(fn, key, shape, dtype)
+        check_in_dtype(fn, "mean", mean, dtype)
+        check_in_dtype(fn, "stddev", stddev, dtype, allow_underflow=False)
         return _rng(key).normal(key, shape, dtype) * jnp.array(stddev, dtype) + jnp.array(
             mean, dtype
         )
@@ -188,6 +200,9 @@ def _uniform_between(fn: str, lo: float, hi: float, dtype: DTypeLike) -> Initial
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue(fn, key, shape, dtype)
+        check_in_dtype(fn, "lower bound", lo, dtype)
+        check_in_dtype(fn, "upper bound", hi, dtype)
+        check_in_dtype(fn, "the width upper - lower", hi - lo, dtype, allow_underflow=False)
         return _rng(key).uniform(key, shape, dtype, lo, hi)
 
     return init
@@ -207,7 +222,10 @@ def _shifted_truncated_normal(
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue(fn, key, shape, dtype)
-        z = _rng(key).truncated_normal(key, lo_z, hi_z, shape, dtype)
+        for arg, v in (("mean", mean), ("lower bound", lo), ("upper bound", hi)):
+            check_in_dtype(fn, arg, v, dtype)
+        check_in_dtype(fn, "stddev", stddev, dtype, allow_underflow=False)
+        z = _truncated_normal(key, lo_z, hi_z, shape, dtype)
         return z * jnp.array(stddev, dtype) + jnp.array(mean, dtype)
 
     return init
@@ -294,6 +312,9 @@ def _variance_scaling(
         shape = check_shape(fn, shape)
         dtype = check_dtype(fn, dtype, allow_complex=True)
         fan_in, fan_out = fans_of(fn, shape, in_axis, out_axis, batch_axis)
+        var = scale / _fan(mode, fan_in, fan_out)
+        label = f"scale={scale!r} (variance scale/{mode} = {var:.4g} for shape {shape})"
+        check_in_dtype(fn, "scale", var, dtype, allow_underflow=False, label=label)
         variance = jnp.array(scale / _fan(mode, fan_in, fan_out), dtype=dtype)
         is_real = jnp.issubdtype(dtype, jnp.floating)
         if distribution == "truncated_normal":

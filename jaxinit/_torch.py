@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from jaxinit._checks import check_choice, check_finite, check_positive
+from jaxinit._checks import as_int, as_real, check_choice, check_finite, check_positive, squared
 from jaxinit._core import (
     DTypeLike,
     Initializer,
@@ -74,6 +74,10 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 
 def _kaiming(fn: str, a: float, mode: str, nonlinearity: str, distribution: str, **axes):
     check_choice(fn, "mode", mode, ("fan_in", "fan_out"))
+    check_choice(fn, "nonlinearity", nonlinearity, NONLINEARITIES)
+    if nonlinearity == "leaky_relu":  # checked here so that errors name fn and a
+        a = as_real(fn, "a", a)
+        squared(fn, "a", a)
     gain = calculate_gain(nonlinearity, a)
     return _variance_scaling(fn, gain**2, mode, distribution, **axes)
 
@@ -123,7 +127,8 @@ def torch_xavier_uniform(
     r"""torch ``xavier_uniform_``: :math:`U[\pm \mathrm{gain}\sqrt{6/(n_{in}+n_{out})}]`."""
     check_positive("torch_xavier_uniform", "gain", gain)
     axes = dict(in_axis=in_axis, out_axis=out_axis, layout=layout, dtype=dtype)
-    return _variance_scaling("torch_xavier_uniform", gain**2, "fan_avg", "uniform", **axes)
+    gain2 = squared("torch_xavier_uniform", "gain", gain)
+    return _variance_scaling("torch_xavier_uniform", gain2, "fan_avg", "uniform", **axes)
 
 
 def torch_xavier_normal(
@@ -137,7 +142,8 @@ def torch_xavier_normal(
     r"""torch ``xavier_normal_``: plain :math:`\mathcal N(0, \mathrm{gain}^2\cdot 2/(n_{in}+n_{out}))`."""
     check_positive("torch_xavier_normal", "gain", gain)
     axes = dict(in_axis=in_axis, out_axis=out_axis, layout=layout, dtype=dtype)
-    return _variance_scaling("torch_xavier_normal", gain**2, "fan_avg", "normal", **axes)
+    gain2 = squared("torch_xavier_normal", "gain", gain)
+    return _variance_scaling("torch_xavier_normal", gain2, "fan_avg", "normal", **axes)
 
 
 def torch_default_kernel(
@@ -181,7 +187,8 @@ def torch_default_bias(
     if kernel_shape is not None:
         in_axis, out_axis = resolve_axes(fn, layout, None, None)
         fan_in = int(fans_of(fn, tuple(kernel_shape), in_axis, out_axis)[0])
-    if isinstance(fan_in, bool) or not isinstance(fan_in, int) or fan_in <= 0:
+    fan_in = as_int(fn, "fan_in", fan_in)
+    if fan_in <= 0:
         raise ValueError(f"{fn}: fan_in must be a positive int, got {fan_in!r}")
     return _uniform_between(fn, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in), dtype)
 
