@@ -76,13 +76,21 @@ def _legacy_key_shapes() -> tuple[tuple[int, ...], ...]:
     return tuple(sorted(shapes))
 
 
-def check_key(fn: str, key: Any, arg: str = "key") -> None:
+def check_key(fn: str, key: Any, arg: str = "key", *, allow_int: bool = False) -> None:
     """Accept one typed key (``jax.random.key``) or one legacy uint32 key (``PRNGKey``).
 
     A legacy key is a uint32 array of shape (2,) (threefry, jax's default); any other
     uint32 array, a batch of keys, a Python int or a float array is refused with a message
-    naming ``fn`` and ``arg``.
+    naming ``fn`` and ``arg``. With ``allow_int``, an int seed (Python or numpy, as
+    ``jax.random.key`` takes it: in [-2**63, 2**63)) is accepted too.
     """
+    if allow_int and isinstance(key, int | np.integer) and not isinstance(key, bool):
+        if not -(2**63) <= int(key) < 2**63:
+            raise ValueError(
+                f"{fn}: {arg}={key!r} is not a valid seed; an int seed must be in"
+                " [-2**63, 2**63) (jax.random.key's range)"
+            )
+        return
     if isinstance(key, jax.core.Tracer) and not hasattr(key, "dtype"):
         return
     dtype = getattr(key, "dtype", None)
@@ -95,6 +103,8 @@ def check_key(fn: str, key: Any, arg: str = "key") -> None:
             )
         return
     need = "a PRNG key from jax.random.key(seed) or jax.random.PRNGKey(seed)"
+    if allow_int:
+        need = "an int seed or " + need
     if dtype == jnp.uint32 and shape is not None:
         shape = tuple(shape)
         if shape in _legacy_key_shapes():

@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._checks import check_key
 from jaxinit._meanfield import elementwise_derivative
 from jaxinit._models import activation_fn
 
@@ -134,6 +135,7 @@ def diagnose(
     >>> df = jaxinit.diagnose(jaxinit.MLP([256] * 10, "tanh"), x, seeds=4)
     >>> df.query("quantity == 'pre_activation' and stat == 'variance'")
     """
+    check_key("diagnose", key, allow_int=True)
     import pandas as pd
 
     if seeds < 1:

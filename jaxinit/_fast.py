@@ -40,6 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend.random import define_prng_impl, threefry_2x32
 
+from jaxinit._checks import check_key
+
 _U32 = jnp.uint32
 _MAX_ELEMENTS = 2**32
 
@@ -143,6 +145,7 @@ def fast_key(key: jax.Array) -> jax.Array:
     The two key words are threefry bits of ``key`` (one tiny draw), so different keys give
     independent fast streams; a fast key is returned unchanged. Works under jit and vmap.
     """
+    check_key("fast_key", key)
     if is_fast_key(key):
         return key
     if not jax.dtypes.issubdtype(getattr(key, "dtype", np.uint8), jax.dtypes.prng_key):
@@ -165,6 +168,7 @@ def fast(init: Any) -> Any:
 
     @functools.wraps(init)
     def wrapped(key: jax.Array, shape: Any, dtype: Any = None) -> jax.Array:
+        check_key("fast", key)
         key = fast_key(key)
         return init(key, shape) if dtype is None else init(key, shape, dtype)
 

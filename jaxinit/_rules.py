@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._checks import check_key
 from jaxinit._core import Initializer
 
 Pattern: TypeAlias = str | re.Pattern
@@ -348,6 +349,7 @@ def reinit(params: Any, rules: Rules, key: jax.Array, *, layout: str | None = No
       ...     "kernel": jaxinit.he_normal(),    # ... so this is every other kernel
       ... }, jax.random.key(1))
     """
+    check_key("reinit", key)
     framework = _framework(params)
     if framework == "nnx":
         from flax import nnx

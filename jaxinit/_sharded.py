@@ -20,6 +20,7 @@ from typing import Any
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxinit._checks import check_key
 from jaxinit._fast import fast_key
 from jaxinit._rules import Pattern, Rules, matches, path_str, reinit
 
@@ -166,4 +167,5 @@ def init_params(
       ...     lambda k: model.init(k, x), jax.random.key(0), mesh=mesh,
       ...     partition={"*kernel": P(None, "model")})
     """
+    check_key("init_params", key)
     return make_init(target, rules=rules, mesh=mesh, partition=partition, fast=fast)(key)
