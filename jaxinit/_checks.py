@@ -278,3 +278,30 @@ def check_in_dtype(
             raise ValueError(
                 f"{fn}: {arg}={value!r} is out of range for {dt} ([{info.min}, {info.max}])"
             )
+
+
+# --------------------------------------------------------------------------- data
+
+
+def check_batch(fn: str, arg: str, x: Any) -> jax.Array:
+    """A non-empty, finite, numeric array with a leading batch axis, as a jax array."""
+    if isinstance(x, jax.core.Tracer):
+        return x
+    try:
+        a = np.asarray(x)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{fn}: {arg} must be an array of inputs, got {type(x).__name__}") from e
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+        raise TypeError(f"{fn}: {arg} must be a numeric array, got dtype {a.dtype}")
+    if a.ndim == 0:
+        raise ValueError(f"{fn}: {arg} is a scalar; it needs a leading batch axis")
+    if a.size == 0:
+        raise ValueError(f"{fn}: {arg} of shape {a.shape} is empty; it needs >= 1 example")
+    if np.issubdtype(a.dtype, np.inexact):
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        if bad:
+            raise ValueError(
+                f"{fn}: {arg} of shape {a.shape} has {bad} NaN or infinite values; clean the"
+                " data first"
+            )
+    return jnp.asarray(x)

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._checks import check_key
+from jaxinit._checks import as_int, check_batch, check_key
 from jaxinit._meanfield import elementwise_derivative
 from jaxinit._models import activation_fn
 
@@ -138,10 +138,10 @@ def diagnose(
     check_key("diagnose", key, allow_int=True)
     import pandas as pd
 
-    if seeds < 1:
-        raise ValueError(f"diagnose: seeds must be >= 1, got {seeds}")
-    x = jnp.asarray(x)
-    base = jax.random.key(key) if isinstance(key, int) else key
+    seeds = as_int("diagnose", "seeds", seeds, minimum=1)
+    jacobian_examples = as_int("diagnose", "jacobian_examples", jacobian_examples, minimum=0)
+    x = check_batch("diagnose", "x", x)
+    base = jax.random.key(int(key)) if isinstance(key, int | np.integer) else key
     phi, act_name = _activation(model, activation)
     dphi = None if phi is None else elementwise_derivative(phi)
     bounds = BOUNDS.get(act_name) if isinstance(act_name, str) else None
@@ -289,9 +289,15 @@ def propagate(
         ("depth", depth, 2),
         ("width", width, 1),
         ("batch_size", batch_size, 1),
+        ("seeds", seeds, 1),
     ):
-        if value < low:
-            raise ValueError(f"propagate: {arg} must be >= {low}, got {value}")
+        as_int("propagate", arg, value, minimum=low)
+    key = as_int("propagate", "key", key)
+    if isinstance(inits, str) or not isinstance(inits, Sequence) or not inits:
+        raise ValueError(
+            f"propagate: inits must be a non-empty sequence of initializers or registry"
+            f" names, got {inits!r}"
+        )
     x = jax.random.normal(jax.random.key(key + 1), (batch_size, width))
     frames, weight_variance = [], {}
     for spec in inits:
