@@ -155,7 +155,10 @@ def path_key(key: jax.Array, path: str) -> jax.Array:
 def _glob_regex(pattern: str) -> re.Pattern:
     anchored = pattern.startswith("/")
     body = _translate(pattern.lstrip("/") if anchored else pattern, pattern)
-    return re.compile(body if anchored else f"(?:.*/)?{body}")
+    try:
+        return re.compile(body if anchored else f"(?:.*/)?{body}")
+    except re.error as e:  # e.g. a character class [z-a] with a reversed range
+        raise ValueError(f"reinit: pattern {pattern!r} is not a valid glob: {e}") from None
 
 
 def _translate(pat: str, whole: str) -> str:
@@ -422,6 +425,12 @@ def _apply(
     key: jax.Array,
 ) -> Any:
     shape, dtype = tuple(value.shape), value.dtype
+    if jax.dtypes.canonicalize_dtype(dtype) != dtype:
+        raise ValueError(
+            f"reinit: parameter {path} is {np.dtype(dtype)}, which jax cannot produce with"
+            f" jax_enable_x64 off; cast the tree to {jax.dtypes.canonicalize_dtype(dtype)}"
+            " or enable x64"
+        )
     if isinstance(init, ContextRule):
         parent, _, _ = path.rpartition("/")
         siblings = {
@@ -436,6 +445,11 @@ def _apply(
     else:
         built = in_layout(init, layout)
     out = built(path_key(key, path), shape, dtype)
+    if not hasattr(out, "shape") or not hasattr(out, "dtype"):
+        raise TypeError(
+            f"reinit: the initializer for {path} returned {type(out).__name__}, not an array"
+            f" of shape {shape}"
+        )
     if tuple(out.shape) != shape or out.dtype != dtype:
         raise ValueError(
             f"reinit: the initializer for {path} returned shape {tuple(out.shape)} dtype "
