@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from jaxinit._checks import check_choice, check_positive
+from jaxinit._checks import as_int, check_choice, check_finite, check_positive
 from jaxinit._core import normal, ones, variance_scaling, zeros
 from jaxinit._fans import compute_fans
 from jaxinit._rules import ContextRule, LeafInfo, Pattern, optional
@@ -22,9 +22,13 @@ from jaxinit._torch import torch_default_bias, torch_default_kernel
 
 
 def _check_int(fn: str, arg: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    try:  # numpy ints and 0-d int arrays count as ints
+        n = as_int(fn, arg, value)
+    except TypeError:
+        n = None
+    if n is None or n < minimum:
         raise ValueError(f"{fn}: {arg} must be an int >= {minimum}, got {value!r}")
-    return value
+    return n
 
 
 def _is_embedding(info: LeafInfo) -> bool:
@@ -125,6 +129,7 @@ def rezero(gates: Pattern = "alpha", value: float = 0.0) -> dict[Pattern, object
     """
     from jaxinit._core import constant
 
+    check_finite("rezero", "value", value)
     return {gates: zeros if value == 0 else constant(value)}
 
 
@@ -189,6 +194,11 @@ def t_fixup(
     s = 0.67 * n**-0.25 if role == "encoder" else (9 * n) ** -0.25
 
     def embed_init(info: LeafInfo):
+        if len(info.shape) < 1 or info.shape[-1] < 1:
+            raise ValueError(
+                f"{fn}: embedding {info.path} has shape {info.shape}; an embedding table"
+                " needs a last axis of width d >= 1 (std d**-0.5)"
+            )
         return normal(s / math.sqrt(info.shape[-1]))
 
     return {
