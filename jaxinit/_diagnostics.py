@@ -346,6 +346,8 @@ def _propagate_main(args: Any) -> int:
 def add_propagate(sub: Any) -> None:
     import argparse
 
+    from jaxinit._cli import positive_int
+
     p = sub.add_parser(
         "propagate",
         help="per-layer signal statistics at init, measured and mean-field, per initializer",
@@ -354,9 +356,9 @@ def add_propagate(sub: Any) -> None:
     p.add_argument("--activation", default="tanh", help="activation of every hidden layer")
     p.add_argument("--inits", default="glorot_normal,he_normal,lecun_normal,orthogonal",
                    help="comma-separated registry names")  # fmt: skip
-    p.add_argument("--depth", type=int, default=20, help="Dense layers")
-    p.add_argument("--width", type=int, default=256, help="units per layer")
-    p.add_argument("--seeds", type=int, default=8, help="initializations per scheme")
-    p.add_argument("--batch-size", type=int, default=256, help="standard-normal inputs")
+    p.add_argument("--depth", type=positive_int, default=20, help="Dense layers")
+    p.add_argument("--width", type=positive_int, default=256, help="units per layer")
+    p.add_argument("--seeds", type=positive_int, default=8, help="initializations per scheme")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="standard-normal inputs")
     p.add_argument("--plot", help="figure path (default: propagate_<activation>.png)")
     p.set_defaults(func=_propagate_main)
