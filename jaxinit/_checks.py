@@ -48,9 +48,13 @@ def check_positive(fn: str, arg: str, value: Any, *, allow_zero: bool = False) -
         raise ValueError(f"{fn}: {arg} must be finite and {bound}, got {_show(value)}")
 
 
-def check_finite(fn: str, arg: str, value: Any) -> None:
-    """A finite number or array of numbers (bools count as numbers 0 and 1)."""
+def check_finite(fn: str, arg: str, value: Any, *, array: bool = False) -> None:
+    """A finite real number (numpy scalars and 0-d arrays included); with ``array``, also
+    an array of numbers (bools count as 0 and 1)."""
     if isinstance(value, jax.core.Tracer):
+        return
+    if not array:
+        as_real(fn, arg, value)
         return
     x = np.asarray(value)
     if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
@@ -64,6 +68,8 @@ def squared(fn: str, arg: str, value: Any) -> float:
     x = as_real(fn, arg, value)
     if abs(x) > 1e150:
         raise ValueError(f"{fn}: {arg}={value!r} is too large: {arg}**2 overflows float64")
+    if x != 0 and x * x == 0:
+        raise ValueError(f"{fn}: {arg}={value!r} is too small: {arg}**2 rounds to 0")
     return x * x
 
 
@@ -150,14 +156,19 @@ def check_shape(fn: str, shape: Any) -> tuple[int, ...]:
     return out
 
 
-def check_dtype(fn: str, dtype: Any, *, allow_complex: bool = True) -> np.dtype:
-    """Resolve ``None`` to jax's default float and reject integer, bool and unknown dtypes."""
+def check_dtype(
+    fn: str, dtype: Any, *, allow_complex: bool = True, allow_any: bool = False
+) -> np.dtype:
+    """Resolve ``None`` to jax's default float and reject integer, bool and unknown dtypes
+    (with ``allow_any``, only unknown ones: for constants, which any dtype can hold)."""
     if dtype is None:
         return default_float()
     try:
         dt = jnp.dtype(dtype)
     except TypeError as e:
         raise TypeError(f"{fn}: dtype {dtype!r} is not a dtype") from e
+    if allow_any:
+        return dt
     allowed = "a floating dtype (float32, bfloat16, float16, float64)"
     if allow_complex:
         allowed += " or a complex dtype"
@@ -229,6 +240,7 @@ def check_in_dtype(
     *,
     allow_underflow: bool = True,
     label: str | None = None,
+    reach: float = 1.0,
 ) -> None:
     """``value`` (a number or array) must be representable in the output ``dtype``.
 
@@ -236,6 +248,8 @@ def check_in_dtype(
     float32, ``1e5`` float16) and, unless ``allow_underflow``, not rounded from nonzero to 0.
     Integer dtypes: integer values within the dtype's range. bool: 0 or 1. Traced values are
     left alone. ``label`` replaces ``arg=value`` in messages (for a value derived from ``arg``).
+    ``reach``: draws reach ``reach`` times the value (7 for a normal's stddev: the largest
+    normal draw of jax's and the fast generator is below 7σ), and that must be finite too.
     """
     if isinstance(value, jax.core.Tracer):
         return
@@ -248,10 +262,13 @@ def check_in_dtype(
     if jnp.issubdtype(dt, jnp.inexact):
         info = jnp.finfo(dt)
         mags = np.abs(x.astype(np.complex128 if np.iscomplexobj(x) else np.float64))
-        if mags.size and mags.max() > float(info.max):
+        if mags.size and mags.max() * reach > float(info.max):
+            draws = (
+                f": draws reach {reach:g}·{arg} = {mags.max() * reach:.4g}" if reach != 1 else ""
+            )
             raise ValueError(
-                f"{fn}: {label or f'{arg}={_show(value)}'} overflows {dt} (largest finite value"
-                f" {float(info.max):.4g}); use a wider dtype or a smaller {arg}"
+                f"{fn}: {label or f'{arg}={_show(value)}'} overflows {dt}{draws} (largest"
+                f" finite value {float(info.max):.4g}); use a wider dtype or a smaller {arg}"
             )
         if not allow_underflow and mags.size:
             tiny = float(info.smallest_subnormal)

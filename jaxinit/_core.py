@@ -59,21 +59,22 @@ def zeros(key: Array | None, shape: Shape, dtype: DTypeLike = None) -> Array:
 
     >>> jaxinit.zeros(jax.random.key(0), (2, 3))
     """
-    return jnp.zeros(check_shape("zeros", shape), default_float() if dtype is None else dtype)
+    return jnp.zeros(check_shape("zeros", shape), check_dtype("zeros", dtype, allow_any=True))
 
 
 def ones(key: Array | None, shape: Shape, dtype: DTypeLike = None) -> Array:
     """An array of ones (the key is ignored); the usual init of normalisation scales."""
-    return jnp.ones(check_shape("ones", shape), default_float() if dtype is None else dtype)
+    return jnp.ones(check_shape("ones", shape), check_dtype("ones", dtype, allow_any=True))
 
 
 def constant(value: Any, dtype: DTypeLike = None) -> Initializer:
     """Initializer that fills the array with ``value`` (a scalar or a broadcastable array)."""
-    check_finite("constant", "value", value)
+    check_finite("constant", "value", value, array=True)
+    value = np.asarray(value) if isinstance(value, list | tuple) else value
 
     def init(key: Array | None, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape = check_shape("constant", shape)
-        dtype = default_float() if dtype is None else dtype
+        dtype = default_float() if dtype is None else check_dtype("constant", dtype, allow_any=True)
         check_in_dtype("constant", "value", value, dtype)
         if np.ndim(value) and not _broadcasts_to(np.shape(value), shape):
             raise ValueError(
@@ -131,7 +132,7 @@ def normal(stddev: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue("normal", key, shape, dtype, allow_complex=True)
-        check_in_dtype("normal", "stddev", stddev, dtype, allow_underflow=False)
+        check_in_dtype("normal", "stddev", stddev, dtype, allow_underflow=False, reach=7)
         return _rng(key).normal(key, shape, dtype) * jnp.array(stddev, dtype)
 
     return init
@@ -171,7 +172,8 @@ def truncated_normal(
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue(fn, key, shape, dtype)
-        check_in_dtype(fn, "stddev", stddev, dtype, allow_underflow=False)
+        reach = max(abs(lower), abs(upper))
+        check_in_dtype(fn, "stddev", stddev, dtype, allow_underflow=False, reach=reach)
         return _truncated_normal(key, lower, upper, shape, dtype) * jnp.array(stddev, dtype)
 
     return init
@@ -184,7 +186,9 @@ def _shifted_normal(fn: str, mean: float, stddev: float, dtype: DTypeLike) -> In
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue(fn, key, shape, dtype)
         check_in_dtype(fn, "mean", mean, dtype)
-        check_in_dtype(fn, "stddev", stddev, dtype, allow_underflow=False)
+        check_in_dtype(fn, "stddev", stddev, dtype, allow_underflow=False, reach=7)
+        label = f"mean ± 7·stddev = {abs(mean) + 7 * stddev:.4g}"
+        check_in_dtype(fn, "stddev", abs(mean) + 7 * stddev, dtype, label=label)
         return _rng(key).normal(key, shape, dtype) * jnp.array(stddev, dtype) + jnp.array(
             mean, dtype
         )
@@ -217,13 +221,18 @@ def _shifted_truncated_normal(
     check_finite(fn, "lower bound", lo)
     check_finite(fn, "upper bound", hi)
     if not lo < hi:
-        raise ValueError(f"{fn}: the lower bound {lo!r} must be smaller than the upper {hi!r}")
+        raise ValueError(
+            f"{fn}: the lower bound {lo!r} must be smaller than the upper {hi!r}"
+            f" (mean={mean!r}, stddev={stddev!r})"
+        )
     lo_z, hi_z = (lo - mean) / stddev, (hi - mean) / stddev
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue(fn, key, shape, dtype)
         for arg, v in (("mean", mean), ("lower bound", lo), ("upper bound", hi)):
             check_in_dtype(fn, arg, v, dtype)
+        for arg, v in (("lower bound", lo - mean), ("upper bound", hi - mean)):
+            check_in_dtype(fn, arg, v, dtype, label=f"{arg} - mean = {v:.4g}")
         check_in_dtype(fn, "stddev", stddev, dtype, allow_underflow=False)
         z = _truncated_normal(key, lo_z, hi_z, shape, dtype)
         return z * jnp.array(stddev, dtype) + jnp.array(mean, dtype)
@@ -314,7 +323,8 @@ def _variance_scaling(
         fan_in, fan_out = fans_of(fn, shape, in_axis, out_axis, batch_axis)
         var = scale / _fan(mode, fan_in, fan_out)
         label = f"scale={scale!r} (variance scale/{mode} = {var:.4g} for shape {shape})"
-        check_in_dtype(fn, "scale", var, dtype, allow_underflow=False, label=label)
+        reach = 3 if distribution == "uniform" else 1  # the uniform bound is √(3·variance)
+        check_in_dtype(fn, "scale", var, dtype, allow_underflow=False, label=label, reach=reach)
         variance = jnp.array(scale / _fan(mode, fan_in, fan_out), dtype=dtype)
         is_real = jnp.issubdtype(dtype, jnp.floating)
         if distribution == "truncated_normal":

@@ -449,7 +449,7 @@ def sparse(
         check_key(fn, key)
         shape = check_shape(fn, shape)
         dtype = check_dtype(fn, dtype, allow_complex=False)
-        check_in_dtype(fn, "scale", scale, dtype, allow_underflow=False)
+        check_in_dtype(fn, "scale", scale, dtype, allow_underflow=False, reach=7)
         units, fan_in = _as_units(fn, shape, layout)
         if fan_in < k:
             raise ValueError(
@@ -492,7 +492,7 @@ def torch_sparse(
         check_key(fn, key)
         shape = check_shape(fn, shape)
         dtype = check_dtype(fn, dtype, allow_complex=False)
-        check_in_dtype(fn, "std", std, dtype, allow_underflow=False)
+        check_in_dtype(fn, "std", std, dtype, allow_underflow=False, reach=7)
         if len(shape) != 2:
             raise ValueError(
                 f"{fn}: shape {shape} has rank {len(shape)}; torch's sparse_ is 2-D only"
