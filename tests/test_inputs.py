@@ -608,3 +608,24 @@ def test_ctrl_c_in_compare_stops_and_writes_no_partial_outputs(tmp_path, monkeyp
         _compare.run_compare(cfg)
     assert not any(tmp_path.iterdir()), list(tmp_path.iterdir())
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_real_compare_run(tmp_path):
+    """Full version of the test above: SIGINT to a running ``jaxinit compare``."""
+    import time
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = [sys.executable, "-m", "jaxinit._cli", "compare", "--quick", "--steps", "3000",
+           "--inits", "zeros,he_normal", "--out", str(tmp_path)]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "relu").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2.0)  # inside compilation or training
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()[-2000:]
+    assert time.monotonic() - sent < 30
+    assert not any((tmp_path / name).exists() for name in _compare.OUTPUTS)
