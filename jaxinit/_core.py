@@ -167,11 +167,14 @@ def truncated_normal(
     check_positive(fn, "stddev", stddev)
     check_finite(fn, "lower", lower)
     check_finite(fn, "upper", upper)
+    lower, upper = float(lower), float(upper)  # numpy values never reach jax's conversions
     if not lower < upper:
         raise ValueError(f"{fn}: lower={lower!r} must be smaller than upper={upper!r}")
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue(fn, key, shape, dtype)
+        check_in_dtype(fn, "lower", lower, dtype)
+        check_in_dtype(fn, "upper", upper, dtype)
         reach = max(abs(lower), abs(upper))
         check_in_dtype(fn, "stddev", stddev, dtype, allow_underflow=False, reach=reach)
         return _truncated_normal(key, lower, upper, shape, dtype) * jnp.array(stddev, dtype)
@@ -225,14 +228,17 @@ def _shifted_truncated_normal(
             f"{fn}: the lower bound {lo!r} must be smaller than the upper {hi!r}"
             f" (mean={mean!r}, stddev={stddev!r})"
         )
-    lo_z, hi_z = (lo - mean) / stddev, (hi - mean) / stddev
+    lo_z, hi_z = float((lo - mean) / stddev), float((hi - mean) / stddev)
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue(fn, key, shape, dtype)
-        for arg, v in (("mean", mean), ("lower bound", lo), ("upper bound", hi)):
-            check_in_dtype(fn, arg, v, dtype)
-        for arg, v in (("lower bound", lo - mean), ("upper bound", hi - mean)):
-            check_in_dtype(fn, arg, v, dtype, label=f"{arg} - mean = {v:.4g}")
+        for arg, v in (("mean", mean), ("lower bound", lo), ("upper bound", hi),
+                       ("lower bound - mean", lo - mean), ("upper bound - mean", hi - mean)):  # fmt: skip
+            label = f"{arg} = {v:.4g} (mean={mean!r}, stddev={stddev!r})"
+            check_in_dtype(fn, arg, v, dtype, label=label)
+        for arg, v in (("lower bound", lo_z), ("upper bound", hi_z)):
+            label = f"{arg} in units of stddev = {v:.4g} (mean={mean!r}, stddev={stddev!r})"
+            check_in_dtype(fn, arg, v, dtype, label=label)
         check_in_dtype(fn, "stddev", stddev, dtype, allow_underflow=False)
         z = _truncated_normal(key, lo_z, hi_z, shape, dtype)
         return z * jnp.array(stddev, dtype) + jnp.array(mean, dtype)
@@ -257,6 +263,8 @@ def random_truncated_normal(
 ) -> Initializer:
     r"""Keras ``TruncatedNormal``: :math:`\mathcal N(\mathrm{mean}, \sigma^2)` cut at mean ± 2σ."""
     fn = "random_truncated_normal"
+    check_finite(fn, "mean", mean)  # before the bounds are computed from them
+    check_positive(fn, "stddev", stddev)
     return _shifted_truncated_normal(fn, mean, stddev, mean - 2 * stddev, mean + 2 * stddev, dtype)
 
 

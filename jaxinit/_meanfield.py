@@ -408,8 +408,14 @@ def predict_propagation(
             raise TypeError(f"{fn}: {arg} must be a number, got an array of shape {np.shape(v)}")
     q = np.empty(depth)
     q[0] = weight_variance * input_second_moment + bias_variance
-    for i in range(1, depth):
-        q[i] = float(length_map(activation, q[i - 1], weight_variance, bias_variance))
+    for i in range(depth):
+        if i:
+            q[i] = float(length_map(activation, q[i - 1], weight_variance, bias_variance))
+        if not np.isfinite(q[i]):
+            raise ValueError(
+                f"{fn}: q overflows float64 at layer {i} (weight_variance={weight_variance!r},"
+                f" bias_variance={bias_variance!r}): the forward signal explodes"
+            )
     g = np.ones(depth)
     for i in range(depth - 2, -1, -1):
         g[i] = g[i + 1] * float(chi(activation, q[i], weight_variance))

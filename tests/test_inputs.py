@@ -33,10 +33,14 @@ from jaxinit import _compare
 KEY = jax.random.key(0)
 
 
+# JAXINIT_INPUTS_SCALE=20 multiplies the examples for a deeper local run.
+SCALE = int(os.environ.get("JAXINIT_INPUTS_SCALE", "1"))
+
+
 def PROPERTY(max_examples: int):
     """Few examples, no deadline (first calls compile), a counting fixture allowed."""
     return settings(
-        max_examples=max_examples,
+        max_examples=max_examples * SCALE,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture],
         database=None,
@@ -150,7 +154,7 @@ def test_every_factory_option_is_covered():
     assert len(FACTORY_OPTIONS) >= 35 and len(names) >= 22, FACTORY_OPTIONS
 
 
-@PROPERTY(80)
+@PROPERTY(50)
 @given(
     which=st.sampled_from(FACTORY_OPTIONS),
     value=option_values,
@@ -196,7 +200,7 @@ SHAPES = [(4, 6), (3, 4, 6), (4,), (), (0, 6), (4, -1), (2.0, 3), "ab", np.array
 KEYLESS = {"zeros", "ones", "constant", "identity", "zero_init", "dirac"}
 
 
-@PROPERTY(80)
+@PROPERTY(60)
 @given(
     name=st.sampled_from(jaxinit.names()),
     key=st.sampled_from(list(KEYS)),
@@ -224,7 +228,7 @@ MEAN_FIELD_FUNCTIONS = ["length_map", "chi", "q_star", "mean_field", "critical_g
                         "predict_propagation", "critical_weight_variance"]  # fmt: skip
 
 
-@PROPERTY(25)
+@PROPERTY(15)
 @given(
     fn=st.sampled_from(MEAN_FIELD_FUNCTIONS),
     act=st.sampled_from(ACTIVATIONS),
