@@ -259,6 +259,8 @@ def check_in_dtype(
         raise TypeError(f"{fn}: {arg} must be a number, got {value!r}")
     if np.issubdtype(x.dtype, np.inexact) and not np.all(np.isfinite(x)):
         raise ValueError(f"{fn}: {arg} must be finite, got {_show(value)}")
+    if np.iscomplexobj(x) and not jnp.issubdtype(dt, jnp.complexfloating):
+        raise ValueError(f"{fn}: {arg}={value!r} is complex; dtype {dt} is real")
     if jnp.issubdtype(dt, jnp.inexact):
         info = jnp.finfo(dt)
         mags = np.abs(x.astype(np.complex128 if np.iscomplexobj(x) else np.float64))
@@ -268,18 +270,16 @@ def check_in_dtype(
             )
             raise ValueError(
                 f"{fn}: {label or f'{arg}={_show(value)}'} overflows {dt}{draws} (largest"
-                f" finite value {float(info.max):.4g}); use a wider dtype or a smaller {arg}"
+                f" finite value {float(info.max):.4g}); use a wider dtype"
             )
         if not allow_underflow and mags.size:
             tiny = float(info.smallest_subnormal)
             if np.any((mags > 0) & (mags < tiny)):
                 raise ValueError(
                     f"{fn}: {label or f'{arg}={_show(value)}'} rounds to 0 in {dt} (smallest positive value"
-                    f" {tiny:.4g}); use a wider dtype or a larger {arg}"
+                    f" {tiny:.4g}); use a wider dtype"
                 )
         return
-    if np.iscomplexobj(x):
-        raise ValueError(f"{fn}: {arg}={value!r} is complex; dtype {dt} is real")
     if dt == jnp.bool_:
         if not np.all((x == 0) | (x == 1)):
             raise ValueError(f"{fn}: {arg}={value!r} is not 0 or 1 (or a bool); dtype is bool")

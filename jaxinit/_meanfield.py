@@ -341,7 +341,7 @@ def critical_weight_variance(
 
     f_lo, f_hi = excess(lo), excess(hi)
     bracket = (f_lo < 0) & (f_hi > 0)
-    n = math.ceil(math.log2((math.log(upper) - math.log(lower)) / tol))
+    n = math.ceil(math.log2(math.log(upper) - math.log(lower)) - math.log2(tol))
     n = min(n, 64)  # past float64 resolution of ln σ² a halving changes nothing
     for _ in range(n):
         mid = 0.5 * (lo + hi)

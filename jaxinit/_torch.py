@@ -12,8 +12,18 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from jaxinit._checks import as_int, as_real, check_choice, check_finite, check_positive, squared
+from jaxinit._checks import (
+    as_int,
+    as_real,
+    check_choice,
+    check_dtype,
+    check_finite,
+    check_in_dtype,
+    check_positive,
+    squared,
+)
 from jaxinit._core import (
+    Array,
     DTypeLike,
     Initializer,
     Shape,
@@ -190,7 +200,16 @@ def torch_default_bias(
     fan_in = as_int(fn, "fan_in", fan_in)
     if fan_in <= 0:
         raise ValueError(f"{fn}: fan_in must be a positive int, got {fan_in!r}")
-    return _uniform_between(fn, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in), dtype)
+    bound = 1 / math.sqrt(fan_in)
+    draw = _uniform_between(fn, -bound, bound, dtype)
+
+    def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
+        label = f"fan_in={fan_in} (bound 1/√fan_in = {bound:.4g})"
+        out_dtype = check_dtype(fn, dtype)
+        check_in_dtype(fn, "fan_in", bound, out_dtype, allow_underflow=False, label=label)
+        return draw(key, shape, dtype)
+
+    return init
 
 
 def torch_uniform(a: float = 0.0, b: float = 1.0, dtype: DTypeLike = None) -> Initializer:

@@ -218,7 +218,7 @@ def test_calls_are_answered(cases, name, key, shape, dtype):
     if ok:
         assert key in VALID_KEYS or name in KEYLESS, f"{name} accepted the {key} key"
         _check_array(out, tuple(int(d) for d in shape), dtype)
-    elif key in VALID_KEYS and dtype in FLOAT_DTYPES and shape in ((4, 6), (3, 4, 6)):
+    elif key in VALID_KEYS and dtype in FLOAT_DTYPES and str(shape) in ("(4, 6)", "(3, 4, 6)"):
         # a valid call may be refused only for a structural reason of that scheme
         assert any(w in out for w in ("rank", "channels", "fan_in", "groups")), out
 
