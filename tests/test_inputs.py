@@ -401,9 +401,7 @@ def test_options_must_be_representable_in_the_output_dtype(make, dtype, arg):
     init = make()
     with pytest.raises(ValueError, match=arg) as e:
         init(KEY, (4, 6), dtype)
-    assert str(dtype.__name__ if hasattr(dtype, "__name__") else dtype) in str(e.value) or (
-        jnp.dtype(dtype).name in str(e.value)
-    )
+    assert jnp.dtype(dtype).name in str(e.value)
 
 
 def test_representable_options_still_work():
@@ -522,8 +520,8 @@ def test_numpy_scalars_and_0d_arrays_accepted():
     assert np.allclose(w @ w.T, np.eye(4), atol=1e-5)
     assert jaxinit.torch_default_bias(np.int64(4))(KEY, (3,)).shape == (3,)
     assert jaxinit.torch_default_bias(np.array(4))(KEY, (3,)).shape == (3,)
-    rules = jaxinit.fixup(np.int64(2))
-    assert rules == jaxinit.fixup(2) or len(rules) == len(jaxinit.fixup(2))
+    assert list(jaxinit.fixup(np.int64(2))) == list(jaxinit.fixup(2))  # same patterns
+    assert jaxinit.gpt2(np.int64(4)).keys() == jaxinit.gpt2(4).keys()
     assert jaxinit.torch_sparse(np.float64(0.5), std=np.array(0.1))(KEY, (4, 6)).shape == (4, 6)
     assert jaxinit.normal(np.float32(0.1))(KEY, (np.int64(2), 3)).shape == (2, 3)
 
