@@ -111,6 +111,10 @@ def lsuv(
     """
     check_key("lsuv", key)
     fn = "lsuv"
+    if isinstance(tol, np.generic | np.ndarray) and np.ndim(tol) == 0:
+        tol = tol.item()  # numpy scalars and 0-d arrays count as numbers
+    if isinstance(max_iters, np.integer | np.ndarray) and np.ndim(max_iters) == 0:
+        max_iters = max_iters.item()
     if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 < tol < 1:
         raise ValueError(f"{fn}: tol must be a number in (0, 1), got {tol!r}")
     if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:

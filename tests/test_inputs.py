@@ -564,6 +564,9 @@ def test_lsuv_and_diagnose_regressions():
         jaxinit.lsuv(model, params, jnp.ones((8, 5)), KEY, layer_types=["Dense"])
     with pytest.raises(ValueError, match=r"lsuv: the model cannot be applied to the batch"):
         jaxinit.lsuv(model, params, jnp.ones((8, 7)), KEY)  # wrong width
+    _, report = jaxinit.lsuv(model, params, jnp.ones((8, 5)), KEY, tol=np.float64(0.1),
+                             max_iters=np.int64(3))  # fmt: skip
+    assert len(report) == 2
     for x, what in [
         (jnp.zeros((0, 5)), "empty"),
         (jnp.full((4, 5), jnp.nan), "NaN"),
