@@ -223,6 +223,29 @@ def test_calls_are_answered(cases, name, key, shape, dtype):
         assert any(w in out for w in ("rank", "channels", "fan_in", "groups")), out
 
 
+AXES = [None, 0, 1, -1, -2, 5, (0, 1), (0, 0), "0", 1.0, np.int64(0), [0]]
+
+
+@PROPERTY(60)
+@given(
+    shape=st.sampled_from([*SHAPES, (3, 3, 16, 32), (2**40, 2**40), (True, 3)]),
+    in_axis=st.sampled_from(AXES),
+    out_axis=st.sampled_from(AXES),
+    layout=st.sampled_from([None, "flax", "torch", "keras"]),
+)
+def test_compute_fans_inputs_are_answered(cases, shape, in_axis, out_axis, layout):
+    """Fans of any shape, axes and layout: positive fans whose product with the other axes
+    is the size, or an error naming compute_fans and what is wrong."""
+    cases["n"] += 1
+    args = ("shape", "in_axis", "out_axis", "layout", "rank", "axis")
+    ok, fans = answered("compute_fans", args,
+                        lambda: jaxinit.compute_fans(shape, in_axis, out_axis, layout=layout))  # fmt: skip
+    if ok:
+        fan_in, fan_out = fans
+        size = math.prod(int(d) for d in shape)
+        assert fan_in >= 1 and fan_out >= 1 and fan_in * fan_out <= size**2
+
+
 ACTIVATIONS = ["tanh", "relu"]
 MEAN_FIELD_FUNCTIONS = ["length_map", "chi", "q_star", "mean_field", "critical_gain",
                         "predict_propagation", "critical_weight_variance"]  # fmt: skip
