@@ -57,7 +57,7 @@ def check_finite(fn: str, arg: str, value: Any, *, array: bool = False) -> None:
         as_real(fn, arg, value)
         return
     x = np.asarray(value)
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+    if x.dtype == object or not (jnp.issubdtype(x.dtype, jnp.number) or x.dtype == np.bool_):
         raise TypeError(f"{fn}: {arg} must be a number, got {value!r}")
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{fn}: {arg} must be a finite number, got {_show(value)}")
@@ -189,7 +189,7 @@ def as_real(fn: str, arg: str, value: Any) -> float:
     ValueError for NaN or infinity, naming ``fn`` and ``arg``.
     """
     x = _scalar(fn, arg, value, "a real number")
-    if isinstance(x, bool | np.bool_) or not isinstance(x, int | float | np.integer | np.floating):
+    if isinstance(x, bool | np.bool_) or not (isinstance(x, int | float) or _real_dtype(x)):
         raise TypeError(f"{fn}: {arg} must be a real number, got {value!r}")
     try:
         f = float(x)
@@ -203,12 +203,20 @@ def as_real(fn: str, arg: str, value: Any) -> float:
 def as_int(fn: str, arg: str, value: Any, *, minimum: int | None = None) -> int:
     """A Python int from an int, a numpy integer or a 0-d integer array (not a bool)."""
     x = _scalar(fn, arg, value, "an int")
-    if isinstance(x, bool | np.bool_) or not isinstance(x, int | np.integer):
+    if isinstance(x, bool | np.bool_) or not (
+        isinstance(x, int) or jnp.issubdtype(getattr(x, "dtype", object), jnp.integer)
+    ):
         raise TypeError(f"{fn}: {arg} must be an int, got {value!r}")
     n = int(x)
     if minimum is not None and n < minimum:
         raise ValueError(f"{fn}: {arg} must be >= {minimum}, got {n}")
     return n
+
+
+def _real_dtype(x: Any) -> bool:
+    """A numpy/ml_dtypes scalar of an integer or floating dtype (bfloat16 included)."""
+    dt = getattr(x, "dtype", None)
+    return dt is not None and (jnp.issubdtype(dt, jnp.integer) or jnp.issubdtype(dt, jnp.floating))
 
 
 def _scalar(fn: str, arg: str, value: Any, what: str) -> Any:
@@ -225,7 +233,7 @@ def _show(value: Any) -> str:
     """``nan`` for NaN (never "inf"), else the repr."""
     try:
         x = np.asarray(value)
-        if x.ndim == 0 and np.issubdtype(x.dtype, np.inexact) and np.isnan(x):
+        if x.ndim == 0 and jnp.issubdtype(x.dtype, jnp.inexact) and np.isnan(x):
             return "nan"
     except (TypeError, ValueError):
         pass
@@ -255,9 +263,9 @@ def check_in_dtype(
         return
     dt = jnp.dtype(dtype)
     x = np.asarray(value)
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+    if x.dtype == object or not (jnp.issubdtype(x.dtype, jnp.number) or x.dtype == np.bool_):
         raise TypeError(f"{fn}: {arg} must be a number, got {value!r}")
-    if np.issubdtype(x.dtype, np.inexact) and not np.all(np.isfinite(x)):
+    if jnp.issubdtype(x.dtype, jnp.inexact) and not np.all(np.isfinite(x)):
         raise ValueError(f"{fn}: {arg} must be finite, got {_show(value)}")
     if np.iscomplexobj(x) and not jnp.issubdtype(dt, jnp.complexfloating):
         raise ValueError(f"{fn}: {arg}={value!r} is complex; dtype {dt} is real")
@@ -285,7 +293,7 @@ def check_in_dtype(
             raise ValueError(f"{fn}: {arg}={value!r} is not 0 or 1 (or a bool); dtype is bool")
         return
     if jnp.issubdtype(dt, jnp.integer):
-        if np.issubdtype(x.dtype, np.floating) and not np.all(np.floor(x) == x):
+        if jnp.issubdtype(x.dtype, jnp.floating) and not np.all(np.floor(x) == x):
             raise ValueError(
                 f"{fn}: {arg}={value!r} is not an integer; dtype {dt} would truncate it"
             )
@@ -308,13 +316,13 @@ def check_batch(fn: str, arg: str, x: Any) -> jax.Array:
         a = np.asarray(x)
     except (TypeError, ValueError) as e:
         raise TypeError(f"{fn}: {arg} must be an array of inputs, got {type(x).__name__}") from e
-    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+    if a.dtype == object or not (jnp.issubdtype(a.dtype, jnp.number) or a.dtype == np.bool_):
         raise TypeError(f"{fn}: {arg} must be a numeric array, got dtype {a.dtype}")
     if a.ndim == 0:
         raise ValueError(f"{fn}: {arg} is a scalar; it needs a leading batch axis")
     if a.size == 0:
         raise ValueError(f"{fn}: {arg} of shape {a.shape} is empty; it needs >= 1 example")
-    if np.issubdtype(a.dtype, np.inexact):
+    if jnp.issubdtype(a.dtype, jnp.inexact):
         bad = int(a.size - np.count_nonzero(np.isfinite(a)))
         if bad:
             raise ValueError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._checks import as_int
@@ -78,18 +79,18 @@ def _check_split(name: str, split: str, x: Any, y: Any, num_classes: int) -> Non
     if len(x) == 0:
         raise ValueError(f"{where}: the {split} split is empty (0 examples)")
     xs = np.asarray(x)
-    if not (np.issubdtype(xs.dtype, np.number) or xs.dtype == np.bool_):
+    if not (jnp.issubdtype(xs.dtype, jnp.number) or xs.dtype == np.bool_):
         raise TypeError(f"{where}: x_{split} must be numeric, got dtype {xs.dtype}")
-    if np.issubdtype(xs.dtype, np.inexact) and not np.isfinite(xs).all():
+    if jnp.issubdtype(xs.dtype, jnp.inexact) and not np.isfinite(xs).all():
         raise ValueError(
             f"{where}: x_{split} has {int((~np.isfinite(xs)).sum())} NaN or infinite values"
         )
     ys = np.asarray(y)
     if num_classes == 0:
-        if not np.issubdtype(ys.dtype, np.number) or not np.isfinite(ys).all():
+        if not jnp.issubdtype(ys.dtype, jnp.number) or not np.isfinite(ys).all():
             raise ValueError(f"{where}: regression targets y_{split} must be finite numbers")
         return
-    if not np.issubdtype(ys.dtype, np.integer) or ys.ndim != 1:
+    if not jnp.issubdtype(ys.dtype, jnp.integer) or ys.ndim != 1:
         raise TypeError(
             f"{where}: y_{split} must be a 1-D array of int class labels (num_classes="
             f"{num_classes}), got dtype {ys.dtype} and shape {ys.shape}"

@@ -547,6 +547,10 @@ def test_numpy_scalars_and_0d_arrays_accepted():
     assert jaxinit.gpt2(np.int64(4)).keys() == jaxinit.gpt2(4).keys()
     assert jaxinit.torch_sparse(np.float64(0.5), std=np.array(0.1))(KEY, (4, 6)).shape == (4, 6)
     assert jaxinit.normal(np.float32(0.1))(KEY, (np.int64(2), 3)).shape == (2, 3)
+    # bfloat16 scalars and arrays are numbers too (numpy's issubdtype does not know them)
+    assert jaxinit.normal(jnp.bfloat16(0.5))(KEY, (2, 3)).shape == (2, 3)
+    w = jaxinit.constant(jnp.full((3,), 2, jnp.bfloat16))(KEY, (2, 3), jnp.bfloat16)
+    assert bool((w == 2).all())
 
 
 def test_overflowing_gains_and_slopes_are_value_errors():
