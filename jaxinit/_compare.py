@@ -15,8 +15,12 @@ improvement of every pair, performance profiles, and all-pairs Holm verdicts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
+import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -61,13 +65,11 @@ def _optimizer(name: str, lr: float):
 
 
 def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
-    """Run the comparison, write ``results.csv``, ``summary.json`` and ``loss_curves.png``
-    to ``cfg.out``, and return the summary."""
+    """Run the comparison, write ``results.csv``, ``summary.json``, ``loss_curves.png`` and
+    ``profiles.png`` to ``cfg.out``, and return the summary."""
     import pandas as pd
 
     from jaxinit._datasets import load_dataset
-    from jaxinit._engine import Study, run_study
-    from jaxinit._models import MLP
     from jaxinit._registry import scheme
 
     for name in cfg.inits:
@@ -78,26 +80,103 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
     os.makedirs(cfg.out, exist_ok=True)
     tables, summary = [], {"config": asdict(cfg), "activations": {}}
     log_every = max(10, cfg.steps // 100 // 10 * 10)
-    for act in cfg.activations:
-        study = Study(
-            model=MLP((cfg.width,) * cfg.depth + (data.num_classes,), act),
-            dataset=data, optimizer=_optimizer(cfg.optimizer, cfg.lr),
-            inits={n: n for n in cfg.inits}, seeds=cfg.seeds, steps=cfg.steps,
-            batch_size=cfg.batch_size, log_every=log_every,
-            eval_every=cfg.steps // 2 // log_every * log_every or cfg.steps,
-        )  # fmt: skip
-        result = run_study(study, key=0, out_dir=os.path.join(cfg.out, act), progress=progress)
-        table = result.table.assign(activation=act)
-        tables.append(table)
-        summary["activations"][act] = summarize(table, cfg.target)
-    table = pd.concat(tables, ignore_index=True)
-    table.to_csv(os.path.join(cfg.out, "results.csv"), index=False)
-    summary["aggregate"] = summarize_aggregate(table)
-    with open(os.path.join(cfg.out, "summary.json"), "w") as f:
-        json.dump(_finite(summary), f, indent=2, allow_nan=False)
-    plot_curves(table, cfg.target, os.path.join(cfg.out, "loss_curves.png"))
-    plot_profiles(summary["aggregate"], os.path.join(cfg.out, "profiles.png"))
+    with _sigint() as interrupt:
+        for act in cfg.activations:
+            interrupt.check()
+            tables.append(_run_one(cfg, act, data, log_every, progress))
+            summary["activations"][act] = summarize(tables[-1], cfg.target)
+        interrupt.check()
+        table = pd.concat(tables, ignore_index=True)
+        summary["aggregate"] = summarize_aggregate(table)
+        _write_outputs(cfg, table, summary, interrupt)
     return summary
+
+
+def _run_one(cfg: CompareConfig, act: str, data, log_every: int, progress):
+    from jaxinit._engine import Study, run_study
+    from jaxinit._models import MLP
+
+    study = Study(
+        model=MLP((cfg.width,) * cfg.depth + (data.num_classes,), act),
+        dataset=data, optimizer=_optimizer(cfg.optimizer, cfg.lr),
+        inits={n: n for n in cfg.inits}, seeds=cfg.seeds, steps=cfg.steps,
+        batch_size=cfg.batch_size, log_every=log_every,
+        eval_every=cfg.steps // 2 // log_every * log_every or cfg.steps,
+    )  # fmt: skip
+    result = run_study(study, key=0, out_dir=os.path.join(cfg.out, act), progress=progress)
+    return result.table.assign(activation=act)
+
+
+OUTPUTS = ("results.csv", "summary.json", "loss_curves.png", "profiles.png")
+
+
+def _write_outputs(cfg: CompareConfig, table, summary: dict, interrupt) -> None:
+    """Write the final outputs as one set: each to a hidden partial file first, then all
+    renamed into place with Ctrl-C deferred, so a run leaves all four or none (of its own)."""
+
+    def partial(name: str) -> str:
+        stem, ext = os.path.splitext(name)
+        return os.path.join(cfg.out, f".{stem}.partial{ext}")
+
+    try:
+        table.to_csv(partial("results.csv"), index=False)
+        with open(partial("summary.json"), "w") as f:
+            json.dump(_finite(summary), f, indent=2, allow_nan=False)
+        plot_curves(table, cfg.target, partial("loss_curves.png"))
+        plot_profiles(summary["aggregate"], partial("profiles.png"))
+        interrupt.check()
+        with interrupt.deferred():
+            for name in OUTPUTS:
+                os.replace(partial(name), os.path.join(cfg.out, name))
+    finally:
+        for name in OUTPUTS:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(partial(name))
+
+
+class _Interrupt:
+    """Ctrl-C during a comparison. The first SIGINT raises KeyboardInterrupt and is
+    remembered: an interrupt that arrives inside a compiled call and is lost there is
+    raised again at the next boundary (:meth:`check`). A second SIGINT ends the process at
+    once. While :meth:`deferred`, a SIGINT is only remembered."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._defer = False
+
+    def handler(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.count >= 2:  # the user insists: default action, no cleanup
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+            return
+        if not self._defer:
+            raise KeyboardInterrupt
+
+    def check(self) -> None:
+        if self.count:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self._defer = True
+        try:
+            yield
+        finally:
+            self._defer = False
+
+
+@contextlib.contextmanager
+def _sigint():
+    interrupt = _Interrupt()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupt  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGINT, interrupt.handler)
+    try:
+        yield interrupt
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _finite(x):
@@ -330,18 +409,30 @@ def plot_profiles(agg: dict, path: str) -> None:
     fig.savefig(path, dpi=120)
 
 
+# What --quick sets, unless the option is given explicitly.
+QUICK = {"seeds": 2, "steps": 100, "depth": 3, "width": 32}
+
+
 def _main(args: argparse.Namespace) -> int:
+    d = CompareConfig()
+    sizes = {
+        k: getattr(args, k) if getattr(args, k) is not None else
+        (QUICK[k] if args.quick else getattr(d, k))
+        for k in QUICK
+    }  # fmt: skip
     cfg = CompareConfig(
-        inits=tuple(args.inits.split(",")) if args.inits else CompareConfig.inits,
-        activations=tuple(args.activation.split(",")),
-        depth=args.depth, width=args.width, dataset=args.dataset, optimizer=args.optimizer,
-        lr=args.lr, seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
-        target=args.target, **({"out": args.out} if args.out else {}),
+        inits=args.inits if args.inits is not None else CompareConfig.inits,
+        activations=args.activation, dataset=args.dataset, optimizer=args.optimizer,
+        lr=args.lr, batch_size=args.batch_size, target=args.target, **sizes,
+        **({"out": args.out} if args.out else {}),
     )  # fmt: skip
-    if args.quick:
-        cfg = CompareConfig(**{**asdict(cfg), "seeds": 2, "steps": 100, "depth": 3, "width": 32})
     start = time.perf_counter()
-    summary = run_compare(cfg)
+    try:
+        summary = run_compare(cfg)
+    except KeyboardInterrupt:
+        print(f"\njaxinit compare: interrupted; no final outputs written to {cfg.out}",
+              file=sys.stderr)  # fmt: skip
+        return 130
     print(format_summary(summary))
     print(f"\nwrote results.csv, summary.json, loss_curves.png, profiles.png to {cfg.out}"
           f" ({time.perf_counter() - start:.0f} s)")  # fmt: skip
@@ -349,19 +440,25 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def add_compare(sub: argparse._SubParsersAction) -> None:
+    from jaxinit._cli import name_list, positive_float, positive_int
+
     d = CompareConfig()
+    quick = ", ".join(f"{k} {v}" for k, v in QUICK.items())
     p = sub.add_parser("compare", help="multi-seed convergence comparison of initializers")
-    p.add_argument("--inits", help=f"comma-separated registry names (default: {','.join(d.inits)})")
-    p.add_argument("--activation", default=",".join(d.activations), help="comma-separated")
-    p.add_argument("--depth", type=int, default=d.depth, help="hidden layers")
-    p.add_argument("--width", type=int, default=d.width)
+    p.add_argument("--inits", type=name_list,
+                   help=f"comma-separated registry names (default: {','.join(d.inits)})")  # fmt: skip
+    p.add_argument("--activation", type=name_list, default=d.activations,
+                   help=f"comma-separated (default: {','.join(d.activations)})")  # fmt: skip
+    p.add_argument("--depth", type=positive_int, help=f"hidden layers (default: {d.depth})")
+    p.add_argument("--width", type=positive_int, help=f"default: {d.width}")
     p.add_argument("--dataset", default=d.dataset, choices=["digits", "mnist1d"])
     p.add_argument("--optimizer", default=d.optimizer, choices=["sgd", "adam"])
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--seeds", type=int, default=d.seeds)
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--target", type=float, default=d.target, help="train loss to reach")
+    p.add_argument("--lr", type=positive_float, default=d.lr)
+    p.add_argument("--seeds", type=positive_int, help=f"default: {d.seeds}")
+    p.add_argument("--steps", type=positive_int, help=f"default: {d.steps}")
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    p.add_argument("--target", type=positive_float, default=d.target, help="train loss to reach")
     p.add_argument("--out", help="output directory (default: runs/compare-<time>)")
-    p.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
+    p.add_argument("--quick", action="store_true",
+                   help=f"tiny sizes for a smoke test ({quick}); explicit options win")  # fmt: skip
     p.set_defaults(func=_main)

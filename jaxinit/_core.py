@@ -19,11 +19,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit import _fast
+from jaxinit import _fast, _truncnorm
 from jaxinit._checks import (
     check_choice,
     check_dtype,
     check_finite,
+    check_in_dtype,
     check_key,
     check_positive,
     check_shape,
@@ -73,7 +74,7 @@ def zeros(
     >>> jaxinit.zeros(jax.random.key(0), (2, 3))
     """
     shape = check_shape("zeros", shape)
-    dtype = default_float() if dtype is None else dtype
+    dtype = check_dtype("zeros", dtype, allow_any=True)
     return call_sharded("zeros", lambda: jnp.zeros(shape, dtype), out_sharding, shape)
 
 
@@ -83,7 +84,7 @@ def ones(
 ) -> Array:
     """An array of ones (the key is ignored); the usual init of normalisation scales."""
     shape = check_shape("ones", shape)
-    dtype = default_float() if dtype is None else dtype
+    dtype = check_dtype("ones", dtype, allow_any=True)
     return call_sharded("ones", lambda: jnp.ones(shape, dtype), out_sharding, shape)
 
 
@@ -106,11 +107,13 @@ def ones_init() -> Initializer:
 @initializer
 def constant(value: Any, dtype: DTypeLike = None) -> Initializer:
     """Initializer that fills the array with ``value`` (a scalar or a broadcastable array)."""
-    check_finite("constant", "value", value)
+    check_finite("constant", "value", value, array=True)
+    value = np.asarray(value) if isinstance(value, list | tuple) else value
 
     def init(key: Array | None, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape = check_shape("constant", shape)
-        dtype = default_float() if dtype is None else dtype
+        dtype = default_float() if dtype is None else check_dtype("constant", dtype, allow_any=True)
+        check_in_dtype("constant", "value", value, dtype)
         if np.ndim(value) and not _broadcasts_to(np.shape(value), shape):
             raise ValueError(
                 f"constant: value of shape {np.shape(value)} does not broadcast to shape {shape}"
@@ -141,6 +144,13 @@ def _rng(key: Array) -> Any:
     return sampler(_fast if _fast.is_fast_key(key) else jax.random)
 
 
+def _truncated_normal(key: Array, lower: float, upper: float, shape: Shape, dtype: Any) -> Array:
+    """N(0, 1) cut to (lower, upper); windows far in one tail drawn in log space (exact)."""
+    if _truncnorm.is_far(lower, upper):
+        return _truncnorm.far_tail(_rng(key).uniform, key, lower, upper, shape, dtype)
+    return _rng(key).truncated_normal(key, lower, upper, shape, dtype)
+
+
 def _random_prologue(
     fn: str, key: Array, shape: Shape, dtype: DTypeLike, allow_complex: bool = False
 ) -> tuple[Shape, np.dtype]:
@@ -164,6 +174,7 @@ def normal(stddev: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue("normal", key, shape, dtype, allow_complex=True)
+        check_in_dtype("normal", "stddev", stddev, dtype, allow_underflow=False, reach=7)
         return _rng(key).normal(key, shape, dtype) * jnp.array(stddev, dtype)
 
     return with_out_sharding("normal", init)
@@ -183,6 +194,7 @@ def uniform(scale: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue("uniform", key, shape, dtype)
+        check_in_dtype("uniform", "scale", scale, dtype, allow_underflow=False)
         return _rng(key).uniform(key, shape, dtype) * jnp.array(scale, dtype)
 
     return with_out_sharding("uniform", init)
@@ -205,14 +217,17 @@ def truncated_normal(
     check_positive(fn, "stddev", stddev)
     check_finite(fn, "lower", lower)
     check_finite(fn, "upper", upper)
+    lower, upper = float(lower), float(upper)  # numpy values never reach jax's conversions
     if not lower < upper:
         raise ValueError(f"{fn}: lower={lower!r} must be smaller than upper={upper!r}")
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue(fn, key, shape, dtype)
-        return _rng(key).truncated_normal(key, lower, upper, shape, dtype) * jnp.array(
-            stddev, dtype
-        )
+        check_in_dtype(fn, "lower", lower, dtype)
+        check_in_dtype(fn, "upper", upper, dtype)
+        reach = max(abs(lower), abs(upper))
+        check_in_dtype(fn, "stddev", stddev, dtype, allow_underflow=False, reach=reach)
+        return _truncated_normal(key, lower, upper, shape, dtype) * jnp.array(stddev, dtype)
 
     return with_out_sharding(fn, init)
 
@@ -223,6 +238,10 @@ def _shifted_normal(fn: str, mean: float, stddev: float, dtype: DTypeLike) -> In
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue(fn, key, shape, dtype)
+        check_in_dtype(fn, "mean", mean, dtype)
+        check_in_dtype(fn, "stddev", stddev, dtype, allow_underflow=False, reach=7)
+        label = f"mean ± 7·stddev = {abs(mean) + 7 * stddev:.4g}"
+        check_in_dtype(fn, "stddev", abs(mean) + 7 * stddev, dtype, label=label)
         work = wide_dtype(dtype)  # half precision: drawn in float32, rounded once
         x = _rng(key).normal(key, shape, work) * jnp.array(stddev, work) + jnp.array(mean, work)
         return x.astype(dtype)
@@ -238,6 +257,9 @@ def _uniform_between(fn: str, lo: float, hi: float, dtype: DTypeLike) -> Initial
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue(fn, key, shape, dtype)
+        check_in_dtype(fn, "lower bound", lo, dtype)
+        check_in_dtype(fn, "upper bound", hi, dtype)
+        check_in_dtype(fn, "the width upper - lower", hi - lo, dtype, allow_underflow=False)
         work = wide_dtype(dtype)  # half precision: drawn in float32, rounded once
         x = _rng(key).uniform(key, shape, work, lo, hi)
         if work == dtype:
@@ -258,13 +280,24 @@ def _shifted_truncated_normal(
     check_finite(fn, "lower bound", lo)
     check_finite(fn, "upper bound", hi)
     if not lo < hi:
-        raise ValueError(f"{fn}: the lower bound {lo!r} must be smaller than the upper {hi!r}")
-    lo_z, hi_z = (lo - mean) / stddev, (hi - mean) / stddev
+        raise ValueError(
+            f"{fn}: the lower bound {lo!r} must be smaller than the upper {hi!r}"
+            f" (mean={mean!r}, stddev={stddev!r})"
+        )
+    lo_z, hi_z = float((lo - mean) / stddev), float((hi - mean) / stddev)
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue(fn, key, shape, dtype)
+        for arg, v in (("mean", mean), ("lower bound", lo), ("upper bound", hi),
+                       ("lower bound - mean", lo - mean), ("upper bound - mean", hi - mean)):  # fmt: skip
+            label = f"{arg} = {v:.4g} (mean={mean!r}, stddev={stddev!r})"
+            check_in_dtype(fn, arg, v, dtype, label=label)
+        for arg, v in (("lower bound", lo_z), ("upper bound", hi_z)):
+            label = f"{arg} in units of stddev = {v:.4g} (mean={mean!r}, stddev={stddev!r})"
+            check_in_dtype(fn, arg, v, dtype, label=label)
+        check_in_dtype(fn, "stddev", stddev, dtype, allow_underflow=False)
         work = wide_dtype(dtype)  # half precision: drawn in float32, rounded once
-        z = _rng(key).truncated_normal(key, lo_z, hi_z, shape, work)
+        z = _truncated_normal(key, lo_z, hi_z, shape, work)
         return (z * jnp.array(stddev, work) + jnp.array(mean, work)).astype(dtype)
 
     return with_out_sharding(fn, init)
@@ -290,6 +323,8 @@ def random_truncated_normal(
 ) -> Initializer:
     r"""Keras ``TruncatedNormal``: :math:`\mathcal N(\mathrm{mean}, \sigma^2)` cut at mean ± 2σ."""
     fn = "random_truncated_normal"
+    check_finite(fn, "mean", mean)  # before the bounds are computed from them
+    check_positive(fn, "stddev", stddev)
     return _shifted_truncated_normal(fn, mean, stddev, mean - 2 * stddev, mean + 2 * stddev, dtype)
 
 
@@ -374,6 +409,10 @@ def _variance_scaling(
             fan_in, fan_out = fans_of(fn, shape, in_axis, out_axis, batch_axis)
         else:
             fan_in, fan_out = fans(shape)
+        var = scale / _fan(mode, fan_in, fan_out)
+        label = f"scale={scale!r} (variance scale/{mode} = {var:.4g} for shape {shape})"
+        reach = 3 if distribution == "uniform" else 1  # the uniform bound is √(3·variance)
+        check_in_dtype(fn, "scale", var, dtype, allow_underflow=False, label=label, reach=reach)
         out_dtype, dtype = dtype, (wide_dtype(dtype) if wide else dtype)
         return _scaled_draw(key, shape, dtype, scale / _fan(mode, fan_in, fan_out)).astype(
             out_dtype

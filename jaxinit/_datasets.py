@@ -7,14 +7,15 @@ digits, ``mnist1d.make_dataset``) or is generated here.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._checks import as_int
 
-class Dataset(NamedTuple):
-    """Arrays on the host; ``y`` holds int class labels, or float targets for regression."""
 
+class _Fields(NamedTuple):
     name: str
     x_train: np.ndarray
     y_train: np.ndarray
@@ -22,9 +23,85 @@ class Dataset(NamedTuple):
     y_test: np.ndarray
     num_classes: int  # 0 for regression
 
+
+class Dataset(_Fields):
+    """Arrays on the host; ``y`` holds int class labels, or float targets for regression.
+
+    Checked once, here, where data enters: both splits non-empty, as many labels as
+    inputs, the same per-example shape in both splits, finite inputs (and targets), and
+    for classification (``num_classes > 0``) integer labels in ``[0, num_classes)``.
+
+    >>> jaxinit.Dataset("toy", np.zeros((4, 2)), np.array([0, 1, 1, 0]),
+    ...                 np.ones((2, 2)), np.array([1, 0]), num_classes=2).is_classification
+    True
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        name: str,
+        x_train: Any,
+        y_train: Any,
+        x_test: Any,
+        y_test: Any,
+        num_classes: int,
+    ) -> Dataset:
+        num_classes = as_int("Dataset", "num_classes", num_classes, minimum=0)
+        if not isinstance(name, str):
+            raise TypeError(f"Dataset: name must be a str, got {name!r}")
+        _check_split(name, "train", x_train, y_train, num_classes)
+        _check_split(name, "test", x_test, y_test, num_classes)
+        for what, a, b in (("x", x_train, x_test), ("y", y_train, y_test)):
+            if np.shape(a)[1:] != np.shape(b)[1:]:
+                raise ValueError(
+                    f"Dataset {name!r}: {what}_train has examples of shape {np.shape(a)[1:]}"
+                    f" but {what}_test of shape {np.shape(b)[1:]}"
+                )
+        return super().__new__(cls, name, x_train, y_train, x_test, y_test, num_classes)
+
     @property
     def is_classification(self) -> bool:
         return self.num_classes > 0
+
+
+def _check_split(name: str, split: str, x: Any, y: Any, num_classes: int) -> None:
+    where = f"Dataset {name!r}"
+    for arg, a in ((f"x_{split}", x), (f"y_{split}", y)):
+        if not hasattr(a, "shape") or not hasattr(a, "dtype"):
+            raise TypeError(f"{where}: {arg} must be an array, got {type(a).__name__}")
+        if np.ndim(a) < 1:
+            raise ValueError(f"{where}: {arg} must have a leading example axis, got a scalar")
+    if len(x) != len(y):
+        raise ValueError(
+            f"{where}: x_{split} has {len(x)} examples but y_{split} has {len(y)} labels"
+        )
+    if len(x) == 0:
+        raise ValueError(f"{where}: the {split} split is empty (0 examples)")
+    xs = np.asarray(x)
+    if not (jnp.issubdtype(xs.dtype, jnp.number) or xs.dtype == np.bool_):
+        raise TypeError(f"{where}: x_{split} must be numeric, got dtype {xs.dtype}")
+    if jnp.issubdtype(xs.dtype, jnp.inexact) and not np.isfinite(xs).all():
+        raise ValueError(
+            f"{where}: x_{split} has {int((~np.isfinite(xs)).sum())} NaN or infinite values"
+        )
+    ys = np.asarray(y)
+    if num_classes == 0:
+        if not jnp.issubdtype(ys.dtype, jnp.number) or not np.isfinite(ys).all():
+            raise ValueError(f"{where}: regression targets y_{split} must be finite numbers")
+        return
+    if not jnp.issubdtype(ys.dtype, jnp.integer) or ys.ndim != 1:
+        raise TypeError(
+            f"{where}: y_{split} must be a 1-D array of int class labels (num_classes="
+            f"{num_classes}), got dtype {ys.dtype} and shape {ys.shape}"
+        )
+    lo, hi = int(ys.min()), int(ys.max())
+    if lo < 0 or hi >= num_classes:
+        bad = lo if lo < 0 else hi
+        raise ValueError(
+            f"{where}: y_{split} has label {bad}; labels must be in [0, {num_classes})"
+            f" (num_classes={num_classes})"
+        )
 
 
 def standardize(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -43,6 +120,11 @@ def split(
         raise ValueError(f"{name}: test_fraction must be in (0, 1), got {test_fraction!r}")
     order = np.random.default_rng(seed).permutation(len(x))
     n_test = round(len(x) * test_fraction)
+    if not 0 < n_test < len(x):
+        raise ValueError(
+            f"{name}: test_fraction={test_fraction!r} of {len(x)} examples leaves"
+            f" {n_test} test and {len(x) - n_test} training examples; both splits need >= 1"
+        )
     test, train = order[:n_test], order[n_test:]
     x_train, x_test = standardize(x[train].astype(np.float64), x[test].astype(np.float64))
     return Dataset(name, x_train, y[train], x_test, y[test], num_classes)

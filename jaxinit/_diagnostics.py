@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._checks import as_int, check_batch, check_key
 from jaxinit._meanfield import elementwise_derivative
 from jaxinit._models import activation_fn
 
@@ -134,12 +135,13 @@ def diagnose(
     >>> df = jaxinit.diagnose(jaxinit.MLP([256] * 10, "tanh"), x, seeds=4)
     >>> df.query("quantity == 'pre_activation' and stat == 'variance'")
     """
+    check_key("diagnose", key, allow_int=True)
     import pandas as pd
 
-    if seeds < 1:
-        raise ValueError(f"diagnose: seeds must be >= 1, got {seeds}")
-    x = jnp.asarray(x)
-    base = jax.random.key(key) if isinstance(key, int) else key
+    seeds = as_int("diagnose", "seeds", seeds, minimum=1)
+    jacobian_examples = as_int("diagnose", "jacobian_examples", jacobian_examples, minimum=0)
+    x = check_batch("diagnose", "x", x)
+    base = jax.random.key(int(key)) if isinstance(key, int | np.integer) else key
     phi, act_name = _activation(model, activation)
     dphi = None if phi is None else elementwise_derivative(phi)
     bounds = BOUNDS.get(act_name) if isinstance(act_name, str) else None
@@ -287,9 +289,15 @@ def propagate(
         ("depth", depth, 2),
         ("width", width, 1),
         ("batch_size", batch_size, 1),
+        ("seeds", seeds, 1),
     ):
-        if value < low:
-            raise ValueError(f"propagate: {arg} must be >= {low}, got {value}")
+        as_int("propagate", arg, value, minimum=low)
+    key = as_int("propagate", "key", key)
+    if isinstance(inits, str) or not isinstance(inits, Sequence) or not inits:
+        raise ValueError(
+            f"propagate: inits must be a non-empty sequence of initializers or registry"
+            f" names, got {inits!r}"
+        )
     x = jax.random.normal(jax.random.key(key + 1), (batch_size, width))
     frames, weight_variance = [], {}
     for spec in inits:
@@ -338,6 +346,8 @@ def _propagate_main(args: Any) -> int:
 def add_propagate(sub: Any) -> None:
     import argparse
 
+    from jaxinit._cli import positive_int
+
     p = sub.add_parser(
         "propagate",
         help="per-layer signal statistics at init, measured and mean-field, per initializer",
@@ -346,9 +356,9 @@ def add_propagate(sub: Any) -> None:
     p.add_argument("--activation", default="tanh", help="activation of every hidden layer")
     p.add_argument("--inits", default="glorot_normal,he_normal,lecun_normal,orthogonal",
                    help="comma-separated registry names")  # fmt: skip
-    p.add_argument("--depth", type=int, default=20, help="Dense layers")
-    p.add_argument("--width", type=int, default=256, help="units per layer")
-    p.add_argument("--seeds", type=int, default=8, help="initializations per scheme")
-    p.add_argument("--batch-size", type=int, default=256, help="standard-normal inputs")
+    p.add_argument("--depth", type=positive_int, default=20, help="Dense layers")
+    p.add_argument("--width", type=positive_int, default=256, help="units per layer")
+    p.add_argument("--seeds", type=positive_int, default=8, help="initializations per scheme")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="standard-normal inputs")
     p.add_argument("--plot", help="figure path (default: propagate_<activation>.png)")
     p.set_defaults(func=_propagate_main)

@@ -35,6 +35,7 @@ import optax
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxinit._checks import check_key
 from jaxinit._datasets import Dataset
 from jaxinit._rules import reinit
 
@@ -527,6 +528,7 @@ def run_study(
 
     Bad input (shapes, sizes, types) raises before anything is compiled.
     """
+    check_key("run_study", key, allow_int=True)
     model = _make_model(study.model, study.dataset)
     loss = _validate(study, model)
     key = jax.random.key(key) if isinstance(key, int) else key

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from typing import Literal, TypeAlias
 
-from jaxinit._checks import check_choice
+from jaxinit._checks import check_choice, check_shape
 
 Axes: TypeAlias = int | Sequence[int]
 Layout: TypeAlias = Literal["flax", "torch", "equinox"]
@@ -109,5 +109,6 @@ def compute_fans(
     >>> jaxinit.compute_fans((3, 3, 16, 32))                  # flax conv: (144.0, 288.0)
     >>> jaxinit.compute_fans((32, 16, 3, 3), layout="torch")  # torch conv: (144.0, 288.0)
     """
+    shape = check_shape("compute_fans", shape)
     in_axis, out_axis = resolve_axes("compute_fans", layout, in_axis, out_axis)
-    return fans_of("compute_fans", tuple(shape), in_axis, out_axis, batch_axis)
+    return fans_of("compute_fans", shape, in_axis, out_axis, batch_axis)

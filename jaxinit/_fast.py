@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend.random import define_prng_impl, threefry_2x32
 
+from jaxinit._checks import check_key
 from jaxinit._protocol import call_init
 from jaxinit._values import initializer
 
@@ -146,6 +147,7 @@ def fast_key(key: jax.Array) -> jax.Array:
     The two key words are threefry bits of ``key`` (one tiny draw), so different keys give
     independent fast streams; a fast key is returned unchanged. Works under jit and vmap.
     """
+    check_key("fast_key", key)
     if is_fast_key(key):
         return key
     if not jax.dtypes.issubdtype(getattr(key, "dtype", np.uint8), jax.dtypes.prng_key):
@@ -171,6 +173,7 @@ def fast(init: Any) -> Any:
     def wrapped(
         key: jax.Array, shape: Any, dtype: Any = None, out_sharding: Any = None
     ) -> jax.Array:
+        check_key("fast", key)
         key = fast_key(key)
         args = (key, shape) if dtype is None else (key, shape, dtype)
         return call_init("fast", init, args, out_sharding)

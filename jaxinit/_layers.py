@@ -324,7 +324,11 @@ def draw(
 
     def checked(k: jax.Array, shape: tuple[int, ...]) -> jax.Array:
         out = init(k, shape, dtype)
-        if tuple(getattr(out, "shape", ())) != tuple(shape) or out.dtype != dtype:
+        if not hasattr(out, "shape") or not hasattr(out, "dtype"):
+            raise TypeError(
+                f"{where} returned {type(out).__name__}, not an array of shape {tuple(shape)}"
+            )
+        if tuple(out.shape) != tuple(shape) or out.dtype != dtype:
             raise ValueError(
                 f"{where} returned shape {tuple(getattr(out, 'shape', ()))} dtype"
                 f" {getattr(out, 'dtype', None)}, expected {tuple(shape)} {np.dtype(dtype)}"

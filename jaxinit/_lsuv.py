@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit import _layers
+from jaxinit._checks import check_key
 from jaxinit._rules import path_key, path_str
 from jaxinit._structured import orthogonal
 
@@ -109,13 +110,25 @@ def lsuv(
       >>> params, report = jaxinit.lsuv(model, params, x_train[:256], jax.random.key(0))
       >>> [round(r.variance, 3) for r in report]
     """
+    check_key("lsuv", key)
     fn = "lsuv"
+    if isinstance(tol, np.generic | np.ndarray) and np.ndim(tol) == 0:
+        tol = tol.item()  # numpy scalars and 0-d arrays count as numbers
+    if isinstance(max_iters, np.integer | np.ndarray) and np.ndim(max_iters) == 0:
+        max_iters = max_iters.item()
     if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 < tol < 1:
         raise ValueError(f"{fn}: tol must be a number in (0, 1), got {tol!r}")
     if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:
         raise ValueError(f"{fn}: max_iters must be an int >= 1, got {max_iters!r}")
     batch = _check_batch(batch)
     kwargs = dict(apply_kwargs or {})
+    if layer_types is not None and (
+        isinstance(layer_types, str | type) or not all(isinstance(t, type) for t in layer_types)
+    ):
+        raise TypeError(
+            f"{fn}: layer_types must be a sequence of Module classes (e.g. [nn.Dense]),"
+            f" got {layer_types!r}"
+        )
 
     import flax.linen as nn
     from flax import nnx
@@ -126,6 +139,7 @@ def lsuv(
         wrapped = "params" not in params
         variables = {"params": params} if wrapped else dict(params)
         types = tuple(layer_types or (nn.Dense, nn.Conv))
+        _check_applies(fn, lambda v, b: model.apply(v, b, **kwargs), variables, batch)
         probe = _linen_probe(model, batch, types, kwargs)
         recorded = _layers.record_linen(fn, model, (batch,), kwargs)
 
@@ -144,6 +158,7 @@ def lsuv(
                 f" nnx.Param variables, got {type(params).__name__}"
             )
         state = own if params is None else params
+        _check_applies(fn, lambda s, b: nnx.merge(graphdef, s, rest)(b, **kwargs), state, batch)
         probe = _nnx_probe(graphdef, rest, batch, types, kwargs)
         specs = _layers.nnx_specs(model)
 
@@ -156,6 +171,19 @@ def lsuv(
     raise TypeError(
         f"{fn}: model must be a flax.linen or flax.nnx Module, got {type(model).__name__}"
     )
+
+
+def _check_applies(fn: str, forward: Callable, params: Any, batch: Any) -> None:
+    """Trace one forward pass (nothing is computed) so that a batch of the wrong shape
+    is reported as such, naming ``fn``, instead of failing inside the probe."""
+    try:
+        jax.eval_shape(forward, params, batch)
+    except Exception as e:
+        shapes = jax.tree.map(np.shape, batch)
+        raise ValueError(
+            f"{fn}: the model cannot be applied to the batch (shape {shapes}) with these"
+            f" params: {type(e).__name__}: {e}"
+        ) from e
 
 
 class _Probe(NamedTuple):

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._checks import check_positive
+from jaxinit._checks import as_int, check_positive
 from jaxinit._models import activation_fn
 
 Activation = str | Callable[[jax.Array], jax.Array]
@@ -193,12 +193,15 @@ def _run(activation: Activation, program: str, *args: Any, static: Any = ()) -> 
         return jax.tree.map(lambda a: np.asarray(a, np.float64), out)
 
 
-def _check_variances(fn: str, sw2: np.ndarray, sb2: np.ndarray) -> None:
-    if sw2.size:
-        check_positive(fn, "weight_variance", sw2.min() if np.isfinite(sw2).all() else np.inf)
-    if sb2.size:
-        smallest = sb2.min() if np.isfinite(sb2).all() else np.inf
-        check_positive(fn, "bias_variance", smallest, allow_zero=True)
+def _check_variances(fn: str, sw2: Any, sb2: Any = 0.0, **nonneg: Any) -> None:
+    """σ_w² > 0 and σ_b² >= 0 (and every ``nonneg`` array >= 0), finite, named by ``fn``."""
+    items = [("weight_variance", sw2, False), ("bias_variance", sb2, True)]
+    items += [(arg, a, True) for arg, a in nonneg.items()]
+    for arg, a, allow_zero in items:
+        a = np.asarray(a, np.float64)
+        bad = ~np.isfinite(a) | ((a < 0) if allow_zero else (a <= 0))
+        if bad.any():  # report the first offending element itself (NaN as nan)
+            check_positive(fn, arg, a[bad].flat[0], allow_zero=allow_zero)
 
 
 def _as_arrays(*xs: Any) -> tuple[np.ndarray, ...]:
@@ -213,6 +216,7 @@ def length_map(
 ) -> np.ndarray:
     r""":math:`q \mapsto \sigma_w^2 \int Dz\, \phi(\sqrt q z)^2 + \sigma_b^2` (Poole et al.
     2016, eq. 3). Broadcasts over ``q`` and the variances."""
+    _check_variances("length_map", weight_variance, bias_variance, q=q)
     return _run(activation, "length", *_as_arrays(q, weight_variance, bias_variance))
 
 
@@ -220,6 +224,7 @@ def chi(activation: Activation, q: Any, weight_variance: Any) -> np.ndarray:
     r""":math:`\sigma_w^2 \int Dz\, \phi'(\sqrt q z)^2`: the backward growth of gradient
     variance through a layer whose pre-activations have second moment ``q``; at ``q*`` this
     is :math:`\chi_1`."""
+    _check_variances("chi", weight_variance, q=q)
     return _run(activation, "chi", *_as_arrays(q, weight_variance))
 
 
@@ -249,6 +254,9 @@ def correlation_map(
 ) -> np.ndarray:
     r""":math:`c \mapsto (\sigma_w^2 \int Dz_1 Dz_2\, \phi(u_1)\phi(u_2) + \sigma_b^2)/q` at a
     length ``q`` (normally ``q*``); Poole et al. 2016, eq. 5."""
+    _check_variances("correlation_map", weight_variance, bias_variance, q=q)
+    if np.any(np.abs(np.asarray(c, np.float64)) > 1) or not np.all(np.isfinite(c)):
+        raise ValueError(f"correlation_map: c must be a correlation in [-1, 1], got {c!r}")
     return _run(activation, "correlation", *_as_arrays(c, q, weight_variance, bias_variance))
 
 
@@ -269,6 +277,7 @@ def c_star(
     no bias, 0 is a fixed point (unstable in the ordered phase).
     """
     sw2, sb2 = _as_arrays(weight_variance, bias_variance)
+    _check_variances("c_star", sw2, sb2, **({} if q is None else {"q": q}))
     q = _finite_q(q_star(activation, sw2, sb2) if q is None else np.broadcast_to(q, sw2.shape))
     # χ₁ is the slope of the correlation map at c = 1: where χ₁ <= 1, c = 1 is the stable
     # fixed point (approached only slowly near the critical line, so set it, don't iterate).
@@ -295,6 +304,7 @@ def mean_field(activation: Activation, weight_variance: Any, bias_variance: Any 
     (True, True)
     """
     sw2, sb2 = _as_arrays(weight_variance, bias_variance)
+    _check_variances("mean_field", sw2, sb2)
     q = q_star(activation, sw2, sb2)
     qe = _finite_q(q)
     c = c_star(activation, sw2, sb2, q=qe)
@@ -321,6 +331,7 @@ def critical_weight_variance(
     ReLU: 2 for every :math:`\sigma_b^2` (He et al. 2015). tanh: 1 at
     :math:`\sigma_b^2 = 0`, growing with :math:`\sigma_b^2`.
     """
+    _critical_checks("critical_weight_variance", bias_variance, lower, upper, tol)
     sb2 = np.asarray(bias_variance, np.float64)
     lo = np.full(sb2.shape, math.log(lower))
     hi = np.full(sb2.shape, math.log(upper))
@@ -330,7 +341,8 @@ def critical_weight_variance(
 
     f_lo, f_hi = excess(lo), excess(hi)
     bracket = (f_lo < 0) & (f_hi > 0)
-    n = math.ceil(math.log2((math.log(upper) - math.log(lower)) / tol))
+    n = math.ceil(math.log2(math.log(upper) - math.log(lower)) - math.log2(tol))
+    n = min(n, 64)  # past float64 resolution of ln σ² a halving changes nothing
     for _ in range(n):
         mid = 0.5 * (lo + hi)
         up = excess(mid) > 0
@@ -339,11 +351,21 @@ def critical_weight_variance(
     return np.where(bracket, np.exp(0.5 * (lo + hi)), np.nan)
 
 
+def _critical_checks(fn: str, bias_variance: Any, lower: Any, upper: Any, tol: Any) -> None:
+    _check_variances(fn, 1.0, bias_variance)
+    check_positive(fn, "lower", lower)
+    check_positive(fn, "upper", upper)
+    check_positive(fn, "tol", tol)
+    if not lower < upper:
+        raise ValueError(f"{fn}: lower={lower!r} must be smaller than upper={upper!r}")
+
+
 def mean_field_chi(
     activation: Activation, weight_variance: float, bias_variance: float = 0.0
 ) -> np.ndarray:
     r""":math:`\chi_1(\sigma_w^2, \sigma_b^2)` alone (cheaper than :func:`mean_field`)."""
     sw2, sb2 = _as_arrays(weight_variance, bias_variance)
+    _check_variances("mean_field_chi", sw2, sb2)
     return chi(activation, _finite_q(q_star(activation, sw2, sb2)), sw2)
 
 
@@ -357,6 +379,7 @@ def critical_gain(activation: Activation, bias_variance: float = 0.0) -> float:
     (:math:`\chi_1 \approx 1.21` at :math:`\sigma_w^2 = 25/9`): torch's 5/3 keeps the *forward*
     variance from shrinking, criticality keeps *correlations and gradients* alive.
     """
+    _check_variances("critical_gain", 1.0, bias_variance)
     return float(np.sqrt(critical_weight_variance(activation, bias_variance)))
 
 
@@ -377,12 +400,22 @@ def predict_propagation(
     gradients independent of the forward weights (Schoenholz et al. 2017):
     :math:`\tilde q^{l} = \chi(q^{l})\, \tilde q^{l+1}` for equal widths.
     """
-    if depth < 1:
-        raise ValueError(f"predict_propagation: depth must be >= 1, got {depth}")
+    fn = "predict_propagation"
+    depth = as_int(fn, "depth", depth, minimum=1)
+    _check_variances(fn, weight_variance, bias_variance, input_second_moment=input_second_moment)
+    for arg, v in (("weight_variance", weight_variance), ("bias_variance", bias_variance)):
+        if np.ndim(v):
+            raise TypeError(f"{fn}: {arg} must be a number, got an array of shape {np.shape(v)}")
     q = np.empty(depth)
     q[0] = weight_variance * input_second_moment + bias_variance
-    for i in range(1, depth):
-        q[i] = float(length_map(activation, q[i - 1], weight_variance, bias_variance))
+    for i in range(depth):
+        if i:
+            q[i] = float(length_map(activation, q[i - 1], weight_variance, bias_variance))
+        if not np.isfinite(q[i]):
+            raise ValueError(
+                f"{fn}: q overflows float64 at layer {i} (weight_variance={weight_variance!r},"
+                f" bias_variance={bias_variance!r}): the forward signal explodes"
+            )
     g = np.ones(depth)
     for i in range(depth - 2, -1, -1):
         g[i] = g[i + 1] * float(chi(activation, q[i], weight_variance))

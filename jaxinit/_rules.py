@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._checks import check_key
 from jaxinit._core import Initializer
 from jaxinit._values import _build, _config, _frozen_options, freeze, initializer
 
@@ -263,7 +264,10 @@ def path_key(key: jax.Array, path: str) -> jax.Array:
 def _glob_regex(pattern: str) -> re.Pattern:
     anchored = pattern.startswith("/")
     body = _translate(pattern.lstrip("/") if anchored else pattern, pattern)
-    return re.compile(body if anchored else f"(?:.*/)?{body}")
+    try:
+        return re.compile(body if anchored else f"(?:.*/)?{body}")
+    except re.error as e:  # e.g. a character class [z-a] with a reversed range
+        raise ValueError(f"reinit: pattern {pattern!r} is not a valid glob: {e}") from None
 
 
 def _translate(pat: str, whole: str) -> str:
@@ -525,6 +529,7 @@ def reinit(
       ...     "kernel": jaxinit.he_normal(),    # ... so this is every other kernel
       ... }, jax.random.key(1), module=model, sample=x)
     """
+    check_key("reinit", key)
     plan = _plan("reinit", params, rules, layout, module, sample)
     if explain:
         print(plan.table())
@@ -625,6 +630,13 @@ class _Plan:
         from jaxinit import _layers
 
         new = list(self.leaves)
+        for it in self.items:  # before anything is drawn
+            if it.init is not None and jax.dtypes.canonicalize_dtype(it.dtype) != it.dtype:
+                raise ValueError(
+                    f"{self.fn}: parameter {it.path} is {np.dtype(it.dtype)}, which jax cannot"
+                    " produce with jax_enable_x64 off; cast the tree to"
+                    f" {jax.dtypes.canonicalize_dtype(it.dtype)} or enable x64"
+                )
         for it in self.items:
             if it.init is None:
                 continue
@@ -634,6 +646,11 @@ class _Plan:
             else:
                 where = f"{self.fn}: the initializer for {it.path}"
                 out = _layers.draw(it.layer, it.init, k, it.dtype, where)
+            if not hasattr(out, "shape") or not hasattr(out, "dtype"):
+                raise TypeError(
+                    f"{self.fn}: the initializer for {it.path} returned"
+                    f" {type(out).__name__}, not an array of shape {it.shape}"
+                )
             if tuple(out.shape) != it.shape or out.dtype != it.dtype:
                 raise ValueError(
                     f"{self.fn}: the initializer for {it.path} returned shape"

@@ -15,7 +15,7 @@ import math
 from typing import Literal
 
 from jaxinit import _core
-from jaxinit._checks import check_choice, check_positive
+from jaxinit._checks import as_int, check_choice, check_finite, check_positive
 from jaxinit._core import Initializer, ones, zeros
 from jaxinit._precision import draw_in_float32
 from jaxinit._rules import ContextRule, LeafInfo, Pattern, any_of, optional
@@ -34,9 +34,13 @@ def variance_scaling(scale: float, mode: str, distribution: str) -> Initializer:
 
 
 def _check_int(fn: str, arg: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    try:  # numpy ints and 0-d int arrays count as ints
+        n = as_int(fn, arg, value)
+    except TypeError:
+        n = None
+    if n is None or n < minimum:
         raise ValueError(f"{fn}: {arg} must be an int >= {minimum}, got {value!r}")
-    return value
+    return n
 
 
 def _is_embedding(info: LeafInfo) -> bool:
@@ -154,6 +158,7 @@ def rezero(gates: Pattern = "alpha", value: float = 0.0) -> dict[Pattern, object
     """
     from jaxinit._core import constant
 
+    check_finite("rezero", "value", value)
     return {gates: zeros if value == 0 else constant(value)}
 
 
@@ -252,7 +257,13 @@ def t_fixup(
     s = 0.67 * n**-0.25 if role == "encoder" else (9 * n) ** -0.25
 
     def embed_init(info: LeafInfo):
-        return normal(s / math.sqrt(info.layer.call_shape[-1]))  # the layer's width d
+        shape = info.layer.call_shape if info.layer is not None else info.shape
+        if len(shape) < 1 or shape[-1] < 1:
+            raise ValueError(
+                f"{fn}: embedding {info.path} has shape {info.shape}; an embedding table"
+                " needs a last axis of width d >= 1 (std d**-0.5)"
+            )
+        return normal(s / math.sqrt(shape[-1]))  # the layer's width d
 
     return {
         scaled: variance_scaling(s**2, "fan_avg", "uniform"),

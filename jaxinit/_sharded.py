@@ -21,6 +21,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxinit._checks import check_key
 from jaxinit._fast import fast_key
 from jaxinit._layers import linen_recording
 from jaxinit._rules import Pattern, Rules, matches, path_str, reinit, reinit_recorded
@@ -387,6 +388,7 @@ def init_params(
       >>> params = jaxinit.init_params(lambda k: model.init(k, x), key, mesh=mesh,
       ...     logical_axis_rules=[("embed", None), ("mlp", "model")])
     """
+    check_key("init_params", key)
     return make_init(
         target,
         rules=rules,

@@ -25,9 +25,12 @@ import numpy as np
 
 from jaxinit import _registry
 from jaxinit._checks import (
+    as_int,
+    as_real,
     check_choice,
     check_dtype,
     check_finite,
+    check_in_dtype,
     check_key,
     check_positive,
     check_shape,
@@ -53,11 +56,7 @@ def _check_layout(fn: str, layout: str | None) -> str:
 
 
 def _check_int(fn: str, arg: str, value: object, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{fn}: {arg} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{fn}: {arg} must be >= {minimum}, got {value!r}")
-    return int(value)
+    return as_int(fn, arg, value, minimum=minimum)
 
 
 def _compute_dtype(dtype: np.dtype) -> np.dtype:
@@ -176,16 +175,18 @@ def orthogonal(
     """
     fn = "orthogonal"
     check_positive(fn, "scale", scale)
+    scale = as_real(fn, "scale", scale)
     if column_axis is None:
         column_axis = LAYOUTS[_check_layout(fn, layout)][1]
     else:
         _check_layout(fn, layout)
-        _check_int(fn, "column_axis", column_axis, minimum=-(2**31))
+        column_axis = _check_int(fn, "column_axis", column_axis, minimum=-(2**31))
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         check_key(fn, key)
         shape = check_shape(fn, shape)
         dtype = check_dtype(fn, dtype, allow_complex=True)
+        check_in_dtype(fn, "scale", scale, dtype, allow_underflow=False)
         return _orthogonal(fn, key, shape, column_axis, scale, dtype)
 
     return with_out_sharding(fn, init)
@@ -223,8 +224,9 @@ def delta_orthogonal(
     """
     fn = "delta_orthogonal"
     check_positive(fn, "scale", scale)
+    scale = as_real(fn, "scale", scale)
     layout = _check_layout(fn, layout)
-    _check_int(fn, "column_axis", column_axis, minimum=-2)
+    column_axis = _check_int(fn, "column_axis", column_axis, minimum=-2)
     if column_axis > 1:
         raise ValueError(
             f"{fn}: column_axis={column_axis!r} must index the (in, out) centre matrix:"
@@ -236,6 +238,7 @@ def delta_orthogonal(
         shape = check_shape(fn, shape)
         dtype = check_dtype(fn, dtype, allow_complex=True)
         _check_conv_rank(fn, shape, layout)
+        check_in_dtype(fn, "scale", scale, dtype, allow_underflow=False)
         flax_shape = shape if layout == "flax" else _torch_to_flax_shape(shape)
         c_in, c_out = flax_shape[-2:]
         if c_in > c_out:
@@ -304,10 +307,12 @@ def identity(gain: float = 1.0, dtype: DTypeLike = None) -> Initializer:
     """
     fn = "identity"
     check_finite(fn, "gain", gain)
+    gain = as_real(fn, "gain", gain)
 
     def init(key: Array | None, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape = check_shape(fn, shape)
         dtype = check_dtype(fn, dtype, allow_complex=True)
+        check_in_dtype(fn, "gain", gain, dtype)
         if len(shape) != 2:
             raise ValueError(
                 f"{fn}: shape {shape} has rank {len(shape)}; the identity needs a 2-D shape"
@@ -449,12 +454,14 @@ def sparse(
     fn = "sparse"
     k = _check_int(fn, "k", k, minimum=1)
     check_positive(fn, "scale", scale)
+    scale = as_real(fn, "scale", scale)  # a static argument of the jitted draw: hashable
     layout = _check_layout(fn, layout)
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         check_key(fn, key)
         shape = check_shape(fn, shape)
         dtype = check_dtype(fn, dtype, allow_complex=False)
+        check_in_dtype(fn, "scale", scale, dtype, allow_underflow=False, reach=7)
         units, fan_in = _as_units(fn, shape, layout)
         if fan_in < k:
             raise ValueError(
@@ -487,15 +494,18 @@ def torch_sparse(
     """
     fn = "torch_sparse"
     check_finite(fn, "sparsity", sparsity)
+    sparsity = as_real(fn, "sparsity", sparsity)
     if not 0 <= sparsity < 1:
         raise ValueError(f"{fn}: sparsity must be in [0, 1), got {sparsity!r}")
     check_positive(fn, "std", std)
+    std = as_real(fn, "std", std)  # a static argument of the jitted draw: hashable
     layout = _check_layout(fn, layout)
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         check_key(fn, key)
         shape = check_shape(fn, shape)
         dtype = check_dtype(fn, dtype, allow_complex=False)
+        check_in_dtype(fn, "std", std, dtype, allow_underflow=False, reach=7)
         if len(shape) != 2:
             raise ValueError(
                 f"{fn}: shape {shape} has rank {len(shape)}; torch's sparse_ is 2-D only"

@@ -18,8 +18,18 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from jaxinit._checks import check_choice, check_finite, check_positive
+from jaxinit._checks import (
+    as_int,
+    as_real,
+    check_choice,
+    check_dtype,
+    check_finite,
+    check_in_dtype,
+    check_positive,
+    squared,
+)
 from jaxinit._core import (
+    Array,
     DTypeLike,
     Initializer,
     Shape,
@@ -86,6 +96,10 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 
 def _kaiming(fn: str, a: float, mode: str, nonlinearity: str, distribution: str, **axes):
     check_choice(fn, "mode", mode, ("fan_in", "fan_out"))
+    check_choice(fn, "nonlinearity", nonlinearity, NONLINEARITIES)
+    if nonlinearity == "leaky_relu":  # checked here so that errors name fn and a
+        a = as_real(fn, "a", a)
+        squared(fn, "a", a)
     gain = calculate_gain(nonlinearity, a)
     return _variance_scaling(fn, gain**2, mode, distribution, **axes, **_TORCH_DRAW)
 
@@ -138,8 +152,9 @@ def torch_xavier_uniform(
     r"""torch ``xavier_uniform_``: :math:`U[\pm \mathrm{gain}\sqrt{6/(n_{in}+n_{out})}]`."""
     check_positive("torch_xavier_uniform", "gain", gain)
     axes = dict(in_axis=in_axis, out_axis=out_axis, layout=layout, dtype=dtype)
+    gain2 = squared("torch_xavier_uniform", "gain", gain)
     return _variance_scaling(
-        "torch_xavier_uniform", gain**2, "fan_avg", "uniform", **axes, **_TORCH_DRAW
+        "torch_xavier_uniform", gain2, "fan_avg", "uniform", **axes, **_TORCH_DRAW
     )
 
 
@@ -155,8 +170,9 @@ def torch_xavier_normal(
     r"""torch ``xavier_normal_``: plain :math:`\mathcal N(0, \mathrm{gain}^2\cdot 2/(n_{in}+n_{out}))`."""
     check_positive("torch_xavier_normal", "gain", gain)
     axes = dict(in_axis=in_axis, out_axis=out_axis, layout=layout, dtype=dtype)
+    gain2 = squared("torch_xavier_normal", "gain", gain)
     return _variance_scaling(
-        "torch_xavier_normal", gain**2, "fan_avg", "normal", **axes, **_TORCH_DRAW
+        "torch_xavier_normal", gain2, "fan_avg", "normal", **axes, **_TORCH_DRAW
     )
 
 
@@ -203,9 +219,19 @@ def torch_default_bias(
     if kernel_shape is not None:
         in_axis, out_axis = resolve_axes(fn, layout, None, None)
         fan_in = int(fans_of(fn, tuple(kernel_shape), in_axis, out_axis)[0])
-    if isinstance(fan_in, bool) or not isinstance(fan_in, int) or fan_in <= 0:
+    fan_in = as_int(fn, "fan_in", fan_in)
+    if fan_in <= 0:
         raise ValueError(f"{fn}: fan_in must be a positive int, got {fan_in!r}")
-    return _uniform_between(fn, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in), dtype)
+    bound = 1 / math.sqrt(fan_in)
+    draw = _uniform_between(fn, -bound, bound, dtype)
+
+    def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
+        label = f"fan_in={fan_in} (bound 1/√fan_in = {bound:.4g})"
+        out_dtype = check_dtype(fn, dtype)
+        check_in_dtype(fn, "fan_in", bound, out_dtype, allow_underflow=False, label=label)
+        return draw(key, shape, dtype)
+
+    return init
 
 
 @initializer
