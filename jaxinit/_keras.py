@@ -222,7 +222,7 @@ def stft(
         values = np.asarray(window, dtype=np.float64)
         if values.ndim != 1:
             raise ValueError(f"{fn}: window values must be 1-D, got shape {values.shape}")
-        check_finite(fn, "window", values)
+        check_finite(fn, "window", values, array=True)
 
     def init(key: Array | None, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape = check_shape(fn, shape)
