@@ -39,6 +39,7 @@ from jaxinit._core import (
     _variance_scaling,
 )
 from jaxinit._fans import Axes, fans_of, resolve_axes
+from jaxinit._protocol import with_out_sharding
 from jaxinit._values import initializer
 
 Layout = Literal["flax", "torch", "equinox"]
@@ -231,7 +232,7 @@ def torch_default_bias(
         check_in_dtype(fn, "fan_in", bound, out_dtype, allow_underflow=False, label=label)
         return draw(key, shape, dtype)
 
-    return init
+    return with_out_sharding(fn, init)
 
 
 @initializer
