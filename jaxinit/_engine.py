@@ -16,10 +16,12 @@ parallel instead of every small matrix product being split across cores.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
 import math
+import numbers
 import os
 import sys
 import tempfile
@@ -266,14 +268,32 @@ def _make_model(model: Any, dataset: Dataset) -> _Model:
 # --------------------------------------------------------------------------- validation
 
 
-def _validate(study: Study, model: _Model) -> str:
+def _as_int(name: str, v: Any, allow_none: bool = False) -> int | None:
+    """A positive int (numpy integers accepted, bools and floats are not)."""
+    if v is None and allow_none:
+        return None
+    if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"Study: {name} must be a positive int, got {v!r} ({type(v).__name__})")
+    if int(v) < 1:
+        raise ValueError(f"Study: {name} must be a positive int, got {v!r}")
+    return int(v)
+
+
+def _normalize(study: Study) -> Study:
+    """Check the plain fields before anything is traced, and make numpy integers ints."""
+    if not isinstance(study, Study):
+        raise TypeError(f"run_study: study must be a jaxinit.Study, got {type(study).__name__}")
     d = study.dataset
     if not isinstance(d, Dataset):
         raise TypeError(f"Study: dataset must be a jaxinit.Dataset, got {type(d).__name__}")
-    for name in ("seeds", "steps", "batch_size", "log_every"):
-        v = getattr(study, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"Study: {name} must be a positive int, got {v!r}")
+    ints = {n: _as_int(n, getattr(study, n)) for n in ("seeds", "steps", "batch_size", "log_every")}
+    for name in ("eval_every", "max_members"):
+        ints[name] = _as_int(name, getattr(study, name), allow_none=True)
+    return dataclasses.replace(study, **ints)
+
+
+def _validate(study: Study, model: _Model) -> str:
+    d = study.dataset
     if study.batch_size > len(d.x_train):
         raise ValueError(
             f"Study: batch_size={study.batch_size} is larger than the {len(d.x_train)}"
@@ -292,8 +312,12 @@ def _validate(study: Study, model: _Model) -> str:
         )
     if not isinstance(study.inits, Mapping) or not study.inits:
         raise ValueError("Study: inits must be a non-empty mapping name -> initializer or rules")
-    if study.max_members is not None and study.max_members < 1:
-        raise ValueError(f"Study: max_members must be >= 1, got {study.max_members}")
+    if not all(isinstance(n, str) for n in study.inits):
+        raise TypeError(f"Study: inits must be keyed by str names, got {list(study.inits)!r}")
+    if not isinstance(study.kernel_pattern, str):
+        raise TypeError(f"Study: kernel_pattern must be a str, got {study.kernel_pattern!r}")
+    if not isinstance(study.fixed_data_order, bool | np.bool_):
+        raise TypeError(f"Study: fixed_data_order must be a bool, got {study.fixed_data_order!r}")
     loss = study.loss or ("cross_entropy" if d.is_classification else "mse")
     if loss not in ("cross_entropy", "mse"):
         raise ValueError(f"Study: loss={loss!r}; allowed: 'cross_entropy', 'mse'")
@@ -499,6 +523,57 @@ def _progress_bar(progress: bool | None, total: int, members: int) -> Any:
     )
 
 
+def _as_key(key: Any) -> jax.Array:
+    """An int seed (numpy integers too), a typed PRNG key, or a raw uint32[2] key."""
+    fn = "run_study"
+    if isinstance(key, bool | np.bool_):
+        raise TypeError(f"{fn}: key must be an int seed or a PRNG key, got {key!r}")
+    if isinstance(key, numbers.Integral):
+        return jax.random.key(int(key))
+    if isinstance(key, jax.Array | np.ndarray):
+        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+            if key.shape != ():
+                raise ValueError(
+                    f"{fn}: key must be a single PRNG key, got a key array of shape {key.shape}"
+                )
+            return key
+        if key.shape == () and jnp.issubdtype(key.dtype, jnp.integer):
+            return jax.random.key(int(key))
+        if key.shape == (2,) and key.dtype == np.uint32:  # a raw jax.random.PRNGKey
+            return jax.random.wrap_key_data(jnp.asarray(key))
+        raise ValueError(
+            f"{fn}: key must be an int seed, a PRNG key (jax.random.key) or a raw uint32[2]"
+            f" key, got an array of dtype {key.dtype} and shape {key.shape}"
+        )
+    raise TypeError(
+        f"{fn}: key must be an int seed or a PRNG key (jax.random.key), got {type(key).__name__}"
+    )
+
+
+def _check_out_dir(out_dir: Any) -> str | None:
+    """``out_dir`` must be (or become) a writable directory: checked before any work."""
+    if out_dir is None:
+        return None
+    try:
+        path = os.fspath(out_dir)
+    except TypeError:
+        raise TypeError(
+            f"run_study: out_dir must be a path (str or os.PathLike), got {type(out_dir).__name__}"
+        ) from None
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"run_study: out_dir={path!r} exists and is not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path, prefix=".tmp-write-test-")
+        os.close(fd)
+        os.remove(tmp)
+    except OSError as e:
+        raise ValueError(
+            f"run_study: out_dir={path!r} is not a writable directory ({e.strerror or e})"
+        ) from e
+    return path
+
+
 def run_study(
     study: Study,
     key: int | jax.Array = 0,
@@ -513,21 +588,27 @@ def run_study(
         its parameters and data order, so initializers are compared on paired seeds.
       out_dir: if given, ``results.csv`` and a checkpoint are written atomically after every
         chunk; running the same study with the same ``out_dir`` again resumes where it
-        stopped and ends with the same results as an uninterrupted run.
+        stopped (on any number of devices) and ends with the same results as an
+        uninterrupted run. A checkpoint of a different study (data, model, any init spec,
+        optimizer, sizes or key changed) is refused with an error naming what changed.
       progress: show a progress bar; default: only when stderr is a terminal.
 
-    Bad input (shapes, sizes, types) raises before anything is compiled.
+    Bad input (shapes, sizes, types, an ``out_dir`` that cannot be written) raises before
+    anything is compiled.
     """
+    study = _normalize(study)
     model = _make_model(study.model, study.dataset)
     loss = _validate(study, model)
-    key = jax.random.key(key) if isinstance(key, int) else key
+    key = _as_key(key)
     spec_keys = {name: _check_init(study, model, name, spec) for name, spec in study.inits.items()}
+    out_dir = _check_out_dir(out_dir)
     names = list(spec_keys)
     members = [(n, s) for n in names for s in range(study.seeds)]
     eval_every = study.eval_every or study.steps
     group = study.max_members or len(members)
     sharding, group_padded = _mesh_sharding(min(group, len(members)))
     replicated = None if sharding is None else NamedSharding(sharding.mesh, P())
+    writer = out_dir is not None and jax.process_index() == 0
 
     d = study.dataset
     x_train, y_train = jnp.asarray(d.x_train), jnp.asarray(d.y_train)
@@ -554,7 +635,7 @@ def run_study(
     fingerprint = {
         "dataset": [d.name, _checksum((d.x_train, d.y_train, d.x_test, d.y_test))],
         "model": repr(study.model) if model.kind == "linen" else str(model.graphdef),
-        "inits": names,
+        "key": _checksum(jax.random.key_data(key)),
         "config": [
             study.seeds,
             study.steps,
@@ -564,6 +645,7 @@ def run_study(
             eval_every,
             study.fixed_data_order,
             group,
+            study.kernel_pattern,
         ],
     }
     start = time.perf_counter()
@@ -575,16 +657,18 @@ def run_study(
         state = initial_state(padded)
         ckpt = None
         if out_dir is not None:
-            fp = dict(fingerprint, group=g0, probe=_probe(study.optimizer, state))
-            ckpt = _Checkpoint(out_dir, g0, fp)
+            fp = dict(
+                fingerprint, group=g0, **_state_fingerprint(model, study, state, batch, x_train)
+            )
+            ckpt = _Checkpoint(out_dir, g0, fp, writer)
         done, group_records = 0, []
-        if ckpt is not None and (loaded := ckpt.load(state)) is not None:
+        if ckpt is not None and (loaded := ckpt.load(state, len(batch))) is not None:
             state, done, group_records = loaded
             bar.update(done * len(batch))
         if sharding is not None:
             state = jax.device_put(state, sharding)
         if done == 0:
-            group_records.append(_eval_rows(model, loss, state, x_test, y_test, 0, len(batch)))
+            group_records.append(_eval_rows(model, loss, state, x_test, y_test, 0, len(batch), g0))
         while done < study.steps:
             n = min(eval_every, study.steps - done)
             program = _chunk_program(
@@ -592,41 +676,56 @@ def run_study(
                 n // study.log_every, sharding,
             )  # fmt: skip
             state, metrics = program(state, x_train, y_train)
-            metrics = np.asarray(metrics)[: len(batch)]  # (members, logs, METRICS)
+            metrics = _fetch(metrics)[: len(batch)]  # (members, logs, METRICS)
             steps = done + study.log_every * np.arange(1, metrics.shape[1] + 1)
-            group_records.append(_train_rows(metrics, steps))
+            group_records.append(_train_rows(metrics, steps, g0))
             done += n
-            group_records.append(_eval_rows(model, loss, state, x_test, y_test, done, len(batch)))
+            group_records.append(
+                _eval_rows(model, loss, state, x_test, y_test, done, len(batch), g0)
+            )
             bar.update(n * len(batch))
             if ckpt is not None:
-                ckpt.save(state, done, group_records)
-                _write_partial(out_dir, members, records + group_records)
-        for r in group_records:
-            r[:, 0] += g0  # member index within the whole population
+                ckpt.save(state, done, group_records, len(batch))
+                if writer:
+                    _write_partial(out_dir, members, records + group_records, d.is_classification)
         records += group_records
     bar.close()
     table = _table(np.concatenate(records), members, study.dataset.is_classification)
     result = StudyResult(table, _diverged(table), time.perf_counter() - start, {"loss": loss})
-    if out_dir is not None:
+    if writer:
         result.to_csv(os.path.join(out_dir, "results.csv"))
     return result
 
 
-# Rows are float arrays (member, step, metric index, value) until the end.
+# Rows are float arrays (member, step, metric index, value) until the end; ``member`` is
+# the index in the whole population (a batch's rows are offset by its first member).
 _ALL_METRICS = METRICS + EVAL_METRICS
 
 
-def _train_rows(metrics: np.ndarray, steps: np.ndarray) -> np.ndarray:
+def _fetch(x: jax.Array) -> np.ndarray:
+    """A host copy of ``x``, also when it spans devices of other processes."""
+    if getattr(x, "is_fully_addressable", True):
+        return np.asarray(x)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def _train_rows(metrics: np.ndarray, steps: np.ndarray, offset: int = 0) -> np.ndarray:
     m, t, k = metrics.shape
-    member = np.broadcast_to(np.arange(m)[:, None, None], (m, t, k))
+    member = np.broadcast_to(offset + np.arange(m)[:, None, None], (m, t, k))
     step = np.broadcast_to(steps[None, :, None], (m, t, k))
     metric = np.broadcast_to(np.arange(k)[None, None, :], (m, t, k))
     return np.stack([member, step, metric, metrics], -1).reshape(-1, 4).astype(np.float64)
 
 
-def _eval_rows(model, loss, state, x, y, step, n_members) -> np.ndarray:
-    values = np.asarray(_eval_program(model, loss)(state.params, x, y))[:n_members]
-    rows = [(i, step, len(METRICS) + j, values[i, j]) for i in range(n_members) for j in range(2)]
+def _eval_rows(model, loss, state, x, y, step, n_members, offset=0) -> np.ndarray:
+    values = _fetch(_eval_program(model, loss)(state.params, x, y))[:n_members]
+    rows = [
+        (offset + i, step, len(METRICS) + j, values[i, j])
+        for i in range(n_members)
+        for j in range(2)
+    ]
     return np.asarray(rows, np.float64)
 
 
@@ -660,62 +759,125 @@ def _diverged(table: Any) -> Any:
     return bad.groupby(["init", "seed"], as_index=False)["step"].min()
 
 
-def _write_partial(out_dir, members, records) -> None:
-    table = _table(np.concatenate(records), members, True)
+def _write_partial(out_dir, members, records, classification) -> None:
+    table = _table(np.concatenate(records), members, classification)
     _atomic_write(os.path.join(out_dir, "results.partial.csv"), table.to_csv(index=False).encode())
 
 
-def _probe(optimizer: optax.GradientTransformation, state: MemberState) -> str:
-    """Checksum of the first update of member 0 for an all-ones gradient: a resumed study
-    must use the same optimizer (learning rate included) as the one that was interrupted."""
-    params = jax.tree.map(lambda a: a[0], state.params)
-    opt_state = jax.tree.map(lambda a: a[0], state.opt_state)
-    with _optax_promotion():
-        updates, _ = optimizer.update(jax.tree.map(jnp.ones_like, params), opt_state, params)
-    return _checksum((params, updates))
+# --------------------------------------------------------------------------- resume
+
+
+@functools.lru_cache(maxsize=32)
+def _probe_program(model: _Model, optimizer: optax.GradientTransformation) -> Callable:
+    """jit((params, opt_state, x) -> (model output, three optimizer updates)) of one member.
+
+    The output on a few training inputs stands for the model's code; three updates for
+    different gradients stand for the optimizer (a first SGD step cannot tell momentum 0.9
+    from 0; the second can), its hyperparameters and its state.
+    """
+
+    def probe(params, opt_state, x):
+        out = model.apply(params, x)
+        ups = []
+        with _optax_promotion():
+            for t in range(3):
+                grads = jax.tree.map(lambda p, t=t: jnp.cos((t + 1.0) * p + t), params)
+                updates, opt_state = optimizer.update(grads, opt_state, params)
+                params = optax.apply_updates(params, updates)
+                ups.append(updates)
+        return out, ups
+
+    return jax.jit(probe)
+
+
+def _state_fingerprint(
+    model: _Model, study: Study, state: MemberState, batch: list, x_train: jax.Array
+) -> dict:
+    """What a member batch's initial state depends on, by value: every init spec (the
+    checksum of its members' initial parameters), the model's code (its output for member
+    0) and the optimizer (its updates for member 0)."""
+    params = jax.tree.map(_fetch, state.params)
+    inits = {}
+    for name in dict.fromkeys(n for n, _ in batch):
+        rows = np.asarray([i for i, m in enumerate(batch) if m[0] == name])
+        inits[name] = _checksum(jax.tree.map(lambda a, rows=rows: a[rows], params))
+    first = jax.tree.map(lambda a: a[0], (state.params, state.opt_state))
+    out, updates = _probe_program(model, study.optimizer)(*first, x_train[:8])
+    return {
+        "inits": inits,
+        "model_output": _checksum(out),
+        "optimizer": [_checksum(updates), str(jax.tree.structure(state.opt_state))],
+    }
 
 
 class _Checkpoint:
     """``checkpoint-<group>.npz``: member state, steps done and records, plus the study's
-    fingerprint; written atomically so a kill never leaves a torn file."""
+    fingerprint; written atomically so a kill never leaves a torn file. Only the batch's
+    real members are saved, so a study resumes on any device count (padding is redone)."""
 
-    def __init__(self, out_dir: str | os.PathLike, group: int, fingerprint: dict):
-        os.makedirs(out_dir, exist_ok=True)
+    def __init__(self, out_dir: str, group: int, fingerprint: dict, writer: bool = True):
         self.path = os.path.join(out_dir, f"checkpoint-{group}.npz")
-        self.fingerprint = json.dumps(fingerprint, sort_keys=True)
+        self.fingerprint = fingerprint
+        self.writer = writer
 
-    def save(self, state: MemberState, done: int, records: list[np.ndarray]) -> None:
-        leaves = jax.tree.leaves(jax.tree.map(_to_numpy, state))
+    def save(self, state: MemberState, done: int, records: list[np.ndarray], n: int) -> None:
+        leaves = [_to_numpy(a)[:n] for a in jax.tree.leaves(state)]
+        if not self.writer:
+            return
         arrays = {f"leaf_{i}": a for i, a in enumerate(leaves)}
         arrays["records"] = np.concatenate(records)
         arrays["done"] = np.asarray(done)
-        arrays["fingerprint"] = np.frombuffer(self.fingerprint.encode(), np.uint8)
+        text = json.dumps(self.fingerprint, sort_keys=True)
+        arrays["fingerprint"] = np.frombuffer(text.encode(), np.uint8)
         import io
 
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         _atomic_write(self.path, buf.getvalue())
 
-    def load(self, like: MemberState) -> tuple[MemberState, int, list[np.ndarray]] | None:
+    def load(self, like: MemberState, n: int) -> tuple[MemberState, int, list[np.ndarray]] | None:
         if not os.path.exists(self.path):
             return None
         with np.load(self.path) as z:
-            if z["fingerprint"].tobytes().decode() != self.fingerprint:
+            try:
+                saved = json.loads(z["fingerprint"].tobytes().decode())
+            except ValueError:
+                saved = {}
+            changed = _changed(saved, self.fingerprint)
+            if changed:
                 raise ValueError(
-                    f"run_study: {self.path} belongs to a different study (data, model, inits,"
-                    " optimizer or sizes changed); use another out_dir or delete it"
+                    f"run_study: {self.path} belongs to a different study ({', '.join(changed)}"
+                    " changed); use another out_dir or delete it"
                 )
             treedef = jax.tree.structure(like)
-            leaves = [z[f"leaf_{i}"] for i in range(treedef.num_leaves)]
             template = jax.tree.leaves(like)
-            leaves = [_from_numpy(a, t) for a, t in zip(leaves, template, strict=True)]
+            leaves = []
+            for i, t in enumerate(template):
+                a = z[f"leaf_{i}"]
+                if a.shape[0] != n:
+                    raise ValueError(f"run_study: {self.path} holds {a.shape[0]} members, not {n}")
+                # pad to this run's member count with copies of member 0, as a fresh batch is
+                pad = np.broadcast_to(a[:1], (t.shape[0] - n, *a.shape[1:]))
+                leaves.append(_from_numpy(np.concatenate([a, pad]), t))
             return jax.tree.unflatten(treedef, leaves), int(z["done"]), [z["records"]]
+
+
+def _changed(saved: dict, now: dict) -> list[str]:
+    """The fingerprint components that differ, e.g. ``["optimizer", "inits['glorot']"]``."""
+    out = []
+    for k in sorted(set(saved) | set(now)):
+        a, b = saved.get(k), now.get(k)
+        if isinstance(a, dict) and isinstance(b, dict) and k == "inits":
+            out += [f"inits[{n!r}]" for n in sorted(set(a) | set(b)) if a.get(n) != b.get(n)]
+        elif a != b:
+            out.append(k)
+    return out
 
 
 def _to_numpy(x: jax.Array) -> np.ndarray:
     if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-        return np.asarray(jax.random.key_data(x))
-    return np.asarray(x)
+        return _fetch(jax.random.key_data(x))
+    return _fetch(x)
 
 
 def _from_numpy(a: np.ndarray, like: jax.Array) -> jax.Array:
