@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import itertools
 import json
 import math
 import numbers
@@ -26,7 +27,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -42,6 +43,7 @@ from jaxinit._rules import reinit
 
 METRICS = ("train_loss", "train_accuracy", "grad_norm", "param_norm")
 EVAL_METRICS = ("test_loss", "test_accuracy")
+VAL_METRICS = ("val_loss", "val_accuracy")
 
 
 def use_cpu_cores(n: int | None = None) -> int:
@@ -95,7 +97,9 @@ class Study:
       model: a flax.linen Module, or a function ``rngs -> flax.nnx.Module`` (e.g.
         ``lambda rngs: MyModel(..., rngs=rngs)``); only its ``nnx.Param`` state is trained.
       dataset: a :class:`jaxinit.Dataset`.
-      optimizer: an optax ``GradientTransformation``.
+      optimizer: an optax ``GradientTransformation``. With ``hparams``: one built with
+        ``optax.inject_hyperparams`` (e.g. ``optax.inject_hyperparams(optax.sgd)(0.1)``), or
+        an optimizer factory such as ``optax.adamw`` that the engine wraps so.
       inits: name -> spec. A spec is an initializer or a registry name (applied to every
         leaf matching ``kernel_pattern``; other parameters keep the model's own init) or a
         rules mapping for :func:`jaxinit.reinit` (e.g. a Fixup rule set).
@@ -111,6 +115,26 @@ class Study:
       max_members: most members compiled into one program; a larger population runs in
         batches of this size (bounded memory).
       kernel_pattern: the leaves an initializer spec applies to.
+      hparams: optimizer hyperparameter name -> values, e.g. ``{"learning_rate": [1e-3,
+        1e-2], "weight_decay": [0.0, 1e-4]}``: the population is the grid inits × seeds ×
+        every combination of values, set per member in the optimizer's state, so the whole
+        grid is one compiled program. Seed ``s`` has the same initial parameters and data
+        order at every value (paired). The table gains a column per hyperparameter.
+      validation: fraction of the training examples held out (a fixed random subset) and
+        evaluated with the test set as ``val_loss``/``val_accuracy``: select
+        hyperparameters on it (:meth:`StudyResult.best_hparams`), never on the test split.
+
+    Example:
+      >>> import optax, jaxinit
+      >>> study = jaxinit.Study(
+      ...     jaxinit.MLP((16, 10)), jaxinit.digits(), optax.sgd,
+      ...     inits={"he": "he_normal"}, seeds=2, steps=20, log_every=10,
+      ...     hparams={"learning_rate": [0.01, 0.1]}, validation=0.1)
+      >>> result = jaxinit.run_study(study, progress=False)
+      >>> sorted(set(result.table.learning_rate))
+      [0.01, 0.1]
+      >>> list(result.best_hparams().columns)
+      ['init', 'learning_rate', 'val_loss']
     """
 
     model: Any
@@ -126,6 +150,8 @@ class Study:
     fixed_data_order: bool = False
     max_members: int | None = None
     kernel_pattern: str = "*kernel"
+    hparams: Mapping[str, Sequence[float]] | None = None
+    validation: float = 0.0
 
 
 class MemberState(NamedTuple):
@@ -147,14 +173,57 @@ class StudyResult:
     diverged: Any  # pandas.DataFrame: init, seed, step
     seconds: float = 0.0
     info: dict = field(default_factory=dict)
+    hparams: tuple[str, ...] = ()  # the table's hyperparameter columns
 
     def to_csv(self, path: str | os.PathLike) -> None:
         _atomic_write(path, self.table.to_csv(index=False).encode())
 
     def metric(self, name: str) -> Any:
-        """Rows of one metric as a wide frame: index (init, seed), columns step."""
+        """Rows of one metric as a wide frame: index (init, seed, hparams...), columns step."""
         t = self.table[self.table.metric == name]
-        return t.pivot_table(index=["init", "seed"], columns="step", values="value")
+        return t.pivot_table(index=["init", "seed", *self.hparams], columns="step", values="value")
+
+    def best_hparams(self, metric: str = "val_loss", mode: str | None = None) -> Any:
+        """Per initializer, the hyperparameter values with the best mean (over seeds) final
+        ``metric``, selected on the validation split (``Study(validation=...)``).
+
+        Args:
+          metric: a ``val_*`` metric; test metrics are refused (selecting on the test split
+            biases the comparison it reports).
+          mode: ``"min"`` or ``"max"``; default ``"max"`` for accuracies, else ``"min"``.
+
+        Returns:
+          A frame ``init, <hparams...>, <metric>``, one row per initializer. A member that
+          diverged (non-finite value) counts as the worst value.
+        """
+        fn = "StudyResult.best_hparams"
+        if metric.startswith("test"):
+            raise ValueError(
+                f"{fn}: metric={metric!r} is a test metric; select on the validation split"
+                " (Study(validation=0.1) records val_loss and val_accuracy)"
+            )
+        if metric not in set(self.table.metric):
+            raise ValueError(
+                f"{fn}: no {metric!r} rows; the table has {sorted(set(self.table.metric))}"
+                " (Study(validation=...) records val_loss and val_accuracy)"
+            )
+        if mode is None:
+            mode = "max" if metric.endswith("accuracy") else "min"
+        if mode not in ("min", "max"):
+            raise ValueError(f"{fn}: mode={mode!r}; allowed: 'min', 'max'")
+        t = self.table[self.table.metric == metric]
+        t = t[t.step == t.step.max()]
+        worst = np.inf if mode == "min" else -np.inf
+        t = t.assign(value=np.where(np.isfinite(t.value), t.value, worst))
+        means = t.groupby(["init", *self.hparams], sort=False).value.mean().reset_index()
+        by_init = means.groupby("init", sort=False).value
+        best = by_init.idxmin() if mode == "min" else by_init.idxmax()
+        return means.loc[best.to_numpy()].rename(columns={"value": metric}).reset_index(drop=True)
+
+    def at_best_hparams(self, metric: str = "val_loss", mode: str | None = None) -> Any:
+        """The table's rows of each initializer at its :meth:`best_hparams` values."""
+        best = self.best_hparams(metric, mode)[["init", *self.hparams]]
+        return self.table.merge(best, on=["init", *self.hparams])
 
 
 # --------------------------------------------------------------------------- models
@@ -223,12 +292,108 @@ def _member_keys(seeds: int, fixed_data_order: bool) -> Callable:
 
 
 @functools.lru_cache(maxsize=32)
-def _opt_init(optimizer: optax.GradientTransformation) -> Callable:
-    def init(params):
+def _opt_init(optimizer: optax.GradientTransformation, hparams: tuple[str, ...] = ()) -> Callable:
+    """jit(vmap((params, hparam values) -> optimizer state)): each member's hyperparameters
+    are written into its ``inject_hyperparams`` state, which the update reads every step."""
+
+    def init(params, values):
         with _optax_promotion():
-            return optimizer.init(params)
+            state = optimizer.init(params)
+        if not hparams:
+            return state
+        hp = dict(state.hyperparams)
+        for j, name in enumerate(hparams):
+            hp[name] = values[j].astype(jnp.result_type(hp[name]))
+        return state._replace(hyperparams=hp)
 
     return jax.jit(jax.vmap(init))
+
+
+@functools.lru_cache(maxsize=32)
+def _injected(factory: Callable, names: tuple[str, ...], first: tuple[float, ...]) -> Any:
+    """``optax.inject_hyperparams(factory)`` with the grid's first values (cached: the same
+    object for the same factory, so compiled programs are reused)."""
+    return optax.inject_hyperparams(factory)(**dict(zip(names, first, strict=True)))
+
+
+def _hparam_grid(study: Study) -> tuple[tuple[str, ...], list[tuple[float, ...]]]:
+    """Names and every combination of values (the first name varies slowest)."""
+    hp = study.hparams
+    if hp is None:
+        return (), [()]
+    if not isinstance(hp, Mapping) or not hp:
+        raise ValueError(
+            "Study: hparams must be a non-empty mapping name -> values, e.g."
+            f" {{'learning_rate': [1e-3, 1e-2]}}, got {hp!r}"
+        )
+    grid = {}
+    for name, values in hp.items():
+        if not isinstance(name, str):
+            raise TypeError(f"Study: hparams names must be str, got {name!r}")
+        if isinstance(values, str) or not isinstance(values, Sequence | np.ndarray):
+            raise TypeError(
+                f"Study: hparams[{name!r}] must be a sequence of numbers, got {values!r}"
+            )
+        values = list(values)
+        ok = all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_) and math.isfinite(v)
+            for v in values
+        )
+        if not values or not ok:
+            raise ValueError(
+                f"Study: hparams[{name!r}] must be a non-empty sequence of finite numbers,"
+                f" got {values!r}"
+            )
+        if len(set(values)) != len(values):
+            raise ValueError(f"Study: hparams[{name!r}] has repeated values {values!r}")
+        grid[name] = [float(v) for v in values]
+    return tuple(grid), list(itertools.product(*grid.values()))
+
+
+def _resolve_optimizer(study: Study, model: _Model, names: tuple, grid: list) -> Any:
+    """The optimizer the members run: ``study.optimizer``, or with hyperparameters one
+    whose ``inject_hyperparams`` state holds every name (checked without compiling)."""
+    opt = study.optimizer
+    example = "e.g. optax.sgd(0.1)"
+    if not names:
+        if not isinstance(opt, optax.GradientTransformation):
+            raise TypeError(
+                f"Study: optimizer must be an optax GradientTransformation ({example}),"
+                f" got {type(opt).__name__}"
+            )
+        return opt
+    if not isinstance(opt, optax.GradientTransformation):
+        if not callable(opt):
+            raise TypeError(
+                "Study: with hparams, optimizer must be an optax optimizer factory (e.g."
+                " optax.adamw) or built with optax.inject_hyperparams, got"
+                f" {type(opt).__name__}"
+            )
+        try:
+            opt = _injected(opt, names, grid[0])
+        except TypeError as e:  # unknown argument names, unhashable factory
+            raise TypeError(
+                f"Study: hparams {list(names)} do not fit optimizer {study.optimizer!r}: {e}"
+            ) from e
+    params, _ = _abstract_io(model)
+    try:
+        with _optax_promotion():
+            state = jax.eval_shape(opt.init, params)
+    except TypeError as e:
+        raise TypeError(f"Study: hparams {list(names)} do not fit the optimizer: {e}") from e
+    have = getattr(state, "hyperparams", None)
+    if not isinstance(have, Mapping):
+        raise TypeError(
+            "Study: hparams need an optimizer whose state holds them: pass a factory such as"
+            " optax.adamw, or optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)"
+        )
+    missing = [n for n in names if n not in have]
+    if missing:
+        raise ValueError(
+            f"Study: hparams {missing} are not hyperparameters of the optimizer; it has"
+            f" {sorted(have)}"
+        )
+    return opt
 
 
 def _make_model(model: Any, dataset: Dataset) -> _Model:
@@ -305,10 +470,14 @@ def _validate(study: Study, model: _Model) -> str:
             f"Study: steps={study.steps} and eval_every={eval_every} must be multiples of"
             f" log_every={study.log_every}"
         )
-    if not isinstance(study.optimizer, optax.GradientTransformation):
-        raise TypeError(
-            f"Study: optimizer must be an optax GradientTransformation (e.g. optax.sgd(0.1)),"
-            f" got {type(study.optimizer).__name__}"
+    v = study.validation
+    if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Real) or not 0 <= v < 1:
+        raise ValueError(f"Study: validation must be a fraction in [0, 1), got {v!r}")
+    n_val = round(len(d.x_train) * v)
+    if v and not 1 <= n_val <= len(d.x_train) - study.batch_size:
+        raise ValueError(
+            f"Study: validation={v} holds out {n_val} of {len(d.x_train)} training examples;"
+            f" at least 1 must be held out and batch_size={study.batch_size} must remain"
         )
     if not isinstance(study.inits, Mapping) or not study.inits:
         raise ValueError("Study: inits must be a non-empty mapping name -> initializer or rules")
@@ -599,11 +768,14 @@ def run_study(
     study = _normalize(study)
     model = _make_model(study.model, study.dataset)
     loss = _validate(study, model)
+    hp_names, grid = _hparam_grid(study)
+    optimizer = _resolve_optimizer(study, model, hp_names, grid)
     key = _as_key(key)
     spec_keys = {name: _check_init(study, model, name, spec) for name, spec in study.inits.items()}
     out_dir = _check_out_dir(out_dir)
     names = list(spec_keys)
-    members = [(n, s) for n in names for s in range(study.seeds)]
+    # members (init, seed, index into the hyperparameter grid), in this order
+    members = [(n, s, h) for n in names for s in range(study.seeds) for h in range(len(grid))]
     eval_every = study.eval_every or study.steps
     group = study.max_members or len(members)
     sharding, group_padded = _mesh_sharding(min(group, len(members)))
@@ -611,25 +783,38 @@ def run_study(
     writer = out_dir is not None and jax.process_index() == 0
 
     d = study.dataset
-    x_train, y_train = jnp.asarray(d.x_train), jnp.asarray(d.y_train)
+    train, val = _split_validation(len(d.x_train), study.validation)
+    x_train, y_train = jnp.asarray(d.x_train[train]), jnp.asarray(d.y_train[train])
     x_test, y_test = jnp.asarray(d.x_test), jnp.asarray(d.y_test)
+    x_val, y_val = jnp.asarray(d.x_train[val]), jnp.asarray(d.y_train[val])
     if replicated is not None:
-        x_train, y_train, x_test, y_test = jax.device_put(
-            (x_train, y_train, x_test, y_test), replicated
+        x_train, y_train, x_test, y_test, x_val, y_val = jax.device_put(
+            (x_train, y_train, x_test, y_test, x_val, y_val), replicated
         )
+    hp_values = jnp.asarray(np.asarray(grid, np.float32).reshape(len(grid), len(hp_names)))
+
+    def evaluate(state: MemberState, step: int, n: int, offset: int) -> list[np.ndarray]:
+        rows = [_eval_rows(model, loss, state, x_test, y_test, step, n, offset)]
+        if len(val):
+            rows.append(
+                _eval_rows(model, loss, state, x_val, y_val, step, n, offset, len(_TRAIN_TEST))
+            )
+        return rows
+
     seed_keys, data_keys = _member_keys(study.seeds, study.fixed_data_order)(key)
 
-    def initial_state(batch: list[tuple[str, int]]) -> MemberState:
+    def initial_state(batch: list[tuple[str, int, int]]) -> MemberState:
         parts = []  # consecutive runs of one initializer, in member order
-        for name, s in batch:
+        for name, s, _ in batch:
             if parts and parts[-1][0] == name:
                 parts[-1][1].append(s)
             else:
                 parts.append((name, [s]))
         program = _init_program(model, tuple(spec_keys[n] for n, _ in parts), study.kernel_pattern)
         params = program(*(seed_keys[jnp.array(seeds)] for _, seeds in parts))
-        opt_state = _opt_init(study.optimizer)(params)
-        dkeys = data_keys[jnp.array([s for _, s in batch])]
+        values = hp_values[jnp.array([h for _, _, h in batch])]
+        opt_state = _opt_init(optimizer, hp_names)(params, values)
+        dkeys = data_keys[jnp.array([s for _, s, _ in batch])]
         return MemberState(params, opt_state, dkeys, jnp.zeros(len(batch), jnp.int32))
 
     fingerprint = {
@@ -646,7 +831,9 @@ def run_study(
             study.fixed_data_order,
             group,
             study.kernel_pattern,
+            float(study.validation),
         ],
+        "hparams": {n: [g[j] for g in grid] for j, n in enumerate(hp_names)},
     }
     start = time.perf_counter()
     records: list[np.ndarray] = []
@@ -658,7 +845,7 @@ def run_study(
         ckpt = None
         if out_dir is not None:
             fp = dict(
-                fingerprint, group=g0, **_state_fingerprint(model, study, state, batch, x_train)
+                fingerprint, group=g0, **_state_fingerprint(model, optimizer, state, batch, x_train)
             )
             ckpt = _Checkpoint(out_dir, g0, fp, writer)
         done, group_records = 0, []
@@ -668,11 +855,11 @@ def run_study(
         if sharding is not None:
             state = jax.device_put(state, sharding)
         if done == 0:
-            group_records.append(_eval_rows(model, loss, state, x_test, y_test, 0, len(batch), g0))
+            group_records += evaluate(state, 0, len(batch), g0)
         while done < study.steps:
             n = min(eval_every, study.steps - done)
             program = _chunk_program(
-                model, study.optimizer, loss, study.batch_size, study.log_every,
+                model, optimizer, loss, study.batch_size, study.log_every,
                 n // study.log_every, sharding,
             )  # fmt: skip
             state, metrics = program(state, x_train, y_train)
@@ -680,18 +867,21 @@ def run_study(
             steps = done + study.log_every * np.arange(1, metrics.shape[1] + 1)
             group_records.append(_train_rows(metrics, steps, g0))
             done += n
-            group_records.append(
-                _eval_rows(model, loss, state, x_test, y_test, done, len(batch), g0)
-            )
+            group_records += evaluate(state, done, len(batch), g0)
             bar.update(n * len(batch))
             if ckpt is not None:
                 ckpt.save(state, done, group_records, len(batch))
                 if writer:
-                    _write_partial(out_dir, members, records + group_records, d.is_classification)
+                    partial = _table(records + group_records, members, d, hp_names, grid)
+                    _atomic_write(
+                        os.path.join(out_dir, "results.partial.csv"),
+                        partial.to_csv(index=False).encode(),
+                    )
         records += group_records
     bar.close()
-    table = _table(np.concatenate(records), members, study.dataset.is_classification)
-    result = StudyResult(table, _diverged(table), time.perf_counter() - start, {"loss": loss})
+    table = _table(records, members, d, hp_names, grid)
+    seconds = time.perf_counter() - start
+    result = StudyResult(table, _diverged(table, hp_names), seconds, {"loss": loss}, hp_names)
     if writer:
         result.to_csv(os.path.join(out_dir, "results.csv"))
     return result
@@ -699,7 +889,15 @@ def run_study(
 
 # Rows are float arrays (member, step, metric index, value) until the end; ``member`` is
 # the index in the whole population (a batch's rows are offset by its first member).
-_ALL_METRICS = METRICS + EVAL_METRICS
+_TRAIN_TEST = METRICS + EVAL_METRICS
+_ALL_METRICS = _TRAIN_TEST + VAL_METRICS
+
+
+def _split_validation(n: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation row indices: a fixed random ``fraction`` of the ``n`` rows."""
+    order = np.random.default_rng(0x5EED).permutation(n)
+    n_val = round(n * fraction)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
 def _fetch(x: jax.Array) -> np.ndarray:
@@ -719,49 +917,50 @@ def _train_rows(metrics: np.ndarray, steps: np.ndarray, offset: int = 0) -> np.n
     return np.stack([member, step, metric, metrics], -1).reshape(-1, 4).astype(np.float64)
 
 
-def _eval_rows(model, loss, state, x, y, step, n_members, offset=0) -> np.ndarray:
+def _eval_rows(model, loss, state, x, y, step, n_members, offset=0, first=None) -> np.ndarray:
+    first = len(METRICS) if first is None else first  # index of the loss metric
     values = _fetch(_eval_program(model, loss)(state.params, x, y))[:n_members]
-    rows = [
-        (offset + i, step, len(METRICS) + j, values[i, j])
-        for i in range(n_members)
-        for j in range(2)
-    ]
+    rows = [(offset + i, step, first + j, values[i, j]) for i in range(n_members) for j in range(2)]
     return np.asarray(rows, np.float64)
 
 
-def _table(rows: np.ndarray, members: list[tuple[str, int]], classification: bool) -> Any:
+def _table(
+    records: list[np.ndarray], members: list[tuple], data: Dataset, hp_names: tuple, grid: list
+) -> Any:
+    """The tidy table: ``init, seed, <one column per hyperparameter>, step, metric, value``."""
     import pandas as pd
 
+    rows = np.concatenate(records)
     member = rows[:, 0].astype(int)
+    columns = {
+        "init": [members[i][0] for i in member],
+        "seed": np.asarray([members[i][1] for i in member], np.int64),
+    }
+    h = np.asarray([members[i][2] for i in member], np.int64)
+    for j, name in enumerate(hp_names):
+        columns[name] = np.asarray([g[j] for g in grid], np.float64)[h]
     table = pd.DataFrame(
         {
-            "init": [members[i][0] for i in member],
-            "seed": [members[i][1] for i in member],
+            **columns,
             "step": rows[:, 1].astype(int),
             "metric": np.asarray(_ALL_METRICS)[rows[:, 2].astype(int)],
             "value": rows[:, 3],
         }
     )
-    if not classification:
-        table = table[~table.metric.isin(["train_accuracy", "test_accuracy"])]
-    return table.sort_values(["init", "seed", "metric", "step"], kind="stable").reset_index(
-        drop=True
-    )
+    if not data.is_classification:
+        table = table[~table.metric.str.endswith("_accuracy")]
+    order = ["init", "seed", *hp_names, "metric", "step"]
+    return table.sort_values(order, kind="stable").reset_index(drop=True)
 
 
-def _diverged(table: Any) -> Any:
+def _diverged(table: Any, hp_names: tuple = ()) -> Any:
     import pandas as pd
 
     loss = table[table.metric == "train_loss"]
     bad = loss[~np.isfinite(loss.value)]
     if bad.empty:
-        return pd.DataFrame({"init": [], "seed": [], "step": []})
-    return bad.groupby(["init", "seed"], as_index=False)["step"].min()
-
-
-def _write_partial(out_dir, members, records, classification) -> None:
-    table = _table(np.concatenate(records), members, classification)
-    _atomic_write(os.path.join(out_dir, "results.partial.csv"), table.to_csv(index=False).encode())
+        return pd.DataFrame({"init": [], "seed": [], **{n: [] for n in hp_names}, "step": []})
+    return bad.groupby(["init", "seed", *hp_names], as_index=False)["step"].min()
 
 
 # --------------------------------------------------------------------------- resume
@@ -791,18 +990,18 @@ def _probe_program(model: _Model, optimizer: optax.GradientTransformation) -> Ca
 
 
 def _state_fingerprint(
-    model: _Model, study: Study, state: MemberState, batch: list, x_train: jax.Array
+    model: _Model, optimizer: Any, state: MemberState, batch: list, x_train: jax.Array
 ) -> dict:
     """What a member batch's initial state depends on, by value: every init spec (the
     checksum of its members' initial parameters), the model's code (its output for member
     0) and the optimizer (its updates for member 0)."""
     params = jax.tree.map(_fetch, state.params)
     inits = {}
-    for name in dict.fromkeys(n for n, _ in batch):
+    for name in dict.fromkeys(m[0] for m in batch):
         rows = np.asarray([i for i, m in enumerate(batch) if m[0] == name])
         inits[name] = _checksum(jax.tree.map(lambda a, rows=rows: a[rows], params))
     first = jax.tree.map(lambda a: a[0], (state.params, state.opt_state))
-    out, updates = _probe_program(model, study.optimizer)(*first, x_train[:8])
+    out, updates = _probe_program(model, optimizer)(*first, x_train[:8])
     return {
         "inits": inits,
         "model_output": _checksum(out),
