@@ -64,6 +64,7 @@ from jaxinit._meanfield import q_star as q_star
 from jaxinit._models import ACTIVATIONS as ACTIVATIONS
 from jaxinit._models import CNN1D as CNN1D
 from jaxinit._models import MLP as MLP
+from jaxinit._models import ResNet as ResNet
 from jaxinit._registry import Scheme as Scheme
 from jaxinit._registry import get as get
 from jaxinit._registry import names as names

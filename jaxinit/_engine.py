@@ -96,6 +96,10 @@ class Study:
     Attributes:
       model: a flax.linen Module, or a function ``rngs -> flax.nnx.Module`` (e.g.
         ``lambda rngs: MyModel(..., rngs=rngs)``); only its ``nnx.Param`` state is trained.
+        Models with state train too: linen collections such as BatchNorm's
+        ``batch_stats`` (a ``train``, ``training`` or ``deterministic`` argument of
+        ``__call__`` is set for training and evaluation; dropout gets a fresh key per member
+        and step) and nnx ``BatchNorm``/``Dropout`` (``.train()``/``.eval()``).
       dataset: a :class:`jaxinit.Dataset`.
       optimizer: an optax ``GradientTransformation``. With ``hparams``: one built with
         ``optax.inject_hyperparams`` (e.g. ``optax.inject_hyperparams(optax.sgd)(0.1)``), or
@@ -109,6 +113,12 @@ class Study:
       batch_size: minibatch size; minibatches are drawn in-graph with replacement from
         each member's own data key (a fresh ``fold_in(key, step)`` per step).
       loss: ``"cross_entropy"`` (integer labels) or ``"mse"``; default from the dataset.
+      loss_fn: instead of ``loss``, ``loss_fn(model, batch, key) -> (loss, metrics)``:
+        ``model`` is the member's model as a function ``x -> outputs`` (in training mode
+        while training: BatchNorm statistics update, dropout on; in evaluation mode on the
+        test and validation sets), ``batch`` is ``(x, y)``, ``key`` a fresh key per member
+        and step, ``metrics`` a dict of scalars recorded as ``train_<name>``,
+        ``test_<name>`` and ``val_<name>`` rows.
       log_every: steps per recorded train metric (mean over those steps).
       eval_every: steps between held-out evaluations and host syncs (a chunk); default
         ``steps``. Must be a multiple of ``log_every``.
@@ -152,6 +162,7 @@ class Study:
     kernel_pattern: str = "*kernel"
     hparams: Mapping[str, Sequence[float]] | None = None
     validation: float = 0.0
+    loss_fn: Callable | None = None
 
 
 class MemberState(NamedTuple):
@@ -159,6 +170,8 @@ class MemberState(NamedTuple):
     opt_state: Any
     data_key: jax.Array
     step: jax.Array
+    model_state: Any = None  # BatchNorm statistics, nnx rng streams ({} when stateless)
+    noise_key: Any = None  # per-member key: fold_in(noise_key, step) for dropout, loss_fn
 
 
 @dataclass
@@ -231,44 +244,99 @@ class StudyResult:
 
 @dataclass(frozen=True)
 class _Model:
-    """Uniform ``init(key) -> params`` / ``apply(params, x)`` over linen and nnx (hashable,
-    so compiled programs are cached across calls)."""
+    """Uniform ``init(key) -> params``, ``init_state(key) -> model state`` and
+    ``apply(params, x, state)`` / ``apply_train(params, state, x, key) -> (out, state)``
+    over linen and nnx (hashable, so compiled programs are cached across calls).
+
+    The model state is what a model carries besides its trained parameters: linen's
+    non-``params`` collections (BatchNorm's ``batch_stats``), nnx's other variables
+    (``BatchStat``, the ``Dropout`` rng streams). Training updates it, evaluation reads it.
+    """
 
     module: Any
     kind: str
     sample_shape: tuple[int, ...]
     graphdef: Any = None
     rest: Any = field(default=None, compare=False, hash=False)
+    collections: tuple[str, ...] = ()  # linen: the non-params collections
+    mode_arg: str | None = None  # linen: "train", "training" or "deterministic"
 
-    def init(self, key: jax.Array) -> Any:
+    def _mode(self, train: bool) -> dict:
+        if self.mode_arg is None:
+            return {}
+        return {self.mode_arg: (not train) if self.mode_arg == "deterministic" else train}
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether training steps need a key (linen with a train/deterministic argument)."""
+        return self.kind == "linen" and self.mode_arg is not None
+
+    def _variables(self, key: jax.Array) -> Any:
         x = jnp.zeros(self.sample_shape, jnp.float32)
         if self.kind == "linen":
-            variables = self.module.init(key, x)
-            return variables["params"]
+            rngs = {"params": key, "dropout": jax.random.fold_in(key, 1)}
+            return self.module.init(rngs, x, **self._mode(False))
         from flax import nnx
 
-        _, params, _ = nnx.split(self.module(nnx.Rngs(key)), nnx.Param, ...)
-        return params
+        _, params, rest = nnx.split(self.module(nnx.Rngs(key)), nnx.Param, ...)
+        return {"params": params, "rest": rest}
 
-    def apply(self, params: Any, x: jax.Array) -> jax.Array:
+    def init(self, key: jax.Array) -> Any:
+        return self._variables(key)["params"]
+
+    def init_state(self, key: jax.Array) -> Any:
+        variables = self._variables(key)
         if self.kind == "linen":
-            return self.module.apply({"params": params}, x)
+            return {c: variables[c] for c in self.collections}
+        return variables["rest"]
+
+    def apply(self, params: Any, x: jax.Array, state: Any = None) -> jax.Array:
+        """Evaluation: BatchNorm uses its running statistics, dropout is off."""
+        if state is None:
+            state = jax.tree.map(jnp.zeros_like, jax.eval_shape(self.init_state, jax.random.key(0)))
+        if self.kind == "linen":
+            return self.module.apply({"params": params, **state}, x, **self._mode(False))
         from flax import nnx
 
-        return nnx.merge(self.graphdef, params, self.rest)(x)
+        m = nnx.merge(self.graphdef, params, state)
+        m.eval()
+        return m(x)
+
+    def apply_train(self, params: Any, state: Any, x: jax.Array, key: Any) -> tuple[Any, Any]:
+        """Training: batch statistics are updated, dropout draws from ``key`` (linen) or
+        from the model's own rng streams, carried in ``state`` (nnx)."""
+        if self.kind == "linen":
+            kw = self._mode(True)
+            if key is not None:
+                kw["rngs"] = {"dropout": key}
+            variables = {"params": params, **state}
+            if not self.collections:
+                return self.module.apply(variables, x, **kw), state
+            out, updates = self.module.apply(variables, x, mutable=list(self.collections), **kw)
+            return out, {**state, **updates}
+        from flax import nnx
+
+        # fresh Variables at this trace level (nnx refuses to mutate ones from another)
+        m = nnx.merge(self.graphdef, *jax.tree.map(lambda a: a, (params, state)))
+        m.train()
+        out = m(x)
+        _, _, new_state = nnx.split(m, nnx.Param, ...)
+        return out, new_state
 
 
 # Tracing for validation costs ~0.1 s of Python per study; these caches make a repeated
 # study (same model and shapes) start as fast as its compiled programs run.
 @functools.lru_cache(maxsize=64)
-def _linen_variables(module: Any, sample: tuple[int, ...]) -> Any:
-    return jax.eval_shape(module.init, jax.random.key(0), jnp.zeros(sample))
+def _linen_variables(module: Any, sample: tuple[int, ...], mode: tuple = ()) -> Any:
+    rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
+    return jax.eval_shape(lambda r: module.init(r, jnp.zeros(sample), **dict(mode)), rngs)
 
 
 @functools.lru_cache(maxsize=64)
 def _abstract_io(model: _Model) -> tuple[Any, Any]:
     params = jax.eval_shape(model.init, jax.random.key(0))
-    return params, jax.eval_shape(model.apply, params, jnp.zeros(model.sample_shape))
+    state = jax.eval_shape(model.init_state, jax.random.key(0))
+    return params, jax.eval_shape(model.apply, params, jnp.zeros(model.sample_shape), state)
 
 
 @functools.lru_cache(maxsize=64)
@@ -281,12 +349,13 @@ def _init_shapes(model: _Model, spec_key: Any, kernel_pattern: str) -> Any:
 def _member_keys(seeds: int, fixed_data_order: bool) -> Callable:
     """key -> (seed keys, data keys), one compiled program instead of eager dispatches."""
 
-    def keys(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def keys(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         seed_keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(seeds))
         data_keys = jax.vmap(lambda k: jax.random.fold_in(k, 3))(seed_keys)
         if fixed_data_order:
             data_keys = jnp.broadcast_to(jax.random.fold_in(key, 3), data_keys.shape)
-        return seed_keys, data_keys
+        noise_keys = jax.vmap(lambda k: jax.random.fold_in(k, 4))(seed_keys)
+        return seed_keys, data_keys, noise_keys
 
     return jax.jit(keys)
 
@@ -396,19 +465,25 @@ def _resolve_optimizer(study: Study, model: _Model, names: tuple, grid: list) ->
     return opt
 
 
+_MODE_ARGS = ("train", "training", "deterministic")
+
+
 def _make_model(model: Any, dataset: Dataset) -> _Model:
     sample = (1, *dataset.x_train.shape[1:])
     import flax.linen as nn
 
     if isinstance(model, nn.Module):
-        variables = _linen_variables(model, sample)
-        extra = sorted(set(variables) - {"params"})
-        if extra:
-            raise ValueError(
-                f"Study: the model has variable collections {extra} besides 'params';"
-                " only stateless models are supported (use LayerNorm, not BatchNorm)"
-            )
-        return _Model(model, "linen", sample)
+        import inspect
+
+        try:
+            params = inspect.signature(type(model).__call__).parameters
+        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+            params = {}
+        mode_arg = next((a for a in _MODE_ARGS if a in params), None)
+        m = _Model(model, "linen", sample, mode_arg=mode_arg)
+        variables = _linen_variables(model, sample, tuple(m._mode(False).items()))
+        collections = tuple(sorted(set(variables) - {"params"}))
+        return dataclasses.replace(m, collections=collections)
     if callable(model):
         from flax import nnx
 
@@ -487,6 +562,8 @@ def _validate(study: Study, model: _Model) -> str:
         raise TypeError(f"Study: kernel_pattern must be a str, got {study.kernel_pattern!r}")
     if not isinstance(study.fixed_data_order, bool | np.bool_):
         raise TypeError(f"Study: fixed_data_order must be a bool, got {study.fixed_data_order!r}")
+    if study.loss_fn is not None:
+        return _custom_objective(study, model)
     loss = study.loss or ("cross_entropy" if d.is_classification else "mse")
     if loss not in ("cross_entropy", "mse"):
         raise ValueError(f"Study: loss={loss!r}; allowed: 'cross_entropy', 'mse'")
@@ -501,7 +578,51 @@ def _validate(study: Study, model: _Model) -> str:
             f"Study: the model's output has shape {out.shape[1:]} per example but {d.name!r}"
             f" needs ({want},) ({'classes' if loss == 'cross_entropy' else 'targets'})"
         )
-    return loss
+    return _Objective(loss, None, ("accuracy",) if loss == "cross_entropy" else ())
+
+
+def _custom_objective(study: Study, model: _Model) -> _Objective:
+    """Check ``loss_fn`` by tracing it abstractly on a small batch (nothing is compiled)."""
+    fn = study.loss_fn
+    if not callable(fn):
+        raise TypeError(f"Study: loss_fn must be callable, got {type(fn).__name__}")
+    if study.loss is not None:
+        raise ValueError(f"Study: give loss={study.loss!r} or loss_fn, not both")
+    d = study.dataset
+    params, _ = _abstract_io(model)
+    mstate = jax.eval_shape(model.init_state, jax.random.key(0))
+    x, y = jnp.asarray(d.x_train[:2]), jnp.asarray(d.y_train[:2])
+
+    def run(params, mstate, key):
+        key = jax.random.fold_in(key, 0)
+        model_key = jax.random.fold_in(key, 1) if model.stochastic else None
+
+        def model_fn(inputs):
+            return model.apply_train(params, mstate, inputs, model_key)[0]
+
+        return fn(model_fn, (x, y), key)
+
+    try:
+        out = jax.eval_shape(run, params, mstate, jax.random.key(0))
+    except Exception as e:
+        raise type(e)(f"Study: loss_fn(model, (x, y), key) failed on a batch of 2: {e}") from e
+    ok = isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Mapping)
+    if not ok:
+        raise TypeError(
+            "Study: loss_fn must return (loss, metrics) with metrics a dict of scalars,"
+            f" got {out!r}"
+        )
+    loss, metrics = out
+    if getattr(loss, "shape", None) != () or not jnp.issubdtype(loss.dtype, jnp.floating):
+        raise ValueError(f"Study: loss_fn's loss must be a float scalar, got {loss!r}")
+    for name, v in metrics.items():
+        if not isinstance(name, str) or not name.isidentifier() or name == "loss":
+            raise ValueError(
+                f"Study: loss_fn's metric names must be identifiers other than 'loss', got {name!r}"
+            )
+        if getattr(v, "shape", None) != ():
+            raise ValueError(f"Study: loss_fn's metric {name!r} must be a scalar, got {v!r}")
+    return _Objective("custom", fn, tuple(metrics))
 
 
 def _spec_key(spec: Any) -> Any:
@@ -566,12 +687,50 @@ def _optax_promotion():
     return jax.numpy_dtype_promotion("standard")
 
 
-def _loss_and_accuracy(kind: str, out: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
-    if kind == "cross_entropy":
-        loss = optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
-        return loss, (jnp.argmax(out, -1) == y).mean(dtype=jnp.float32)
-    err = out - y.reshape(out.shape)
-    return 0.5 * jnp.mean(jnp.sum(err**2, axis=-1)), jnp.zeros((), jnp.float32)
+@dataclass(frozen=True)
+class _Objective:
+    """The training objective: a built-in loss, or the user's ``loss_fn(model, batch, key)
+    -> (loss, metrics)``; ``names`` are its extra metrics (e.g. ``("accuracy",)``)."""
+
+    loss: str  # "cross_entropy", "mse" or "custom"
+    fn: Callable | None = None
+    names: tuple[str, ...] = ()
+
+    def __call__(self, model_fn: Callable, batch: tuple, key: Any) -> tuple[Any, list]:
+        if self.fn is not None:
+            loss, metrics = self.fn(model_fn, batch, key)
+            return loss, [jnp.asarray(metrics[n], jnp.float32) for n in self.names]
+        x, y = batch
+        out = model_fn(x)
+        if self.loss == "cross_entropy":
+            loss = optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
+            return loss, [(jnp.argmax(out, -1) == y).mean(dtype=jnp.float32)]
+        err = out - y.reshape(out.shape)
+        return 0.5 * jnp.mean(jnp.sum(err**2, axis=-1)), []
+
+    def metrics(self, prefix: str) -> tuple[str, ...]:
+        return (f"{prefix}_loss", *(f"{prefix}_{n}" for n in self.names))
+
+
+def _objective_value(model, objective, params, mstate, x, y, key, train):
+    """(loss, (metrics vector [loss, *extra], new model state)) of one member on (x, y)."""
+    states = [mstate]
+    if train:
+        model_key = None if key is None or not model.stochastic else jax.random.fold_in(key, 1)
+
+        def model_fn(inputs):
+            out, new = model.apply_train(params, states[-1], inputs, model_key)
+            states.append(new)
+            return out
+
+    else:
+
+        def model_fn(inputs):
+            return model.apply(params, inputs, mstate)
+
+    loss, extra = objective(model_fn, (x, y), key)
+    loss = jnp.asarray(loss, jnp.float32)
+    return loss, (jnp.stack([loss, *extra]), states[-1])
 
 
 def _global_norm(tree: Any) -> jax.Array:
@@ -582,36 +741,42 @@ def _global_norm(tree: Any) -> jax.Array:
 def _chunk_program(
     model: _Model,
     optimizer: optax.GradientTransformation,
-    loss: str,
+    objective: _Objective,
     batch_size: int,
     log_every: int,
     n_logs: int,
     sharding: NamedSharding | None,
 ) -> Callable:
     """jit(vmap(scan(scan(step)))) for ``n_logs * log_every`` steps; cached per config."""
+    needs_key = model.stochastic or objective.fn is not None
+    n_metrics = 1 + len(objective.names)
 
     def step(carry, inputs, x, y):
-        state, sums = carry
+        state, sums, last_gnorm = carry
         i, idx = inputs
+        # a fresh key per member and step: dropout and the user's loss_fn draw from it
+        key = jax.random.fold_in(state.noise_key, state.step) if needs_key else None
 
-        def objective(p):
-            return _loss_and_accuracy(loss, model.apply(p, x[idx]), y[idx])
+        def value(p):
+            return _objective_value(model, objective, p, state.model_state, x[idx], y[idx],
+                                    key, True)  # fmt: skip
 
-        (value, acc), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        (_, (values, model_state)), grads = jax.value_and_grad(value, has_aux=True)(state.params)
         # The grad norm is recorded for the interval's last step only. ``i`` comes from the
         # scan's xs, not from the member state, so it is unbatched under vmap and the cond
         # stays a real branch (a batched predicate would evaluate both sides every step).
         gnorm = jax.lax.cond(
-            i == log_every - 1, lambda g: _global_norm(g), lambda g: sums[2], grads
+            i == log_every - 1, lambda g: _global_norm(g), lambda g: last_gnorm, grads
         )
         with _optax_promotion():
             updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        state = MemberState(params, opt_state, state.data_key, state.step + 1)
-        return (state, (sums[0] + value, sums[1] + acc, gnorm)), None
+        state = state._replace(
+            params=params, opt_state=opt_state, step=state.step + 1, model_state=model_state
+        )
+        return (state, sums + values, gnorm), None
 
     def interval(state, _, x, y):
-        zero = jnp.zeros((), jnp.float32)
         # All of the interval's minibatch indices in one vectorised draw: the same numbers
         # as one ``randint(fold_in(data_key, step))`` per step, without a tiny threefry
         # kernel per step.
@@ -621,13 +786,14 @@ def _chunk_program(
                 jax.random.fold_in(state.data_key, s), (batch_size,), 0, x.shape[0]
             )
         )(steps)
-        (state, (loss_sum, acc_sum, gnorm)), _ = jax.lax.scan(
+        zero = jnp.zeros((), jnp.float32)
+        (state, sums, gnorm), _ = jax.lax.scan(
             functools.partial(step, x=x, y=y),
-            (state, (zero, zero, zero)),
+            (state, jnp.zeros(n_metrics, jnp.float32), zero),
             (jnp.arange(log_every), idx),
         )
-        metrics = jnp.stack(
-            [loss_sum / log_every, acc_sum / log_every, gnorm, _global_norm(state.params)]
+        metrics = jnp.concatenate(
+            [sums / log_every, jnp.stack([gnorm, _global_norm(state.params)])]
         )
         return state, metrics
 
@@ -640,12 +806,23 @@ def _chunk_program(
     return jax.jit(run, donate_argnums=0, out_shardings=(sharding, sharding))
 
 
-@functools.lru_cache(maxsize=32)
-def _eval_program(model: _Model, loss: str) -> Callable:
-    def member(params, x, y):
-        return jnp.stack(_loss_and_accuracy(loss, model.apply(params, x), y))
+_EVAL_KEY = 0x7FFFFFFF  # the loss_fn's key in evaluation: fold_in(noise key, this)
 
-    return jax.jit(jax.vmap(member, in_axes=(0, None, None)))
+
+@functools.lru_cache(maxsize=32)
+def _eval_program(model: _Model, objective: _Objective) -> Callable:
+    def member(params, mstate, noise_key, x, y):
+        key = jax.random.fold_in(noise_key, _EVAL_KEY)
+        _, (values, _) = _objective_value(model, objective, params, mstate, x, y, key, False)
+        return values
+
+    return jax.jit(jax.vmap(member, in_axes=(0, 0, 0, None, None)))
+
+
+@functools.lru_cache(maxsize=32)
+def _state_init(model: _Model) -> Callable:
+    """seed keys -> the members' model state, from the key their parameters come from."""
+    return jax.jit(jax.vmap(lambda k: model.init_state(jax.random.fold_in(k, 1))))
 
 
 # --------------------------------------------------------------------------- host side
@@ -767,7 +944,8 @@ def run_study(
     """
     study = _normalize(study)
     model = _make_model(study.model, study.dataset)
-    loss = _validate(study, model)
+    objective = _validate(study, model)
+    loss = objective.loss
     hp_names, grid = _hparam_grid(study)
     optimizer = _resolve_optimizer(study, model, hp_names, grid)
     key = _as_key(key)
@@ -793,15 +971,22 @@ def run_study(
         )
     hp_values = jnp.asarray(np.asarray(grid, np.float32).reshape(len(grid), len(hp_names)))
 
+    train_names = (*objective.metrics("train"), "grad_norm", "param_norm")
+    eval_sets = [("test", x_test, y_test)] + ([("val", x_val, y_val)] if len(val) else [])
+    metric_names = list(train_names)
+
     def evaluate(state: MemberState, step: int, n: int, offset: int) -> list[np.ndarray]:
-        rows = [_eval_rows(model, loss, state, x_test, y_test, step, n, offset)]
-        if len(val):
-            rows.append(
-                _eval_rows(model, loss, state, x_val, y_val, step, n, offset, len(_TRAIN_TEST))
-            )
+        rows, first = [], len(train_names)
+        for prefix, x, y in eval_sets:
+            rows.append(_eval_rows(model, objective, state, x, y, step, n, offset, first))
+            first += len(objective.metrics(prefix))
         return rows
 
-    seed_keys, data_keys = _member_keys(study.seeds, study.fixed_data_order)(key)
+    for prefix, _, _ in eval_sets:
+        metric_names += objective.metrics(prefix)
+
+    seed_keys, data_keys, noise_keys = _member_keys(study.seeds, study.fixed_data_order)(key)
+    abstract_state = jax.eval_shape(model.init_state, jax.random.key(0))
 
     def initial_state(batch: list[tuple[str, int, int]]) -> MemberState:
         parts = []  # consecutive runs of one initializer, in member order
@@ -814,8 +999,13 @@ def run_study(
         params = program(*(seed_keys[jnp.array(seeds)] for _, seeds in parts))
         values = hp_values[jnp.array([h for _, _, h in batch])]
         opt_state = _opt_init(optimizer, hp_names)(params, values)
-        dkeys = data_keys[jnp.array([s for _, s, _ in batch])]
-        return MemberState(params, opt_state, dkeys, jnp.zeros(len(batch), jnp.int32))
+        seeds = jnp.array([s for _, s, _ in batch])
+        if jax.tree.leaves(abstract_state):
+            mstate = _state_init(model)(seed_keys[seeds])
+        else:  # stateless: no program to compile
+            mstate = jax.tree.map(lambda a: a, abstract_state)
+        steps = jnp.zeros(len(batch), jnp.int32)
+        return MemberState(params, opt_state, data_keys[seeds], steps, mstate, noise_keys[seeds])
 
     fingerprint = {
         "dataset": [d.name, _checksum((d.x_train, d.y_train, d.x_test, d.y_test))],
@@ -859,11 +1049,11 @@ def run_study(
         while done < study.steps:
             n = min(eval_every, study.steps - done)
             program = _chunk_program(
-                model, optimizer, loss, study.batch_size, study.log_every,
+                model, optimizer, objective, study.batch_size, study.log_every,
                 n // study.log_every, sharding,
             )  # fmt: skip
             state, metrics = program(state, x_train, y_train)
-            metrics = _fetch(metrics)[: len(batch)]  # (members, logs, METRICS)
+            metrics = _fetch(metrics)[: len(batch)]  # (members, logs, train metrics)
             steps = done + study.log_every * np.arange(1, metrics.shape[1] + 1)
             group_records.append(_train_rows(metrics, steps, g0))
             done += n
@@ -872,14 +1062,14 @@ def run_study(
             if ckpt is not None:
                 ckpt.save(state, done, group_records, len(batch))
                 if writer:
-                    partial = _table(records + group_records, members, d, hp_names, grid)
+                    partial = _table(records + group_records, members, metric_names, hp_names, grid)
                     _atomic_write(
                         os.path.join(out_dir, "results.partial.csv"),
                         partial.to_csv(index=False).encode(),
                     )
         records += group_records
     bar.close()
-    table = _table(records, members, d, hp_names, grid)
+    table = _table(records, members, metric_names, hp_names, grid)
     seconds = time.perf_counter() - start
     result = StudyResult(table, _diverged(table, hp_names), seconds, {"loss": loss}, hp_names)
     if writer:
@@ -889,10 +1079,6 @@ def run_study(
 
 # Rows are float arrays (member, step, metric index, value) until the end; ``member`` is
 # the index in the whole population (a batch's rows are offset by its first member).
-_TRAIN_TEST = METRICS + EVAL_METRICS
-_ALL_METRICS = _TRAIN_TEST + VAL_METRICS
-
-
 def _split_validation(n: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """Training and validation row indices: a fixed random ``fraction`` of the ``n`` rows."""
     order = np.random.default_rng(0x5EED).permutation(n)
@@ -917,15 +1103,21 @@ def _train_rows(metrics: np.ndarray, steps: np.ndarray, offset: int = 0) -> np.n
     return np.stack([member, step, metric, metrics], -1).reshape(-1, 4).astype(np.float64)
 
 
-def _eval_rows(model, loss, state, x, y, step, n_members, offset=0, first=None) -> np.ndarray:
-    first = len(METRICS) if first is None else first  # index of the loss metric
-    values = _fetch(_eval_program(model, loss)(state.params, x, y))[:n_members]
-    rows = [(offset + i, step, first + j, values[i, j]) for i in range(n_members) for j in range(2)]
+def _eval_rows(model, objective, state, x, y, step, n_members, offset, first) -> np.ndarray:
+    """Rows of the evaluation metrics; ``first`` is the index of the loss metric's name."""
+    program = _eval_program(model, objective)
+    values = _fetch(program(state.params, state.model_state, state.noise_key, x, y))
+    values = values[:n_members]
+    rows = [
+        (offset + i, step, first + j, values[i, j])
+        for i in range(n_members)
+        for j in range(values.shape[1])
+    ]
     return np.asarray(rows, np.float64)
 
 
 def _table(
-    records: list[np.ndarray], members: list[tuple], data: Dataset, hp_names: tuple, grid: list
+    records: list[np.ndarray], members: list[tuple], metric_names: list, hp_names: tuple, grid: list
 ) -> Any:
     """The tidy table: ``init, seed, <one column per hyperparameter>, step, metric, value``."""
     import pandas as pd
@@ -943,12 +1135,10 @@ def _table(
         {
             **columns,
             "step": rows[:, 1].astype(int),
-            "metric": np.asarray(_ALL_METRICS)[rows[:, 2].astype(int)],
+            "metric": np.asarray(metric_names)[rows[:, 2].astype(int)],
             "value": rows[:, 3],
         }
     )
-    if not data.is_classification:
-        table = table[~table.metric.str.endswith("_accuracy")]
     order = ["init", "seed", *hp_names, "metric", "step"]
     return table.sort_values(order, kind="stable").reset_index(drop=True)
 
@@ -975,8 +1165,8 @@ def _probe_program(model: _Model, optimizer: optax.GradientTransformation) -> Ca
     from 0; the second can), its hyperparameters and its state.
     """
 
-    def probe(params, opt_state, x):
-        out = model.apply(params, x)
+    def probe(params, opt_state, mstate, x):
+        out = model.apply(params, x, mstate)
         ups = []
         with _optax_promotion():
             for t in range(3):
@@ -1000,7 +1190,7 @@ def _state_fingerprint(
     for name in dict.fromkeys(m[0] for m in batch):
         rows = np.asarray([i for i, m in enumerate(batch) if m[0] == name])
         inits[name] = _checksum(jax.tree.map(lambda a, rows=rows: a[rows], params))
-    first = jax.tree.map(lambda a: a[0], (state.params, state.opt_state))
+    first = jax.tree.map(lambda a: a[0], (state.params, state.opt_state, state.model_state))
     out, updates = _probe_program(model, optimizer)(*first, x_train[:8])
     return {
         "inits": inits,
