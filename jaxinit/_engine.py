@@ -966,7 +966,7 @@ def run_study(
     x_test, y_test = jnp.asarray(d.x_test), jnp.asarray(d.y_test)
     x_val, y_val = jnp.asarray(d.x_train[val]), jnp.asarray(d.y_train[val])
     if replicated is not None:
-        x_train, y_train, x_test, y_test, x_val, y_val = jax.device_put(
+        x_train, y_train, x_test, y_test, x_val, y_val = _put(
             (x_train, y_train, x_test, y_test, x_val, y_val), replicated
         )
     hp_values = jnp.asarray(np.asarray(grid, np.float32).reshape(len(grid), len(hp_names)))
@@ -1043,7 +1043,7 @@ def run_study(
             state, done, group_records = loaded
             bar.update(done * len(batch))
         if sharding is not None:
-            state = jax.device_put(state, sharding)
+            state = _put(state, sharding)
         if done == 0:
             group_records += evaluate(state, 0, len(batch), g0)
         while done < study.steps:
@@ -1084,6 +1084,22 @@ def _split_validation(n: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
     order = np.random.default_rng(0x5EED).permutation(n)
     n_val = round(n * fraction)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _put(tree: Any, sharding: NamedSharding) -> Any:
+    """``jax.device_put(tree, sharding)``, also for a mesh spanning several processes: every
+    process holds the same host values and places the shards on its own devices."""
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def put(x):
+        host = _to_numpy(x)
+        arr = jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(arr, impl=jax.random.key_impl(x))
+        return arr
+
+    return jax.tree.map(put, tree)
 
 
 def _fetch(x: jax.Array) -> np.ndarray:
