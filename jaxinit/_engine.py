@@ -843,8 +843,7 @@ def _checksum(tree: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def _mesh_sharding(n_members: int) -> tuple[NamedSharding | None, int]:
-    devices = jax.devices()
+def _mesh_sharding(n_members: int, devices: list) -> tuple[NamedSharding | None, int]:
     if len(devices) == 1:
         return None, n_members
     # Auto axes: XLA propagates the member sharding through the vmapped program.
@@ -925,6 +924,7 @@ def run_study(
     key: int | jax.Array = 0,
     out_dir: str | os.PathLike | None = None,
     progress: bool | None = None,
+    devices: Sequence[Any] | None = None,
 ) -> StudyResult:
     """Train every (initializer × seed) member of ``study`` and return the tidy results.
 
@@ -938,10 +938,38 @@ def run_study(
         uninterrupted run. A checkpoint of a different study (data, model, any init spec,
         optimizer, sizes or key changed) is refused with an error naming what changed.
       progress: show a progress bar; default: only when stderr is a terminal.
+      devices: the devices the members are sharded over; default ``jax.devices()`` (every
+        device of every process). One device runs the study on that device alone.
 
     Bad input (shapes, sizes, types, an ``out_dir`` that cannot be written) raises before
     anything is compiled.
     """
+    devices = _check_devices(devices)
+    if len(devices) == 1:
+        with jax.default_device(devices[0]):
+            return _run_study(study, key, out_dir, progress, devices)
+    return _run_study(study, key, out_dir, progress, devices)
+
+
+def _check_devices(devices: Any) -> list:
+    if devices is None:
+        return list(jax.devices())
+    try:
+        devices = list(devices)
+    except TypeError:
+        raise TypeError(
+            f"run_study: devices must be a sequence of jax devices, got {type(devices).__name__}"
+        ) from None
+    bad = [d for d in devices if not isinstance(d, jax.Device)]
+    if not devices or bad or len(set(devices)) != len(devices):
+        raise ValueError(
+            "run_study: devices must be a non-empty sequence of distinct jax devices (e.g."
+            f" jax.devices()[:2]), got {devices!r}"
+        )
+    return devices
+
+
+def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
     study = _normalize(study)
     model = _make_model(study.model, study.dataset)
     objective = _validate(study, model)
@@ -956,7 +984,7 @@ def run_study(
     members = [(n, s, h) for n in names for s in range(study.seeds) for h in range(len(grid))]
     eval_every = study.eval_every or study.steps
     group = study.max_members or len(members)
-    sharding, group_padded = _mesh_sharding(min(group, len(members)))
+    sharding, group_padded = _mesh_sharding(min(group, len(members)), devices)
     replicated = None if sharding is None else NamedSharding(sharding.mesh, P())
     writer = out_dir is not None and jax.process_index() == 0
 

@@ -260,3 +260,13 @@ def test_generated_valid_configs_run_with_the_expected_rows(
         counts[counts.index.get_level_values("metric") == "train_loss"] == steps // log_every
     ).all()
     assert os.environ.get("XLA_FLAGS")  # conftest's flags are in effect
+
+
+def test_devices_argument(reference):
+    two = jaxinit.run_study(_study(), devices=jax.devices()[:2], progress=False)
+    np.testing.assert_allclose(two.table.value, reference.table.value, rtol=1e-5, atol=1e-6)
+    for bad in ([], [jax.devices()[0]] * 2, ["cpu:0"]):
+        with pytest.raises(ValueError, match="devices must be a non-empty sequence of distinct"):
+            jaxinit.run_study(_study(), devices=bad, progress=False)
+    with pytest.raises(TypeError, match="devices must be a sequence of jax devices"):
+        jaxinit.run_study(_study(), devices=3, progress=False)
