@@ -353,13 +353,13 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({platform.processor()}),"
           f" {jax.device_count()} device(s)")  # fmt: skip
     print("matmul ceiling GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in ceiling.items()))
-    head = (f"{'wl':<3}{'implementation':<30}{'dev':>4}{'cold s':>9}{'warm s':>9}{'× naive':>9}"
+    head = (f"{'wl':<3}{'implementation':<30}{'dev':>4}{'cold s':>9}{'warm s':>10}{'× naive':>9}"
             f"{'GFLOP/s':>9}{'% ceil':>8}")  # fmt: skip
     print(head)
     print("-" * len(head))
     for r in rows:
         mark = "*" if r["extrapolated"] else " "
-        print(f"{r['workload']:<3}{r['impl']:<30}{r['devices']:>4}{r['cold_s']:>9.2f}"
+        print(f"{r['workload']:<3}{r['impl']:<30}{r['devices']:>4}{r['cold_s']:>9.2f} "
               f"{r['warm_s']:>8.3f}{mark}"
               f"{r['speedup_vs_naive']:>9.1f}{r['gflops']:>9.1f}{r['pct_ceiling']:>7.0f}%")  # fmt: skip
     if any(r["extrapolated"] for r in rows):

@@ -293,7 +293,7 @@ class _Model:
     def apply(self, params: Any, x: jax.Array, state: Any = None) -> jax.Array:
         """Evaluation: BatchNorm uses its running statistics, dropout is off."""
         if state is None:
-            state = jax.tree.map(jnp.zeros_like, jax.eval_shape(self.init_state, jax.random.key(0)))
+            state = self.init_state(jax.random.key(0))
         if self.kind == "linen":
             return self.module.apply({"params": params, **state}, x, **self._mode(False))
         from flax import nnx
@@ -1063,7 +1063,9 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
         ckpt = None
         if out_dir is not None:
             fp = dict(
-                fingerprint, group=g0, **_state_fingerprint(model, optimizer, state, batch, x_train)
+                fingerprint,
+                group=g0,
+                **_state_fingerprint(model, optimizer, objective, state, batch, (x_train, y_train)),
             )
             ckpt = _Checkpoint(out_dir, g0, fp, writer)
         done, group_records = 0, []
@@ -1201,16 +1203,21 @@ def _diverged(table: Any, hp_names: tuple = ()) -> Any:
 
 
 @functools.lru_cache(maxsize=32)
-def _probe_program(model: _Model, optimizer: optax.GradientTransformation) -> Callable:
-    """jit((params, opt_state, x) -> (model output, three optimizer updates)) of one member.
+def _probe_program(
+    model: _Model, optimizer: optax.GradientTransformation, objective: _Objective
+) -> Callable:
+    """jit(one member's state, a few examples -> (model output and objective, three
+    optimizer updates)).
 
-    The output on a few training inputs stands for the model's code; three updates for
-    different gradients stand for the optimizer (a first SGD step cannot tell momentum 0.9
-    from 0; the second can), its hyperparameters and its state.
+    The output and the objective on a few training examples stand for the model's and the
+    loss_fn's code; three updates for different gradients stand for the optimizer (a first
+    SGD step cannot tell momentum 0.9 from 0; the second can), its hyperparameters and state.
     """
 
-    def probe(params, opt_state, mstate, x):
-        out = model.apply(params, x, mstate)
+    def probe(params, opt_state, mstate, noise_key, x, y):
+        key = jax.random.fold_in(noise_key, _EVAL_KEY)
+        _, (values, _) = _objective_value(model, objective, params, mstate, x, y, key, False)
+        out = (model.apply(params, x, mstate), values)
         ups = []
         with _optax_promotion():
             for t in range(3):
@@ -1224,7 +1231,12 @@ def _probe_program(model: _Model, optimizer: optax.GradientTransformation) -> Ca
 
 
 def _state_fingerprint(
-    model: _Model, optimizer: Any, state: MemberState, batch: list, x_train: jax.Array
+    model: _Model,
+    optimizer: Any,
+    objective: _Objective,
+    state: MemberState,
+    batch: list,
+    data: tuple,
 ) -> dict:
     """What a member batch's initial state depends on, by value: every init spec (the
     checksum of its members' initial parameters), the model's code (its output for member
@@ -1234,8 +1246,11 @@ def _state_fingerprint(
     for name in dict.fromkeys(m[0] for m in batch):
         rows = np.asarray([i for i, m in enumerate(batch) if m[0] == name])
         inits[name] = _checksum(jax.tree.map(lambda a, rows=rows: a[rows], params))
-    first = jax.tree.map(lambda a: a[0], (state.params, state.opt_state, state.model_state))
-    out, updates = _probe_program(model, optimizer)(*first, x_train[:8])
+    first = jax.tree.map(
+        lambda a: a[0], (state.params, state.opt_state, state.model_state, state.noise_key)
+    )
+    x, y = data
+    out, updates = _probe_program(model, optimizer, objective)(*first, x[:8], y[:8])
     return {
         "inits": inits,
         "model_output": _checksum(out),
