@@ -99,7 +99,9 @@ class Study:
         Models with state train too: linen collections such as BatchNorm's
         ``batch_stats`` (a ``train``, ``training`` or ``deterministic`` argument of
         ``__call__`` is set for training and evaluation; dropout gets a fresh key per member
-        and step) and nnx ``BatchNorm``/``Dropout`` (``.train()``/``.eval()``).
+        and step) and nnx ``BatchNorm``/``Dropout`` (``.train()``/``.eval()``). An
+        Equinox module (an instance, called on one example, stateless) trains too: its
+        arrays are the parameters; set ``kernel_pattern`` (e.g. ``"*weight"``).
       dataset: a :class:`jaxinit.Dataset`.
       optimizer: an optax ``GradientTransformation``. With ``hparams``: one built with
         ``optax.inject_hyperparams`` (e.g. ``optax.inject_hyperparams(optax.sgd)(0.1)``), or
@@ -260,6 +262,7 @@ class _Model:
     rest: Any = field(default=None, compare=False, hash=False)
     collections: tuple[str, ...] = ()  # linen: the non-params collections
     mode_arg: str | None = None  # linen: "train", "training" or "deterministic"
+    token: str = ""  # equinox: checksum of the instance's arrays (``rest``)
 
     def _mode(self, train: bool) -> dict:
         if self.mode_arg is None:
@@ -273,6 +276,8 @@ class _Model:
 
     def _variables(self, key: jax.Array) -> Any:
         x = jnp.zeros(self.sample_shape, jnp.float32)
+        if self.kind == "equinox":  # the instance's arrays; ``module`` holds the rest
+            return {"params": self.rest}
         if self.kind == "linen":
             rngs = {"params": key, "dropout": jax.random.fold_in(key, 1)}
             return self.module.init(rngs, x, **self._mode(False))
@@ -285,6 +290,8 @@ class _Model:
         return self._variables(key)["params"]
 
     def init_state(self, key: jax.Array) -> Any:
+        if self.kind == "equinox":
+            return {}
         variables = self._variables(key)
         if self.kind == "linen":
             return {c: variables[c] for c in self.collections}
@@ -292,6 +299,10 @@ class _Model:
 
     def apply(self, params: Any, x: jax.Array, state: Any = None) -> jax.Array:
         """Evaluation: BatchNorm uses its running statistics, dropout is off."""
+        if self.kind == "equinox":  # called on one example: vmapped over the batch
+            import equinox as eqx
+
+            return jax.vmap(eqx.combine(params, self.module))(x)
         if state is None:
             state = self.init_state(jax.random.key(0))
         if self.kind == "linen":
@@ -305,6 +316,8 @@ class _Model:
     def apply_train(self, params: Any, state: Any, x: jax.Array, key: Any) -> tuple[Any, Any]:
         """Training: batch statistics are updated, dropout draws from ``key`` (linen) or
         from the model's own rng streams, carried in ``state`` (nnx)."""
+        if self.kind == "equinox":
+            return self.apply(params, x), state
         if self.kind == "linen":
             kw = self._mode(True)
             if key is not None:
@@ -484,6 +497,17 @@ def _make_model(model: Any, dataset: Dataset) -> _Model:
         variables = _linen_variables(model, sample, tuple(m._mode(False).items()))
         collections = tuple(sorted(set(variables) - {"params"}))
         return dataclasses.replace(m, collections=collections)
+    eqx = sys.modules.get("equinox")  # an Equinox model means equinox is imported
+    if eqx is not None and isinstance(model, eqx.Module):
+        params, static = eqx.partition(model, eqx.is_inexact_array)
+        try:
+            hash(static)
+        except TypeError as e:
+            raise TypeError(
+                "Study: the Equinox model's non-array fields must be hashable (so compiled"
+                f" programs are cached); {e}"
+            ) from e
+        return _Model(static, "equinox", sample, rest=params, token=_checksum(params))
     if callable(model):
         from flax import nnx
 
@@ -501,7 +525,8 @@ def _make_model(model: Any, dataset: Dataset) -> _Model:
         graphdef, _, rest = nnx.split(model(nnx.Rngs(0)), nnx.Param, ...)
         return _Model(model, "nnx", sample, graphdef, rest)
     raise TypeError(
-        f"Study: model must be a flax.linen Module or rngs -> nnx.Module, got {model!r}"
+        "Study: model must be a flax.linen Module, an Equinox Module or rngs ->"
+        f" nnx.Module, got {model!r}"
     )
 
 

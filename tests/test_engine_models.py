@@ -129,3 +129,25 @@ def test_bad_loss_fn_raises_before_compiling(loss_fn, extra, error, message):
     with pytest.raises(error, match=message):
         jaxinit.run_study(_study(loss_fn=loss_fn, **extra), progress=False)
     assert _engine._chunk_program.cache_info().misses == before
+
+
+def test_equinox_module():
+    import equinox as eqx
+
+    net = eqx.nn.MLP(64, 10, 16, 1, activation=jax.nn.relu, key=jax.random.key(0))
+    s = _study(model=net, inits={"he": "he_normal", "glorot": jaxinit.glorot_uniform()},
+               kernel_pattern="*weight")  # fmt: skip
+    r = jaxinit.run_study(s, progress=False)
+    test = r.metric("test_loss")
+    assert (test[20] < test[0]).all() and test[0].nunique() == 4
+    # Equinox weights are (out, in): reinit draws them with the torch layout's fan_in
+    model = _engine._make_model(net, SMALL)
+    params = _engine._member_init(model, _engine._spec_key("he_normal"), "*weight")(
+        jax.random.key(1)
+    )
+    w = params.layers[0].weight
+    assert w.shape == (16, 64) and float(w.std()) == pytest.approx((2 / 64) ** 0.5, rel=0.1)
+    np.testing.assert_array_equal(params.layers[0].bias, net.layers[0].bias)  # kept
+    # another instance (other values) is another model, not a cached one
+    other = eqx.nn.MLP(64, 10, 16, 1, activation=jax.nn.relu, key=jax.random.key(1))
+    assert _engine._make_model(other, SMALL) != model
