@@ -104,13 +104,34 @@ def test_dropout_and_loss_fn_keys_are_fresh_per_member_and_step():
     assert ((u > 0) & (u < 1)).all().all() and (u.nunique(axis=1) == 4).all()
 
 
-def test_resnet_trains_with_batch_norm():
+def test_resnet_blocks_and_batch_norm():
+    net = jaxinit.ResNet(num_classes=10, channels=(4, 8))
+    x = jnp.asarray(SMALL.x_train[:16])
+    variables = jax.jit(net.init)(jax.random.key(0), x)
+    params = variables["params"]
+    assert {"stem_conv", "stage0_block0_conv0", "stage1_block0_proj", "Head"} <= set(params)
+    assert params["stage1_block0_conv0"]["kernel"].shape == (3, 3, 4, 8)
+    assert "bias" not in params["stem_conv"]  # BatchNorm follows every convolution
+    train = jax.jit(lambda v, x: net.apply(v, x, train=True, mutable=["batch_stats"]))
+    out, updates = train(variables, x)
+    assert out.shape == (16, 10)
+    stats = updates["batch_stats"]["stem_bn"]
+    assert not np.allclose(stats["mean"], 0)  # training updates the running statistics
+    # evaluation uses them: the same outputs for one example alone or in a batch
+    evaluated = {**variables, **updates}
+    apply = jax.jit(net.apply)
+    np.testing.assert_allclose(apply(evaluated, x[:1]), apply(evaluated, x)[:1], rtol=1e-5,
+                               atol=1e-5)  # fmt: skip
+    with pytest.raises(ValueError, match="ResNet: flat inputs need a square number"):
+        net.init(jax.random.key(0), jnp.zeros((1, 10)))
+
+
+@pytest.mark.slow
+def test_resnet_trains_in_a_study():
     model = jaxinit.ResNet(num_classes=10, channels=(4, 8))
     r = jaxinit.run_study(_study(model=model, seeds=1, steps=20), progress=False)
     test = r.metric("test_loss")
     assert (test[20] < test[0]).all() and np.isfinite(r.table.value).all()
-    with pytest.raises(ValueError, match="ResNet: flat inputs need a square number"):
-        model.init(jax.random.key(0), jnp.zeros((1, 10)))
 
 
 @pytest.mark.parametrize(
