@@ -6,7 +6,14 @@ Workloads on scikit-learn's digits (issue 4):
 
 * A (overhead-bound): 32 members (4 initializers × 8 seeds), MLP 64-32-32-32-10 ReLU,
   batch 64, 300 steps of SGD with momentum 0.9;
-* B (compute-bound): 16 members (4 × 4), MLP 64-256-256-256-10, batch 128, 300 steps.
+* B (compute-bound): 16 members (4 × 4), MLP 64-256-256-256-10, batch 128, 300 steps;
+* C (a hyperparameter grid): 256 members (4 initializers × 16 seeds × 4 learning rates),
+  A's model and steps; the engine runs the grid as one program (``Study(hparams=...)``).
+
+The engine and the hand-written program are timed in the same device configurations: one
+device, and one device per CPU core (members sharded over them); the naive loops and
+PyTorch run as written. "cold" of the engine vs the hand-written program is the cold-start
+(compilation) ratio.
 
 Every implementation trains the same members for the same number of steps with in-run
 minibatches. "cold" is the first call (compilation included), "warm" the median of the
@@ -24,6 +31,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import platform
@@ -56,10 +64,16 @@ class Workload:
     batch_size: int
     steps: int
     lr: float = 0.05
+    lrs: tuple[float, ...] = ()  # a learning-rate grid (workload C)
 
     @property
     def members(self) -> int:
-        return self.seeds_per_init * len(INITS)
+        return self.seeds_per_init * len(INITS) * max(1, len(self.lrs))
+
+    def member_lrs(self, n: int) -> np.ndarray:
+        """The learning rate of each of the first ``n`` members (grid order: rate fastest)."""
+        rates = np.asarray(self.lrs or (self.lr,), np.float32)
+        return np.resize(rates, n)
 
     @property
     def features(self) -> tuple[int, ...]:
@@ -87,15 +101,22 @@ def _timeit(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
 # --------------------------------------------------------------------------- implementations
 
 
-def engine(w: Workload, data: jaxinit.Dataset) -> Callable[[], object]:
+_SGD_MOMENTUM = functools.partial(optax.sgd, momentum=0.9)
+
+
+def engine(w: Workload, data: jaxinit.Dataset, devices: list | None = None) -> Callable[[], object]:
+    grid = (
+        {"optimizer": _SGD_MOMENTUM, "hparams": {"learning_rate": list(w.lrs)}}
+        if w.lrs
+        else {"optimizer": optax.sgd(w.lr, momentum=0.9)}
+    )
     study = jaxinit.Study(
-        model=jaxinit.MLP(w.features), dataset=data,
-        optimizer=optax.sgd(w.lr, momentum=0.9), inits=INITS, seeds=w.seeds_per_init,
-        steps=w.steps, batch_size=w.batch_size, log_every=10,
+        model=jaxinit.MLP(w.features), dataset=data, inits=INITS, seeds=w.seeds_per_init,
+        steps=w.steps, batch_size=w.batch_size, log_every=10, **grid,
     )  # fmt: skip
 
     def run():
-        result = jaxinit.run_study(study, progress=False)
+        result = jaxinit.run_study(study, progress=False, devices=devices)
         assert result.diverged.empty
         return result
 
@@ -111,8 +132,9 @@ def naive(w: Workload, data: jaxinit.Dataset, members: int) -> Callable[[], obje
     """What most code does: a jitted train step called from Python, one member after another,
     minibatch indices drawn on the host, the loss fetched every 10 steps."""
     model = jaxinit.MLP(w.features)
-    tx = optax.sgd(w.lr, momentum=0.9)
+    tx = optax.inject_hyperparams(optax.sgd)(learning_rate=w.lr, momentum=0.9)
     x_train, y_train = data.x_train, data.y_train
+    rates = w.member_lrs(members)
 
     @jax.jit
     def train_step(params, opt_state, x, y):
@@ -126,6 +148,7 @@ def naive(w: Workload, data: jaxinit.Dataset, members: int) -> Callable[[], obje
             rng = np.random.default_rng(m)
             params = model.init(jax.random.key(m), x_train[:1])["params"]
             opt_state = tx.init(params)
+            opt_state.hyperparams["learning_rate"] = jnp.asarray(rates[m])
             for step in range(w.steps):
                 idx = rng.integers(0, len(x_train), w.batch_size)
                 params, opt_state, loss = train_step(params, opt_state, x_train[idx], y_train[idx])
@@ -136,8 +159,11 @@ def naive(w: Workload, data: jaxinit.Dataset, members: int) -> Callable[[], obje
     return run
 
 
-def handwritten(w: Workload, data: jaxinit.Dataset) -> Callable[[], object]:
-    """purejaxrl style: ``jit(vmap(train))`` with ``lax.scan`` over steps, loss per step."""
+def handwritten(
+    w: Workload, data: jaxinit.Dataset, devices: list | None = None
+) -> Callable[[], object]:
+    """purejaxrl style: ``jit(vmap(train))`` with ``lax.scan`` over steps, loss per step;
+    on several devices the members (keys) are sharded over them, as the engine does."""
     model = jaxinit.MLP(w.features)
     tx = optax.sgd(w.lr, momentum=0.9)
     x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
@@ -158,8 +184,21 @@ def handwritten(w: Workload, data: jaxinit.Dataset) -> Callable[[], object]:
         _, losses = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(k_data, w.steps))
         return losses
 
-    program = jax.jit(jax.vmap(train))
     keys = jax.random.split(jax.random.key(0), w.members)
+    devices = devices or jax.devices()[:1]
+    if len(devices) == 1:
+        with jax.default_device(devices[0]):
+            keys = jax.device_put(keys, devices[0])
+        program = jax.jit(jax.vmap(train))
+    else:
+        from jax.sharding import AxisType, NamedSharding
+        from jax.sharding import PartitionSpec as P
+
+        assert w.members % len(devices) == 0, "members must fill the devices"
+        mesh = jax.make_mesh((len(devices),), ("m",), (AxisType.Auto,), devices=devices)
+        sharding = NamedSharding(mesh, P("m"))
+        keys = jax.device_put(keys, sharding)
+        program = jax.jit(jax.vmap(train), in_shardings=sharding, out_shardings=sharding)
     return lambda: program(keys).block_until_ready()
 
 
@@ -182,11 +221,13 @@ def torch_impls(w: Workload, data: jaxinit.Dataset, members: int) -> dict[str, C
                 layers.append(torch.nn.ReLU())
         return torch.nn.Sequential(*layers)
 
+    rates = w.member_lrs(members)
+
     def sequential():
         for m in range(members):
             torch.manual_seed(m)
             net = make()
-            opt = torch.optim.SGD(net.parameters(), lr=w.lr, momentum=0.9)
+            opt = torch.optim.SGD(net.parameters(), lr=float(rates[m]), momentum=0.9)
             for _ in range(w.steps):
                 idx = torch.randint(0, len(x_train), (w.batch_size,))
                 loss = torch.nn.functional.cross_entropy(net(x_train[idx]), y_train[idx])
@@ -200,6 +241,7 @@ def torch_impls(w: Workload, data: jaxinit.Dataset, members: int) -> dict[str, C
         params, _ = stack_module_state(nets)
         base = make().to("meta")
         momenta = {k: torch.zeros_like(v) for k, v in params.items()}
+        rates = torch.from_numpy(w.member_lrs(w.members))
 
         def loss_fn(p, x, y):
             return torch.nn.functional.cross_entropy(functional_call(base, p, (x,)), y)
@@ -211,7 +253,8 @@ def torch_impls(w: Workload, data: jaxinit.Dataset, members: int) -> dict[str, C
                 grads, _ = step(params, x_train[idx], y_train[idx])
                 for k in params:
                     momenta[k].mul_(0.9).add_(grads[k])
-                    params[k].sub_(w.lr * momenta[k])
+                    lr = rates.view(-1, *([1] * (momenta[k].ndim - 1)))
+                    params[k].sub_(lr * momenta[k])
 
     return {"torch sequential": sequential, "torch.func vmap": ensemble}
 
@@ -251,13 +294,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="fit in a minute")
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--only", choices=["A", "B"], default=None)
+    parser.add_argument("--only", choices=["A", "B", "C"], default=None)
     args = parser.parse_args(argv)
     data = jaxinit.digits()
     workloads = {
         "A": Workload("A", seeds_per_init=8, hidden=32, batch_size=64, steps=300),
         "B": Workload("B", seeds_per_init=4, hidden=256, batch_size=128, steps=300),
-    }
+        "C": Workload("C", seeds_per_init=16, hidden=32, batch_size=64, steps=300,
+                      lrs=(0.01, 0.02, 0.05, 0.1)),
+    }  # fmt: skip
+    one, every = jax.devices()[:1], jax.devices()
     repeats = args.repeats or (1 if args.quick else 3)
     # --quick times the one-member-at-a-time loops on a few members and scales linearly.
     naive_members = 2 if args.quick else None
@@ -268,42 +314,62 @@ def main(argv: list[str] | None = None) -> dict:
         if args.only and wname != args.only:
             continue
         flops = w.flops(data.x_train.shape[1])
-        nm = naive_members or w.members
-        impls: list[tuple[str, Callable, float]] = [
-            ("engine (run_study)", engine(w, data), 1.0),
-            ("hand-written jit(vmap(scan))", handwritten(w, data), 1.0),
-            ("naive Flax loop", naive(w, data, nm), w.members / nm),
-        ]
-        impls += [(k, f, w.members / nm if "seq" in k else 1.0) for k, f in
+        # C: the one-member-at-a-time loops are timed on 16 members and scaled (256 would
+        # take minutes and say nothing more)
+        nm = naive_members or (16 if w.lrs else w.members)
+        # (name, devices, program, scale): the engine and the hand-written program in both
+        # device configurations; C has no hand-written row (a per-member rate is the engine's)
+        # (--quick: all devices only, to stay a smoke test)
+        configs = [every] if args.quick or len(every) == 1 else [one, every]
+        impls: list[tuple[str, int, Callable, float]] = []
+        for devs in configs:
+            impls.append(("engine (run_study)", len(devs), engine(w, data, devs), 1.0))
+            if not w.lrs:
+                impls.append(("hand-written jit(vmap(scan))", len(devs),
+                              handwritten(w, data, devs), 1.0))  # fmt: skip
+        impls.append(("naive Flax loop", 1, naive(w, data, nm), w.members / nm))
+        impls += [(k, 1, f, w.members / nm if "seq" in k else 1.0) for k, f in
                   torch_impls(w, data, nm).items()]  # fmt: skip
         results = {}
-        for name, fn, scale in impls:
+        for name, ndev, fn, scale in impls:
             reps = 1 if scale != 1.0 or "naive" in name or "seq" in name else repeats
             cold, warm = _timeit(fn, reps)
             # Extrapolated rows: one compilation, then every member costs a warm run's share.
-            results[name] = (cold + warm * (scale - 1), warm * scale, scale != 1.0)
-        base = results["naive Flax loop"][1]
-        for name, (cold, warm, scaled) in results.items():
+            results[name, ndev] = (cold + warm * (scale - 1), warm * scale, scale != 1.0)
+        base = results["naive Flax loop", 1][1]
+        best_engine = min(v[1] for (n, _), v in results.items() if n.startswith("engine"))
+        for (name, ndev), (cold, warm, scaled) in results.items():
             gflops = flops / warm / 1e9
-            rows.append({
-                "workload": wname, "impl": name, "members": w.members, "cold_s": cold,
-                "warm_s": warm, "speedup_vs_naive": base / warm,
-                "speedup_vs_engine": warm / results["engine (run_study)"][1],
+            row = {
+                "workload": wname, "impl": name, "devices": ndev, "members": w.members,
+                "cold_s": cold, "warm_s": warm, "speedup_vs_naive": base / warm,
+                "speedup_vs_engine": warm / best_engine,
                 "gflops": gflops, "pct_ceiling": 100 * gflops / peak, "extrapolated": scaled,
-            })  # fmt: skip
+            }  # fmt: skip
+            hand = results.get(("hand-written jit(vmap(scan))", ndev))
+            if name.startswith("engine") and hand is not None:
+                # same device configuration: > 1 means the engine is slower
+                row["warm_vs_handwritten"] = warm / hand[1]
+                row["cold_vs_handwritten"] = cold / hand[0]
+            rows.append(row)
     print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({platform.processor()}),"
           f" {jax.device_count()} device(s)")  # fmt: skip
     print("matmul ceiling GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in ceiling.items()))
-    head = (f"{'wl':<3}{'implementation':<30}{'cold s':>9}{'warm s':>9}{'× naive':>9}"
+    head = (f"{'wl':<3}{'implementation':<30}{'dev':>4}{'cold s':>9}{'warm s':>10}{'× naive':>9}"
             f"{'GFLOP/s':>9}{'% ceil':>8}")  # fmt: skip
     print(head)
     print("-" * len(head))
     for r in rows:
         mark = "*" if r["extrapolated"] else " "
-        print(f"{r['workload']:<3}{r['impl']:<30}{r['cold_s']:>9.2f}{r['warm_s']:>8.3f}{mark}"
+        print(f"{r['workload']:<3}{r['impl']:<30}{r['devices']:>4}{r['cold_s']:>9.2f} "
+              f"{r['warm_s']:>8.3f}{mark}"
               f"{r['speedup_vs_naive']:>9.1f}{r['gflops']:>9.1f}{r['pct_ceiling']:>7.0f}%")  # fmt: skip
     if any(r["extrapolated"] for r in rows):
-        print(f"* measured on {naive_members} members, scaled linearly to all members")
+        print("* measured on fewer members (--quick: 2; C: 16), scaled linearly to all members")
+    for r in rows:
+        if "warm_vs_handwritten" in r:
+            print(f"{r['workload']}, {r['devices']} device(s): engine / hand-written = "
+                  f"{r['warm_vs_handwritten']:.2f} warm, {r['cold_vs_handwritten']:.2f} cold")  # fmt: skip
     report = {
         "jax": jax.__version__, "devices": jax.device_count(), "quick": args.quick,
         "ceiling_gflops": ceiling,

@@ -87,6 +87,7 @@ from jaxinit._meanfield import q_star as q_star
 from jaxinit._models import ACTIVATIONS as ACTIVATIONS
 from jaxinit._models import CNN1D as CNN1D
 from jaxinit._models import MLP as MLP
+from jaxinit._models import ResNet as ResNet
 from jaxinit._mup import BaseShape as BaseShape
 from jaxinit._mup import CoordCheck as CoordCheck
 from jaxinit._mup import InfShape as InfShape

@@ -45,6 +45,10 @@ class CompareConfig:
     dataset: str = "digits"
     optimizer: str = "sgd"  # SGD with momentum 0.9, or "adam"
     lr: float = 0.01
+    # A learning-rate grid: every init is trained at every rate and compared at its own
+    # best one, chosen on a validation split carved from train (``lr`` is then unused).
+    lrs: tuple[float, ...] = ()
+    validation: float = 0.1  # fraction of train held out when ``lrs`` is given
     seeds: int = 8
     steps: int = 1500
     batch_size: int = 64
@@ -54,14 +58,36 @@ class CompareConfig:
     )
 
 
-def _optimizer(name: str, lr: float):
+def _optimizer(name: str, lr: float | None):
+    """The optimizer at rate ``lr``, or with ``lr=None`` its factory for a rate grid."""
+    import functools
+
     import optax
 
     if name == "sgd":
-        return optax.sgd(lr, momentum=0.9)
+        return functools.partial(optax.sgd, momentum=0.9) if lr is None else optax.sgd(lr, 0.9)
     if name == "adam":
-        return optax.adam(lr)
+        return optax.adam if lr is None else optax.adam(lr)
     raise ValueError(f"jaxinit compare: --optimizer={name!r}; allowed: 'sgd', 'adam'")
+
+
+# one factory object per optimizer name, so repeated comparisons reuse compiled programs
+_FACTORIES: dict = {}
+
+
+def _study_optimizer(cfg: CompareConfig) -> tuple:
+    """(optimizer, hparams, validation) of the comparison's studies."""
+    if not cfg.lrs:
+        return _optimizer(cfg.optimizer, cfg.lr), None, 0.0
+    bad = [r for r in cfg.lrs if not (isinstance(r, int | float) and r > 0 and np.isfinite(r))]
+    if bad or len(set(cfg.lrs)) != len(cfg.lrs):
+        raise ValueError(
+            f"jaxinit compare: --lrs must be distinct positive numbers, got {list(cfg.lrs)}"
+        )
+    if cfg.optimizer not in _FACTORIES:
+        _FACTORIES[cfg.optimizer] = _optimizer(cfg.optimizer, None)
+    hparams = {"learning_rate": [float(r) for r in cfg.lrs]}
+    return _FACTORIES[cfg.optimizer], hparams, cfg.validation
 
 
 def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
@@ -77,40 +103,59 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
     data = load_dataset(cfg.dataset)
     if not data.is_classification:
         raise ValueError(f"jaxinit compare: dataset {cfg.dataset!r} is not a classification task")
+    optimizer, hparams, validation = _study_optimizer(cfg)
     os.makedirs(cfg.out, exist_ok=True)
-    tables, summary = [], {"config": asdict(cfg), "activations": {}}
+    tables, grids, summary = [], [], {"config": asdict(cfg), "activations": {}}
     log_every = max(10, cfg.steps // 100 // 10 * 10)
     with _sigint() as interrupt:
         for act in cfg.activations:
             interrupt.check()
-            tables.append(_run_one(cfg, act, data, log_every, progress))
-            summary["activations"][act] = summarize(tables[-1], cfg.target)
+            table, grid, rates = _run_one(cfg, act, data, log_every, progress, optimizer,
+                                          hparams, validation)  # fmt: skip
+            tables.append(table)
+            grids.append(grid)
+            summary["activations"][act] = summarize(table, cfg.target)
+            if rates:
+                summary["activations"][act]["learning_rates"] = rates
+                for init, lr in rates.items():
+                    summary["activations"][act]["inits"][init]["learning_rate"] = lr
         interrupt.check()
         table = pd.concat(tables, ignore_index=True)
         summary["aggregate"] = summarize_aggregate(table)
-        _write_outputs(cfg, table, summary, interrupt)
+        # results.csv: with a rate grid, every rate's rows (learning_rate column); the
+        # summary and the plots use each init's chosen rate
+        _write_outputs(cfg, pd.concat(grids, ignore_index=True), table, summary, interrupt)
     return summary
 
 
-def _run_one(cfg: CompareConfig, act: str, data, log_every: int, progress):
+def _run_one(cfg: CompareConfig, act: str, data, log_every: int, progress, optimizer,
+             hparams, validation):  # fmt: skip
+    """One activation's study: (table at each init's rate, every rate's rows, the rates)."""
     from jaxinit._engine import Study, run_study
     from jaxinit._models import MLP
 
     study = Study(
         model=MLP((cfg.width,) * cfg.depth + (data.num_classes,), act),
-        dataset=data, optimizer=_optimizer(cfg.optimizer, cfg.lr),
+        dataset=data, optimizer=optimizer,
         inits={n: n for n in cfg.inits}, seeds=cfg.seeds, steps=cfg.steps,
         batch_size=cfg.batch_size, log_every=log_every,
         eval_every=cfg.steps // 2 // log_every * log_every or cfg.steps,
+        hparams=hparams, validation=validation,
     )  # fmt: skip
     result = run_study(study, key=0, out_dir=os.path.join(cfg.out, act), progress=progress)
-    return result.table.assign(activation=act)
+    grid = result.table.assign(activation=act)
+    if not hparams:
+        return grid, grid, {}
+    # each init at its own best rate (mean final val_loss), never chosen on test
+    best = result.best_hparams("val_loss")
+    rates = dict(zip(best.init, best.learning_rate, strict=True))
+    return result.at_best_hparams("val_loss").assign(activation=act), grid, rates
 
 
 OUTPUTS = ("results.csv", "summary.json", "loss_curves.png", "profiles.png")
 
 
-def _write_outputs(cfg: CompareConfig, table, summary: dict, interrupt) -> None:
+def _write_outputs(cfg: CompareConfig, full, table, summary: dict, interrupt) -> None:
     """Write the final outputs as one set: each to a hidden partial file first, then all
     renamed into place with Ctrl-C deferred, so a run leaves all four or none (of its own)."""
 
@@ -119,7 +164,7 @@ def _write_outputs(cfg: CompareConfig, table, summary: dict, interrupt) -> None:
         return os.path.join(cfg.out, f".{stem}.partial{ext}")
 
     try:
-        table.to_csv(partial("results.csv"), index=False)
+        full.to_csv(partial("results.csv"), index=False)
         with open(partial("summary.json"), "w") as f:
             json.dump(_finite(summary), f, indent=2, allow_nan=False)
         plot_curves(table, cfg.target, partial("loss_curves.png"))
@@ -423,20 +468,81 @@ def _main(args: argparse.Namespace) -> int:
     cfg = CompareConfig(
         inits=args.inits if args.inits is not None else CompareConfig.inits,
         activations=args.activation, dataset=args.dataset, optimizer=args.optimizer,
-        lr=args.lr, batch_size=args.batch_size, target=args.target, **sizes,
-        **({"out": args.out} if args.out else {}),
+        lr=args.lr, lrs=_parse_lrs(args.lrs), batch_size=args.batch_size, target=args.target,
+        **sizes, **({"out": args.out} if args.out else {}),
     )  # fmt: skip
     start = time.perf_counter()
     try:
-        summary = run_compare(cfg)
+        with _compilation_cache(not args.no_compile_cache):
+            summary = run_compare(cfg)
     except KeyboardInterrupt:
         print(f"\njaxinit compare: interrupted; no final outputs written to {cfg.out}",
               file=sys.stderr)  # fmt: skip
         return 130
     print(format_summary(summary))
+    for act, s in summary["activations"].items():
+        if "learning_rates" in s:
+            rates = ", ".join(f"{k} {v:g}" for k, v in s["learning_rates"].items())
+            print(f"\n{act}: learning rate of each init, chosen on validation: {rates}")
     print(f"\nwrote results.csv, summary.json, loss_curves.png, profiles.png to {cfg.out}"
           f" ({time.perf_counter() - start:.0f} s)")  # fmt: skip
     return 0
+
+
+def _parse_lrs(text: str | None) -> tuple[float, ...]:
+    if not text:
+        return ()
+    try:
+        rates = tuple(float(t) for t in text.split(","))
+    except ValueError:
+        raise ValueError(
+            f"jaxinit compare: --lrs must be comma-separated numbers, e.g. 0.003,0.01,0.03;"
+            f" got {text!r}"
+        ) from None
+    return rates
+
+
+def compile_cache_dir() -> str:
+    """Where ``jaxinit compare`` keeps JAX's persistent compilation cache."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "jaxinit", "jax")
+
+
+@contextlib.contextmanager
+def _compilation_cache(enable: bool):
+    """JAX's persistent compilation cache for the command's duration (the CLI may change
+    jax's configuration; it is restored afterwards, for callers of ``main`` in-process)."""
+    if not enable:
+        yield
+        return
+    import jax
+
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    before = {n: getattr(jax.config, n) for n in names}
+    try:
+        os.makedirs(compile_cache_dir(), exist_ok=True)
+    except OSError:  # an unwritable home: run without the cache
+        yield
+        return
+    _reset_compilation_cache()  # jax decides once per process whether a cache is used
+    jax.config.update("jax_compilation_cache_dir", compile_cache_dir())
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    try:
+        yield
+    finally:
+        for n, v in before.items():
+            jax.config.update(n, v)
+        _reset_compilation_cache()
+
+
+def _reset_compilation_cache() -> None:
+    try:
+        from jax._src import compilation_cache
+    except ImportError:  # pragma: no cover - a jax without it
+        return
+    reset = getattr(compilation_cache, "reset_cache", None)
+    if reset is not None:
+        reset()
 
 
 def add_compare(sub: argparse._SubParsersAction) -> None:
@@ -454,6 +560,12 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=d.dataset, choices=["digits", "mnist1d"])
     p.add_argument("--optimizer", default=d.optimizer, choices=["sgd", "adam"])
     p.add_argument("--lr", type=positive_float, default=d.lr)
+    p.add_argument(
+        "--lrs",
+        help="comma-separated learning rates, e.g. 0.003,0.01,0.03 (sgd) or 1e-4,3e-4,1e-3"
+        " (adam): every init at every rate, each compared at its own best rate, chosen on"
+        " a validation split of train (overrides --lr)",
+    )
     p.add_argument("--seeds", type=positive_int, help=f"default: {d.seeds}")
     p.add_argument("--steps", type=positive_int, help=f"default: {d.steps}")
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
@@ -461,4 +573,10 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output directory (default: runs/compare-<time>)")
     p.add_argument("--quick", action="store_true",
                    help=f"tiny sizes for a smoke test ({quick}); explicit options win")  # fmt: skip
+    p.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="do not use JAX's persistent compilation cache (default: on, under"
+        " $XDG_CACHE_HOME/jaxinit/jax, so a second run skips compilation)",
+    )
     p.set_defaults(func=_main)
