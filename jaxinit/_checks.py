@@ -82,6 +82,23 @@ def _legacy_key_shapes() -> tuple[tuple[int, ...], ...]:
     return tuple(sorted(shapes))
 
 
+def _is_int_seed(key: Any) -> bool:
+    """A Python or numpy int, or a concrete 0-d integer array (``jnp.int32(0)``)."""
+    if isinstance(key, bool | jax.core.Tracer):
+        return False
+    if isinstance(key, int | np.integer):
+        return True
+    dtype = getattr(key, "dtype", None)
+    return (
+        getattr(key, "shape", None) == ()
+        and dtype is not None
+        and np.issubdtype(
+            np.dtype(dtype) if not jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) else float,
+            np.integer,
+        )
+    )
+
+
 def check_key(fn: str, key: Any, arg: str = "key", *, allow_int: bool = False) -> None:
     """Accept one typed key (``jax.random.key``) or one legacy uint32 key (``PRNGKey``).
 
@@ -90,7 +107,7 @@ def check_key(fn: str, key: Any, arg: str = "key", *, allow_int: bool = False) -
     naming ``fn`` and ``arg``. With ``allow_int``, an int seed (Python or numpy, as
     ``jax.random.key`` takes it: in [-2**63, 2**63)) is accepted too.
     """
-    if allow_int and isinstance(key, int | np.integer) and not isinstance(key, bool):
+    if allow_int and _is_int_seed(key):
         if not -(2**63) <= int(key) < 2**63:
             raise ValueError(
                 f"{fn}: {arg}={key!r} is not a valid seed; an int seed must be in"

@@ -352,7 +352,7 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
 
 def format_summary(summary: dict) -> str:
     lines = []
-    for act, s in summary["activations"].items():
+    for act, s in summary.get("activations", {}).items():
         lines.append(f"\n{act}: steps to train loss ≤ {s['target']} and final metrics "
                      "(mean [95% CI] over seeds)")  # fmt: skip
         ref = s.get("reference")
@@ -480,7 +480,7 @@ def _main(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 130
     print(format_summary(summary))
-    for act, s in summary["activations"].items():
+    for act, s in summary.get("activations", {}).items():
         if "learning_rates" in s:
             rates = ", ".join(f"{k} {v:g}" for k, v in s["learning_rates"].items())
             print(f"\n{act}: learning rate of each init, chosen on validation: {rates}")

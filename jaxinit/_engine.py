@@ -671,9 +671,12 @@ def _member_init(model: _Model, spec_key: Any, kernel_pattern: str) -> Callable:
         rules = {kernel_pattern: get(spec)}
 
     # The layers, so each rule draws with its layer's fans (DenseGeneral, scan stacks):
-    # linen records them from the module on a sample, nnx reads an abstract module.
+    # linen records them from the module on a sample, nnx reads an abstract module,
+    # Equinox parameters are the module's own arrays (reinit reads their layer classes).
     if model.kind == "linen":
         layers = {"module": model.module, "sample": jnp.zeros(model.sample_shape, jnp.float32)}
+    elif model.kind == "equinox":
+        layers = {}
     else:
         from flax import nnx
 

@@ -166,8 +166,8 @@ def test_bad_config_raises_before_compiling(change, error, message):
     [
         (np.float32(0), TypeError, "key must be an int seed or a PRNG key"),
         (True, TypeError, "key must be an int seed or a PRNG key"),
-        (np.zeros(3, np.int32), ValueError, r"dtype int32 and shape \(3,\)"),
-        (jax.random.split(jax.random.key(0), 2), ValueError, r"key array of shape \(2,\)"),
+        (np.zeros(3, np.int32), TypeError, r"dtype int32 and shape \(3,\)"),
+        (jax.random.split(jax.random.key(0), 2), ValueError, r"batch of shape \(2,\)"),
     ],
 )
 def test_bad_key_raises_before_compiling(key, error, message):

@@ -634,13 +634,14 @@ def test_ctrl_c_in_compare_stops_and_writes_no_partial_outputs(tmp_path, monkeyp
     is now raised at the next boundary, and the final outputs are written all or none."""
     import pandas as pd
 
-    def swallowing_run(cfg, act, data, log_every, progress):
+    def swallowing_run(cfg, act, data, log_every, progress, *study_options):
         try:
             os.kill(os.getpid(), signal.SIGINT)
         except KeyboardInterrupt:
             pass  # what jax's C++ layer sometimes does with it
-        return pd.DataFrame({"init": ["zeros"], "seed": [0], "step": [10],
-                             "metric": ["train_loss"], "value": [1.0], "activation": [act]})  # fmt: skip
+        table = pd.DataFrame({"init": ["zeros"], "seed": [0], "step": [10],
+                              "metric": ["train_loss"], "value": [1.0], "activation": [act]})  # fmt: skip
+        return table, table, {}
 
     monkeypatch.setattr(_compare, "_run_one", swallowing_run)
     cfg = _compare.CompareConfig(inits=("zeros",), activations=("relu", "tanh"),
