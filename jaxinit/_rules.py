@@ -387,25 +387,6 @@ def _rule_list(rules: Rules) -> list[tuple[Pattern, Any]]:
     return out
 
 
-def in_layout(init: Initializer, layout: str) -> Initializer:
-    """Adapt an initializer written for flax's ``(*spatial, in, out)`` layout to
-    ``layout``: for ``"torch"``/``"equinox"`` a weight of shape ``(out, in, *spatial)`` is
-    drawn as ``(*spatial, in, out)`` and transposed, so fans come out right. Rank < 2
-    shapes are unchanged."""
-    if layout == "flax":
-        return init
-
-    def adapted(key: jax.Array, shape: Sequence[int], dtype: Any = None) -> jax.Array:
-        shape = tuple(shape)
-        if len(shape) < 2:
-            return init(key, shape, dtype)
-        r = len(shape)
-        flax_shape = (*shape[2:], shape[1], shape[0])
-        return jnp.transpose(init(key, flax_shape, dtype), (r - 1, r - 2, *range(r - 2)))
-
-    return adapted
-
-
 def _framework(tree: Any) -> str:
     if _is_equinox(type(tree)):
         return "equinox"
@@ -429,20 +410,8 @@ def _is_param(x: Any) -> bool:
 
 def _owner(tree: Any, keypath: Sequence[Any]) -> type | None:
     """The class of the object holding the leaf (for Equinox modules)."""
-    obj = tree
-    try:
-        for k in keypath[:-1]:
-            if isinstance(k, jax.tree_util.GetAttrKey):
-                obj = getattr(obj, k.name)
-            elif isinstance(k, jax.tree_util.SequenceKey):
-                obj = obj[k.idx]
-            elif isinstance(k, jax.tree_util.DictKey):
-                obj = obj[k.key]
-            else:
-                return None
-    except (AttributeError, IndexError, KeyError, TypeError):
-        return None
-    return type(obj)
+    obj = _owner_obj(tree, keypath)
+    return None if obj is None else type(obj)
 
 
 ##TAIL##
