@@ -200,6 +200,8 @@ SHAPES = [(4, 6), (3, 4, 6), (4,), (), (0, 6), (4, -1), (2.0, 3), "ab", np.array
 KEYLESS = {"zeros", "ones", "constant", "identity", "zero_init", "dirac"}
 
 
+# torch_* names warn (as torch) that a zero-element shape is a no-op, then return it
+@pytest.mark.filterwarnings("ignore:.*initializing zero-element tensors is a no-op:UserWarning")
 @PROPERTY(60)
 @given(
     name=st.sampled_from(jaxinit.names()),
@@ -407,7 +409,7 @@ def test_huge_shapes_raise_instead_of_aborting():
         (lambda: jaxinit.identity(gain=1e39), jnp.float32, "gain"),
         (lambda: jaxinit.variance_scaling(1e300, "fan_in", "normal"), jnp.float32, "scale"),
         (lambda: jaxinit.variance_scaling(1e-300, "fan_in", "normal"), jnp.float32, "scale"),
-        (lambda: jaxinit.random_uniform(-1, 1e39), jnp.float32, "upper bound"),
+        (lambda: jaxinit.random_uniform(-1, 1e39), jnp.float32, "maxval"),
         (lambda: jaxinit.random_uniform(-3e38, 3e38), jnp.float32, "width"),
         (lambda: jaxinit.constant(1e39), jnp.float32, "value"),
         (lambda: jaxinit.constant(1e5), jnp.float16, "value"),
