@@ -17,6 +17,9 @@ maps (Poole et al. 2016; Schoenholz et al. 2017, *Deep Information Propagation*)
   \phi''(\sqrt{q^*} z)\phi(\sqrt{q^*} z)\big)` and :math:`\xi_c = -1/\ln\chi_c`,
   :math:`\chi_c = \sigma_w^2 \int Dz_1 Dz_2\, \phi'(u_1)\phi'(u_2)` at :math:`c^*`.
   Schoenholz et al. find that networks train when depth :math:`\lesssim 6\,\xi_c`.
+  ξ_q's argument is the slope :math:`dq^{l+1}/dq^l` at :math:`q^*`; it is integrated in
+  :math:`x = \sqrt{q^*} z` (``length_slope``), where Gauss–Hermite in :math:`z` misses the
+  narrow spike of a saturating activation's derivatives at large :math:`q^*`.
 
 :math:`Dz` is the standard Gaussian measure; every integral is a Gauss–Hermite sum with
 probabilists' nodes (``numpy.polynomial.hermite_e.hermegauss``). An even number of nodes
