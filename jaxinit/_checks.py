@@ -190,6 +190,13 @@ def check_dtype(
     if allow_complex:
         allowed += " or a complex dtype"
     if jnp.issubdtype(dt, jnp.floating):
+        if float(jnp.finfo(dt).min) > 0:  # float8_e8m0fnu: powers of two only, no sign, no 0
+            raise ValueError(
+                f"{fn}: dtype={dt} cannot hold these values (no sign and no zero); allowed:"
+                " float64, float32, bfloat16, float16 and the signed float8 types"
+                " (float8_e4m3fn, float8_e5m2, float8_e4m3fnuz, float8_e5m2fnuz,"
+                " float8_e4m3b11fnuz, float8_e3m4, float8_e4m3), drawn in float32 and rounded"
+            )
         return dt
     if allow_complex and jnp.issubdtype(dt, jnp.complexfloating):
         return dt
@@ -211,7 +218,7 @@ def as_real(fn: str, arg: str, value: Any) -> float:
     try:
         f = float(x)
     except OverflowError:  # a Python int beyond float range
-        f = math.copysign(math.inf, x)
+        f = math.inf if x > 0 else -math.inf  # (copysign would convert x too)
     if not math.isfinite(f):
         raise ValueError(f"{fn}: {arg} must be a finite number, got {_show(value)}")
     return f

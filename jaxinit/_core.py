@@ -168,14 +168,17 @@ def normal(stddev: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
       dtype: default dtype of the output (float or complex).
 
     Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
+    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
+    coarse, so no parity is lost).
     """
     check_positive("normal", "stddev", stddev)
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue("normal", key, shape, dtype, allow_complex=True)
         check_in_dtype("normal", "stddev", stddev, dtype, allow_underflow=False, reach=7)
-        return _rng(key).normal(key, shape, dtype) * jnp.array(stddev, dtype)
+        work = wide_dtype(dtype, parity=True)  # float8: drawn in float32, rounded once
+        return (_rng(key).normal(key, shape, work) * jnp.array(stddev, work)).astype(dtype)
 
     return with_out_sharding("normal", init)
 
@@ -188,14 +191,17 @@ def uniform(scale: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
     :func:`random_uniform` (Keras) or :func:`torch_uniform`.
 
     Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
+    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
+    coarse, so no parity is lost).
     """
     check_positive("uniform", "scale", scale)
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue("uniform", key, shape, dtype)
         check_in_dtype("uniform", "scale", scale, dtype, allow_underflow=False)
-        return _rng(key).uniform(key, shape, dtype) * jnp.array(scale, dtype)
+        work = wide_dtype(dtype, parity=True)  # float8: drawn in float32, rounded once
+        return (_rng(key).uniform(key, shape, work) * jnp.array(scale, work)).astype(dtype)
 
     return with_out_sharding("uniform", init)
 
@@ -211,7 +217,9 @@ def truncated_normal(
     deviation is smaller (0.88 σ for ±2). The variance-scaling schemes correct for this.
 
     Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
+    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
+    coarse, so no parity is lost).
     """
     fn = "truncated_normal"
     check_positive(fn, "stddev", stddev)
@@ -227,7 +235,9 @@ def truncated_normal(
         check_in_dtype(fn, "upper", upper, dtype)
         reach = max(abs(lower), abs(upper))
         check_in_dtype(fn, "stddev", stddev, dtype, allow_underflow=False, reach=reach)
-        return _truncated_normal(key, lower, upper, shape, dtype) * jnp.array(stddev, dtype)
+        work = wide_dtype(dtype, parity=True)  # float8: drawn in float32, rounded once
+        z = _truncated_normal(key, lower, upper, shape, work)
+        return (z * jnp.array(stddev, work)).astype(dtype)
 
     return with_out_sharding(fn, init)
 
@@ -249,50 +259,69 @@ def _shifted_normal(fn: str, mean: float, stddev: float, dtype: DTypeLike) -> In
     return with_out_sharding(fn, init)
 
 
-def _uniform_between(fn: str, lo: float, hi: float, dtype: DTypeLike) -> Initializer:
-    check_finite(fn, "lower bound", lo)
-    check_finite(fn, "upper bound", hi)
+def _uniform_between(
+    fn: str, lo: float, hi: float, dtype: DTypeLike, names: tuple[str, str] | None = None
+) -> Initializer:
+    """U[lo, hi); ``names``: the user's arguments for lo and hi (``("minval", "maxval")``)."""
+    lo_arg, hi_arg = names or ("lower bound", "upper bound")
+    check_finite(fn, lo_arg, lo)
+    check_finite(fn, hi_arg, hi)
     if not lo < hi:
+        if names:
+            raise ValueError(f"{fn}: {lo_arg}={lo!r} must be smaller than {hi_arg}={hi!r}")
         raise ValueError(f"{fn}: the lower bound {lo!r} must be smaller than the upper {hi!r}")
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue(fn, key, shape, dtype)
-        check_in_dtype(fn, "lower bound", lo, dtype)
-        check_in_dtype(fn, "upper bound", hi, dtype)
-        check_in_dtype(fn, "the width upper - lower", hi - lo, dtype, allow_underflow=False)
+        check_in_dtype(fn, lo_arg, lo, dtype)
+        check_in_dtype(fn, hi_arg, hi, dtype)
+        width = f"the width {hi_arg} - {lo_arg}" if names else "the width upper - lower"
+        check_in_dtype(fn, width, hi - lo, dtype, allow_underflow=False)
         work = wide_dtype(dtype)  # half precision: drawn in float32, rounded once
         x = _rng(key).uniform(key, shape, work, lo, hi)
         if work == dtype:
             return x
         # Rounding may reach the excluded upper bound: keep [lo, hi) in the output dtype.
         x, top = x.astype(dtype), jnp.array(hi, dtype)
+        if float(np.array(hi, dtype)) < hi:  # hi rounds down: top is inside [lo, hi)
+            return jnp.where(x > top, top, x)
         return jnp.where(x >= top, jnp.nextafter(top, jnp.array(lo, dtype)), x)
 
     return with_out_sharding(fn, init)
 
 
 def _shifted_truncated_normal(
-    fn: str, mean: float, stddev: float, lo: float, hi: float, dtype: DTypeLike
+    fn: str,
+    mean: float,
+    stddev: float,
+    lo: float,
+    hi: float,
+    dtype: DTypeLike,
+    names: tuple[str, str] | None = None,
 ) -> Initializer:
-    """N(mean, stddev²) cut to the absolute interval [lo, hi]."""
+    """N(mean, stddev²) cut to the absolute interval [lo, hi]; ``names``: the user's
+    arguments for lo and hi (torch's ``("a", "b")``), else they are derived bounds."""
+    lo_arg, hi_arg = names or ("lower bound", "upper bound")
     check_finite(fn, "mean", mean)
     check_positive(fn, "stddev", stddev)
-    check_finite(fn, "lower bound", lo)
-    check_finite(fn, "upper bound", hi)
+    check_finite(fn, lo_arg, lo)
+    check_finite(fn, hi_arg, hi)
     if not lo < hi:
-        raise ValueError(
-            f"{fn}: the lower bound {lo!r} must be smaller than the upper {hi!r}"
-            f" (mean={mean!r}, stddev={stddev!r})"
+        what = (
+            f"{lo_arg}={lo!r} must be smaller than {hi_arg}={hi!r}"
+            if names
+            else f"the lower bound {lo!r} must be smaller than the upper {hi!r}"
         )
+        raise ValueError(f"{fn}: {what} (mean={mean!r}, stddev={stddev!r})")
     lo_z, hi_z = float((lo - mean) / stddev), float((hi - mean) / stddev)
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         shape, dtype = _random_prologue(fn, key, shape, dtype)
-        for arg, v in (("mean", mean), ("lower bound", lo), ("upper bound", hi),
-                       ("lower bound - mean", lo - mean), ("upper bound - mean", hi - mean)):  # fmt: skip
+        for arg, v in (("mean", mean), (lo_arg, lo), (hi_arg, hi),
+                       (f"{lo_arg} - mean", lo - mean), (f"{hi_arg} - mean", hi - mean)):  # fmt: skip
             label = f"{arg} = {v:.4g} (mean={mean!r}, stddev={stddev!r})"
             check_in_dtype(fn, arg, v, dtype, label=label)
-        for arg, v in (("lower bound", lo_z), ("upper bound", hi_z)):
+        for arg, v in ((lo_arg, lo_z), (hi_arg, hi_z)):
             label = f"{arg} in units of stddev = {v:.4g} (mean={mean!r}, stddev={stddev!r})"
             check_in_dtype(fn, arg, v, dtype, label=label)
         check_in_dtype(fn, "stddev", stddev, dtype, allow_underflow=False)
@@ -314,7 +343,7 @@ def random_uniform(
     minval: float = -0.05, maxval: float = 0.05, dtype: DTypeLike = None
 ) -> Initializer:
     r"""Keras ``RandomUniform``: :math:`U[\mathrm{minval}, \mathrm{maxval})`."""
-    return _uniform_between("random_uniform", minval, maxval, dtype)
+    return _uniform_between("random_uniform", minval, maxval, dtype, ("minval", "maxval"))
 
 
 @initializer
@@ -391,7 +420,7 @@ def _variance_scaling(
     check_choice(fn, "mode", mode, MODES)
     check_choice(fn, "distribution", distribution, DISTRIBUTIONS)
     in_axis, out_axis = resolve_axes(fn, layout, in_axis, out_axis)
-    check_axes(fn, "batch_axis", batch_axis)
+    batch_axis = check_axes(fn, "batch_axis", batch_axis)
 
     def init(key: Array, shape: Shape, dtype: DTypeLike = dtype) -> Array:
         check_key(fn, key)
@@ -413,7 +442,7 @@ def _variance_scaling(
         label = f"scale={scale!r} (variance scale/{mode} = {var:.4g} for shape {shape})"
         reach = 3 if distribution == "uniform" else 1  # the uniform bound is √(3·variance)
         check_in_dtype(fn, "scale", var, dtype, allow_underflow=False, label=label, reach=reach)
-        out_dtype, dtype = dtype, (wide_dtype(dtype) if wide else dtype)
+        out_dtype, dtype = dtype, wide_dtype(dtype, parity=not wide)
         return _scaled_draw(key, shape, dtype, scale / _fan(mode, fan_in, fan_out)).astype(
             out_dtype
         )
@@ -476,7 +505,9 @@ def variance_scaling(
       >>> w = init(jax.random.key(0), (256, 128))   # U[±√(6/256)]
 
     Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
+    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
+    coarse, so no parity is lost).
     """
     return _variance_scaling(
         "variance_scaling", scale, mode, distribution, in_axis, out_axis, batch_axis, dtype, layout
@@ -499,7 +530,9 @@ def glorot_uniform(
     √6/√(fan_in + fan_out). Alias ``xavier_uniform``.
 
     Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
+    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
+    coarse, so no parity is lost).
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("glorot_uniform", 1.0, "fan_avg", "uniform", *args)
@@ -521,7 +554,9 @@ def glorot_normal(
     σ = √(6/(in+out)), which is the *uniform* bound. Alias ``xavier_normal``.
 
     Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
+    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
+    coarse, so no parity is lost).
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("glorot_normal", 1.0, "fan_avg", "truncated_normal", *args)
@@ -539,7 +574,9 @@ def lecun_uniform(
     r"""LeCun uniform: :math:`U[\pm\sqrt{3/n_{in}}]`, ``variance_scaling(1.0, "fan_in", "uniform")``.
 
     Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
+    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
+    coarse, so no parity is lost).
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("lecun_uniform", 1.0, "fan_in", "uniform", *args)
@@ -560,7 +597,9 @@ def lecun_normal(
     the init that makes SELU networks self-normalising (Klambauer et al. 2017).
 
     Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
+    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
+    coarse, so no parity is lost).
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("lecun_normal", 1.0, "fan_in", "truncated_normal", *args)
@@ -581,7 +620,9 @@ def he_uniform(
     use fan_in (a common write-up puts fan_out in the upper bound). Alias ``kaiming_uniform``.
 
     Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
+    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
+    coarse, so no parity is lost).
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("he_uniform", 2.0, "fan_in", "uniform", *args)
@@ -603,7 +644,9 @@ def he_normal(
     ``kaiming_normal``.
 
     Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``.
+    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
+    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
+    coarse, so no parity is lost).
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("he_normal", 2.0, "fan_in", "truncated_normal", *args)

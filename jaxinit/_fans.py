@@ -11,6 +11,7 @@ fans are multiplied by the receptive-field size, as in Glorot & Bengio and He et
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from typing import Literal, TypeAlias
 
@@ -26,13 +27,26 @@ LAYOUTS: dict[str, tuple[int, int]] = {
 }
 
 
-def check_axes(fn: str, arg: str, axes: object) -> None:
-    """An axis argument is an int or a sequence of ints (checked when the factory is built)."""
-    ok = isinstance(axes, int) or (
-        isinstance(axes, Sequence) and all(isinstance(a, int) for a in axes)
-    )
-    if not ok or isinstance(axes, bool | str):
-        raise TypeError(f"{fn}: {arg} must be an int or a sequence of ints, got {axes!r}")
+def check_axes(fn: str, arg: str, axes: object) -> int | tuple[int, ...]:
+    """An axis argument is an int or a sequence of ints (checked when the factory is built).
+
+    numpy integer scalars and 0-d integer arrays count as ints (a 1-d integer array as a
+    sequence); the result is a Python int or a tuple of Python ints. Bools are refused.
+    """
+
+    def index(a: object) -> int:
+        if isinstance(a, bool | str | bytes) or str(getattr(a, "dtype", "")) == "bool":
+            raise TypeError
+        return operator.index(a)  # int, numpy int, 0-d integer array
+
+    try:
+        if isinstance(axes, Sequence) or getattr(axes, "ndim", 0) == 1:
+            if isinstance(axes, str | bytes):
+                raise TypeError
+            return tuple(index(a) for a in axes)  # type: ignore[union-attr]
+        return index(axes)
+    except TypeError:
+        raise TypeError(f"{fn}: {arg} must be an int or a sequence of ints, got {axes!r}") from None
 
 
 def resolve_axes(
@@ -42,15 +56,14 @@ def resolve_axes(
     layout_in, layout_out = LAYOUTS[check_choice(fn, "layout", layout or "flax", list(LAYOUTS))]
     in_axis = layout_in if in_axis is None else in_axis
     out_axis = layout_out if out_axis is None else out_axis
-    check_axes(fn, "in_axis", in_axis)
-    check_axes(fn, "out_axis", out_axis)
-    return in_axis, out_axis
+    return check_axes(fn, "in_axis", in_axis), check_axes(fn, "out_axis", out_axis)
 
 
 def _normalize(
     fn: str, arg: str, axes: Axes, shape: tuple[int, ...], *, unique: bool = True
 ) -> tuple[int, ...]:
-    seq = (axes,) if isinstance(axes, int) else tuple(axes)
+    checked = check_axes(fn, arg, axes)
+    seq = (checked,) if isinstance(checked, int) else checked
     rank = len(shape)
     out = []
     for a in seq:

@@ -71,8 +71,8 @@ def keras_fans(
             " give both (the fans are the products of those axes' sizes) or neither"
         )
     if input_axes is not None:
-        check_axes(fn, "input_axes", input_axes)
-        check_axes(fn, "output_axes", output_axes)
+        input_axes = check_axes(fn, "input_axes", input_axes)
+        output_axes = check_axes(fn, "output_axes", output_axes)
 
     def fans(shape: Shape) -> tuple[float, float]:
         if input_axes is not None:

@@ -208,14 +208,10 @@ class FanAxes:
 
 
 def _axes_tuple(fn: str, arg: str, axes: Any) -> tuple[int, ...]:
-    seq = (axes,) if isinstance(axes, int) and not isinstance(axes, bool) else axes
-    if (
-        not isinstance(seq, Sequence)
-        or isinstance(seq, str)
-        or not all(isinstance(a, int) and not isinstance(a, bool) for a in seq)
-    ):
-        raise TypeError(f"{fn}: {arg} must be an int or a sequence of ints, got {axes!r}")
-    return tuple(seq)
+    from jaxinit._fans import check_axes  # numpy ints and 0-d integer arrays count as ints
+
+    checked = check_axes(fn, arg, axes)
+    return (checked,) if isinstance(checked, int) else checked
 
 
 def fan_axes(

@@ -17,6 +17,9 @@ maps (Poole et al. 2016; Schoenholz et al. 2017, *Deep Information Propagation*)
   \phi''(\sqrt{q^*} z)\phi(\sqrt{q^*} z)\big)` and :math:`\xi_c = -1/\ln\chi_c`,
   :math:`\chi_c = \sigma_w^2 \int Dz_1 Dz_2\, \phi'(u_1)\phi'(u_2)` at :math:`c^*`.
   Schoenholz et al. find that networks train when depth :math:`\lesssim 6\,\xi_c`.
+  ξ_q's argument is the slope :math:`dq^{l+1}/dq^l` at :math:`q^*`; it is integrated in
+  :math:`x = \sqrt{q^*} z` (``length_slope``), where Gauss–Hermite in :math:`z` misses the
+  narrow spike of a saturating activation's derivatives at large :math:`q^*`.
 
 :math:`Dz` is the standard Gaussian measure; every integral is a Gauss–Hermite sum with
 probabilists' nodes (``numpy.polynomial.hermite_e.hermegauss``). An even number of nodes
@@ -50,6 +53,7 @@ Activation = str | Callable[[jax.Array], jax.Array]
 # 1e-6 for q <= 3 and to 0.3 % at q = 10 (checked against a 2e5-point trapezoid rule).
 _NODES = 160
 _NODES_2D = 32  # per axis for the correlation map (32² points)
+_NODES_SLOPE = 2000  # trapezoid nodes for the slope of the length map (ξ_q), even
 _Q_MAX = 1e12  # a length this large counts as divergent (unbounded activations, chaos)
 
 
@@ -111,6 +115,7 @@ def _programs(phi: Callable) -> dict[str, Callable]:
     z2, w2 = _gauss_hermite(_NODES_2D)
     za, zb = (jnp.asarray(a.ravel()) for a in np.meshgrid(z2, z2, indexing="ij"))
     ww = jnp.asarray(np.outer(w2, w2).ravel())
+    t_nodes = jnp.linspace(-1.0, 1.0, _NODES_SLOPE)  # trapezoid nodes for length_slope
 
     def outer(a, nodes):  # a[..., None] * nodes, with explicit ranks
         return a[..., None] * nodes.reshape((1,) * a.ndim + nodes.shape)
@@ -172,8 +177,26 @@ def _programs(phi: Callable) -> dict[str, Callable]:
 
         return iterate(step, c0, -1.0, 1.0, tol, max_iter)
 
+    def length_slope(q, sw2):
+        # dL/dq = σ_w² ∫ (φ'² + φφ'')(x) N(x; 0, q) dx, integrated in x rather than in z:
+        # φ's derivatives vary on a scale of 1 in x while the Gaussian has width √q, and
+        # Gauss–Hermite in z misses the spike of width 1/√q (for tanh at q* ≈ 16 it gave a
+        # negative slope, so ξ_q was NaN). x = a·sinh(u), a = min(1, √q), resolves both
+        # scales; the trapezoid rule in u over ±12 standard deviations (an even number of
+        # nodes keeps x = 0, ReLU's kink, out) is exact to ~1e-9 relative for q in
+        # [1e-12, 1e12] (checked against scipy.integrate.quad).
+        a = jnp.minimum(1.0, jnp.sqrt(q))
+        u_max = jnp.arcsinh(12.0 * jnp.sqrt(q) / a)
+        u = outer(u_max, t_nodes)
+        x = outer(a, jnp.ones_like(t_nodes)) * jnp.sinh(u)
+        dx = (a * u_max * (2.0 / (t_nodes.size - 1)))[..., None] * jnp.cosh(u)
+        qq = q[..., None]
+        density = jnp.exp(-(x * x) / (2.0 * qq)) / jnp.sqrt(2.0 * jnp.pi * qq)
+        f = d1(x) ** 2 + phi(x) * d2(x)
+        return sw2 * jnp.sum(f * density * dx, axis=-1)
+
     def slopes(q, c, sw2):
-        return chi(q, sw2), curvature(q, sw2), sw2 * pair(d1, c, q)
+        return chi(q, sw2), length_slope(q, sw2), sw2 * pair(d1, c, q)
 
     return {
         "length": jax.jit(length),
@@ -308,9 +331,9 @@ def mean_field(activation: Activation, weight_variance: Any, bias_variance: Any 
     q = q_star(activation, sw2, sb2)
     qe = _finite_q(q)
     c = c_star(activation, sw2, sb2, q=qe)
-    chi_1, curvature, chi_c = _run(activation, "slopes", qe, c, sw2)
+    chi_1, slope, chi_c = _run(activation, "slopes", qe, c, sw2)
     with np.errstate(divide="ignore"):
-        xi_q = np.abs(-1.0 / np.log(chi_1 + curvature))
+        xi_q = np.abs(-1.0 / np.log(np.abs(slope)))  # |slope|: a negative one alternates
         xi_c = np.abs(-1.0 / np.log(chi_c))
     return MeanField(q, chi_1, c, chi_c, xi_q, xi_c)
 

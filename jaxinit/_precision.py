@@ -26,10 +26,16 @@ import numpy as np
 from jaxinit._values import initializer
 
 
-def wide_dtype(dtype: Any) -> np.dtype:
-    """The dtype to draw in for output ``dtype``: float32 for real floats narrower than 32 bits."""
+def wide_dtype(dtype: Any, *, parity: bool = False) -> np.dtype:
+    """The dtype to draw in for output ``dtype``: float32 for real floats narrower than 32 bits.
+
+    With ``parity`` (the names jaxinit shares with jax), bfloat16 and float16 stay (bit
+    parity with jax) and only the narrower types (float8_*, float4_e2m1fn) are widened:
+    jax's own draws there are NaN (truncated normals, QR has no kernel) or coarse, so
+    there is no parity to keep.
+    """
     dt = jnp.dtype(dtype)
-    if jnp.issubdtype(dt, jnp.floating) and jnp.finfo(dt).bits < 32:
+    if jnp.issubdtype(dt, jnp.floating) and jnp.finfo(dt).bits < (16 if parity else 32):
         return jnp.dtype(jnp.float32)
     return dt
 

@@ -47,7 +47,6 @@ from jaxinit._values import initializer
 Layout = Literal["flax", "torch", "equinox"]
 
 # QR (and so jax.random.orthogonal) has no half-precision kernels: compute in float32.
-_HALF = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
 
 
 def _check_layout(fn: str, layout: str | None) -> str:
@@ -60,7 +59,7 @@ def _check_int(fn: str, arg: str, value: object, *, minimum: int) -> int:
 
 
 def _compute_dtype(dtype: np.dtype) -> np.dtype:
-    return jnp.dtype(jnp.float32) if dtype in _HALF else dtype
+    return wide_dtype(dtype)  # QR has no kernel below float32 (half and float8 types)
 
 
 def _flax_to_torch(x: Array) -> Array:

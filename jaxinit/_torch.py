@@ -92,7 +92,12 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
             " number; give an int or float"
         )
     check_finite("calculate_gain", "param", slope)
-    return math.sqrt(2.0 / (1 + slope**2))
+    if abs(slope) > 1e150:  # slope**2 would overflow float64 (OverflowError)
+        raise ValueError(
+            f"calculate_gain: param (the negative_slope of leaky_relu) {param!r} is too large:"
+            " param**2 overflows float64; give |param| <= 1e150"
+        )
+    return math.sqrt(2.0 / (1 + float(slope) ** 2))
 
 
 def _kaiming(fn: str, a: float, mode: str, nonlinearity: str, distribution: str, **axes):
@@ -238,7 +243,7 @@ def torch_default_bias(
 @initializer
 def torch_uniform(a: float = 0.0, b: float = 1.0, dtype: DTypeLike = None) -> Initializer:
     """torch ``uniform_(a=0, b=1)``: :math:`U[a, b)`."""
-    return _uniform_between("torch_uniform", a, b, dtype)
+    return _uniform_between("torch_uniform", a, b, dtype, ("a", "b"))
 
 
 @initializer
@@ -256,4 +261,4 @@ def torch_trunc_normal(
     Unlike jax's :func:`truncated_normal`, whose bounds are in units of the standard
     deviation, torch's ``a`` and ``b`` are values: with std=0.02 the default ±2 cuts nothing.
     """
-    return _shifted_truncated_normal("torch_trunc_normal", mean, std, a, b, dtype)
+    return _shifted_truncated_normal("torch_trunc_normal", mean, std, a, b, dtype, ("a", "b"))

@@ -62,9 +62,9 @@ def test_bad_stddev(stddev):
 @given(lo=st.floats(-10, 10), width=st.floats(-10, 0))
 @settings(max_examples=20, deadline=None)
 def test_empty_intervals(lo, width):
-    with pytest.raises(ValueError, match="random_uniform: the lower bound"):
+    with pytest.raises(ValueError, match=r"random_uniform: minval=.* must be smaller than maxval="):
         jaxinit.random_uniform(lo, lo + width)
-    with pytest.raises(ValueError, match="torch_trunc_normal: the lower bound"):
+    with pytest.raises(ValueError, match=r"torch_trunc_normal: a=.* must be smaller than b="):
         jaxinit.torch_trunc_normal(a=lo, b=lo + width)
 
 
