@@ -256,10 +256,10 @@ def _build(name: str, options: Mapping[str, Any]) -> Any:
             raise ValueError(f"from_config: {name} takes no options, got {sorted(options)}")
         return _PLAIN[name]
     if name == "ContextRule":
-        from jaxinit._rules import ContextRule
+        from jaxinit.rules._rules import ContextRule
 
         return ContextRule(**options)
-    from jaxinit._registry import get
+    from jaxinit.initializers._registry import get
 
     return get(name, **options)
 
@@ -307,7 +307,7 @@ class Init:
     @property
     def _jaxinit_wrapped(self) -> Callable[..., Any]:
         # the drawing function, for code that reads an initializer's settings
-        # (jaxinit._layers.closure_vars: layout, fans, distribution)
+        # (jaxinit.rules._layers.closure_vars: layout, fans, distribution)
         return self._fn
 
     @property
@@ -442,7 +442,7 @@ def bound_options(factory: Callable[..., Any], kwargs: Mapping[str, Any]) -> dic
 
 
 def _as_value(name: str, options: dict[str, Any], built: Any) -> Any:
-    from jaxinit._rules import ContextRule
+    from jaxinit.rules._rules import ContextRule
 
     if isinstance(built, ContextRule):
         built._spec = (name, types.MappingProxyType(options))

@@ -38,9 +38,9 @@ import optax
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxinit._checks import check_key
-from jaxinit._datasets import Dataset
-from jaxinit._rules import reinit
+from jaxinit.initializers._checks import check_key
+from jaxinit.rules._rules import reinit
+from jaxinit.study._datasets import Dataset
 
 METRICS = ("train_loss", "train_accuracy", "grad_norm", "param_norm")
 EVAL_METRICS = ("test_loss", "test_accuracy")
@@ -666,7 +666,7 @@ def _member_init(model: _Model, spec_key: Any, kernel_pattern: str) -> Callable:
     if kind == "rules":
         rules = list(spec)
     else:
-        from jaxinit._registry import get
+        from jaxinit.initializers._registry import get
 
         rules = {kernel_pattern: get(spec)}
 

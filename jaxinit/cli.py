@@ -46,7 +46,7 @@ def name_list(text: str) -> tuple[str, ...]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from jaxinit._registry import schemes
+    from jaxinit.initializers._registry import schemes
 
     families = sorted({s.family for s in schemes()})
     if args.family is not None and args.family not in families:
@@ -84,13 +84,13 @@ def add_list(sub: argparse._SubParsersAction) -> None:
 
 
 def add_compare(sub: argparse._SubParsersAction) -> None:
-    from jaxinit._compare import add_compare as add
+    from jaxinit.study._compare import add_compare as add
 
     add(sub)
 
 
 def add_propagate(sub: argparse._SubParsersAction) -> None:
-    from jaxinit._diagnostics import add_propagate as add
+    from jaxinit.theory._diagnostics import add_propagate as add
 
     add(sub)
 
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import jax
 
-    from jaxinit._engine import use_cpu_cores
+    from jaxinit.study._engine import use_cpu_cores
 
     use_cpu_cores()  # members train in parallel, one device per CPU core
     # Non-partitionable threefry compiles ~9x faster on the CPU (0.4 s instead of 3.9 s per
