@@ -9,6 +9,7 @@ draws exactly the numbers the plain function drew before it was a value.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from jaxinit.cli import use_cpu_cores as use_cpu_cores
 from jaxinit.initializers._core import Initializer as Initializer
 from jaxinit.initializers._core import constant as constant
 from jaxinit.initializers._core import glorot_bengio_standard as glorot_bengio_standard
@@ -133,7 +134,6 @@ from jaxinit.study._datasets import shapeset as shapeset
 from jaxinit.study._engine import Study as Study
 from jaxinit.study._engine import StudyResult as StudyResult
 from jaxinit.study._engine import run_study as run_study
-from jaxinit.study._engine import use_cpu_cores as use_cpu_cores
 from jaxinit.study._models import ACTIVATIONS as ACTIVATIONS
 from jaxinit.study._models import CNN1D as CNN1D
 from jaxinit.study._models import MLP as MLP

@@ -41,7 +41,14 @@ import numpy as np
 
 from jaxinit.initializers._checks import check_key
 from jaxinit.initializers._core import Initializer
-from jaxinit.initializers._values import _build, _config, _frozen_options, freeze, initializer
+from jaxinit.initializers._values import (
+    _RULE_TYPES,
+    _build,
+    _config,
+    _frozen_options,
+    freeze,
+    initializer,
+)
 
 Pattern: TypeAlias = str | re.Pattern
 Rules: TypeAlias = Mapping[Pattern, Any] | Sequence[tuple[Pattern, Any]]
@@ -165,6 +172,9 @@ class ContextRule:
         if self._spec is not None:
             return (_build, (self._spec[0], dict(self._spec[1])))
         return (ContextRule, (self.build, self.name), {"optional": self.optional})
+
+
+_RULE_TYPES["ContextRule"] = ContextRule
 
 
 @initializer

@@ -546,7 +546,7 @@ def _reset_compilation_cache() -> None:
 
 
 def add_compare(sub: argparse._SubParsersAction) -> None:
-    from jaxinit.cli import name_list, positive_float, positive_int
+    from jaxinit._argtypes import name_list, positive_float, positive_int
 
     d = CompareConfig()
     quick = ", ".join(f"{k} {v}" for k, v in QUICK.items())

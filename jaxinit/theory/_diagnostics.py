@@ -346,7 +346,7 @@ def _propagate_main(args: Any) -> int:
 def add_propagate(sub: Any) -> None:
     import argparse
 
-    from jaxinit.cli import positive_int
+    from jaxinit._argtypes import positive_int
 
     p = sub.add_parser(
         "propagate",
