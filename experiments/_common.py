@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jaxinit import _stats
-from jaxinit._compare import _finite
+from jaxinit.study import _stats
+from jaxinit.study._compare import _finite
 
 
 def parse(doc: str, name: str, argv: Sequence[str] | None) -> argparse.Namespace:
@@ -146,7 +146,7 @@ def layer_stats(model, params, x, activation) -> tuple[np.ndarray, np.ndarray]:
     (one forward pass; Dense outputs captured by flax, the activation applied here)."""
     import jax.numpy as jnp
 
-    from jaxinit._models import activation_fn
+    from jaxinit.study._models import activation_fn
 
     _, state = model.apply({"params": params}, jnp.asarray(x), capture_intermediates=True)
     inter = state["intermediates"]

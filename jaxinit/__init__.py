@@ -5,156 +5,414 @@ Every initializer is ``init(key, shape, dtype=...) -> jax.Array``, usable as
 value (:class:`Init`): equal options give equal, equally hashed initializers, its ``repr`` is
 the call that made it, and ``get_config()`` / :func:`from_config` round-trip it as JSON; it
 draws exactly the numbers the plain function drew before it was a value.
+
+The package is layered; every import points down (cli -> theory -> study -> rules ->
+initializers), and each layer's names are also top-level ``jaxinit.<name>``.
+``jaxinit.initializers`` and ``jaxinit.rules`` load with the package; ``jaxinit.study`` and
+``jaxinit.theory`` (flax, optax) load on first use of one of their names.
+
+Initializers (``jaxinit.initializers``):
+  calculate_gain, compute_fans, constant, delta_orthogonal, dirac, draw_in_float32, eye,
+  fast, fast_key, from_config, get, glorot_bengio_standard, glorot_normal, glorot_uniform,
+  he_normal, he_uniform, identity, Init, Initializer, is_fast_key, kaiming_normal,
+  kaiming_uniform, lecun_normal, lecun_uniform, names, normal, ones, ones_init, orthogonal,
+  random_normal, random_truncated_normal, random_uniform, register, RuleSet, Scheme, scheme,
+  schemes, sparse, stft, torch_default_bias, torch_default_kernel, torch_kaiming_normal,
+  torch_kaiming_uniform, torch_normal, torch_sparse, torch_trunc_normal, torch_uniform,
+  torch_xavier_normal, torch_xavier_uniform, truncated_normal, uniform, variance_scaling,
+  xavier_normal, xavier_uniform, zero_init, zeros, zeros_init
+
+Rules for whole models (``jaxinit.rules``):
+  any_of, base_shapes, BaseShape, bert, ContextRule, coord_check, CoordCheck, deepnet,
+  deepnorm_constants, depth_scaled, explain, fan_axes, fixup, gpt2, InfShape, infshape_of,
+  infshapes, init_params, layer_index, LayerFans, LayerReport, LeafInfo, lr_multiplier,
+  lsuv, make_init, mup, mup_adam, mup_attention_fn, mup_sgd, optional, param_shardings,
+  readout_multiplier, recurrent, reinit, rezero, scale_by_mup, skipinit, t_fixup,
+  torch_default_layer_rules, torch_default_rules, vit
+
+Studies and their statistics (``jaxinit.study``):
+  ACTIVATIONS, aggregate_intervals, aggregate_iqm, aggregate_mean, aggregate_median,
+  aggregate_optimality_gap, CNN1D, CompareConfig, Dataset, digits, holm,
+  improvement_interval, Interval, linear_teacher, load_dataset, MLP, mnist1d, paired_t_test,
+  performance_profile, plot_performance_profiles, probability_of_improvement,
+  recommended_reference, ResNet, run_compare, run_study, shapeset, stratified_bootstrap,
+  Study, StudyResult, verdicts
+
+Theory (``jaxinit.theory``):
+  c_star, chi, correlation_map, critical_gain, critical_weight_variance, diagnose,
+  length_map, mean_field, MeanField, plot_variance_by_depth, predict_propagation, propagate,
+  Propagation, propagation_table, q_star
+
+Process-wide settings the command line uses (``jaxinit.cli``):
+  use_cpu_cores
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from jaxinit._aggregate import Interval as Interval
-from jaxinit._aggregate import aggregate_intervals as aggregate_intervals
-from jaxinit._aggregate import aggregate_iqm as aggregate_iqm
-from jaxinit._aggregate import aggregate_mean as aggregate_mean
-from jaxinit._aggregate import aggregate_median as aggregate_median
-from jaxinit._aggregate import aggregate_optimality_gap as aggregate_optimality_gap
-from jaxinit._aggregate import holm as holm
-from jaxinit._aggregate import improvement_interval as improvement_interval
-from jaxinit._aggregate import paired_t_test as paired_t_test
-from jaxinit._aggregate import performance_profile as performance_profile
-from jaxinit._aggregate import plot_performance_profiles as plot_performance_profiles
-from jaxinit._aggregate import probability_of_improvement as probability_of_improvement
-from jaxinit._aggregate import recommended_reference as recommended_reference
-from jaxinit._aggregate import stratified_bootstrap as stratified_bootstrap
-from jaxinit._aggregate import verdicts as verdicts
-from jaxinit._compare import CompareConfig as CompareConfig
-from jaxinit._compare import run_compare as run_compare
-from jaxinit._core import Initializer as Initializer
-from jaxinit._core import constant as constant
-from jaxinit._core import glorot_bengio_standard as glorot_bengio_standard
-from jaxinit._core import glorot_normal as glorot_normal
-from jaxinit._core import glorot_uniform as glorot_uniform
-from jaxinit._core import he_normal as he_normal
-from jaxinit._core import he_uniform as he_uniform
-from jaxinit._core import kaiming_normal as kaiming_normal
-from jaxinit._core import kaiming_uniform as kaiming_uniform
-from jaxinit._core import lecun_normal as lecun_normal
-from jaxinit._core import lecun_uniform as lecun_uniform
-from jaxinit._core import normal as normal
-from jaxinit._core import ones as ones
-from jaxinit._core import ones_init as ones_init
-from jaxinit._core import random_normal as random_normal
-from jaxinit._core import random_truncated_normal as random_truncated_normal
-from jaxinit._core import random_uniform as random_uniform
-from jaxinit._core import truncated_normal as truncated_normal
-from jaxinit._core import uniform as uniform
-from jaxinit._core import variance_scaling as variance_scaling
-from jaxinit._core import xavier_normal as xavier_normal
-from jaxinit._core import xavier_uniform as xavier_uniform
-from jaxinit._core import zeros as zeros
-from jaxinit._core import zeros_init as zeros_init
-from jaxinit._datasets import Dataset as Dataset
-from jaxinit._datasets import digits as digits
-from jaxinit._datasets import linear_teacher as linear_teacher
-from jaxinit._datasets import load_dataset as load_dataset
-from jaxinit._datasets import mnist1d as mnist1d
-from jaxinit._datasets import shapeset as shapeset
-from jaxinit._diagnostics import diagnose as diagnose
-from jaxinit._diagnostics import plot_variance_by_depth as plot_variance_by_depth
-from jaxinit._diagnostics import propagate as propagate
-from jaxinit._diagnostics import propagation_table as propagation_table
-from jaxinit._engine import Study as Study
-from jaxinit._engine import StudyResult as StudyResult
-from jaxinit._engine import run_study as run_study
-from jaxinit._engine import use_cpu_cores as use_cpu_cores
-from jaxinit._fans import compute_fans as compute_fans
-from jaxinit._fast import fast as fast
-from jaxinit._fast import fast_key as fast_key
-from jaxinit._fast import is_fast_key as is_fast_key
-from jaxinit._keras import stft as stft
-from jaxinit._layers import LayerFans as LayerFans
-from jaxinit._layers import fan_axes as fan_axes
-from jaxinit._lsuv import LayerReport as LayerReport
-from jaxinit._lsuv import lsuv as lsuv
-from jaxinit._meanfield import MeanField as MeanField
-from jaxinit._meanfield import Propagation as Propagation
-from jaxinit._meanfield import c_star as c_star
-from jaxinit._meanfield import chi as chi
-from jaxinit._meanfield import correlation_map as correlation_map
-from jaxinit._meanfield import critical_gain as critical_gain
-from jaxinit._meanfield import critical_weight_variance as critical_weight_variance
-from jaxinit._meanfield import length_map as length_map
-from jaxinit._meanfield import mean_field as mean_field
-from jaxinit._meanfield import predict_propagation as predict_propagation
-from jaxinit._meanfield import q_star as q_star
-from jaxinit._models import ACTIVATIONS as ACTIVATIONS
-from jaxinit._models import CNN1D as CNN1D
-from jaxinit._models import MLP as MLP
-from jaxinit._models import ResNet as ResNet
-from jaxinit._mup import BaseShape as BaseShape
-from jaxinit._mup import CoordCheck as CoordCheck
-from jaxinit._mup import InfShape as InfShape
-from jaxinit._mup import base_shapes as base_shapes
-from jaxinit._mup import coord_check as coord_check
-from jaxinit._mup import infshape_of as infshape_of
-from jaxinit._mup import infshapes as infshapes
-from jaxinit._mup import lr_multiplier as lr_multiplier
-from jaxinit._mup import mup_adam as mup_adam
-from jaxinit._mup import mup_attention_fn as mup_attention_fn
-from jaxinit._mup import mup_sgd as mup_sgd
-from jaxinit._mup import readout_multiplier as readout_multiplier
-from jaxinit._mup import scale_by_mup as scale_by_mup
-from jaxinit._precision import draw_in_float32 as draw_in_float32
-from jaxinit._registry import Scheme as Scheme
-from jaxinit._registry import get as get
-from jaxinit._registry import names as names
-from jaxinit._registry import register as register
-from jaxinit._registry import scheme as scheme
-from jaxinit._registry import schemes as schemes
-from jaxinit._rules import ContextRule as ContextRule
-from jaxinit._rules import LeafInfo as LeafInfo
-from jaxinit._rules import any_of as any_of
-from jaxinit._rules import explain as explain
-from jaxinit._rules import optional as optional
-from jaxinit._rules import reinit as reinit
-from jaxinit._rulesets import fixup as fixup
-from jaxinit._rulesets import gpt2 as gpt2
-from jaxinit._rulesets import mup as mup
-from jaxinit._rulesets import rezero as rezero
-from jaxinit._rulesets import skipinit as skipinit
-from jaxinit._rulesets import t_fixup as t_fixup
-from jaxinit._rulesets import torch_default_rules as torch_default_rules
-from jaxinit._rulesets_models import bert as bert
-from jaxinit._rulesets_models import deepnet as deepnet
-from jaxinit._rulesets_models import deepnorm_constants as deepnorm_constants
-from jaxinit._rulesets_models import depth_scaled as depth_scaled
-from jaxinit._rulesets_models import layer_index as layer_index
-from jaxinit._rulesets_models import recurrent as recurrent
-from jaxinit._rulesets_models import torch_default_layer_rules as torch_default_layer_rules
-from jaxinit._rulesets_models import vit as vit
-from jaxinit._sharded import init_params as init_params
-from jaxinit._sharded import make_init as make_init
-from jaxinit._sharded import param_shardings as param_shardings
-from jaxinit._structured import delta_orthogonal as delta_orthogonal
-from jaxinit._structured import dirac as dirac
-from jaxinit._structured import eye as eye
-from jaxinit._structured import identity as identity
-from jaxinit._structured import orthogonal as orthogonal
-from jaxinit._structured import sparse as sparse
-from jaxinit._structured import torch_sparse as torch_sparse
-from jaxinit._structured import zero_init as zero_init
-from jaxinit._torch import calculate_gain as calculate_gain
-from jaxinit._torch import torch_default_bias as torch_default_bias
-from jaxinit._torch import torch_default_kernel as torch_default_kernel
-from jaxinit._torch import torch_kaiming_normal as torch_kaiming_normal
-from jaxinit._torch import torch_kaiming_uniform as torch_kaiming_uniform
-from jaxinit._torch import torch_normal as torch_normal
-from jaxinit._torch import torch_trunc_normal as torch_trunc_normal
-from jaxinit._torch import torch_uniform as torch_uniform
-from jaxinit._torch import torch_xavier_normal as torch_xavier_normal
-from jaxinit._torch import torch_xavier_uniform as torch_xavier_uniform
-from jaxinit._values import Init as Init
-from jaxinit._values import RuleSet as RuleSet
-from jaxinit._values import from_config as from_config
+from jaxinit.cli import use_cpu_cores as use_cpu_cores
+from jaxinit.initializers import Init as Init
+from jaxinit.initializers import Initializer as Initializer
+from jaxinit.initializers import RuleSet as RuleSet
+from jaxinit.initializers import Scheme as Scheme
+from jaxinit.initializers import calculate_gain as calculate_gain
+from jaxinit.initializers import compute_fans as compute_fans
+from jaxinit.initializers import constant as constant
+from jaxinit.initializers import delta_orthogonal as delta_orthogonal
+from jaxinit.initializers import dirac as dirac
+from jaxinit.initializers import draw_in_float32 as draw_in_float32
+from jaxinit.initializers import eye as eye
+from jaxinit.initializers import fast as fast
+from jaxinit.initializers import fast_key as fast_key
+from jaxinit.initializers import from_config as from_config
+from jaxinit.initializers import get as get
+from jaxinit.initializers import glorot_bengio_standard as glorot_bengio_standard
+from jaxinit.initializers import glorot_normal as glorot_normal
+from jaxinit.initializers import glorot_uniform as glorot_uniform
+from jaxinit.initializers import he_normal as he_normal
+from jaxinit.initializers import he_uniform as he_uniform
+from jaxinit.initializers import identity as identity
+from jaxinit.initializers import is_fast_key as is_fast_key
+from jaxinit.initializers import kaiming_normal as kaiming_normal
+from jaxinit.initializers import kaiming_uniform as kaiming_uniform
+from jaxinit.initializers import lecun_normal as lecun_normal
+from jaxinit.initializers import lecun_uniform as lecun_uniform
+from jaxinit.initializers import names as names
+from jaxinit.initializers import normal as normal
+from jaxinit.initializers import ones as ones
+from jaxinit.initializers import ones_init as ones_init
+from jaxinit.initializers import orthogonal as orthogonal
+from jaxinit.initializers import random_normal as random_normal
+from jaxinit.initializers import random_truncated_normal as random_truncated_normal
+from jaxinit.initializers import random_uniform as random_uniform
+from jaxinit.initializers import register as register
+from jaxinit.initializers import scheme as scheme
+from jaxinit.initializers import schemes as schemes
+from jaxinit.initializers import sparse as sparse
+from jaxinit.initializers import stft as stft
+from jaxinit.initializers import torch_default_bias as torch_default_bias
+from jaxinit.initializers import torch_default_kernel as torch_default_kernel
+from jaxinit.initializers import torch_kaiming_normal as torch_kaiming_normal
+from jaxinit.initializers import torch_kaiming_uniform as torch_kaiming_uniform
+from jaxinit.initializers import torch_normal as torch_normal
+from jaxinit.initializers import torch_sparse as torch_sparse
+from jaxinit.initializers import torch_trunc_normal as torch_trunc_normal
+from jaxinit.initializers import torch_uniform as torch_uniform
+from jaxinit.initializers import torch_xavier_normal as torch_xavier_normal
+from jaxinit.initializers import torch_xavier_uniform as torch_xavier_uniform
+from jaxinit.initializers import truncated_normal as truncated_normal
+from jaxinit.initializers import uniform as uniform
+from jaxinit.initializers import variance_scaling as variance_scaling
+from jaxinit.initializers import xavier_normal as xavier_normal
+from jaxinit.initializers import xavier_uniform as xavier_uniform
+from jaxinit.initializers import zero_init as zero_init
+from jaxinit.initializers import zeros as zeros
+from jaxinit.initializers import zeros_init as zeros_init
+from jaxinit.rules import BaseShape as BaseShape
+from jaxinit.rules import ContextRule as ContextRule
+from jaxinit.rules import CoordCheck as CoordCheck
+from jaxinit.rules import InfShape as InfShape
+from jaxinit.rules import LayerFans as LayerFans
+from jaxinit.rules import LayerReport as LayerReport
+from jaxinit.rules import LeafInfo as LeafInfo
+from jaxinit.rules import any_of as any_of
+from jaxinit.rules import base_shapes as base_shapes
+from jaxinit.rules import bert as bert
+from jaxinit.rules import coord_check as coord_check
+from jaxinit.rules import deepnet as deepnet
+from jaxinit.rules import deepnorm_constants as deepnorm_constants
+from jaxinit.rules import depth_scaled as depth_scaled
+from jaxinit.rules import explain as explain
+from jaxinit.rules import fan_axes as fan_axes
+from jaxinit.rules import fixup as fixup
+from jaxinit.rules import gpt2 as gpt2
+from jaxinit.rules import infshape_of as infshape_of
+from jaxinit.rules import infshapes as infshapes
+from jaxinit.rules import init_params as init_params
+from jaxinit.rules import layer_index as layer_index
+from jaxinit.rules import lr_multiplier as lr_multiplier
+from jaxinit.rules import lsuv as lsuv
+from jaxinit.rules import make_init as make_init
+from jaxinit.rules import mup as mup
+from jaxinit.rules import mup_adam as mup_adam
+from jaxinit.rules import mup_attention_fn as mup_attention_fn
+from jaxinit.rules import mup_sgd as mup_sgd
+from jaxinit.rules import optional as optional
+from jaxinit.rules import param_shardings as param_shardings
+from jaxinit.rules import readout_multiplier as readout_multiplier
+from jaxinit.rules import recurrent as recurrent
+from jaxinit.rules import reinit as reinit
+from jaxinit.rules import rezero as rezero
+from jaxinit.rules import scale_by_mup as scale_by_mup
+from jaxinit.rules import skipinit as skipinit
+from jaxinit.rules import t_fixup as t_fixup
+from jaxinit.rules import torch_default_layer_rules as torch_default_layer_rules
+from jaxinit.rules import torch_default_rules as torch_default_rules
+from jaxinit.rules import vit as vit
+
+if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
+    from jaxinit.study import ACTIVATIONS as ACTIVATIONS
+    from jaxinit.study import CNN1D as CNN1D
+    from jaxinit.study import MLP as MLP
+    from jaxinit.study import CompareConfig as CompareConfig
+    from jaxinit.study import Dataset as Dataset
+    from jaxinit.study import Interval as Interval
+    from jaxinit.study import ResNet as ResNet
+    from jaxinit.study import Study as Study
+    from jaxinit.study import StudyResult as StudyResult
+    from jaxinit.study import aggregate_intervals as aggregate_intervals
+    from jaxinit.study import aggregate_iqm as aggregate_iqm
+    from jaxinit.study import aggregate_mean as aggregate_mean
+    from jaxinit.study import aggregate_median as aggregate_median
+    from jaxinit.study import aggregate_optimality_gap as aggregate_optimality_gap
+    from jaxinit.study import digits as digits
+    from jaxinit.study import holm as holm
+    from jaxinit.study import improvement_interval as improvement_interval
+    from jaxinit.study import linear_teacher as linear_teacher
+    from jaxinit.study import load_dataset as load_dataset
+    from jaxinit.study import mnist1d as mnist1d
+    from jaxinit.study import paired_t_test as paired_t_test
+    from jaxinit.study import performance_profile as performance_profile
+    from jaxinit.study import plot_performance_profiles as plot_performance_profiles
+    from jaxinit.study import probability_of_improvement as probability_of_improvement
+    from jaxinit.study import recommended_reference as recommended_reference
+    from jaxinit.study import run_compare as run_compare
+    from jaxinit.study import run_study as run_study
+    from jaxinit.study import shapeset as shapeset
+    from jaxinit.study import stratified_bootstrap as stratified_bootstrap
+    from jaxinit.study import verdicts as verdicts
+    from jaxinit.theory import MeanField as MeanField
+    from jaxinit.theory import Propagation as Propagation
+    from jaxinit.theory import c_star as c_star
+    from jaxinit.theory import chi as chi
+    from jaxinit.theory import correlation_map as correlation_map
+    from jaxinit.theory import critical_gain as critical_gain
+    from jaxinit.theory import critical_weight_variance as critical_weight_variance
+    from jaxinit.theory import diagnose as diagnose
+    from jaxinit.theory import length_map as length_map
+    from jaxinit.theory import mean_field as mean_field
+    from jaxinit.theory import plot_variance_by_depth as plot_variance_by_depth
+    from jaxinit.theory import predict_propagation as predict_propagation
+    from jaxinit.theory import propagate as propagate
+    from jaxinit.theory import propagation_table as propagation_table
+    from jaxinit.theory import q_star as q_star
 
 try:
     __version__ = version("jaxinit")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
+
+# The study and theory layers import flax and optax: load them on first use, so that
+# ``import jaxinit`` (and ``jaxinit.initializers``) needs jax and numpy only.
+_LAZY = {
+    "Interval": "jaxinit.study",
+    "aggregate_intervals": "jaxinit.study",
+    "aggregate_iqm": "jaxinit.study",
+    "aggregate_mean": "jaxinit.study",
+    "aggregate_median": "jaxinit.study",
+    "aggregate_optimality_gap": "jaxinit.study",
+    "holm": "jaxinit.study",
+    "improvement_interval": "jaxinit.study",
+    "paired_t_test": "jaxinit.study",
+    "performance_profile": "jaxinit.study",
+    "plot_performance_profiles": "jaxinit.study",
+    "probability_of_improvement": "jaxinit.study",
+    "recommended_reference": "jaxinit.study",
+    "stratified_bootstrap": "jaxinit.study",
+    "verdicts": "jaxinit.study",
+    "CompareConfig": "jaxinit.study",
+    "run_compare": "jaxinit.study",
+    "Dataset": "jaxinit.study",
+    "digits": "jaxinit.study",
+    "linear_teacher": "jaxinit.study",
+    "load_dataset": "jaxinit.study",
+    "mnist1d": "jaxinit.study",
+    "shapeset": "jaxinit.study",
+    "Study": "jaxinit.study",
+    "StudyResult": "jaxinit.study",
+    "run_study": "jaxinit.study",
+    "ACTIVATIONS": "jaxinit.study",
+    "CNN1D": "jaxinit.study",
+    "MLP": "jaxinit.study",
+    "ResNet": "jaxinit.study",
+    "diagnose": "jaxinit.theory",
+    "plot_variance_by_depth": "jaxinit.theory",
+    "propagate": "jaxinit.theory",
+    "propagation_table": "jaxinit.theory",
+    "MeanField": "jaxinit.theory",
+    "Propagation": "jaxinit.theory",
+    "c_star": "jaxinit.theory",
+    "chi": "jaxinit.theory",
+    "correlation_map": "jaxinit.theory",
+    "critical_gain": "jaxinit.theory",
+    "critical_weight_variance": "jaxinit.theory",
+    "length_map": "jaxinit.theory",
+    "mean_field": "jaxinit.theory",
+    "predict_propagation": "jaxinit.theory",
+    "q_star": "jaxinit.theory",
+}
+_SUBPACKAGES = ("study", "theory")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBPACKAGES:
+        return import_module(f"jaxinit.{name}")
+    raise AttributeError(f"module 'jaxinit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES))
+
+
+# Every public name, grouped by layer in the module docstring.
+__all__ = [
+    "ACTIVATIONS",
+    "CNN1D",
+    "MLP",
+    "BaseShape",
+    "CompareConfig",
+    "ContextRule",
+    "CoordCheck",
+    "Dataset",
+    "InfShape",
+    "Init",
+    "Initializer",
+    "Interval",
+    "LayerFans",
+    "LayerReport",
+    "LeafInfo",
+    "MeanField",
+    "Propagation",
+    "ResNet",
+    "RuleSet",
+    "Scheme",
+    "Study",
+    "StudyResult",
+    "aggregate_intervals",
+    "aggregate_iqm",
+    "aggregate_mean",
+    "aggregate_median",
+    "aggregate_optimality_gap",
+    "any_of",
+    "base_shapes",
+    "bert",
+    "c_star",
+    "calculate_gain",
+    "chi",
+    "compute_fans",
+    "constant",
+    "coord_check",
+    "correlation_map",
+    "critical_gain",
+    "critical_weight_variance",
+    "deepnet",
+    "deepnorm_constants",
+    "delta_orthogonal",
+    "depth_scaled",
+    "diagnose",
+    "digits",
+    "dirac",
+    "draw_in_float32",
+    "explain",
+    "eye",
+    "fan_axes",
+    "fast",
+    "fast_key",
+    "fixup",
+    "from_config",
+    "get",
+    "glorot_bengio_standard",
+    "glorot_normal",
+    "glorot_uniform",
+    "gpt2",
+    "he_normal",
+    "he_uniform",
+    "holm",
+    "identity",
+    "improvement_interval",
+    "infshape_of",
+    "infshapes",
+    "init_params",
+    "is_fast_key",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "layer_index",
+    "lecun_normal",
+    "lecun_uniform",
+    "length_map",
+    "linear_teacher",
+    "load_dataset",
+    "lr_multiplier",
+    "lsuv",
+    "make_init",
+    "mean_field",
+    "mnist1d",
+    "mup",
+    "mup_adam",
+    "mup_attention_fn",
+    "mup_sgd",
+    "names",
+    "normal",
+    "ones",
+    "ones_init",
+    "optional",
+    "orthogonal",
+    "paired_t_test",
+    "param_shardings",
+    "performance_profile",
+    "plot_performance_profiles",
+    "plot_variance_by_depth",
+    "predict_propagation",
+    "probability_of_improvement",
+    "propagate",
+    "propagation_table",
+    "q_star",
+    "random_normal",
+    "random_truncated_normal",
+    "random_uniform",
+    "readout_multiplier",
+    "recommended_reference",
+    "recurrent",
+    "register",
+    "reinit",
+    "rezero",
+    "run_compare",
+    "run_study",
+    "scale_by_mup",
+    "scheme",
+    "schemes",
+    "shapeset",
+    "skipinit",
+    "sparse",
+    "stft",
+    "stratified_bootstrap",
+    "t_fixup",
+    "torch_default_bias",
+    "torch_default_kernel",
+    "torch_default_layer_rules",
+    "torch_default_rules",
+    "torch_kaiming_normal",
+    "torch_kaiming_uniform",
+    "torch_normal",
+    "torch_sparse",
+    "torch_trunc_normal",
+    "torch_uniform",
+    "torch_xavier_normal",
+    "torch_xavier_uniform",
+    "truncated_normal",
+    "uniform",
+    "use_cpu_cores",
+    "variance_scaling",
+    "verdicts",
+    "vit",
+    "xavier_normal",
+    "xavier_uniform",
+    "zero_init",
+    "zeros",
+    "zeros_init",
+]

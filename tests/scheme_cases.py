@@ -13,7 +13,7 @@ CASES: dict[str, list[tuple[dict, list[tuple[int, ...]]]]] = {
         ({"scale": 1.0, "mode": "fan_avg", "distribution": "truncated_normal"}, GENERIC_SHAPES),
     ],
     "torch_default_bias": [({"fan_in": 16}, [(8,), (4, 8)])],
-    # jaxinit/_structured.py
+    # jaxinit/initializers/_structured.py
     "orthogonal": [
         ({}, [*GENERIC_SHAPES, (8, 16), (3, 4, 8)]),
         ({"scale": 2.0, "column_axis": 0}, GENERIC_SHAPES),
@@ -28,6 +28,6 @@ CASES: dict[str, list[tuple[dict, list[tuple[int, ...]]]]] = {
     "zero_init": [({}, [*GENERIC_SHAPES, (8, 16), (3, 3, 8, 4)])],
     "sparse": [({}, GENERIC_SHAPES), ({"k": 2, "layout": "torch"}, [(8, 4), (8, 4, 3, 3)])],
     "torch_sparse": [({"sparsity": 0.5}, [(16, 8), (8, 16)]), ({"sparsity": 0.0}, [(4, 4)])],
-    # jaxinit/_keras.py
+    # jaxinit/initializers/_keras.py
     "stft": [({}, [(16, 1, 9), (16, 1, 8)]), ({"side": "imag", "window": None}, [(8, 2, 5)])],
 }

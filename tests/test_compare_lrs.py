@@ -7,8 +7,8 @@ import jax
 import pandas as pd
 import pytest
 
-from jaxinit import _compare
-from jaxinit._cli import main
+from jaxinit.cli import main
+from jaxinit.study import _compare
 
 
 def test_compare_with_a_rate_grid_picks_each_inits_rate_on_validation(tmp_path, capsys):

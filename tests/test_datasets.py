@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from jaxinit._datasets import (
+from jaxinit.study._datasets import (
     DATASETS,
     SHAPESET_CLASSES,
     _shape_masks,

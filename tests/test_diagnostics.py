@@ -8,7 +8,7 @@ import matplotlib
 import pytest
 
 import jaxinit
-from jaxinit._cli import main
+from jaxinit.cli import main
 
 
 def _x(batch=64, width=32):

@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 import jaxinit
-from jaxinit import _engine
+from jaxinit.study import _engine
 
 DATA = jaxinit.digits()
 MODEL = jaxinit.MLP((16, 10))

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jaxinit
-from jaxinit import _engine
+from jaxinit.study import _engine
 
 DATA = jaxinit.digits()
 SMALL = jaxinit.Dataset("small", DATA.x_train[:200], DATA.y_train[:200], DATA.x_test[:50],

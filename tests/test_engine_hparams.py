@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import jaxinit
-from jaxinit import _engine
+from jaxinit.study import _engine
 
 DATA = jaxinit.digits()
 SMALL = jaxinit.Dataset("small", DATA.x_train[:300], DATA.y_train[:300], DATA.x_test[:100],

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 import jaxinit
-from jaxinit import _fast
+from jaxinit.initializers import _fast
 
 N = 100_000  # KS on 1e5 draws detects a CDF error of ~0.006
 

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jaxinit
-from jaxinit import _compare
+from jaxinit.study import _compare
 
 KEY = jax.random.key(0)
 
@@ -609,7 +609,7 @@ def test_lsuv_and_diagnose_regressions():
 
 
 def test_cli_regressions(monkeypatch, capsys):
-    from jaxinit._cli import main
+    from jaxinit.cli import main
 
     assert main(["list", "--family", "bogus"]) == 2
     assert "--family 'bogus' is not a family; allowed: constant" in capsys.readouterr().err
@@ -656,7 +656,7 @@ def test_ctrl_c_stops_a_real_compare_run(tmp_path):
     import time
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    cmd = [sys.executable, "-m", "jaxinit._cli", "compare", "--quick", "--steps", "3000",
+    cmd = [sys.executable, "-m", "jaxinit.cli", "compare", "--quick", "--steps", "3000",
            "--inits", "zeros,he_normal", "--out", str(tmp_path)]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120

@@ -16,7 +16,7 @@ import scipy.signal
 from scipy import stats
 
 import jaxinit
-from jaxinit._keras import keras_fans
+from jaxinit.initializers._keras import keras_fans
 
 KEY = jax.random.key(1337)
 P_MIN = 1e-4  # torch's KS threshold, used for every distribution check here

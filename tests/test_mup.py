@@ -14,7 +14,7 @@ import pytest
 from flax import nnx
 
 import jaxinit
-from jaxinit._mup import InfShape
+from jaxinit.rules._mup import InfShape
 
 D_IN, D_OUT = 8, 10
 
@@ -202,11 +202,11 @@ def test_optax_transforms_scale_updates_per_class():
             upd, state = tx.update(g, state, p)
             p = optax.apply_updates(p, upd)
         for (kp, x0), (_, x1) in zip(flat, jax.tree_util.tree_flatten_with_path(p)[0], strict=True):
-            path = jaxinit._rules.path_str(kp)
+            path = jaxinit.rules._rules.path_str(kp)
             m = jaxinit.lr_multiplier(jaxinit.infshape_of(path, x0.shape, bsh), opt)
             ref_tx = reference(m)
             gs = [jax.tree_util.tree_flatten_with_path(g)[0] for g in grads]
-            gl = [dict((jaxinit._rules.path_str(k), v) for k, v in g)[path] for g in gs]
+            gl = [dict((jaxinit.rules._rules.path_str(k), v) for k, v in g)[path] for g in gs]
             with jax.numpy_dtype_promotion("standard"):  # optax's Adam needs it
                 s, q = ref_tx.init(x0), x0
                 for gg in gl:
@@ -237,14 +237,14 @@ def test_optax_matches_mup_adamw_step_in_torch():
     eq = _eqx(256)
     eq = jax.tree_util.tree_map_with_path(
         lambda kp, x: jnp.asarray(
-            dict(model.named_parameters())[jaxinit._rules.path_str(kp, drop_value=False)
+            dict(model.named_parameters())[jaxinit.rules._rules.path_str(kp, drop_value=False)
                                           .replace("/", ".")].detach().numpy()
         ) if eqx.is_array(x) else x, eq)  # fmt: skip
     params = eqx.filter(eq, eqx.is_array)
     grads = _tree(3, params)
     for name, p in model.named_parameters():
         g = dict(jax.tree_util.tree_flatten_with_path(grads)[0] and [
-            (jaxinit._rules.path_str(k, drop_value=False), v)
+            (jaxinit.rules._rules.path_str(k, drop_value=False), v)
             for k, v in jax.tree_util.tree_flatten_with_path(grads)[0]])  # fmt: skip
         p.grad = torch.from_numpy(np.asarray(g[name.replace(".", "/")]).copy())
     opt = mup.MuAdamW(model.parameters(), lr=0.01, weight_decay=0.1)
@@ -254,7 +254,7 @@ def test_optax_matches_mup_adamw_step_in_torch():
     upd, _ = tx.update(grads, tx.init(params), params)
     new = optax.apply_updates(params, upd)
     for kp, x in jax.tree_util.tree_flatten_with_path(new)[0]:
-        name = jaxinit._rules.path_str(kp, drop_value=False).replace("/", ".")
+        name = jaxinit.rules._rules.path_str(kp, drop_value=False).replace("/", ".")
         ref = dict(model.named_parameters())[name].detach().numpy()
         np.testing.assert_allclose(np.asarray(x), ref, rtol=1e-5, atol=1e-6, err_msg=name)
 

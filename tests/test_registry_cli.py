@@ -1,7 +1,7 @@
 import jax
 
 import jaxinit
-from jaxinit._cli import main
+from jaxinit.cli import main
 
 KEY = jax.random.key(0)
 

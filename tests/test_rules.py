@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 
 import jaxinit
-from jaxinit._rules import matches
+from jaxinit.rules._rules import matches
 
 
 class Named(nn.Module):

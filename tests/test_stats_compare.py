@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from jaxinit import _stats
-from jaxinit._cli import main
+from jaxinit.cli import main
+from jaxinit.study import _stats
 
 
 def test_bootstrap_ci_covers_the_mean_and_drops_nonfinite():

@@ -432,7 +432,7 @@ def test_registry_metadata_and_names():
 
 def test_vmapped_orthogonal_init_of_a_deep_model_terminates():
     """jaxlib's batched CPU QR deadlocks when as many run at once as XLA has workers (see
-    jaxinit._structured._random_orthogonal); run in a subprocess so a regression fails
+    jaxinit.initializers._structured._random_orthogonal); run in a subprocess so a regression fails
     instead of hanging the suite."""
     code = textwrap.dedent("""
         import jax, numpy as np, jaxinit

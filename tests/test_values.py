@@ -16,13 +16,14 @@ import pytest
 from flax import nnx
 
 import jaxinit
-from jaxinit import _engine, _registry
-from jaxinit._values import freeze
+from jaxinit.initializers import _registry
+from jaxinit.initializers._values import freeze
+from jaxinit.study import _engine
 from tests.scheme_cases import CASES, GENERIC_SHAPES
 
 KEY = jax.random.key(7)
 
-# Keras' and PyTorch's own spellings (jaxinit._keras, _structured, _registry) and the
+# Keras' and PyTorch's own spellings (jaxinit.initializers._keras, _structured, _registry) and the
 # options one of them needs.
 SPELLING_OPTIONS = {"constant_": {"val": 0.25}}
 

@@ -39,14 +39,20 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit import _core, _registry
-from jaxinit._checks import check_choice, check_dtype, check_finite, check_positive, check_shape
-from jaxinit._core import Array, DTypeLike, Initializer, Shape, _variance_scaling
-from jaxinit._fans import _normalize, check_axes
-from jaxinit._protocol import with_out_sharding
-from jaxinit._registry import Scheme, register
-from jaxinit._structured import identity, orthogonal
-from jaxinit._values import initializer
+from jaxinit.initializers import _core, _registry
+from jaxinit.initializers._checks import (
+    check_choice,
+    check_dtype,
+    check_finite,
+    check_positive,
+    check_shape,
+)
+from jaxinit.initializers._core import Array, DTypeLike, Initializer, Shape, _variance_scaling
+from jaxinit.initializers._fans import _normalize, check_axes
+from jaxinit.initializers._protocol import with_out_sharding
+from jaxinit.initializers._registry import Scheme, register
+from jaxinit.initializers._structured import identity, orthogonal
+from jaxinit.initializers._values import initializer
 
 KERAS_MODES = ("fan_in", "fan_out", "fan_avg")
 KERAS_DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")

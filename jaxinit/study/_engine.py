@@ -38,56 +38,13 @@ import optax
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxinit._checks import check_key
-from jaxinit._datasets import Dataset
-from jaxinit._rules import reinit
+from jaxinit.initializers._checks import check_key
+from jaxinit.rules._rules import reinit
+from jaxinit.study._datasets import Dataset
 
 METRICS = ("train_loss", "train_accuracy", "grad_norm", "param_norm")
 EVAL_METRICS = ("test_loss", "test_accuracy")
 VAL_METRICS = ("val_loss", "val_accuracy")
-
-
-def use_cpu_cores(n: int | None = None) -> int:
-    """Make each CPU core a JAX device, so that :func:`run_study` trains members in parallel.
-
-    On one CPU device, XLA splits every operation of the population's program across the
-    cores; a study's small matrix products scale poorly that way. With one device per core,
-    each device trains its own share of the members on one core (2-core CPU,
-    ``experiments/bench_multiseed.py``: workload A 1.8× and B 1.4× faster; the numbers of
-    one device up to float rounding). GPUs and TPUs are unaffected.
-
-    Sets ``jax_num_cpu_devices``, which only works before JAX's first computation, so call
-    it right after ``import jax``. An explicit choice wins: with ``JAX_NUM_CPU_DEVICES`` or
-    ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS`` set, nothing changes.
-
-    Args:
-      n: devices to create; default the cores this process may run on.
-
-    Returns:
-      The number of CPU devices JAX will have. Without ``n``, calling it after JAX has
-      started is harmless (the count stays); with ``n``, that is an error.
-    """
-    fn = "use_cpu_cores"
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ValueError(f"{fn}: n must be a positive int, got {n!r}")
-    forced = "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
-    if forced or "JAX_NUM_CPU_DEVICES" in os.environ:
-        return len(jax.devices("cpu"))
-    if n is None:
-        n_cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-        want = len(n_cores) if n_cores else os.cpu_count() or 1
-    else:
-        want = n
-    try:
-        jax.config.update("jax_num_cpu_devices", want)
-    except RuntimeError as err:  # JAX has already started
-        have = len(jax.devices("cpu"))
-        if n is not None and have != n:
-            raise RuntimeError(
-                f"{fn}: JAX has already started with {have} CPU device(s); call"
-                f" use_cpu_cores({n}) right after `import jax`, before any computation"
-            ) from err
-    return len(jax.devices("cpu"))
 
 
 @dataclass(frozen=True)
@@ -666,7 +623,7 @@ def _member_init(model: _Model, spec_key: Any, kernel_pattern: str) -> Callable:
     if kind == "rules":
         rules = list(spec)
     else:
-        from jaxinit._registry import get
+        from jaxinit.initializers._registry import get
 
         rules = {kernel_pattern: get(spec)}
 

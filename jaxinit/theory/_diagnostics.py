@@ -38,9 +38,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._checks import as_int, check_batch, check_key
-from jaxinit._meanfield import elementwise_derivative
-from jaxinit._models import activation_fn
+from jaxinit.initializers._checks import as_int, check_batch, check_key
+from jaxinit.study._models import activation_fn
+from jaxinit.theory._meanfield import elementwise_derivative
 
 # Bounds (lower, upper) of bounded activations: "saturated" is within 0.5 % of the range.
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -282,8 +282,8 @@ def propagate(
     """
     import pandas as pd
 
-    from jaxinit._models import MLP
-    from jaxinit._registry import get
+    from jaxinit.initializers._registry import get
+    from jaxinit.study._models import MLP
 
     for arg, value, low in (
         ("depth", depth, 2),
@@ -313,7 +313,7 @@ def propagate(
 
 
 def _propagate_main(args: Any) -> int:
-    from jaxinit._meanfield import predict_propagation
+    from jaxinit.theory._meanfield import predict_propagation
 
     df = propagate(
         args.activation, args.inits.split(","), depth=args.depth, width=args.width,
@@ -346,7 +346,7 @@ def _propagate_main(args: Any) -> int:
 def add_propagate(sub: Any) -> None:
     import argparse
 
-    from jaxinit._cli import positive_int
+    from jaxinit._argtypes import positive_int
 
     p = sub.add_parser(
         "propagate",

@@ -8,7 +8,7 @@ while the bare name keeps jax's (``"kaiming_normal"`` → :func:`he_normal`, tru
 
 Keras class names (``"VarianceScaling"``, ``"HeNormal"``, ``"Orthogonal"``, ...) resolve to
 the same scheme's metadata, but :func:`get` builds them with Keras' own arguments, defaults
-and fan rules (``jaxinit._keras``): ``get("VarianceScaling")`` is Keras' default
+and fan rules (``jaxinit.initializers._keras``): ``get("VarianceScaling")`` is Keras' default
 (scale 1, fan_in, truncated normal), ``get("Orthogonal", gain=2.0)`` takes Keras' ``gain``.
 Likewise torch's ``"orthogonal_"`` takes ``gain`` and ``"constant_"`` takes ``val``.
 """
@@ -25,10 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit import _core, _torch
-from jaxinit._checks import check_shape, default_float
-from jaxinit._core import Initializer
-from jaxinit._values import Init, bound_options, from_config, initializer
+from jaxinit.initializers import _core, _torch
+from jaxinit.initializers._checks import check_shape, default_float
+from jaxinit.initializers._core import Initializer
+from jaxinit.initializers._values import Init, bound_options, from_config, initializer
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Scheme:
 _SCHEMES: dict[str, Scheme] = {}
 _NAMES: dict[str, str] = {}  # every accepted spelling -> canonical name
 # Keras and PyTorch spellings whose factory takes that library's own arguments (filled by
-# jaxinit._keras and jaxinit._structured); the scheme's metadata is the one the alias names.
+# jaxinit.initializers._keras and jaxinit.initializers._structured); the scheme's metadata is the one the alias names.
 _SPELLINGS: dict[str, Callable[..., Initializer]] = {}
 
 

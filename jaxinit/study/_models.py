@@ -10,8 +10,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxinit._checks import check_choice
-from jaxinit._core import lecun_normal, zeros
+from jaxinit.initializers._checks import check_choice
+from jaxinit.initializers._core import lecun_normal, zeros
 
 
 def _softsign(x: jax.Array) -> jax.Array:

@@ -25,7 +25,7 @@ The fast path replaces both, keeping the *distribution* and changing the *values
   half a QR's flops, at matmul speed, partitionable by XLA (see :func:`orthogonal`).
 
 Use ``jaxinit.fast(init)`` for any initializer, or pass ``jaxinit.fast_key(key)`` to one:
-the core's draws dispatch on the key's PRNG implementation (``jaxinit._core._rng``), so
+the core's draws dispatch on the key's PRNG implementation (``jaxinit.initializers._core._rng``), so
 every scheme is the same code on both paths.
 """
 
@@ -40,9 +40,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend.random import define_prng_impl, threefry_2x32
 
-from jaxinit._checks import check_key
-from jaxinit._protocol import call_init
-from jaxinit._values import initializer
+from jaxinit.initializers._checks import check_key
+from jaxinit.initializers._protocol import call_init
+from jaxinit.initializers._values import initializer
 
 _U32 = jnp.uint32
 _MAX_ELEMENTS = 2**32

@@ -22,7 +22,7 @@ Patterns (a string is a glob over the "/"-joined path):
   them; :func:`optional` lets a rule match nothing at all.
 
 Every parameter is drawn as its own layer draws its ``kernel_init`` (see
-:mod:`jaxinit._layers`): the layer's fans, not the stored shape's.
+:mod:`jaxinit.rules._layers`): the layer's fans, not the stored shape's.
 """
 
 from __future__ import annotations
@@ -39,9 +39,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._checks import check_key
-from jaxinit._core import Initializer
-from jaxinit._values import _build, _config, _frozen_options, freeze, initializer
+from jaxinit.initializers._checks import check_key
+from jaxinit.initializers._core import Initializer
+from jaxinit.initializers._values import (
+    _RULE_TYPES,
+    _build,
+    _config,
+    _frozen_options,
+    freeze,
+    initializer,
+)
 
 Pattern: TypeAlias = str | re.Pattern
 Rules: TypeAlias = Mapping[Pattern, Any] | Sequence[tuple[Pattern, Any]]
@@ -130,7 +137,7 @@ class ContextRule:
         self.optional = optional
         self.native = native
 
-    # A value (jaxinit._values): equal when made by the same factory call (``optional(x)``
+    # A value (jaxinit.initializers._values): equal when made by the same factory call (``optional(x)``
     # twice) or, without one, from equal build functions (same code, equal captured values).
     _spec: tuple[str, Mapping[str, Any]] | None = None
 
@@ -167,6 +174,9 @@ class ContextRule:
         return (ContextRule, (self.build, self.name), {"optional": self.optional})
 
 
+_RULE_TYPES["ContextRule"] = ContextRule
+
+
 @initializer
 def optional(init: Any) -> ContextRule:
     """Mark a rule's initializer (or registry name) as optional: a pattern that matches no
@@ -174,7 +184,7 @@ def optional(init: Any) -> ContextRule:
     (biases, scalar gates). Plain initializers are drawn as the layer draws them."""
     if isinstance(init, ContextRule):
         return ContextRule(init.build, init.name, optional=True, native=init.native)
-    from jaxinit._layers import FanAxes
+    from jaxinit.rules._layers import FanAxes
 
     if isinstance(init, FanAxes):
         raise TypeError("optional: for fan_axes, pass fan_axes(init, ..., optional=True)")
@@ -317,7 +327,7 @@ def matches(pattern: Pattern, path: str) -> bool:
 
 
 def _resolve(where: str, init: Any) -> Any:
-    from jaxinit._layers import FanAxes
+    from jaxinit.rules._layers import FanAxes
 
     if init is None or isinstance(init, ContextRule):
         return init
@@ -325,7 +335,7 @@ def _resolve(where: str, init: Any) -> Any:
         init.init = _resolve(where, init.init)
         return init
     if isinstance(init, str):
-        from jaxinit._registry import get
+        from jaxinit.initializers._registry import get
 
         return get(init)
     if not callable(init):
@@ -596,7 +606,7 @@ class _Plan:
     rebuild: Callable[[Any], Any]
 
     def run(self, key: jax.Array) -> Any:
-        from jaxinit import _layers
+        from jaxinit.rules import _layers
 
         new = list(self.leaves)
         for it in self.items:  # before anything is drawn
@@ -630,7 +640,7 @@ class _Plan:
         return self.rebuild(jax.tree_util.tree_unflatten(self.treedef, new))
 
     def table(self) -> str:
-        from jaxinit import _layers
+        from jaxinit.rules import _layers
 
         header = ("path", "shape", "layer", "rule", "initializer", "fans (in, out)", "std / bound")
         rows = []
@@ -685,7 +695,7 @@ def _plan(
     sample: Any,
     recorded: dict | None = None,
 ) -> _Plan:
-    from jaxinit import _layers
+    from jaxinit.rules import _layers
 
     _layers.check_layout(fn, layout)
     _check_params_arg(fn, params)
@@ -821,7 +831,7 @@ def _bind(
 ) -> None:
     """Resolve the initializer of a matched parameter (building a ContextRule) and check
     that its layer is known when its fans matter."""
-    from jaxinit import _layers
+    from jaxinit.rules import _layers
 
     if init is None:
         return

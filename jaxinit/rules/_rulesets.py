@@ -14,17 +14,17 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from jaxinit import _core
-from jaxinit._checks import as_int, check_choice, check_finite, check_positive
-from jaxinit._core import Initializer, ones, zeros
-from jaxinit._precision import draw_in_float32
-from jaxinit._rules import ContextRule, LeafInfo, Pattern, any_of, optional
-from jaxinit._torch import torch_default_bias, torch_default_kernel
-from jaxinit._values import initializer
+from jaxinit.initializers import _core
+from jaxinit.initializers._checks import as_int, check_choice, check_finite, check_positive
+from jaxinit.initializers._core import Initializer, ones, zeros
+from jaxinit.initializers._precision import draw_in_float32
+from jaxinit.initializers._torch import torch_default_bias, torch_default_kernel
+from jaxinit.initializers._values import initializer
+from jaxinit.rules._rules import ContextRule, LeafInfo, Pattern, any_of, optional
 
 
 # These rule sets are jaxinit's own schemes: half-precision parameters are drawn in float32
-# and rounded once (jaxinit._precision), as torch draws the GPT-2/Fixup references.
+# and rounded once (jaxinit.initializers._precision), as torch draws the GPT-2/Fixup references.
 def normal(stddev: float) -> Initializer:
     return draw_in_float32(_core.normal(stddev))
 
@@ -86,7 +86,7 @@ def torch_default_rules(
                 return torch_default_bias(fan_in=int(layer.fans[0]))
         return None
 
-    from jaxinit._rulesets_models import torch_default_layer_rules
+    from jaxinit.rules._rulesets_models import torch_default_layer_rules
 
     return {
         **torch_default_layer_rules(rnn_hidden=rnn_hidden),
@@ -156,7 +156,7 @@ def rezero(gates: Pattern = "alpha", value: float = 0.0) -> dict[Pattern, object
       gates: pattern of the gate parameters (default: parameters named ``alpha``).
       value: the initial gate (0 for ReZero; SkipInit also allows a small constant).
     """
-    from jaxinit._core import constant
+    from jaxinit.initializers._core import constant
 
     check_finite("rezero", "value", value)
     return {gates: zeros if value == 0 else constant(value)}

@@ -6,7 +6,7 @@ same and the operations are performed in the same order, so the output is bit-id
 for the same key, in every dtype: in bfloat16/float16 these names draw in the target dtype,
 as jax does (``jaxinit.draw_in_float32(init)`` draws in float32 and rounds once instead).
 Every other name (Keras', PyTorch's, jaxinit's own) draws half precision in float32 and
-rounds once (``jaxinit._precision``).
+rounds once (``jaxinit.initializers._precision``).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit import _fast, _truncnorm
-from jaxinit._checks import (
+from jaxinit.initializers import _fast, _truncnorm
+from jaxinit.initializers._checks import (
     check_choice,
     check_dtype,
     check_finite,
@@ -30,10 +30,10 @@ from jaxinit._checks import (
     check_shape,
     default_float,
 )
-from jaxinit._fans import Axes, check_axes, fans_of, resolve_axes
-from jaxinit._precision import wide_dtype
-from jaxinit._protocol import OutSharding, call_sharded, sampler, with_out_sharding
-from jaxinit._values import initializer, plain_initializer
+from jaxinit.initializers._fans import Axes, check_axes, fans_of, resolve_axes
+from jaxinit.initializers._precision import wide_dtype
+from jaxinit.initializers._protocol import OutSharding, call_sharded, sampler, with_out_sharding
+from jaxinit.initializers._values import initializer, plain_initializer
 
 Array: TypeAlias = jax.Array
 DTypeLike: TypeAlias = Any
@@ -138,7 +138,7 @@ def _rng(key: Array) -> Any:
 
     ``jax.random`` (bit-identical to jax.nn.initializers) for every key, except keys of
     jaxinit's fast generator (``jaxinit.fast_key`` / ``jaxinit.fast(init)``), which draw
-    through ``jaxinit._fast``: same distributions, other values, several times faster.
+    through ``jaxinit.initializers._fast``: same distributions, other values, several times faster.
     Decided at trace time from the key's dtype; the same signatures as jax.random.
     """
     return sampler(_fast if _fast.is_fast_key(key) else jax.random)

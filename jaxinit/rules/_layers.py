@@ -629,8 +629,8 @@ def _factory(init: Any) -> str:
 def describe(init: Any, shape: tuple[int, ...]) -> tuple[str, str, str]:
     """``(name, fans, std or bound)`` of ``init`` called on ``shape``, from the factory's
     arguments (nothing is drawn); ``"?"`` where the initializer cannot be read."""
-    from jaxinit._core import _fan
-    from jaxinit._fans import fans_of
+    from jaxinit.initializers._core import _fan
+    from jaxinit.initializers._fans import fans_of
 
     name = _factory(init)
     cells = closure_vars(init)

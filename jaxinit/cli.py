@@ -4,49 +4,62 @@ that registers its parser and sets ``func``; the heavy imports happen inside ``f
 from __future__ import annotations
 
 import argparse
-import math
+import os
 import sys
 from collections.abc import Sequence
 
+import jax
 
-# Option types: bad values become argparse errors (usage + message, exit status 2).
-def positive_int(text: str) -> int:
-    """An ``int >= 1`` (for sizes and counts)."""
+from jaxinit._argtypes import name_list as name_list
+from jaxinit._argtypes import positive_float as positive_float
+from jaxinit._argtypes import positive_int as positive_int
+
+
+def use_cpu_cores(n: int | None = None) -> int:
+    """Make each CPU core a JAX device, so that :func:`run_study` trains members in parallel.
+
+    On one CPU device, XLA splits every operation of the population's program across the
+    cores; a study's small matrix products scale poorly that way. With one device per core,
+    each device trains its own share of the members on one core (2-core CPU,
+    ``experiments/bench_multiseed.py``: workload A 1.8× and B 1.4× faster; the numbers of
+    one device up to float rounding). GPUs and TPUs are unaffected.
+
+    Sets ``jax_num_cpu_devices``, which only works before JAX's first computation, so call
+    it right after ``import jax``. An explicit choice wins: with ``JAX_NUM_CPU_DEVICES`` or
+    ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS`` set, nothing changes.
+
+    Args:
+      n: devices to create; default the cores this process may run on.
+
+    Returns:
+      The number of CPU devices JAX will have. Without ``n``, calling it after JAX has
+      started is harmless (the count stays); with ``n``, that is an error.
+    """
+    fn = "use_cpu_cores"
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"{fn}: n must be a positive int, got {n!r}")
+    forced = "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
+    if forced or "JAX_NUM_CPU_DEVICES" in os.environ:
+        return len(jax.devices("cpu"))
+    if n is None:
+        n_cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        want = len(n_cores) if n_cores else os.cpu_count() or 1
+    else:
+        want = n
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """A finite ``float > 0`` (learning rates, targets)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be finite and > 0, got {text}")
-    return value
-
-
-def name_list(text: str) -> tuple[str, ...]:
-    """A comma-separated list of distinct, non-empty names."""
-    names = tuple(n.strip() for n in text.split(","))
-    if not text.strip() or any(not n for n in names):
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated names, got {text!r} (an empty name)"
-        )
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise argparse.ArgumentTypeError(f"{', '.join(repeated)} given more than once")
-    return names
+        jax.config.update("jax_num_cpu_devices", want)
+    except RuntimeError as err:  # JAX has already started
+        have = len(jax.devices("cpu"))
+        if n is not None and have != n:
+            raise RuntimeError(
+                f"{fn}: JAX has already started with {have} CPU device(s); call"
+                f" use_cpu_cores({n}) right after `import jax`, before any computation"
+            ) from err
+    return len(jax.devices("cpu"))
 
 
 def _list(args: argparse.Namespace) -> int:
-    from jaxinit._registry import schemes
+    from jaxinit.initializers._registry import schemes
 
     families = sorted({s.family for s in schemes()})
     if args.family is not None and args.family not in families:
@@ -84,13 +97,13 @@ def add_list(sub: argparse._SubParsersAction) -> None:
 
 
 def add_compare(sub: argparse._SubParsersAction) -> None:
-    from jaxinit._compare import add_compare as add
+    from jaxinit.study._compare import add_compare as add
 
     add(sub)
 
 
 def add_propagate(sub: argparse._SubParsersAction) -> None:
-    from jaxinit._diagnostics import add_propagate as add
+    from jaxinit.theory._diagnostics import add_propagate as add
 
     add(sub)
 
@@ -104,10 +117,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     for add in SUBCOMMANDS:
         add(sub)
     args = parser.parse_args(argv)
-    import jax
-
-    from jaxinit._engine import use_cpu_cores
-
     use_cpu_cores()  # members train in parallel, one device per CPU core
     # Non-partitionable threefry compiles ~9x faster on the CPU (0.4 s instead of 3.9 s per
     # random program, measured here); the draws differ, their distribution does not.

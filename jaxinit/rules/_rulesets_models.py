@@ -26,8 +26,8 @@ import re
 import jax
 import jax.numpy as jnp
 
-from jaxinit._checks import check_choice, check_positive
-from jaxinit._core import (
+from jaxinit.initializers._checks import check_choice, check_positive
+from jaxinit.initializers._core import (
     constant,
     lecun_normal,
     normal,
@@ -35,10 +35,10 @@ from jaxinit._core import (
     variance_scaling,
     zeros,
 )
-from jaxinit._layers import LayerFans, mark_fan_dependent, plain
-from jaxinit._rules import ContextRule, LeafInfo, Pattern, any_of, matches, optional
-from jaxinit._structured import orthogonal
-from jaxinit._torch import torch_default_bias, torch_default_kernel, torch_trunc_normal
+from jaxinit.initializers._structured import orthogonal
+from jaxinit.initializers._torch import torch_default_bias, torch_default_kernel, torch_trunc_normal
+from jaxinit.rules._layers import LayerFans, mark_fan_dependent, plain
+from jaxinit.rules._rules import ContextRule, LeafInfo, Pattern, any_of, matches, optional
 
 # --------------------------------------------------------------------------- helpers
 

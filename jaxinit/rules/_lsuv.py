@@ -15,10 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit import _layers
-from jaxinit._checks import check_key
-from jaxinit._rules import path_key, path_str
-from jaxinit._structured import orthogonal
+from jaxinit.initializers._checks import check_key
+from jaxinit.initializers._structured import orthogonal
+from jaxinit.rules import _layers
+from jaxinit.rules._rules import path_key, path_str
 
 
 class LayerReport(NamedTuple):

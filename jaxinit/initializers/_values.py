@@ -45,6 +45,10 @@ _MODULE = "jaxinit"
 # PyTorch's spellings and user-registered schemes.
 _FACTORIES: dict[str, Callable[..., Any]] = {}
 _PLAIN: dict[str, Init] = {}  # module-level initializers (zeros, ones): name -> value
+# Rule classes by config name, registered by the rules layer when it is imported
+# (jaxinit.rules._rules: ContextRule), so this module builds and recognises rules without
+# importing the layer above it.
+_RULE_TYPES: dict[str, type] = {}
 
 
 # --------------------------------------------------------------------------- option identity
@@ -255,11 +259,9 @@ def _build(name: str, options: Mapping[str, Any]) -> Any:
         if options:
             raise ValueError(f"from_config: {name} takes no options, got {sorted(options)}")
         return _PLAIN[name]
-    if name == "ContextRule":
-        from jaxinit._rules import ContextRule
-
-        return ContextRule(**options)
-    from jaxinit._registry import get
+    if name in _RULE_TYPES:
+        return _RULE_TYPES[name](**options)
+    from jaxinit.initializers._registry import get
 
     return get(name, **options)
 
@@ -307,7 +309,7 @@ class Init:
     @property
     def _jaxinit_wrapped(self) -> Callable[..., Any]:
         # the drawing function, for code that reads an initializer's settings
-        # (jaxinit._layers.closure_vars: layout, fans, distribution)
+        # (jaxinit.rules._layers.closure_vars: layout, fans, distribution)
         return self._fn
 
     @property
@@ -442,9 +444,7 @@ def bound_options(factory: Callable[..., Any], kwargs: Mapping[str, Any]) -> dic
 
 
 def _as_value(name: str, options: dict[str, Any], built: Any) -> Any:
-    from jaxinit._rules import ContextRule
-
-    if isinstance(built, ContextRule):
+    if isinstance(built, tuple(_RULE_TYPES.values())):
         built._spec = (name, types.MappingProxyType(options))
         return built
     if isinstance(built, Mapping):

@@ -15,7 +15,7 @@ import operator
 from collections.abc import Sequence
 from typing import Literal, TypeAlias
 
-from jaxinit._checks import check_choice, check_shape
+from jaxinit.initializers._checks import check_choice, check_shape
 
 Axes: TypeAlias = int | Sequence[int]
 Layout: TypeAlias = Literal["flax", "torch", "equinox"]

@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit import _registry
-from jaxinit._checks import (
+from jaxinit.initializers import _registry
+from jaxinit.initializers._checks import (
     as_int,
     as_real,
     check_choice,
@@ -35,14 +35,14 @@ from jaxinit._checks import (
     check_positive,
     check_shape,
 )
-from jaxinit._core import Array, DTypeLike, Initializer, Shape
-from jaxinit._fans import LAYOUTS, _normalize
-from jaxinit._fast import is_fast_key
-from jaxinit._fast import orthogonal as fast_orthogonal
-from jaxinit._precision import wide_dtype
-from jaxinit._protocol import with_out_sharding
-from jaxinit._registry import Scheme, register
-from jaxinit._values import initializer
+from jaxinit.initializers._core import Array, DTypeLike, Initializer, Shape
+from jaxinit.initializers._fans import LAYOUTS, _normalize
+from jaxinit.initializers._fast import is_fast_key
+from jaxinit.initializers._fast import orthogonal as fast_orthogonal
+from jaxinit.initializers._precision import wide_dtype
+from jaxinit.initializers._protocol import with_out_sharding
+from jaxinit.initializers._registry import Scheme, register
+from jaxinit.initializers._values import initializer
 
 Layout = Literal["flax", "torch", "equinox"]
 
@@ -99,7 +99,7 @@ def _random_orthogonal(key: Array, n_rows: int, n_cols: int, dtype: np.dtype) ->
     Mapping the keys with ``lax.map`` keeps each QR unbatched, so it runs inline on its
     worker; the values are the same bits. Other platforms keep the batched QR.
     A fast key (:func:`jaxinit.fast`) draws the same distribution without a QR
-    (:func:`jaxinit._fast.orthogonal`, matrix products only), so it batches normally.
+    (:func:`jaxinit.initializers._fast.orthogonal`, matrix products only), so it batches normally.
     """
     if is_fast_key(key):
         return fast_orthogonal(key, n_rows, n_cols, dtype)

@@ -34,7 +34,7 @@ from typing import Any, TypeAlias
 import jax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
-from jaxinit._checks import check_shape
+from jaxinit.initializers._checks import check_shape
 
 OutSharding: TypeAlias = NamedSharding | PartitionSpec | None
 
@@ -146,7 +146,7 @@ def with_out_sharding(fn: str, init: Callable[..., jax.Array]) -> Callable[..., 
         return call_sharded(fn, lambda: init(key, shape, dtype), out_sharding, shape)
 
     sharded_init._jaxinit_out_sharding = True  # type: ignore[attr-defined]
-    # the wrapped initializer, for code that reads a factory's arguments (jaxinit._layers:
+    # the wrapped initializer, for code that reads a factory's arguments (jaxinit.rules._layers:
     # owned layout, fan dependence, explain); not __wrapped__, which would change the
     # signature inspect reports (out_sharding= must stay visible)
     sharded_init._jaxinit_wrapped = init  # type: ignore[attr-defined]

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from jaxinit import _aggregate, _stats
+from jaxinit.study import _aggregate, _stats
 
 SEED_DOC_INITS = (
     "zeros", "random_normal", "random_uniform", "glorot_uniform", "glorot_normal",
@@ -95,8 +95,8 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
     ``profiles.png`` to ``cfg.out``, and return the summary."""
     import pandas as pd
 
-    from jaxinit._datasets import load_dataset
-    from jaxinit._registry import scheme
+    from jaxinit.initializers._registry import scheme
+    from jaxinit.study._datasets import load_dataset
 
     for name in cfg.inits:
         scheme(name)  # unknown names fail before any work, with close matches
@@ -131,8 +131,8 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
 def _run_one(cfg: CompareConfig, act: str, data, log_every: int, progress, optimizer,
              hparams, validation):  # fmt: skip
     """One activation's study: (table at each init's rate, every rate's rows, the rates)."""
-    from jaxinit._engine import Study, run_study
-    from jaxinit._models import MLP
+    from jaxinit.study._engine import Study, run_study
+    from jaxinit.study._models import MLP
 
     study = Study(
         model=MLP((cfg.width,) * cfg.depth + (data.num_classes,), act),
@@ -248,7 +248,7 @@ def summarize(table, target: float, alpha: float = 0.05) -> dict:
 
     Verdicts compare final test losses with seed-matched paired t-tests, Holm-adjusted so
     the chance of any false verdict in the study is ≤ ``alpha``: each scheme against the
-    activation's recommended scheme (:func:`jaxinit._aggregate.recommended_reference`, taken
+    activation's recommended scheme (:func:`jaxinit.study._aggregate.recommended_reference`, taken
     from the table's ``activation`` column) when the study has one, else all pairs.
     """
     rows = {}
@@ -546,7 +546,7 @@ def _reset_compilation_cache() -> None:
 
 
 def add_compare(sub: argparse._SubParsersAction) -> None:
-    from jaxinit._cli import name_list, positive_float, positive_int
+    from jaxinit._argtypes import name_list, positive_float, positive_int
 
     d = CompareConfig()
     quick = ", ".join(f"{k} {v}" for k, v in QUICK.items())

@@ -38,7 +38,7 @@ class Estimate(NamedTuple):
 def bootstrap_ci(values: np.ndarray, level: float = 0.95, seed: int = 0) -> Estimate:
     """Mean and studentized-bootstrap CI of the finite ``values`` (non-finite are dropped:
     report divergence separately)."""
-    from jaxinit._aggregate import _se_mean, aggregate_mean, stratified_bootstrap
+    from jaxinit.study._aggregate import _se_mean, aggregate_mean, stratified_bootstrap
 
     v = np.asarray(values, np.float64)
     v = v[np.isfinite(v)]

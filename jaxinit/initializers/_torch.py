@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from jaxinit._checks import (
+from jaxinit.initializers._checks import (
     as_int,
     as_real,
     check_choice,
@@ -28,7 +28,7 @@ from jaxinit._checks import (
     check_positive,
     squared,
 )
-from jaxinit._core import (
+from jaxinit.initializers._core import (
     Array,
     DTypeLike,
     Initializer,
@@ -38,9 +38,9 @@ from jaxinit._core import (
     _uniform_between,
     _variance_scaling,
 )
-from jaxinit._fans import Axes, fans_of, resolve_axes
-from jaxinit._protocol import with_out_sharding
-from jaxinit._values import initializer
+from jaxinit.initializers._fans import Axes, fans_of, resolve_axes
+from jaxinit.initializers._protocol import with_out_sharding
+from jaxinit.initializers._values import initializer
 
 Layout = Literal["flax", "torch", "equinox"]
 
