@@ -208,7 +208,8 @@ class FanAxes:
 
 
 def _axes_tuple(fn: str, arg: str, axes: Any) -> tuple[int, ...]:
-    from jaxinit.initializers._fans import check_axes  # numpy ints and 0-d integer arrays count as ints
+    # numpy ints and 0-d integer arrays count as ints
+    from jaxinit.initializers._fans import check_axes
 
     checked = check_axes(fn, arg, axes)
     return (checked,) if isinstance(checked, int) else checked
