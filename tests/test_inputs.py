@@ -197,7 +197,7 @@ KEYS = {
 VALID_KEYS = {"typed", "legacy", "fast"}
 SHAPES = [(4, 6), (3, 4, 6), (4,), (), (0, 6), (4, -1), (2.0, 3), "ab", np.array([4, 6]),
           (np.int64(4), np.int64(6))]  # fmt: skip
-KEYLESS = {"zeros", "ones", "constant", "identity", "zero_init", "dirac"}
+KEYLESS = {"zeros", "ones", "constant", "identity", "zero_init", "dirac", "stft"}
 
 
 # torch_* names warn (as torch) that a zero-element shape is a no-op, then return it
