@@ -6,7 +6,9 @@ same and the operations are performed in the same order, so the output is bit-id
 for the same key, in every dtype: in bfloat16/float16 these names draw in the target dtype,
 as jax does (``jaxinit.draw_in_float32(init)`` draws in float32 and rounds once instead).
 Every other name (Keras', PyTorch's, jaxinit's own) draws half precision in float32 and
-rounds once (``jaxinit.initializers._precision``).
+rounds once (``jaxinit.initializers._precision``). The float8 types are always drawn in
+float32 and rounded once, for every name (jax's own draw there is NaN or coarse, so no
+parity is lost).
 """
 
 from __future__ import annotations
@@ -167,10 +169,7 @@ def normal(stddev: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
         :func:`random_normal`.
       dtype: default dtype of the output (float or complex).
 
-    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
-    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
-    coarse, so no parity is lost).
+    Half precision: bit-identical to jax (see the module docstring).
     """
     check_positive("normal", "stddev", stddev)
 
@@ -190,10 +189,7 @@ def uniform(scale: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
     Note the range is **not** symmetric (jax's convention). For :math:`U[a, b)` use
     :func:`random_uniform` (Keras) or :func:`torch_uniform`.
 
-    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
-    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
-    coarse, so no parity is lost).
+    Half precision: bit-identical to jax (see the module docstring).
     """
     check_positive("uniform", "scale", scale)
 
@@ -216,10 +212,7 @@ def truncated_normal(
     of the *untruncated* normal and bounds are in units of it, so the sample standard
     deviation is smaller (0.88 σ for ±2). The variance-scaling schemes correct for this.
 
-    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
-    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
-    coarse, so no parity is lost).
+    Half precision: bit-identical to jax (see the module docstring).
     """
     fn = "truncated_normal"
     check_positive(fn, "stddev", stddev)
@@ -504,10 +497,7 @@ def variance_scaling(
       >>> init = jaxinit.variance_scaling(2.0, "fan_in", "uniform")
       >>> w = init(jax.random.key(0), (256, 128))   # U[±√(6/256)]
 
-    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
-    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
-    coarse, so no parity is lost).
+    Half precision: bit-identical to jax (see the module docstring).
     """
     return _variance_scaling(
         "variance_scaling", scale, mode, distribution, in_axis, out_axis, batch_axis, dtype, layout
@@ -529,10 +519,7 @@ def glorot_uniform(
     activation. Some write-ups put σ in the numerator of the bound; the paper's bound is
     √6/√(fan_in + fan_out). Alias ``xavier_uniform``.
 
-    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
-    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
-    coarse, so no parity is lost).
+    Half precision: bit-identical to jax (see the module docstring).
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("glorot_uniform", 1.0, "fan_avg", "uniform", *args)
@@ -553,10 +540,7 @@ def glorot_normal(
     ``xavier_normal_`` is a plain normal: :func:`torch_xavier_normal`). Some write-ups give
     σ = √(6/(in+out)), which is the *uniform* bound. Alias ``xavier_normal``.
 
-    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
-    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
-    coarse, so no parity is lost).
+    Half precision: bit-identical to jax (see the module docstring).
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("glorot_normal", 1.0, "fan_avg", "truncated_normal", *args)
@@ -573,10 +557,7 @@ def lecun_uniform(
 ) -> Initializer:
     r"""LeCun uniform: :math:`U[\pm\sqrt{3/n_{in}}]`, ``variance_scaling(1.0, "fan_in", "uniform")``.
 
-    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
-    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
-    coarse, so no parity is lost).
+    Half precision: bit-identical to jax (see the module docstring).
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("lecun_uniform", 1.0, "fan_in", "uniform", *args)
@@ -596,10 +577,7 @@ def lecun_normal(
     ``variance_scaling(1.0, "fan_in", "truncated_normal")``: flax's default kernel init and
     the init that makes SELU networks self-normalising (Klambauer et al. 2017).
 
-    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
-    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
-    coarse, so no parity is lost).
+    Half precision: bit-identical to jax (see the module docstring).
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("lecun_normal", 1.0, "fan_in", "truncated_normal", *args)
@@ -619,10 +597,7 @@ def he_uniform(
     ``variance_scaling(2.0, "fan_in", "uniform")``, for ReLU and its variants. Both bounds
     use fan_in (a common write-up puts fan_out in the upper bound). Alias ``kaiming_uniform``.
 
-    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
-    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
-    coarse, so no parity is lost).
+    Half precision: bit-identical to jax (see the module docstring).
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("he_uniform", 2.0, "fan_in", "uniform", *args)
@@ -643,10 +618,7 @@ def he_normal(
     ``kaiming_normal_`` is a plain normal (:func:`torch_kaiming_normal`). Alias
     ``kaiming_normal``.
 
-    Half precision: bit-identical to jax, drawn in the target dtype; for a float32 draw
-    rounded once to bfloat16/float16 use ``jaxinit.draw_in_float32(init)``. The float8
-    types are always drawn in float32 and rounded once (jax's own draw there is NaN or
-    coarse, so no parity is lost).
+    Half precision: bit-identical to jax (see the module docstring).
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("he_normal", 2.0, "fan_in", "truncated_normal", *args)

@@ -110,6 +110,13 @@ def _kaiming(fn: str, a: float, mode: str, nonlinearity: str, distribution: str,
     return _variance_scaling(fn, gain**2, mode, distribution, **axes, **_TORCH_DRAW)
 
 
+def _xavier(fn: str, gain: float, distribution: str, **axes):
+    check_positive(fn, "gain", gain)
+    return _variance_scaling(
+        fn, squared(fn, "gain", gain), "fan_avg", distribution, **axes, **_TORCH_DRAW
+    )
+
+
 @initializer
 def torch_kaiming_uniform(
     a: float = 0.0,
@@ -156,12 +163,8 @@ def torch_xavier_uniform(
     dtype: DTypeLike = None,
 ) -> Initializer:
     r"""torch ``xavier_uniform_``: :math:`U[\pm \mathrm{gain}\sqrt{6/(n_{in}+n_{out})}]`."""
-    check_positive("torch_xavier_uniform", "gain", gain)
     axes = dict(in_axis=in_axis, out_axis=out_axis, layout=layout, dtype=dtype)
-    gain2 = squared("torch_xavier_uniform", "gain", gain)
-    return _variance_scaling(
-        "torch_xavier_uniform", gain2, "fan_avg", "uniform", **axes, **_TORCH_DRAW
-    )
+    return _xavier("torch_xavier_uniform", gain, "uniform", **axes)
 
 
 @initializer
@@ -174,12 +177,8 @@ def torch_xavier_normal(
     dtype: DTypeLike = None,
 ) -> Initializer:
     r"""torch ``xavier_normal_``: plain :math:`\mathcal N(0, \mathrm{gain}^2\cdot 2/(n_{in}+n_{out}))`."""
-    check_positive("torch_xavier_normal", "gain", gain)
     axes = dict(in_axis=in_axis, out_axis=out_axis, layout=layout, dtype=dtype)
-    gain2 = squared("torch_xavier_normal", "gain", gain)
-    return _variance_scaling(
-        "torch_xavier_normal", gain2, "fan_avg", "normal", **axes, **_TORCH_DRAW
-    )
+    return _xavier("torch_xavier_normal", gain, "normal", **axes)
 
 
 @initializer
