@@ -9,7 +9,9 @@ import pytest
 from flax import nnx
 
 import jaxinit
-from jaxinit.study import _engine
+from jaxinit.study._population import _init_program
+from jaxinit.study._program import _chunk_program
+from jaxinit.study._results import EVAL_METRICS, METRICS
 
 DATA = jaxinit.digits()
 MODEL = jaxinit.MLP((16, 10))
@@ -37,7 +39,7 @@ def test_tidy_table(result):
     t = result.table
     assert list(t.columns) == ["init", "seed", "step", "metric", "value"]
     assert set(t.init) == {"he", "glorot"} and set(t.seed) == {0, 1, 2}
-    assert set(t.metric) == set(_engine.METRICS + _engine.EVAL_METRICS)
+    assert set(t.metric) == set(METRICS + EVAL_METRICS)
     train = t[t.metric == "train_loss"]
     assert sorted(set(train.step)) == [10, 20, 30, 40]
     test = t[t.metric == "test_loss"]
@@ -54,12 +56,12 @@ def test_members_differ_by_seed_and_init(result):
 
 
 def test_no_recompilation_on_second_call(result, caplog):
-    before = _engine._chunk_program.cache_info().misses, _engine._init_program.cache_info().misses
+    before = _chunk_program.cache_info().misses, _init_program.cache_info().misses
     with jax.log_compiles(True), caplog.at_level("DEBUG"):
         again = jaxinit.run_study(STUDY, progress=False)
     compiled = [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()]
     assert compiled == []
-    after = _engine._chunk_program.cache_info().misses, _engine._init_program.cache_info().misses
+    after = _chunk_program.cache_info().misses, _init_program.cache_info().misses
     assert after == before
     pd.testing.assert_frame_equal(again.table, result.table)
 
@@ -67,12 +69,12 @@ def test_no_recompilation_on_second_call(result, caplog):
 def test_same_numbers_on_one_device_as_on_four(result):
     assert len(jax.devices()) == 4  # tests/conftest.py forces 4 host devices
     with jax.default_device(jax.devices()[0]):
-        orig = _engine.jax.devices
-        _engine.jax.devices = lambda: orig()[:1]
+        orig = jax.devices
+        jax.devices = lambda: orig()[:1]
         try:
             single = jaxinit.run_study(_study(), progress=False)
         finally:
-            _engine.jax.devices = orig
+            jax.devices = orig
     np.testing.assert_allclose(single.table.value, result.table.value, rtol=1e-5, atol=1e-6)
 
 
@@ -158,10 +160,10 @@ def test_rules_spec():
     ],
 )
 def test_bad_input_raises_before_compiling(change, error, message):
-    before = _engine._chunk_program.cache_info().misses
+    before = _chunk_program.cache_info().misses
     with pytest.raises(error, match=message):
         jaxinit.run_study(_study(**change), progress=False)
-    assert _engine._chunk_program.cache_info().misses == before
+    assert _chunk_program.cache_info().misses == before
 
 
 def test_writes_results_and_resumes(tmp_path, result):

@@ -16,7 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jaxinit
-from jaxinit.study import _engine
+from jaxinit.study._checkpoint import _Checkpoint
+from jaxinit.study._population import _init_program
+from jaxinit.study._program import _chunk_program
 
 DATA = jaxinit.digits()
 SMALL = jaxinit.Dataset("small", DATA.x_train[:200], DATA.y_train[:200], DATA.x_test[:50],
@@ -40,7 +42,7 @@ def reference():
 
 
 def _compiles():
-    return _engine._chunk_program.cache_info().misses, _engine._init_program.cache_info().misses
+    return _chunk_program.cache_info().misses, _init_program.cache_info().misses
 
 
 def test_partial_results_label_every_member_batch(tmp_path, reference):
@@ -103,15 +105,15 @@ def _devices(n):
 
 def test_resume_on_another_device_count(tmp_path, monkeypatch, reference):
     # killed after the first chunk on 3 devices (6 members: no padding) ...
-    save = _engine._Checkpoint.save
+    save = _Checkpoint.save
 
     def save_then_stop(self, *args):
         save(self, *args)
         raise _Stop
 
     with monkeypatch.context() as m:
-        m.setattr(_engine._Checkpoint, "save", save_then_stop)
-        m.setattr(_engine.jax, "devices", _devices(3))
+        m.setattr(_Checkpoint, "save", save_then_stop)
+        m.setattr(jax, "devices", _devices(3))
         with pytest.raises(_Stop):
             jaxinit.run_study(_study(), out_dir=tmp_path, progress=False)
     with np.load(tmp_path / "checkpoint-0.npz") as z:
@@ -121,7 +123,7 @@ def test_resume_on_another_device_count(tmp_path, monkeypatch, reference):
     np.testing.assert_allclose(resumed.table.value, reference.table.value, rtol=1e-5, atol=1e-6)
     pd.testing.assert_frame_equal(resumed.table.drop(columns="value"),
                                   reference.table.drop(columns="value"))  # fmt: skip
-    monkeypatch.setattr(_engine.jax, "devices", _devices(1))
+    monkeypatch.setattr(jax, "devices", _devices(1))
     again = jaxinit.run_study(_study(), out_dir=tmp_path, progress=False)
     pd.testing.assert_frame_equal(again.table, resumed.table)
 

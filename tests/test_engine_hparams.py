@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 import jaxinit
-from jaxinit.study import _engine
+from jaxinit.study._program import _chunk_program
+from jaxinit.study._results import EVAL_METRICS, METRICS, VAL_METRICS
 
 DATA = jaxinit.digits()
 SMALL = jaxinit.Dataset("small", DATA.x_train[:300], DATA.y_train[:300], DATA.x_test[:100],
@@ -27,10 +28,10 @@ def _study(**kw):
 
 @pytest.fixture(scope="module")
 def grid_result():
-    before = _engine._chunk_program.cache_info().misses
+    before = _chunk_program.cache_info().misses
     r = jaxinit.run_study(_study(), progress=False)
     # the whole 2 × 2 × 4 grid is one training program
-    assert _engine._chunk_program.cache_info().misses == before + 1
+    assert _chunk_program.cache_info().misses == before + 1
     return r
 
 
@@ -38,7 +39,7 @@ def test_grid_table_has_a_column_per_hyperparameter(grid_result):
     t = grid_result.table
     assert list(t.columns) == ["init", "seed", "learning_rate", "momentum", "step", "metric",
                                "value"]  # fmt: skip
-    assert set(t.metric) == {*_engine.METRICS, *_engine.EVAL_METRICS, *_engine.VAL_METRICS}
+    assert set(t.metric) == {*METRICS, *EVAL_METRICS, *VAL_METRICS}
     members = t[["init", "seed", "learning_rate", "momentum"]].drop_duplicates()
     assert len(members) == 2 * 2 * 4
     assert grid_result.hparams == ("learning_rate", "momentum")
@@ -120,10 +121,10 @@ def test_best_hparams_known_truth_and_divergence():
     ],
 )
 def test_bad_hparams_raise_before_compiling(change, error, message):
-    before = _engine._chunk_program.cache_info().misses
+    before = _chunk_program.cache_info().misses
     with pytest.raises(error, match=message):
         jaxinit.run_study(_study(**change), progress=False)
-    assert _engine._chunk_program.cache_info().misses == before
+    assert _chunk_program.cache_info().misses == before
 
 
 def test_inject_hyperparams_optimizer_and_resume(tmp_path):

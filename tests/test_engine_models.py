@@ -11,7 +11,9 @@ import pytest
 from flax import nnx
 
 import jaxinit
-from jaxinit.study import _engine
+from jaxinit.study._adapters import _make_model
+from jaxinit.study._population import _member_init, _spec_key
+from jaxinit.study._program import _chunk_program
 
 DATA = jaxinit.digits()
 SMALL = jaxinit.Dataset("small", DATA.x_train[:300], DATA.y_train[:300], DATA.x_test[:100],
@@ -146,10 +148,10 @@ def test_resnet_trains_in_a_study():
     ],
 )
 def test_bad_loss_fn_raises_before_compiling(loss_fn, extra, error, message):
-    before = _engine._chunk_program.cache_info().misses
+    before = _chunk_program.cache_info().misses
     with pytest.raises(error, match=message):
         jaxinit.run_study(_study(loss_fn=loss_fn, **extra), progress=False)
-    assert _engine._chunk_program.cache_info().misses == before
+    assert _chunk_program.cache_info().misses == before
 
 
 def test_equinox_module():
@@ -162,13 +164,11 @@ def test_equinox_module():
     test = r.metric("test_loss")
     assert (test[20] < test[0]).all() and test[0].nunique() == 4
     # Equinox weights are (out, in): reinit draws them with the torch layout's fan_in
-    model = _engine._make_model(net, SMALL)
-    params = _engine._member_init(model, _engine._spec_key("he_normal"), "*weight")(
-        jax.random.key(1)
-    )
+    model = _make_model(net, SMALL)
+    params = _member_init(model, _spec_key("he_normal"), "*weight")(jax.random.key(1))
     w = params.layers[0].weight
     assert w.shape == (16, 64) and float(w.std()) == pytest.approx((2 / 64) ** 0.5, rel=0.1)
     np.testing.assert_array_equal(params.layers[0].bias, net.layers[0].bias)  # kept
     # another instance (other values) is another model, not a cached one
     other = eqx.nn.MLP(64, 10, 16, 1, activation=jax.nn.relu, key=jax.random.key(1))
-    assert _engine._make_model(other, SMALL) != model
+    assert _make_model(other, SMALL) != model

@@ -663,7 +663,8 @@ def test_lsuv_orthonormal_start_is_per_layer_of_a_dense_general():
 
 
 def test_study_inits_use_the_layers_fans():
-    from jaxinit.study._engine import _make_model, _member_init
+    from jaxinit.study._adapters import _make_model
+    from jaxinit.study._population import _member_init
 
     class Net(nn.Module):
         @nn.compact

@@ -18,7 +18,7 @@ from flax import nnx
 import jaxinit
 from jaxinit.initializers import _registry
 from jaxinit.initializers._values import freeze
-from jaxinit.study import _engine
+from jaxinit.study._population import _init_program, _init_shapes
 from tests.scheme_cases import CASES, GENERIC_SHAPES
 
 KEY = jax.random.key(7)
@@ -345,11 +345,11 @@ def test_a_rebuilt_study_with_equal_specs_compiles_nothing_new(caplog):
         )  # fmt: skip
 
     first = jaxinit.run_study(study(), progress=False)
-    misses = _engine._init_program.cache_info().misses, _engine._init_shapes.cache_info().misses
+    misses = _init_program.cache_info().misses, _init_shapes.cache_info().misses
     with jax.log_compiles(True), caplog.at_level("DEBUG"):
         again = jaxinit.run_study(study(), progress=False)
     compiled = [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()]
     assert compiled == []
-    after = _engine._init_program.cache_info().misses, _engine._init_shapes.cache_info().misses
+    after = _init_program.cache_info().misses, _init_shapes.cache_info().misses
     assert after == misses
     assert first.table.equals(again.table)

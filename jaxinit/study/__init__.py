@@ -30,13 +30,13 @@ from jaxinit.study._datasets import linear_teacher as linear_teacher
 from jaxinit.study._datasets import load_dataset as load_dataset
 from jaxinit.study._datasets import mnist1d as mnist1d
 from jaxinit.study._datasets import shapeset as shapeset
-from jaxinit.study._engine import Study as Study
-from jaxinit.study._engine import StudyResult as StudyResult
-from jaxinit.study._engine import run_study as run_study
 from jaxinit.study._models import ACTIVATIONS as ACTIVATIONS
 from jaxinit.study._models import CNN1D as CNN1D
 from jaxinit.study._models import MLP as MLP
 from jaxinit.study._models import ResNet as ResNet
+from jaxinit.study._study import Study as Study
+from jaxinit.study._study import StudyResult as StudyResult
+from jaxinit.study._study import run_study as run_study
 
 __all__ = [
     "ACTIVATIONS",

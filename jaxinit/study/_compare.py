@@ -131,8 +131,8 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
 def _run_one(cfg: CompareConfig, act: str, data, log_every: int, progress, optimizer,
              hparams, validation):  # fmt: skip
     """One activation's study: (table at each init's rate, every rate's rows, the rates)."""
-    from jaxinit.study._engine import Study, run_study
     from jaxinit.study._models import MLP
+    from jaxinit.study._study import Study, run_study
 
     study = Study(
         model=MLP((cfg.width,) * cfg.depth + (data.num_classes,), act),

@@ -1,0 +1,176 @@
+"""Model adapters: linen, nnx and Equinox models behind one hashable interface
+(``init``, ``init_state``, ``apply``, ``apply_train``), so compiled programs are cached."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxinit.study._datasets import Dataset
+from jaxinit.study._io import _checksum
+
+
+@dataclass(frozen=True)
+class _Model:
+    """Uniform ``init(key) -> params``, ``init_state(key) -> model state`` and
+    ``apply(params, x, state)`` / ``apply_train(params, state, x, key) -> (out, state)``
+    over linen and nnx (hashable, so compiled programs are cached across calls).
+
+    The model state is what a model carries besides its trained parameters: linen's
+    non-``params`` collections (BatchNorm's ``batch_stats``), nnx's other variables
+    (``BatchStat``, the ``Dropout`` rng streams). Training updates it, evaluation reads it.
+    """
+
+    module: Any
+    kind: str
+    sample_shape: tuple[int, ...]
+    graphdef: Any = None
+    rest: Any = field(default=None, compare=False, hash=False)
+    collections: tuple[str, ...] = ()  # linen: the non-params collections
+    mode_arg: str | None = None  # linen: "train", "training" or "deterministic"
+    token: str = ""  # equinox: checksum of the instance's arrays (``rest``)
+
+    def _mode(self, train: bool) -> dict:
+        if self.mode_arg is None:
+            return {}
+        return {self.mode_arg: (not train) if self.mode_arg == "deterministic" else train}
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether training steps need a key (linen with a train/deterministic argument)."""
+        return self.kind == "linen" and self.mode_arg is not None
+
+    def _variables(self, key: jax.Array) -> Any:
+        x = jnp.zeros(self.sample_shape, jnp.float32)
+        if self.kind == "equinox":  # the instance's arrays; ``module`` holds the rest
+            return {"params": self.rest}
+        if self.kind == "linen":
+            rngs = {"params": key, "dropout": jax.random.fold_in(key, 1)}
+            return self.module.init(rngs, x, **self._mode(False))
+        from flax import nnx
+
+        _, params, rest = nnx.split(self.module(nnx.Rngs(key)), nnx.Param, ...)
+        return {"params": params, "rest": rest}
+
+    def init(self, key: jax.Array) -> Any:
+        return self._variables(key)["params"]
+
+    def init_state(self, key: jax.Array) -> Any:
+        if self.kind == "equinox":
+            return {}
+        variables = self._variables(key)
+        if self.kind == "linen":
+            return {c: variables[c] for c in self.collections}
+        return variables["rest"]
+
+    def apply(self, params: Any, x: jax.Array, state: Any = None) -> jax.Array:
+        """Evaluation: BatchNorm uses its running statistics, dropout is off."""
+        if self.kind == "equinox":  # called on one example: vmapped over the batch
+            import equinox as eqx
+
+            return jax.vmap(eqx.combine(params, self.module))(x)
+        if state is None:
+            state = self.init_state(jax.random.key(0))
+        if self.kind == "linen":
+            return self.module.apply({"params": params, **state}, x, **self._mode(False))
+        from flax import nnx
+
+        m = nnx.merge(self.graphdef, params, state)
+        m.eval()
+        return m(x)
+
+    def apply_train(self, params: Any, state: Any, x: jax.Array, key: Any) -> tuple[Any, Any]:
+        """Training: batch statistics are updated, dropout draws from ``key`` (linen) or
+        from the model's own rng streams, carried in ``state`` (nnx)."""
+        if self.kind == "equinox":
+            return self.apply(params, x), state
+        if self.kind == "linen":
+            kw = self._mode(True)
+            if key is not None:
+                kw["rngs"] = {"dropout": key}
+            variables = {"params": params, **state}
+            if not self.collections:
+                return self.module.apply(variables, x, **kw), state
+            out, updates = self.module.apply(variables, x, mutable=list(self.collections), **kw)
+            return out, {**state, **updates}
+        from flax import nnx
+
+        # fresh Variables at this trace level (nnx refuses to mutate ones from another)
+        m = nnx.merge(self.graphdef, *jax.tree.map(lambda a: a, (params, state)))
+        m.train()
+        out = m(x)
+        _, _, new_state = nnx.split(m, nnx.Param, ...)
+        return out, new_state
+
+
+# Tracing for validation costs ~0.1 s of Python per study; these caches make a repeated
+# study (same model and shapes) start as fast as its compiled programs run.
+@functools.lru_cache(maxsize=64)
+def _linen_variables(module: Any, sample: tuple[int, ...], mode: tuple = ()) -> Any:
+    rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
+    return jax.eval_shape(lambda r: module.init(r, jnp.zeros(sample), **dict(mode)), rngs)
+
+
+@functools.lru_cache(maxsize=64)
+def _abstract_io(model: _Model) -> tuple[Any, Any]:
+    params = jax.eval_shape(model.init, jax.random.key(0))
+    state = jax.eval_shape(model.init_state, jax.random.key(0))
+    return params, jax.eval_shape(model.apply, params, jnp.zeros(model.sample_shape), state)
+
+
+_MODE_ARGS = ("train", "training", "deterministic")
+
+
+def _make_model(model: Any, dataset: Dataset) -> _Model:
+    sample = (1, *dataset.x_train.shape[1:])
+    import flax.linen as nn
+
+    if isinstance(model, nn.Module):
+        import inspect
+
+        try:
+            params = inspect.signature(type(model).__call__).parameters
+        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+            params = {}
+        mode_arg = next((a for a in _MODE_ARGS if a in params), None)
+        m = _Model(model, "linen", sample, mode_arg=mode_arg)
+        variables = _linen_variables(model, sample, tuple(m._mode(False).items()))
+        collections = tuple(sorted(set(variables) - {"params"}))
+        return dataclasses.replace(m, collections=collections)
+    eqx = sys.modules.get("equinox")  # an Equinox model means equinox is imported
+    if eqx is not None and isinstance(model, eqx.Module):
+        params, static = eqx.partition(model, eqx.is_inexact_array)
+        try:
+            hash(static)
+        except TypeError as e:
+            raise TypeError(
+                "Study: the Equinox model's non-array fields must be hashable (so compiled"
+                f" programs are cached); {e}"
+            ) from e
+        return _Model(static, "equinox", sample, rest=params, token=_checksum(params))
+    if callable(model):
+        from flax import nnx
+
+        try:
+            abstract = nnx.eval_shape(lambda: model(nnx.Rngs(0)))
+        except Exception as e:
+            raise TypeError(
+                "Study: model must be a flax.linen Module or a function rngs -> nnx.Module;"
+                f" calling it with nnx.Rngs failed: {e}"
+            ) from e
+        if not isinstance(abstract, nnx.Module):
+            raise TypeError(
+                f"Study: model(rngs) returned {type(abstract).__name__}, not nnx.Module"
+            )
+        graphdef, _, rest = nnx.split(model(nnx.Rngs(0)), nnx.Param, ...)
+        return _Model(model, "nnx", sample, graphdef, rest)
+    raise TypeError(
+        "Study: model must be a flax.linen Module, an Equinox Module or rngs ->"
+        f" nnx.Module, got {model!r}"
+    )

@@ -1,0 +1,66 @@
+"""Host side: atomic files, checksums, and moving member arrays between the host and
+devices (also when the mesh spans several processes)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+
+
+def _atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _checksum(tree: Any) -> str:
+    h = hashlib.sha256()
+    for leaf in jax.tree.leaves(tree):
+        h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _put(tree: Any, sharding: NamedSharding) -> Any:
+    """``jax.device_put(tree, sharding)``, also for a mesh spanning several processes: every
+    process holds the same host values and places the shards on its own devices."""
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def put(x):
+        host = _to_numpy(x)
+        arr = jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(arr, impl=jax.random.key_impl(x))
+        return arr
+
+    return jax.tree.map(put, tree)
+
+
+def _fetch(x: jax.Array) -> np.ndarray:
+    """A host copy of ``x``, also when it spans devices of other processes."""
+    if getattr(x, "is_fully_addressable", True):
+        return np.asarray(x)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def _to_numpy(x: jax.Array) -> np.ndarray:
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return _fetch(jax.random.key_data(x))
+    return _fetch(x)
+
+
+def _from_numpy(a: np.ndarray, like: jax.Array) -> jax.Array:
+    if jax.dtypes.issubdtype(like.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(jnp.asarray(a), impl=jax.random.key_impl(like))
+    return jnp.asarray(a, like.dtype)

@@ -1,0 +1,220 @@
+"""The population's initial state: member keys, the hyperparameter grid, each member's
+parameters drawn by its init spec (through :func:`jaxinit.reinit`, with the layers' fans),
+optimizer state with the member's hyperparameters, and model state."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxinit.rules._rules import reinit
+from jaxinit.study._adapters import _abstract_io, _Model
+from jaxinit.study._program import _optax_promotion
+
+if TYPE_CHECKING:
+    from jaxinit.study._study import Study
+
+
+@functools.lru_cache(maxsize=64)
+def _init_shapes(model: _Model, spec_key: Any, kernel_pattern: str) -> Any:
+    program = jax.vmap(_member_init(model, spec_key, kernel_pattern))
+    return jax.eval_shape(program, jax.random.split(jax.random.key(0), 1))
+
+
+@functools.lru_cache(maxsize=32)
+def _member_keys(seeds: int, fixed_data_order: bool) -> Callable:
+    """key -> (seed keys, data keys), one compiled program instead of eager dispatches."""
+
+    def keys(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        seed_keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(seeds))
+        data_keys = jax.vmap(lambda k: jax.random.fold_in(k, 3))(seed_keys)
+        if fixed_data_order:
+            data_keys = jnp.broadcast_to(jax.random.fold_in(key, 3), data_keys.shape)
+        noise_keys = jax.vmap(lambda k: jax.random.fold_in(k, 4))(seed_keys)
+        return seed_keys, data_keys, noise_keys
+
+    return jax.jit(keys)
+
+
+@functools.lru_cache(maxsize=32)
+def _opt_init(optimizer: optax.GradientTransformation, hparams: tuple[str, ...] = ()) -> Callable:
+    """jit(vmap((params, hparam values) -> optimizer state)): each member's hyperparameters
+    are written into its ``inject_hyperparams`` state, which the update reads every step."""
+
+    def init(params, values):
+        with _optax_promotion():
+            state = optimizer.init(params)
+        if not hparams:
+            return state
+        hp = dict(state.hyperparams)
+        for j, name in enumerate(hparams):
+            hp[name] = values[j].astype(jnp.result_type(hp[name]))
+        return state._replace(hyperparams=hp)
+
+    return jax.jit(jax.vmap(init))
+
+
+@functools.lru_cache(maxsize=32)
+def _injected(factory: Callable, names: tuple[str, ...], first: tuple[float, ...]) -> Any:
+    """``optax.inject_hyperparams(factory)`` with the grid's first values (cached: the same
+    object for the same factory, so compiled programs are reused)."""
+    return optax.inject_hyperparams(factory)(**dict(zip(names, first, strict=True)))
+
+
+def _hparam_grid(study: Study) -> tuple[tuple[str, ...], list[tuple[float, ...]]]:
+    """Names and every combination of values (the first name varies slowest)."""
+    hp = study.hparams
+    if hp is None:
+        return (), [()]
+    if not isinstance(hp, Mapping) or not hp:
+        raise ValueError(
+            "Study: hparams must be a non-empty mapping name -> values, e.g."
+            f" {{'learning_rate': [1e-3, 1e-2]}}, got {hp!r}"
+        )
+    grid = {}
+    for name, values in hp.items():
+        if not isinstance(name, str):
+            raise TypeError(f"Study: hparams names must be str, got {name!r}")
+        if isinstance(values, str) or not isinstance(values, Sequence | np.ndarray):
+            raise TypeError(
+                f"Study: hparams[{name!r}] must be a sequence of numbers, got {values!r}"
+            )
+        values = list(values)
+        ok = all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_) and math.isfinite(v)
+            for v in values
+        )
+        if not values or not ok:
+            raise ValueError(
+                f"Study: hparams[{name!r}] must be a non-empty sequence of finite numbers,"
+                f" got {values!r}"
+            )
+        if len(set(values)) != len(values):
+            raise ValueError(f"Study: hparams[{name!r}] has repeated values {values!r}")
+        grid[name] = [float(v) for v in values]
+    return tuple(grid), list(itertools.product(*grid.values()))
+
+
+def _resolve_optimizer(study: Study, model: _Model, names: tuple, grid: list) -> Any:
+    """The optimizer the members run: ``study.optimizer``, or with hyperparameters one
+    whose ``inject_hyperparams`` state holds every name (checked without compiling)."""
+    opt = study.optimizer
+    example = "e.g. optax.sgd(0.1)"
+    if not names:
+        if not isinstance(opt, optax.GradientTransformation):
+            raise TypeError(
+                f"Study: optimizer must be an optax GradientTransformation ({example}),"
+                f" got {type(opt).__name__}"
+            )
+        return opt
+    if not isinstance(opt, optax.GradientTransformation):
+        if not callable(opt):
+            raise TypeError(
+                "Study: with hparams, optimizer must be an optax optimizer factory (e.g."
+                " optax.adamw) or built with optax.inject_hyperparams, got"
+                f" {type(opt).__name__}"
+            )
+        try:
+            opt = _injected(opt, names, grid[0])
+        except TypeError as e:  # unknown argument names, unhashable factory
+            raise TypeError(
+                f"Study: hparams {list(names)} do not fit optimizer {study.optimizer!r}: {e}"
+            ) from e
+    params, _ = _abstract_io(model)
+    try:
+        with _optax_promotion():
+            state = jax.eval_shape(opt.init, params)
+    except TypeError as e:
+        raise TypeError(f"Study: hparams {list(names)} do not fit the optimizer: {e}") from e
+    have = getattr(state, "hyperparams", None)
+    if not isinstance(have, Mapping):
+        raise TypeError(
+            "Study: hparams need an optimizer whose state holds them: pass a factory such as"
+            " optax.adamw, or optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)"
+        )
+    missing = [n for n in names if n not in have]
+    if missing:
+        raise ValueError(
+            f"Study: hparams {missing} are not hyperparameters of the optimizer; it has"
+            f" {sorted(have)}"
+        )
+    return opt
+
+
+def _spec_key(spec: Any) -> Any:
+    """A hashable stand-in for an init spec, so compiled init programs are reused."""
+    if isinstance(spec, Mapping):
+        return ("rules", tuple(spec.items()))
+    if isinstance(spec, list | tuple):
+        return ("rules", tuple(spec))
+    return ("init", spec)
+
+
+def _member_init(model: _Model, spec_key: Any, kernel_pattern: str) -> Callable:
+    """seed_key -> params for one init spec."""
+    kind, spec = spec_key
+    if kind == "rules":
+        rules = list(spec)
+    else:
+        from jaxinit.initializers._registry import get
+
+        rules = {kernel_pattern: get(spec)}
+
+    # The layers, so each rule draws with its layer's fans (DenseGeneral, scan stacks):
+    # linen records them from the module on a sample, nnx reads an abstract module,
+    # Equinox parameters are the module's own arrays (reinit reads their layer classes).
+    if model.kind == "linen":
+        layers = {"module": model.module, "sample": jnp.zeros(model.sample_shape, jnp.float32)}
+    elif model.kind == "equinox":
+        layers = {}
+    else:
+        from flax import nnx
+
+        layers = {"module": nnx.eval_shape(lambda: model.module(nnx.Rngs(0)))}
+
+    def init(seed_key: jax.Array) -> Any:
+        params = model.init(jax.random.fold_in(seed_key, 1))
+        return reinit(params, rules, jax.random.fold_in(seed_key, 2), **layers)
+
+    return init
+
+
+@functools.lru_cache(maxsize=64)
+def _init_program(model: _Model, spec_keys: tuple, kernel_pattern: str) -> Callable:
+    """jit((seed keys of each spec, ...) -> params of all members, in that order).
+
+    One compiled program for every initializer of a member batch rather than one per
+    initializer: on the CPU, compiling four inits together takes 2.3 s instead of 4.9 s.
+    """
+    inits = [_member_init(model, k, kernel_pattern) for k in spec_keys]
+
+    def init(*seed_keys: jax.Array) -> Any:
+        parts = [jax.vmap(f)(k) for f, k in zip(inits, seed_keys, strict=True)]
+        return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+
+    return jax.jit(init)
+
+
+def _check_init(study: Study, model: _Model, name: str, spec: Any) -> Any:
+    try:
+        key = _spec_key(spec)
+        hash(key)
+        _init_shapes(model, key, study.kernel_pattern)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"Study: inits[{name!r}] does not fit the model: {e}") from e
+    return key
+
+
+@functools.lru_cache(maxsize=32)
+def _state_init(model: _Model) -> Callable:
+    """seed keys -> the members' model state, from the key their parameters come from."""
+    return jax.jit(jax.vmap(lambda k: model.init_state(jax.random.fold_in(k, 1))))

@@ -1,0 +1,177 @@
+"""The compiled training program: ``jit(vmap(scan(scan(step))))`` over the member axis,
+the objective (built-in losses or the user's ``loss_fn``), and evaluation."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxinit.study._adapters import _Model
+
+
+class MemberState(NamedTuple):
+    params: Any
+    opt_state: Any
+    data_key: jax.Array
+    step: jax.Array
+    model_state: Any = None  # BatchNorm statistics, nnx rng streams ({} when stateless)
+    noise_key: Any = None  # per-member key: fold_in(noise_key, step) for dropout, loss_fn
+
+
+def _optax_promotion():
+    """optax mixes Python floats with int32 step counts (adam's bias correction), which
+    jax's strict dtype promotion rejects; the user's promotion mode must not break a
+    standard optimizer, so its calls are traced with standard promotion."""
+    return jax.numpy_dtype_promotion("standard")
+
+
+@dataclass(frozen=True)
+class _Objective:
+    """The training objective: a built-in loss, or the user's ``loss_fn(model, batch, key)
+    -> (loss, metrics)``; ``names`` are its extra metrics (e.g. ``("accuracy",)``)."""
+
+    loss: str  # "cross_entropy", "mse" or "custom"
+    fn: Callable | None = None
+    names: tuple[str, ...] = ()
+
+    def __call__(self, model_fn: Callable, batch: tuple, key: Any) -> tuple[Any, list]:
+        if self.fn is not None:
+            loss, metrics = self.fn(model_fn, batch, key)
+            return loss, [jnp.asarray(metrics[n], jnp.float32) for n in self.names]
+        x, y = batch
+        out = model_fn(x)
+        if self.loss == "cross_entropy":
+            loss = optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
+            return loss, [(jnp.argmax(out, -1) == y).mean(dtype=jnp.float32)]
+        err = out - y.reshape(out.shape)
+        return 0.5 * jnp.mean(jnp.sum(err**2, axis=-1)), []
+
+    def metrics(self, prefix: str) -> tuple[str, ...]:
+        return (f"{prefix}_loss", *(f"{prefix}_{n}" for n in self.names))
+
+
+def _objective_value(model, objective, params, mstate, x, y, key, train):
+    """(loss, (metrics vector [loss, *extra], new model state)) of one member on (x, y)."""
+    states = [mstate]
+    if train:
+        model_key = None if key is None or not model.stochastic else jax.random.fold_in(key, 1)
+
+        def model_fn(inputs):
+            out, new = model.apply_train(params, states[-1], inputs, model_key)
+            states.append(new)
+            return out
+
+    else:
+
+        def model_fn(inputs):
+            return model.apply(params, inputs, mstate)
+
+    loss, extra = objective(model_fn, (x, y), key)
+    loss = jnp.asarray(loss, jnp.float32)
+    return loss, (jnp.stack([loss, *extra]), states[-1])
+
+
+def _global_norm(tree: Any) -> jax.Array:
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
+
+
+@functools.lru_cache(maxsize=32)
+def _chunk_program(
+    model: _Model,
+    optimizer: optax.GradientTransformation,
+    objective: _Objective,
+    batch_size: int,
+    log_every: int,
+    n_logs: int,
+    sharding: NamedSharding | None,
+) -> Callable:
+    """jit(vmap(scan(scan(step)))) for ``n_logs * log_every`` steps; cached per config."""
+    needs_key = model.stochastic or objective.fn is not None
+    n_metrics = 1 + len(objective.names)
+
+    def step(carry, inputs, x, y):
+        state, sums, last_gnorm = carry
+        i, idx = inputs
+        # a fresh key per member and step: dropout and the user's loss_fn draw from it
+        key = jax.random.fold_in(state.noise_key, state.step) if needs_key else None
+
+        def value(p):
+            return _objective_value(model, objective, p, state.model_state, x[idx], y[idx],
+                                    key, True)  # fmt: skip
+
+        (_, (values, model_state)), grads = jax.value_and_grad(value, has_aux=True)(state.params)
+        # The grad norm is recorded for the interval's last step only. ``i`` comes from the
+        # scan's xs, not from the member state, so it is unbatched under vmap and the cond
+        # stays a real branch (a batched predicate would evaluate both sides every step).
+        gnorm = jax.lax.cond(
+            i == log_every - 1, lambda g: _global_norm(g), lambda g: last_gnorm, grads
+        )
+        with _optax_promotion():
+            updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        state = state._replace(
+            params=params, opt_state=opt_state, step=state.step + 1, model_state=model_state
+        )
+        return (state, sums + values, gnorm), None
+
+    def interval(state, _, x, y):
+        # All of the interval's minibatch indices in one vectorised draw: the same numbers
+        # as one ``randint(fold_in(data_key, step))`` per step, without a tiny threefry
+        # kernel per step.
+        steps = state.step + jnp.arange(log_every)
+        idx = jax.vmap(
+            lambda s: jax.random.randint(
+                jax.random.fold_in(state.data_key, s), (batch_size,), 0, x.shape[0]
+            )
+        )(steps)
+        zero = jnp.zeros((), jnp.float32)
+        (state, sums, gnorm), _ = jax.lax.scan(
+            functools.partial(step, x=x, y=y),
+            (state, jnp.zeros(n_metrics, jnp.float32), zero),
+            (jnp.arange(log_every), idx),
+        )
+        metrics = jnp.concatenate(
+            [sums / log_every, jnp.stack([gnorm, _global_norm(state.params)])]
+        )
+        return state, metrics
+
+    def member(state, x, y):
+        return jax.lax.scan(functools.partial(interval, x=x, y=y), state, length=n_logs)
+
+    run = jax.vmap(member, in_axes=(0, None, None))
+    if sharding is None:
+        return jax.jit(run, donate_argnums=0)
+    return jax.jit(run, donate_argnums=0, out_shardings=(sharding, sharding))
+
+
+_EVAL_KEY = 0x7FFFFFFF  # the loss_fn's key in evaluation: fold_in(noise key, this)
+
+
+@functools.lru_cache(maxsize=32)
+def _eval_program(model: _Model, objective: _Objective) -> Callable:
+    def member(params, mstate, noise_key, x, y):
+        key = jax.random.fold_in(noise_key, _EVAL_KEY)
+        _, (values, _) = _objective_value(model, objective, params, mstate, x, y, key, False)
+        return values
+
+    return jax.jit(jax.vmap(member, in_axes=(0, 0, 0, None, None)))
+
+
+def _mesh_sharding(n_members: int, devices: list) -> tuple[NamedSharding | None, int]:
+    if len(devices) == 1:
+        return None, n_members
+    # Auto axes: XLA propagates the member sharding through the vmapped program.
+    mesh = jax.make_mesh(
+        (len(devices),), ("members",), axis_types=(AxisType.Auto,), devices=devices
+    )
+    padded = math.ceil(n_members / len(devices)) * len(devices)
+    return NamedSharding(mesh, P("members")), padded

@@ -1,0 +1,146 @@
+"""Results: the metric names, the tidy table (``init, seed, <hparams>, step, metric,
+value``), diverged members, and :class:`StudyResult` with its selection helpers."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from jaxinit.study._io import _atomic_write, _fetch
+from jaxinit.study._program import _eval_program
+
+METRICS = ("train_loss", "train_accuracy", "grad_norm", "param_norm")
+
+
+EVAL_METRICS = ("test_loss", "test_accuracy")
+
+
+VAL_METRICS = ("val_loss", "val_accuracy")
+
+
+@dataclass
+class StudyResult:
+    """Results in one tidy table (``init, seed, step, metric, value``).
+
+    ``diverged`` lists the members whose train loss became NaN or infinite, with the first
+    logged step at which it did; their rows stay in ``table`` (values NaN/inf).
+    """
+
+    table: Any  # pandas.DataFrame
+    diverged: Any  # pandas.DataFrame: init, seed, step
+    seconds: float = 0.0
+    info: dict = field(default_factory=dict)
+    hparams: tuple[str, ...] = ()  # the table's hyperparameter columns
+
+    def to_csv(self, path: str | os.PathLike) -> None:
+        _atomic_write(path, self.table.to_csv(index=False).encode())
+
+    def metric(self, name: str) -> Any:
+        """Rows of one metric as a wide frame: index (init, seed, hparams...), columns step."""
+        t = self.table[self.table.metric == name]
+        return t.pivot_table(index=["init", "seed", *self.hparams], columns="step", values="value")
+
+    def best_hparams(self, metric: str = "val_loss", mode: str | None = None) -> Any:
+        """Per initializer, the hyperparameter values with the best mean (over seeds) final
+        ``metric``, selected on the validation split (``Study(validation=...)``).
+
+        Args:
+          metric: a ``val_*`` metric; test metrics are refused (selecting on the test split
+            biases the comparison it reports).
+          mode: ``"min"`` or ``"max"``; default ``"max"`` for accuracies, else ``"min"``.
+
+        Returns:
+          A frame ``init, <hparams...>, <metric>``, one row per initializer. A member that
+          diverged (non-finite value) counts as the worst value.
+        """
+        fn = "StudyResult.best_hparams"
+        if metric.startswith("test"):
+            raise ValueError(
+                f"{fn}: metric={metric!r} is a test metric; select on the validation split"
+                " (Study(validation=0.1) records val_loss and val_accuracy)"
+            )
+        if metric not in set(self.table.metric):
+            raise ValueError(
+                f"{fn}: no {metric!r} rows; the table has {sorted(set(self.table.metric))}"
+                " (Study(validation=...) records val_loss and val_accuracy)"
+            )
+        if mode is None:
+            mode = "max" if metric.endswith("accuracy") else "min"
+        if mode not in ("min", "max"):
+            raise ValueError(f"{fn}: mode={mode!r}; allowed: 'min', 'max'")
+        t = self.table[self.table.metric == metric]
+        t = t[t.step == t.step.max()]
+        worst = np.inf if mode == "min" else -np.inf
+        t = t.assign(value=np.where(np.isfinite(t.value), t.value, worst))
+        means = t.groupby(["init", *self.hparams], sort=False).value.mean().reset_index()
+        by_init = means.groupby("init", sort=False).value
+        best = by_init.idxmin() if mode == "min" else by_init.idxmax()
+        return means.loc[best.to_numpy()].rename(columns={"value": metric}).reset_index(drop=True)
+
+    def at_best_hparams(self, metric: str = "val_loss", mode: str | None = None) -> Any:
+        """The table's rows of each initializer at its :meth:`best_hparams` values."""
+        best = self.best_hparams(metric, mode)[["init", *self.hparams]]
+        return self.table.merge(best, on=["init", *self.hparams])
+
+
+# Rows are float arrays (member, step, metric index, value) until the end; ``member`` is
+# the index in the whole population (a batch's rows are offset by its first member).
+def _train_rows(metrics: np.ndarray, steps: np.ndarray, offset: int = 0) -> np.ndarray:
+    m, t, k = metrics.shape
+    member = np.broadcast_to(offset + np.arange(m)[:, None, None], (m, t, k))
+    step = np.broadcast_to(steps[None, :, None], (m, t, k))
+    metric = np.broadcast_to(np.arange(k)[None, None, :], (m, t, k))
+    return np.stack([member, step, metric, metrics], -1).reshape(-1, 4).astype(np.float64)
+
+
+def _eval_rows(model, objective, state, x, y, step, n_members, offset, first) -> np.ndarray:
+    """Rows of the evaluation metrics; ``first`` is the index of the loss metric's name."""
+    program = _eval_program(model, objective)
+    values = _fetch(program(state.params, state.model_state, state.noise_key, x, y))
+    values = values[:n_members]
+    rows = [
+        (offset + i, step, first + j, values[i, j])
+        for i in range(n_members)
+        for j in range(values.shape[1])
+    ]
+    return np.asarray(rows, np.float64)
+
+
+def _table(
+    records: list[np.ndarray], members: list[tuple], metric_names: list, hp_names: tuple, grid: list
+) -> Any:
+    """The tidy table: ``init, seed, <one column per hyperparameter>, step, metric, value``."""
+    import pandas as pd
+
+    rows = np.concatenate(records)
+    member = rows[:, 0].astype(int)
+    columns = {
+        "init": [members[i][0] for i in member],
+        "seed": np.asarray([members[i][1] for i in member], np.int64),
+    }
+    h = np.asarray([members[i][2] for i in member], np.int64)
+    for j, name in enumerate(hp_names):
+        columns[name] = np.asarray([g[j] for g in grid], np.float64)[h]
+    table = pd.DataFrame(
+        {
+            **columns,
+            "step": rows[:, 1].astype(int),
+            "metric": np.asarray(metric_names)[rows[:, 2].astype(int)],
+            "value": rows[:, 3],
+        }
+    )
+    order = ["init", "seed", *hp_names, "metric", "step"]
+    return table.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def _diverged(table: Any, hp_names: tuple = ()) -> Any:
+    import pandas as pd
+
+    loss = table[table.metric == "train_loss"]
+    bad = loss[~np.isfinite(loss.value)]
+    if bad.empty:
+        return pd.DataFrame({"init": [], "seed": [], **{n: [] for n in hp_names}, "step": []})
+    return bad.groupby(["init", "seed", *hp_names], as_index=False)["step"].min()

@@ -1,0 +1,513 @@
+"""Multi-seed training: a whole (initializer × seed × hyperparameter) population in one
+compiled program.
+
+The population's parameters are stacked on a leading *member* axis. One jitted program
+runs ``eval_every`` steps for every member — ``jax.vmap`` over members, ``jax.lax.scan``
+over steps (nested: an inner scan of ``log_every`` steps whose mean metrics are recorded)
+— so there is no Python per step. Between chunks the host records metrics, writes results
+and a checkpoint, and updates the progress bar.
+
+Multi-device: the member axis is sharded over ``jax.devices()`` with a ``NamedSharding``;
+members never communicate, so each device trains its own. On several hosts, call
+``jax.distributed.initialize()`` first in every process and run the same study: the mesh
+then spans all processes' devices (members are padded to a multiple of the device count).
+On a multi-core CPU, :func:`jaxinit.cli.use_cpu_cores` makes each core a device, so
+members train in parallel instead of every small matrix product being split across cores.
+
+This module holds the user's side: :class:`Study`, its validation, and :func:`run_study`,
+which drives the pieces: model adapters (``_adapters``), the population's initial state
+(``_population``), the compiled training program (``_program``), checkpoints
+(``_checkpoint``) and the tidy results (``_results``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxinit.initializers._checks import check_key
+from jaxinit.study._adapters import _abstract_io, _make_model, _Model
+from jaxinit.study._checkpoint import _Checkpoint, _state_fingerprint
+from jaxinit.study._datasets import Dataset
+from jaxinit.study._io import _atomic_write, _checksum, _fetch, _put
+from jaxinit.study._population import (
+    _check_init,
+    _hparam_grid,
+    _init_program,
+    _member_keys,
+    _opt_init,
+    _resolve_optimizer,
+    _state_init,
+)
+from jaxinit.study._program import MemberState, _chunk_program, _mesh_sharding, _Objective
+from jaxinit.study._results import StudyResult, _diverged, _eval_rows, _table, _train_rows
+
+
+@dataclass(frozen=True)
+class Study:
+    """A convergence study: every initializer in ``inits`` × ``seeds`` seeds, trained alike.
+
+    Attributes:
+      model: a flax.linen Module, or a function ``rngs -> flax.nnx.Module`` (e.g.
+        ``lambda rngs: MyModel(..., rngs=rngs)``); only its ``nnx.Param`` state is trained.
+        Models with state train too: linen collections such as BatchNorm's
+        ``batch_stats`` (a ``train``, ``training`` or ``deterministic`` argument of
+        ``__call__`` is set for training and evaluation; dropout gets a fresh key per member
+        and step) and nnx ``BatchNorm``/``Dropout`` (``.train()``/``.eval()``). An
+        Equinox module (an instance, called on one example, stateless) trains too: its
+        arrays are the parameters; set ``kernel_pattern`` (e.g. ``"*weight"``).
+      dataset: a :class:`jaxinit.Dataset`.
+      optimizer: an optax ``GradientTransformation``. With ``hparams``: one built with
+        ``optax.inject_hyperparams`` (e.g. ``optax.inject_hyperparams(optax.sgd)(0.1)``), or
+        an optimizer factory such as ``optax.adamw`` that the engine wraps so.
+      inits: name -> spec. A spec is an initializer or a registry name (applied to every
+        leaf matching ``kernel_pattern``; other parameters keep the model's own init) or a
+        rules mapping for :func:`jaxinit.reinit` (e.g. a Fixup rule set).
+      seeds: seeds per initializer. Seed ``s`` gets the same data order for every
+        initializer (paired comparisons); with ``fixed_data_order`` every seed does.
+      steps: optimisation steps per member.
+      batch_size: minibatch size; minibatches are drawn in-graph with replacement from
+        each member's own data key (a fresh ``fold_in(key, step)`` per step).
+      loss: ``"cross_entropy"`` (integer labels) or ``"mse"``; default from the dataset.
+      loss_fn: instead of ``loss``, ``loss_fn(model, batch, key) -> (loss, metrics)``:
+        ``model`` is the member's model as a function ``x -> outputs`` (in training mode
+        while training: BatchNorm statistics update, dropout on; in evaluation mode on the
+        test and validation sets), ``batch`` is ``(x, y)``, ``key`` a fresh key per member
+        and step, ``metrics`` a dict of scalars recorded as ``train_<name>``,
+        ``test_<name>`` and ``val_<name>`` rows.
+      log_every: steps per recorded train metric (mean over those steps).
+      eval_every: steps between held-out evaluations and host syncs (a chunk); default
+        ``steps``. Must be a multiple of ``log_every``.
+      max_members: most members compiled into one program; a larger population runs in
+        batches of this size (bounded memory).
+      kernel_pattern: the leaves an initializer spec applies to.
+      hparams: optimizer hyperparameter name -> values, e.g. ``{"learning_rate": [1e-3,
+        1e-2], "weight_decay": [0.0, 1e-4]}``: the population is the grid inits × seeds ×
+        every combination of values, set per member in the optimizer's state, so the whole
+        grid is one compiled program. Seed ``s`` has the same initial parameters and data
+        order at every value (paired). The table gains a column per hyperparameter.
+      validation: fraction of the training examples held out (a fixed random subset) and
+        evaluated with the test set as ``val_loss``/``val_accuracy``: select
+        hyperparameters on it (:meth:`StudyResult.best_hparams`), never on the test split.
+
+    Example:
+      >>> import optax, jaxinit
+      >>> study = jaxinit.Study(
+      ...     jaxinit.MLP((16, 10)), jaxinit.digits(), optax.sgd,
+      ...     inits={"he": "he_normal"}, seeds=2, steps=20, log_every=10,
+      ...     hparams={"learning_rate": [0.01, 0.1]}, validation=0.1)
+      >>> result = jaxinit.run_study(study, progress=False)
+      >>> sorted(set(result.table.learning_rate))
+      [0.01, 0.1]
+      >>> list(result.best_hparams().columns)
+      ['init', 'learning_rate', 'val_loss']
+    """
+
+    model: Any
+    dataset: Dataset
+    optimizer: optax.GradientTransformation
+    inits: Mapping[str, Any]
+    seeds: int = 8
+    steps: int = 300
+    batch_size: int = 64
+    loss: Literal["cross_entropy", "mse"] | None = None
+    log_every: int = 10
+    eval_every: int | None = None
+    fixed_data_order: bool = False
+    max_members: int | None = None
+    kernel_pattern: str = "*kernel"
+    hparams: Mapping[str, Sequence[float]] | None = None
+    validation: float = 0.0
+    loss_fn: Callable | None = None
+
+
+def _as_int(name: str, v: Any, allow_none: bool = False) -> int | None:
+    """A positive int (numpy integers accepted, bools and floats are not)."""
+    if v is None and allow_none:
+        return None
+    if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"Study: {name} must be a positive int, got {v!r} ({type(v).__name__})")
+    if int(v) < 1:
+        raise ValueError(f"Study: {name} must be a positive int, got {v!r}")
+    return int(v)
+
+
+def _normalize(study: Study) -> Study:
+    """Check the plain fields before anything is traced, and make numpy integers ints."""
+    if not isinstance(study, Study):
+        raise TypeError(f"run_study: study must be a jaxinit.Study, got {type(study).__name__}")
+    d = study.dataset
+    if not isinstance(d, Dataset):
+        raise TypeError(f"Study: dataset must be a jaxinit.Dataset, got {type(d).__name__}")
+    ints = {n: _as_int(n, getattr(study, n)) for n in ("seeds", "steps", "batch_size", "log_every")}
+    for name in ("eval_every", "max_members"):
+        ints[name] = _as_int(name, getattr(study, name), allow_none=True)
+    return dataclasses.replace(study, **ints)
+
+
+def _validate(study: Study, model: _Model) -> str:
+    d = study.dataset
+    if study.batch_size > len(d.x_train):
+        raise ValueError(
+            f"Study: batch_size={study.batch_size} is larger than the {len(d.x_train)}"
+            f" training examples of {d.name!r}"
+        )
+    eval_every = study.eval_every or study.steps
+    if eval_every % study.log_every or study.steps % study.log_every:
+        raise ValueError(
+            f"Study: steps={study.steps} and eval_every={eval_every} must be multiples of"
+            f" log_every={study.log_every}"
+        )
+    v = study.validation
+    if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Real) or not 0 <= v < 1:
+        raise ValueError(f"Study: validation must be a fraction in [0, 1), got {v!r}")
+    n_val = round(len(d.x_train) * v)
+    if v and not 1 <= n_val <= len(d.x_train) - study.batch_size:
+        raise ValueError(
+            f"Study: validation={v} holds out {n_val} of {len(d.x_train)} training examples;"
+            f" at least 1 must be held out and batch_size={study.batch_size} must remain"
+        )
+    if not isinstance(study.inits, Mapping) or not study.inits:
+        raise ValueError("Study: inits must be a non-empty mapping name -> initializer or rules")
+    if not all(isinstance(n, str) for n in study.inits):
+        raise TypeError(f"Study: inits must be keyed by str names, got {list(study.inits)!r}")
+    if not isinstance(study.kernel_pattern, str):
+        raise TypeError(f"Study: kernel_pattern must be a str, got {study.kernel_pattern!r}")
+    if not isinstance(study.fixed_data_order, bool | np.bool_):
+        raise TypeError(f"Study: fixed_data_order must be a bool, got {study.fixed_data_order!r}")
+    if study.loss_fn is not None:
+        return _custom_objective(study, model)
+    loss = study.loss or ("cross_entropy" if d.is_classification else "mse")
+    if loss not in ("cross_entropy", "mse"):
+        raise ValueError(f"Study: loss={loss!r}; allowed: 'cross_entropy', 'mse'")
+    _, out = _abstract_io(model)
+    want = d.num_classes if loss == "cross_entropy" else int(np.prod(d.y_train.shape[1:]))
+    if loss == "cross_entropy" and not d.is_classification:
+        raise ValueError(
+            f"Study: loss='cross_entropy' needs class labels; {d.name!r} is regression"
+        )
+    if out.ndim != 2 or out.shape[1] != want:
+        raise ValueError(
+            f"Study: the model's output has shape {out.shape[1:]} per example but {d.name!r}"
+            f" needs ({want},) ({'classes' if loss == 'cross_entropy' else 'targets'})"
+        )
+    return _Objective(loss, None, ("accuracy",) if loss == "cross_entropy" else ())
+
+
+def _custom_objective(study: Study, model: _Model) -> _Objective:
+    """Check ``loss_fn`` by tracing it abstractly on a small batch (nothing is compiled)."""
+    fn = study.loss_fn
+    if not callable(fn):
+        raise TypeError(f"Study: loss_fn must be callable, got {type(fn).__name__}")
+    if study.loss is not None:
+        raise ValueError(f"Study: give loss={study.loss!r} or loss_fn, not both")
+    d = study.dataset
+    params, _ = _abstract_io(model)
+    mstate = jax.eval_shape(model.init_state, jax.random.key(0))
+    x, y = jnp.asarray(d.x_train[:2]), jnp.asarray(d.y_train[:2])
+
+    def run(params, mstate, key):
+        key = jax.random.fold_in(key, 0)
+        model_key = jax.random.fold_in(key, 1) if model.stochastic else None
+
+        def model_fn(inputs):
+            return model.apply_train(params, mstate, inputs, model_key)[0]
+
+        return fn(model_fn, (x, y), key)
+
+    try:
+        out = jax.eval_shape(run, params, mstate, jax.random.key(0))
+    except Exception as e:
+        raise type(e)(f"Study: loss_fn(model, (x, y), key) failed on a batch of 2: {e}") from e
+    ok = isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Mapping)
+    if not ok:
+        raise TypeError(
+            "Study: loss_fn must return (loss, metrics) with metrics a dict of scalars,"
+            f" got {out!r}"
+        )
+    loss, metrics = out
+    if getattr(loss, "shape", None) != () or not jnp.issubdtype(loss.dtype, jnp.floating):
+        raise ValueError(f"Study: loss_fn's loss must be a float scalar, got {loss!r}")
+    for name, v in metrics.items():
+        if not isinstance(name, str) or not name.isidentifier() or name == "loss":
+            raise ValueError(
+                f"Study: loss_fn's metric names must be identifiers other than 'loss', got {name!r}"
+            )
+        if getattr(v, "shape", None) != ():
+            raise ValueError(f"Study: loss_fn's metric {name!r} must be a scalar, got {v!r}")
+    return _Objective("custom", fn, tuple(metrics))
+
+
+def _progress_bar(progress: bool | None, total: int, members: int) -> Any:
+    if progress is None:
+        progress = sys.stderr.isatty()
+    # tqdm.auto picks the notebook bar, which warns without ipywidgets even when disabled.
+    if progress:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
+
+    return tqdm(
+        total=total, disable=not progress, unit="step", desc=f"{members} members", leave=False
+    )
+
+
+def _as_key(key: Any) -> jax.Array:
+    """An int seed (numpy integers too), a typed PRNG key, or a raw uint32[2] key."""
+    fn = "run_study"
+    if isinstance(key, bool | np.bool_):
+        raise TypeError(f"{fn}: key must be an int seed or a PRNG key, got {key!r}")
+    if isinstance(key, numbers.Integral):
+        return jax.random.key(int(key))
+    if isinstance(key, jax.Array | np.ndarray):
+        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+            if key.shape != ():
+                raise ValueError(
+                    f"{fn}: key must be a single PRNG key, got a key array of shape {key.shape}"
+                )
+            return key
+        if key.shape == () and jnp.issubdtype(key.dtype, jnp.integer):
+            return jax.random.key(int(key))
+        if key.shape == (2,) and key.dtype == np.uint32:  # a raw jax.random.PRNGKey
+            return jax.random.wrap_key_data(jnp.asarray(key))
+        raise ValueError(
+            f"{fn}: key must be an int seed, a PRNG key (jax.random.key) or a raw uint32[2]"
+            f" key, got an array of dtype {key.dtype} and shape {key.shape}"
+        )
+    raise TypeError(
+        f"{fn}: key must be an int seed or a PRNG key (jax.random.key), got {type(key).__name__}"
+    )
+
+
+def _check_out_dir(out_dir: Any) -> str | None:
+    """``out_dir`` must be (or become) a writable directory: checked before any work."""
+    if out_dir is None:
+        return None
+    try:
+        path = os.fspath(out_dir)
+    except TypeError:
+        raise TypeError(
+            f"run_study: out_dir must be a path (str or os.PathLike), got {type(out_dir).__name__}"
+        ) from None
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"run_study: out_dir={path!r} exists and is not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path, prefix=".tmp-write-test-")
+        os.close(fd)
+        os.remove(tmp)
+    except OSError as e:
+        raise ValueError(
+            f"run_study: out_dir={path!r} is not a writable directory ({e.strerror or e})"
+        ) from e
+    return path
+
+
+def run_study(
+    study: Study,
+    key: int | jax.Array = 0,
+    out_dir: str | os.PathLike | None = None,
+    progress: bool | None = None,
+    devices: Sequence[Any] | None = None,
+) -> StudyResult:
+    """Train every (initializer × seed) member of ``study`` and return the tidy results.
+
+    Args:
+      study: the :class:`Study`.
+      key: an int seed or a PRNG key; member (init i, seed s) uses ``fold_in(key, s)`` for
+        its parameters and data order, so initializers are compared on paired seeds.
+      out_dir: if given, ``results.csv`` and a checkpoint are written atomically after every
+        chunk; running the same study with the same ``out_dir`` again resumes where it
+        stopped (on any number of devices) and ends with the same results as an
+        uninterrupted run. A checkpoint of a different study (data, model, any init spec,
+        optimizer, sizes or key changed) is refused with an error naming what changed.
+      progress: show a progress bar; default: only when stderr is a terminal.
+      devices: the devices the members are sharded over; default ``jax.devices()`` (every
+        device of every process). One device runs the study on that device alone.
+
+    Bad input (shapes, sizes, types, an ``out_dir`` that cannot be written) raises before
+    anything is compiled.
+    """
+    check_key("run_study", key, allow_int=True)
+    devices = _check_devices(devices)
+    if len(devices) == 1:
+        with jax.default_device(devices[0]):
+            return _run_study(study, key, out_dir, progress, devices)
+    return _run_study(study, key, out_dir, progress, devices)
+
+
+def _check_devices(devices: Any) -> list:
+    if devices is None:
+        return list(jax.devices())
+    try:
+        devices = list(devices)
+    except TypeError:
+        raise TypeError(
+            f"run_study: devices must be a sequence of jax devices, got {type(devices).__name__}"
+        ) from None
+    bad = [d for d in devices if not isinstance(d, jax.Device)]
+    if not devices or bad or len(set(devices)) != len(devices):
+        raise ValueError(
+            "run_study: devices must be a non-empty sequence of distinct jax devices (e.g."
+            f" jax.devices()[:2]), got {devices!r}"
+        )
+    return devices
+
+
+def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
+    study = _normalize(study)
+    model = _make_model(study.model, study.dataset)
+    objective = _validate(study, model)
+    loss = objective.loss
+    hp_names, grid = _hparam_grid(study)
+    optimizer = _resolve_optimizer(study, model, hp_names, grid)
+    key = _as_key(key)
+    spec_keys = {name: _check_init(study, model, name, spec) for name, spec in study.inits.items()}
+    out_dir = _check_out_dir(out_dir)
+    names = list(spec_keys)
+    # members (init, seed, index into the hyperparameter grid), in this order
+    members = [(n, s, h) for n in names for s in range(study.seeds) for h in range(len(grid))]
+    eval_every = study.eval_every or study.steps
+    group = study.max_members or len(members)
+    sharding, group_padded = _mesh_sharding(min(group, len(members)), devices)
+    replicated = None if sharding is None else NamedSharding(sharding.mesh, P())
+    writer = out_dir is not None and jax.process_index() == 0
+
+    d = study.dataset
+    train, val = _split_validation(len(d.x_train), study.validation)
+    x_train, y_train = jnp.asarray(d.x_train[train]), jnp.asarray(d.y_train[train])
+    x_test, y_test = jnp.asarray(d.x_test), jnp.asarray(d.y_test)
+    x_val, y_val = jnp.asarray(d.x_train[val]), jnp.asarray(d.y_train[val])
+    if replicated is not None:
+        x_train, y_train, x_test, y_test, x_val, y_val = _put(
+            (x_train, y_train, x_test, y_test, x_val, y_val), replicated
+        )
+    hp_values = jnp.asarray(np.asarray(grid, np.float32).reshape(len(grid), len(hp_names)))
+
+    train_names = (*objective.metrics("train"), "grad_norm", "param_norm")
+    eval_sets = [("test", x_test, y_test)] + ([("val", x_val, y_val)] if len(val) else [])
+    metric_names = list(train_names)
+
+    def evaluate(state: MemberState, step: int, n: int, offset: int) -> list[np.ndarray]:
+        rows, first = [], len(train_names)
+        for prefix, x, y in eval_sets:
+            rows.append(_eval_rows(model, objective, state, x, y, step, n, offset, first))
+            first += len(objective.metrics(prefix))
+        return rows
+
+    for prefix, _, _ in eval_sets:
+        metric_names += objective.metrics(prefix)
+
+    seed_keys, data_keys, noise_keys = _member_keys(study.seeds, study.fixed_data_order)(key)
+    abstract_state = jax.eval_shape(model.init_state, jax.random.key(0))
+
+    def initial_state(batch: list[tuple[str, int, int]]) -> MemberState:
+        parts = []  # consecutive runs of one initializer, in member order
+        for name, s, _ in batch:
+            if parts and parts[-1][0] == name:
+                parts[-1][1].append(s)
+            else:
+                parts.append((name, [s]))
+        program = _init_program(model, tuple(spec_keys[n] for n, _ in parts), study.kernel_pattern)
+        params = program(*(seed_keys[jnp.array(seeds)] for _, seeds in parts))
+        values = hp_values[jnp.array([h for _, _, h in batch])]
+        opt_state = _opt_init(optimizer, hp_names)(params, values)
+        seeds = jnp.array([s for _, s, _ in batch])
+        if jax.tree.leaves(abstract_state):
+            mstate = _state_init(model)(seed_keys[seeds])
+        else:  # stateless: no program to compile
+            mstate = jax.tree.map(lambda a: a, abstract_state)
+        steps = jnp.zeros(len(batch), jnp.int32)
+        return MemberState(params, opt_state, data_keys[seeds], steps, mstate, noise_keys[seeds])
+
+    fingerprint = {
+        "dataset": [d.name, _checksum((d.x_train, d.y_train, d.x_test, d.y_test))],
+        "model": repr(study.model) if model.kind == "linen" else str(model.graphdef),
+        "key": _checksum(jax.random.key_data(key)),
+        "config": [
+            study.seeds,
+            study.steps,
+            study.batch_size,
+            loss,
+            study.log_every,
+            eval_every,
+            study.fixed_data_order,
+            group,
+            study.kernel_pattern,
+            float(study.validation),
+        ],
+        "hparams": {n: [g[j] for g in grid] for j, n in enumerate(hp_names)},
+    }
+    start = time.perf_counter()
+    records: list[np.ndarray] = []
+    bar = _progress_bar(progress, study.steps * len(members), len(members))
+    for g0 in range(0, len(members), group):
+        batch = members[g0 : g0 + group]
+        padded = batch + [batch[0]] * (max(group_padded, len(batch)) - len(batch))
+        state = initial_state(padded)
+        ckpt = None
+        if out_dir is not None:
+            fp = dict(
+                fingerprint,
+                group=g0,
+                **_state_fingerprint(model, optimizer, objective, state, batch, (x_train, y_train)),
+            )
+            ckpt = _Checkpoint(out_dir, g0, fp, writer)
+        done, group_records = 0, []
+        if ckpt is not None and (loaded := ckpt.load(state, len(batch))) is not None:
+            state, done, group_records = loaded
+            bar.update(done * len(batch))
+        if sharding is not None:
+            state = _put(state, sharding)
+        if done == 0:
+            group_records += evaluate(state, 0, len(batch), g0)
+        while done < study.steps:
+            n = min(eval_every, study.steps - done)
+            program = _chunk_program(
+                model, optimizer, objective, study.batch_size, study.log_every,
+                n // study.log_every, sharding,
+            )  # fmt: skip
+            state, metrics = program(state, x_train, y_train)
+            metrics = _fetch(metrics)[: len(batch)]  # (members, logs, train metrics)
+            steps = done + study.log_every * np.arange(1, metrics.shape[1] + 1)
+            group_records.append(_train_rows(metrics, steps, g0))
+            done += n
+            group_records += evaluate(state, done, len(batch), g0)
+            bar.update(n * len(batch))
+            if ckpt is not None:
+                ckpt.save(state, done, group_records, len(batch))
+                if writer:
+                    partial = _table(records + group_records, members, metric_names, hp_names, grid)
+                    _atomic_write(
+                        os.path.join(out_dir, "results.partial.csv"),
+                        partial.to_csv(index=False).encode(),
+                    )
+        records += group_records
+    bar.close()
+    table = _table(records, members, metric_names, hp_names, grid)
+    seconds = time.perf_counter() - start
+    result = StudyResult(table, _diverged(table, hp_names), seconds, {"loss": loss}, hp_names)
+    if writer:
+        result.to_csv(os.path.join(out_dir, "results.csv"))
+    return result
+
+
+def _split_validation(n: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation row indices: a fixed random ``fraction`` of the ``n`` rows."""
+    order = np.random.default_rng(0x5EED).permutation(n)
+    n_val = round(n * fraction)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
