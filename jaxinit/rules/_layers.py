@@ -239,9 +239,12 @@ def fan_axes(
 
     Example — a stacked ``(layers, in, heads, head_dim)`` kernel in a plain dict::
 
+      >>> w = jnp.zeros((2, 64, 4, 16))
       >>> rules = {"kernel": jaxinit.fan_axes(jaxinit.lecun_normal(), in_axis=1,
       ...                                     out_axis=(2, 3), stack_axes=0)}
-      >>> params = jaxinit.reinit({"kernel": w}, rules, key)
+      >>> params = jaxinit.reinit({"kernel": w}, rules, jax.random.key(0))
+      >>> round(float(params["kernel"].std()), 3)  # lecun_normal: 1/√fan_in = 1/√64 = 0.125
+      0.124
     """
     return FanAxes(init, in_axis, out_axis, stack_axes, optional)
 

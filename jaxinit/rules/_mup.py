@@ -177,11 +177,13 @@ def base_shapes(base: Any, delta: Any) -> dict[str, BaseShape]:
       writes them (``"params/Dense_0/kernel"``, ``"layers/0/weight"``).
 
     Example:
-      >>> model = lambda w: MLP(width=w)
+      >>> import flax.linen as nn
+      >>> make = lambda w: nn.Sequential([nn.Dense(w), nn.relu, nn.Dense(10)])
       >>> x = jnp.ones((1, 8))
-      >>> bsh = jaxinit.base_shapes(
-      ...     lambda: model(64).init(jax.random.key(0), x),
-      ...     lambda: model(128).init(jax.random.key(0), x))
+      >>> bsh = jaxinit.base_shapes(lambda: make(64).init(jax.random.key(0), x),
+      ...                           lambda: make(128).init(jax.random.key(0), x))
+      >>> bsh["params/layers_0/kernel"]  # (in, out): the output width is infinite
+      BaseShape(shape=(8, 64), infinite=(False, True), layout='flax')
     """
     fn = "base_shapes"
     b = _param_leaves(_abstract(fn, "base", base))
@@ -308,6 +310,12 @@ def scale_by_mup(bsh: Mapping[str, BaseShape], optimizer: Optimizer):
     :func:`mup_adam` and :func:`mup_sgd` do that.
 
     Example:
+      >>> import flax.linen as nn
+      >>> make = lambda w: nn.Sequential([nn.Dense(w), nn.relu, nn.Dense(10)])
+      >>> x = jnp.ones((1, 8))
+      >>> bsh = jaxinit.base_shapes(lambda: make(64).init(jax.random.key(0), x),
+      ...                           lambda: make(128).init(jax.random.key(0), x))
+      >>> import optax
       >>> tx = optax.chain(optax.scale_by_adam(), jaxinit.scale_by_mup(bsh, "adam"),
       ...                  optax.scale_by_learning_rate(1e-3))
     """
@@ -391,6 +399,12 @@ def mup_adam(
       weight_decay: :math:`\lambda` (0: plain Adam).
 
     Example:
+      >>> import flax.linen as nn
+      >>> make = lambda w: nn.Sequential([nn.Dense(w), nn.relu, nn.Dense(10)])
+      >>> x = jnp.ones((1, 8))
+      >>> bsh = jaxinit.base_shapes(lambda: make(64).init(jax.random.key(0), x),
+      ...                           lambda: make(128).init(jax.random.key(0), x))
+      >>> params = make(1024).init(jax.random.key(0), x)  # 16 times the base width
       >>> tx = jaxinit.mup_adam(3e-3, bsh)
       >>> opt_state = tx.init(params)
     """
@@ -421,6 +435,11 @@ def mup_sgd(
     multiplier, as mup does, so :math:`\eta\lambda` stays the base model's.
 
     Example:
+      >>> import flax.linen as nn
+      >>> make = lambda w: nn.Sequential([nn.Dense(w), nn.relu, nn.Dense(10)])
+      >>> x = jnp.ones((1, 8))
+      >>> bsh = jaxinit.base_shapes(lambda: make(64).init(jax.random.key(0), x),
+      ...                           lambda: make(128).init(jax.random.key(0), x))
       >>> tx = jaxinit.mup_sgd(0.1, bsh, momentum=0.9)
     """
     import optax
@@ -472,7 +491,12 @@ def mup_attention_fn(
     Equinox: give ``MultiheadAttention`` a ``process_heads`` that scales the query heads
     the same way.
 
+    >>> import flax.linen as nn
     >>> attn = nn.MultiHeadDotProductAttention(4, attention_fn=jaxinit.mup_attention_fn())
+    >>> q = jnp.ones((1, 3, 16))
+    >>> out, variables = attn.init_with_output(jax.random.key(0), q)
+    >>> out.shape
+    (1, 3, 16)
     """
     check_positive("mup_attention_fn", "attn_mult", attn_mult)
     if attention_fn is not None and not callable(attention_fn):
@@ -600,9 +624,16 @@ def coord_check(
       :class:`CoordCheck`; ``.plot(path)`` draws it, ``.slopes()`` summarises it.
 
     Example:
-      >>> cc = jaxinit.coord_check(lambda w: MLP(w), (64, 128, 256), x, y,
-      ...                          jaxinit.mup_adam(1e-2, bsh))
-      >>> cc.plot("coord_check.png")
+      >>> import flax.linen as nn
+      >>> make = lambda w: nn.Sequential([nn.Dense(w), nn.relu, nn.Dense(10)])
+      >>> x = jnp.ones((1, 8))
+      >>> bsh = jaxinit.base_shapes(lambda: make(64).init(jax.random.key(0), x),
+      ...                           lambda: make(128).init(jax.random.key(0), x))
+      >>> x, y = jax.random.normal(jax.random.key(1), (16, 8)), jnp.arange(16) % 10
+      >>> cc = jaxinit.coord_check(make, (32, 64), x, y, jaxinit.mup_adam(1e-2, bsh),
+      ...                          steps=2, seeds=2)
+      >>> list(cc.table.columns)  # cc.plot("coord_check.png") draws it
+      ['width', 'seed', 'step', 'layer', 'l1']
     """
     import optax
     import pandas as pd

@@ -117,9 +117,12 @@ class ContextRule:
 
     Example — torch's bias rule, which needs the sibling kernel's fan_in::
 
+      >>> params = {"dense": {"kernel": jnp.zeros((32, 64)), "bias": jnp.zeros(64)}}
       >>> def bias(info):
       ...     return jaxinit.torch_default_bias(kernel_shape=info.siblings["kernel"])
-      >>> jaxinit.reinit(params, {"bias": jaxinit.ContextRule(bias)}, key)
+      >>> params = jaxinit.reinit(params, {"bias": jaxinit.ContextRule(bias)}, jax.random.key(0))
+      >>> bool(jnp.abs(params["dense"]["bias"]).max() <= 1 / 32**0.5)  # U[±1/√fan_in]
+      True
     """
 
     def __init__(
@@ -502,11 +505,15 @@ def reinit(
     rules, k))`` or ``jax.vmap`` over keys for many seeds.
 
     Example:
-      >>> variables = model.init(key, x)
+      >>> import flax.linen as nn
+      >>> model, x = nn.Sequential([nn.Dense(16), nn.relu, nn.Dense(3)]), jnp.ones((1, 8))
+      >>> variables = model.init(jax.random.key(0), x)
       >>> variables = jaxinit.reinit(variables, {
-      ...     "head/kernel": "zeros",           # first match wins ...
+      ...     "layers_2/kernel": "zeros",       # first match wins ...
       ...     "kernel": jaxinit.he_normal(),    # ... so this is every other kernel
       ... }, jax.random.key(1), module=model, sample=x)
+      >>> float(jnp.abs(variables["params"]["layers_2"]["kernel"]).max())
+      0.0
     """
     check_key("reinit", key)
     plan = _plan("reinit", params, rules, layout, module, sample)
@@ -532,7 +539,16 @@ def explain(
     errors as :func:`reinit` are raised (a rule matching nothing, a missing module).
 
     Example:
-      >>> print(jaxinit.explain(variables, jaxinit.gpt2(4), module=model, sample=x))
+      >>> import flax.linen as nn
+      >>> model, x = nn.Sequential([nn.Dense(16), nn.relu, nn.Dense(3)]), jnp.ones((1, 8))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> print(jaxinit.explain(variables, {"kernel": jaxinit.he_normal()}, module=model, sample=x))
+      path                   | shape   | layer | rule   | initializer                                       | fans (in, out) | std / bound
+      -----------------------+---------+-------+--------+---------------------------------------------------+----------------+------------
+      params/layers_0/bias   | (16,)   | Dense | -      | (kept)                                            | -              | -
+      params/layers_0/kernel | (8, 16) | Dense | kernel | variance_scaling(2, 'fan_in', 'truncated_normal') | 8, 16          | std 0.5
+      params/layers_2/bias   | (3,)    | Dense | -      | (kept)                                            | -              | -
+      params/layers_2/kernel | (16, 3) | Dense | kernel | variance_scaling(2, 'fan_in', 'truncated_normal') | 16, 3          | std 0.3536
     """
     return _plan("explain", params, rules, layout, module, sample).table()
 

@@ -71,7 +71,11 @@ def torch_default_rules(
     no kernel beside them are left alone. The default ``kernel`` pattern matches parameters
     named ``kernel`` or ``weight``.
 
-    >>> model = jaxinit.reinit(eqx_model, jaxinit.torch_default_rules(), key)
+    >>> import equinox as eqx
+    >>> eqx_model = eqx.nn.Linear(32, 64, key=jax.random.key(0))
+    >>> model = jaxinit.reinit(eqx_model, jaxinit.torch_default_rules(), jax.random.key(1))
+    >>> bool(jnp.abs(model.weight).max() <= 1 / 32**0.5)  # U[±1/√in_features], as torch
+    True
     """
 
     def kernel_init(info: LeafInfo):
