@@ -635,9 +635,14 @@ def he_normal(
 
 
 xavier_uniform = glorot_uniform
+"""The same function as :func:`glorot_uniform` (jax's alias)."""
 xavier_normal = glorot_normal
+"""The same function as :func:`glorot_normal` (jax's alias)."""
 kaiming_uniform = he_uniform
+"""The same function as :func:`he_uniform` (jax's alias; torch's is ``torch_kaiming_uniform``)."""
 kaiming_normal = he_normal
+"""The same function as :func:`he_normal` (jax's alias: a truncated normal; torch's plain
+normal is ``torch_kaiming_normal``)."""
 
 
 @initializer

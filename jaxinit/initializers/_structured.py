@@ -327,6 +327,7 @@ def identity(gain: float = 1.0, dtype: DTypeLike = None) -> Initializer:
 
 
 eye = identity
+"""The same function as :func:`identity` (torch's ``eye_``)."""
 
 
 def _zero_matrix(c_in: int, c_out: int, dtype: np.dtype) -> Array:

@@ -233,7 +233,8 @@ def fan_axes(
 
     Args:
       init: the initializer (or registry name) of the rule.
-      in_axis, out_axis: axes of the stored array (ints or sequences).
+      in_axis: fan-in axes of the stored array (an int or a sequence).
+      out_axis: fan-out axes of the stored array (an int or a sequence).
       stack_axes: axes whose slices are drawn independently.
       optional: matching no parameter is not an error (as :func:`jaxinit.optional`).
 

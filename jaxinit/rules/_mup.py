@@ -166,11 +166,12 @@ def base_shapes(base: Any, delta: Any) -> dict[str, BaseShape]:
     ``make_base_shapes``): a dimension is *infinite* when its size differs between them.
 
     Args:
-      base, delta: the model at its base width and at another width, each as a pytree of
-        parameters (flax.linen variables, an nnx ``State``), an nnx or Equinox module
-        (abstract ones from ``nnx.eval_shape`` / ``eqx.filter_eval_shape`` are fine), or a
-        zero-argument callable that builds one, evaluated with ``eqx.filter_eval_shape``
-        (``jax.eval_shape``), so nothing is allocated.
+      base: the model at its base width, as a pytree of parameters (flax.linen variables,
+        an nnx ``State``), an nnx or Equinox module (abstract ones from ``nnx.eval_shape``
+        / ``eqx.filter_eval_shape`` are fine), or a zero-argument callable that builds
+        one, evaluated with ``eqx.filter_eval_shape`` (``jax.eval_shape``), so nothing is
+        allocated.
+      delta: the model at another width, in any of the forms ``base`` takes.
 
     Returns:
       ``{path: BaseShape}`` for every floating-point parameter, paths as :func:`reinit`
@@ -395,7 +396,9 @@ def mup_adam(
     Args:
       learning_rate: the base model's LR (a float or an optax schedule).
       bsh: base shapes from :func:`base_shapes`.
-      b1, b2, eps: Adam's.
+      b1: Adam's first-moment decay.
+      b2: Adam's second-moment decay.
+      eps: Adam's epsilon.
       weight_decay: :math:`\lambda` (0: plain Adam).
 
     Example:
@@ -609,7 +612,8 @@ def coord_check(
         nnx / Equinox modules with ``nnx.split`` / ``eqx.partition``) and
         ``apply(params, x) -> (output, {layer name: activation})``.
       widths: the widths to compare, e.g. ``(64, 128, 256, 512)``.
-      x, y: one batch of inputs and targets.
+      x: one batch of inputs.
+      y: the batch's targets.
       optimizer: an optax ``GradientTransformation`` (the same for every width;
         :func:`mup_adam` adapts to each width by itself) or ``width -> transformation``.
       steps: updates to take; l1 is recorded at ``t = 0 .. steps``.

@@ -480,10 +480,10 @@ def reinit(
         is taken in that layout. An initializer that carries its own layout
         (``he_normal(layout="torch")``) is called on the stored torch shape and never
         transposed a second time.
-      module, sample: the flax.linen module and an input (or tuple of inputs), as for
-        ``module.init(key, sample)``: the module is initialised abstractly (nothing is
-        computed) to see the shape each layer hands its initializer. For an nnx ``State``,
-        ``module`` is the nnx module it came from.
+      module: the flax.linen module, as for ``module.init(key, sample)``: the module is
+        initialised abstractly (nothing is computed) to see the shape each layer hands its
+        initializer. For an nnx ``State``, ``module`` is the nnx module it came from.
+      sample: an input (or tuple of inputs) of ``module``.
       explain: print :func:`explain`'s table and return ``params`` unchanged (nothing is
         drawn).
 
