@@ -83,3 +83,35 @@ def test_site_fetches_nothing_at_view_time(site: Path) -> None:
     html = (site / "index.html").read_text()
     assert "fonts.googleapis.com" not in html
     assert not re.search(r'<script[^>]+src="https?://', html)
+
+
+def _readme_blocks(kind: str) -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return re.findall(rf"```{kind}\n(.*?)```", text, re.S)
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    """The README's second command installs and runs exactly what .ci/run does."""
+    bash = [b.strip() for b in _readme_blocks("bash")]
+    main_job, tests = bash[0], bash[1]
+    assert main_job.endswith('pip install -e ".[experiments]" && jaxinit compare')
+    ci = (ROOT / ".ci" / "run").read_text()
+    steps = [s.strip() for s in tests.split("&&")]
+    assert 'pip install -e ".[test]"' in steps
+    for step in ("ruff check .", "ruff format --check .", "python -m pytest -n 2 -q"):
+        assert step in steps and step in ci
+
+
+def test_readme_values_example() -> None:
+    """The README's interactive (pycon) examples print what they show."""
+    import doctest
+
+    import jaxinit
+
+    for i, block in enumerate(_readme_blocks("pycon")):
+        test = doctest.DocTestParser().get_doctest(
+            block, {"jaxinit": jaxinit}, f"README.md pycon block {i}", "README.md", 0
+        )
+        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+        runner.run(test)
+        assert runner.failures == 0, f"README.md pycon block {i} failed (see above)"
