@@ -169,11 +169,11 @@ def orthogonal(
         ``column_axis``.
 
     Example:
-      >>> w = jaxinit.orthogonal()(jax.random.key(0), (256, 128))
-      >>> bool(jnp.allclose(w.T @ w, jnp.eye(128), atol=1e-5))
+      >>> w = jaxinit.orthogonal()(jax.random.key(0), (64, 32))
+      >>> bool(jnp.allclose(w.T @ w, jnp.eye(32), atol=1e-5))
       True
-      >>> w = jaxinit.orthogonal(layout="torch")(jax.random.key(0), (64, 32, 3, 3))  # like orthogonal_
-      >>> bool(jnp.allclose(w.reshape(64, -1) @ w.reshape(64, -1).T, jnp.eye(64), atol=1e-5))
+      >>> w = jaxinit.orthogonal(layout="torch")(jax.random.key(0), (16, 8, 3, 3))  # like orthogonal_
+      >>> bool(jnp.allclose(w.reshape(16, -1) @ w.reshape(16, -1).T, jnp.eye(16), atol=1e-5))
       True
     """
     fn = "orthogonal"

@@ -108,12 +108,12 @@ def lsuv(
 
     Example:
       >>> import flax.linen as nn
-      >>> model = nn.Sequential([nn.Dense(64), nn.tanh, nn.Dense(64), nn.tanh, nn.Dense(10)])
-      >>> x_train = jax.random.normal(jax.random.key(1), (256, 32))
+      >>> model = nn.Sequential([nn.Dense(32), nn.tanh, nn.Dense(10)])
+      >>> x_train = jax.random.normal(jax.random.key(1), (128, 16))
       >>> params = model.init(jax.random.key(0), x_train)
       >>> params, report = jaxinit.lsuv(model, params, x_train, jax.random.key(0))
       >>> [round(r.variance, 2) for r in report]
-      [1.0, 1.0, 1.0]
+      [1.0, 1.0]
     """
     check_key("lsuv", key)
     fn = "lsuv"
