@@ -446,8 +446,8 @@ def reinit(
     matches keep their values. Structure, shapes and dtypes are preserved; the input is
     never modified.
 
-    Fans come from the layer, not from the stored shape (see "Fans in real models" in the
-    README): a linen ``DenseGeneral``/attention kernel ``(in, heads, head_dim)`` is drawn
+    Fans come from the layer, not from the stored shape (see "Fans in real models",
+    docs/guide/fans.md): a linen ``DenseGeneral``/attention kernel ``(in, heads, head_dim)`` is drawn
     as the layer draws it, ``(in, heads * head_dim)`` reshaped; each layer of an
     ``nn.scan`` / ``nn.vmap`` / ``nnx.vmap`` stack is an independent draw (the stack axis
     is neither fan-in nor fan-out); Equinox weights ``(out, in, *k)`` are drawn in flax's
