@@ -39,7 +39,11 @@ def _public() -> dict[str, str]:
             if isinstance(node, ast.Assign) and any(
                 isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
             ):
-                for name in ast.literal_eval(node.value):
+                try:
+                    names = ast.literal_eval(node.value)
+                except ValueError:  # not a literal list: its names stay code spans
+                    continue
+                for name in names:
                     paths.setdefault(name, f"jaxinit.{sub}.{name}")
     return paths
 
