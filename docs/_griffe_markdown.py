@@ -4,8 +4,9 @@ stay plain Google style with the reST inline markup they use, and still render a
 - ``:func:`name```, ``:class:``, ``:data:``, ``:meth:`Class.method``` and ``:mod:`` become
   links to the reference when they name a public object (one in a subpackage's
   ``__all__``, found by name alone or as ``jaxinit.<name>``), code spans otherwise;
-- ``:math:`expr``` becomes a code span, a ``.. math::`` block a ``text`` code block (the
-  site renders no LaTeX: that would need a script from the web);
+- ``:math:`expr``` and ``.. math::`` blocks become MathML (latex2mathml, at build time),
+  which browsers render natively: no script, nothing fetched; an expression it cannot
+  convert stays a code span;
 - a run of doctest lines (``>>>`` up to the next blank line) becomes a ``pycon`` code block
   wherever it stands, so Markdown never reads ``>>>`` as a quote or ``[...]`` as a link;
 - a paragraph ending in reST's ``::`` ends in ``:``.
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import griffe
+from latex2mathml.converter import convert
 
 _ROLE = re.compile(r":(func|class|meth|mod|attr|data|obj|exc|math):`~?\.?([^`]+)`")
 _PACKAGE = Path(__file__).resolve().parents[1] / "jaxinit"
@@ -48,8 +50,23 @@ def _public() -> dict[str, str]:
     return paths
 
 
+def _mathml(latex: str, display: str = "inline") -> str | None:
+    try:
+        html = convert(latex, display=display)
+    except Exception:  # latex2mathml raises many kinds; the expression stays code
+        return None
+    # Text between tags must not look like Markdown ([...] links, *emphasis*, `code`).
+    return re.sub(
+        r">([^<]+)<",
+        lambda m: ">" + re.sub(r"[\\[\]*_`]", lambda c: f"&#{ord(c.group())};", m.group(1)) + "<",
+        html,
+    )
+
+
 def _role(match: re.Match[str]) -> str:
-    kind, text = match.group(1), match.group(2)
+    kind, text = match.group(1), " ".join(match.group(2).split())  # a role may wrap a line
+    if kind == "math":
+        return _mathml(text) or f"`{text}`"
     if kind == "mod":
         if text == "jaxinit" or text.removeprefix("jaxinit.") in _SUBPACKAGES:
             return f"[`{text}`][{text}]"
@@ -87,13 +104,18 @@ def _to_markdown(text: str) -> str:
                 i += 1
             while block and not block[-1]:
                 block.pop()
-            out += [indent + "```text", *(indent + b for b in block if b), indent + "```", ""]
+            html = _mathml(" ".join(b for b in block if b), display="block")
+            if html is None:
+                out += [indent + "```text", *(indent + b for b in block if b), indent + "```"]
+            else:
+                out += ["", indent + html]
+            out.append("")
             continue
         if line.rstrip().endswith("::") and not stripped.startswith(".."):
             line = line.rstrip()[:-1]
-        out.append(_ROLE.sub(_role, line))
+        out.append(line)
         i += 1
-    return "\n".join(out)
+    return _ROLE.sub(_role, "\n".join(out))
 
 
 class DocstringMarkdown(griffe.Extension):

@@ -71,6 +71,15 @@ def test_reference_documents_every_public_name(site: Path) -> None:
         assert not missing, f"jaxinit.{name}: not in the reference: {missing}"
 
 
+def test_docstring_markup_is_rendered(site: Path) -> None:
+    """docs/_griffe_markdown.py turns every reST role into a link, code or MathML."""
+    for name in SUBPACKAGES:
+        html = (site / "reference" / name / "index.html").read_text()
+        assert not re.search(r":(func|class|meth|mod|data|math):", html), name
+        assert "<blockquote>" not in html, name  # a doctest line read as a quote
+    assert "<math" in (site / "reference" / "initializers" / "index.html").read_text()
+
+
 def test_cli_page_shows_every_subcommand(site: Path) -> None:
     html = (site / "reference" / "cli" / "index.html").read_text()
     for command in ("list", "compare", "propagate"):
