@@ -4,7 +4,7 @@ deviations of the kernel). Run from the repository root:
 
     python experiments/fans_in_real_models.py
 
-Prints a Markdown table (the README's "Fans in real models").
+Prints a Markdown table ("Fans in real models", docs/guide/fans.md).
 """
 
 from __future__ import annotations

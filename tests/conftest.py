@@ -1,25 +1,8 @@
-"""Strict JAX for every test: no implicit dtype or rank promotion, warnings are errors
-(pyproject's filterwarnings). Library code must be correct under these rules."""
-
-import os
-
-# Several host devices so that sharding code is exercised on a CPU-only machine, and XLA's
-# backend optimisation off: compiling a threefry draw drops from ~3 s to ~0.3 s, which is what
-# a test suite of many small programs spends its time on. Results are compared under the
-# same flags, so parity tests are unaffected; benchmarks run with the defaults.
-os.environ["XLA_FLAGS"] = " ".join(
-    [
-        os.environ.get("XLA_FLAGS", ""),
-        "--xla_force_host_platform_device_count=4",
-        "--xla_backend_optimization_level=0",
-    ]
-).strip()
+"""Fixtures for tests/. The process-wide settings (strict JAX, 4 host devices, XLA flags) are
+in the repository root's conftest.py, which the doctests in jaxinit/ share."""
 
 import jax
 import pytest
-
-jax.config.update("jax_numpy_dtype_promotion", "strict")
-jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
 @pytest.fixture

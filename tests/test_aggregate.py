@@ -6,7 +6,7 @@ real difference.
 
 The coverage checks are vectorised over the simulated studies (one bootstrap call per 500
 studies). The default suite runs one configuration per estimator and distribution; the full
-grid is ``-m slow`` (its figures are in the README).
+grid is ``-m slow`` (its figures are in docs/guide/compare.md).
 """
 
 from __future__ import annotations
@@ -328,7 +328,7 @@ def test_engine_null_study_and_power():
 
 
 def test_null_calibration_experiment_quick(tmp_path, capsys):
-    """experiments/exp_null_calibration.py in --quick mode (its full run is in the README)."""
+    """experiments/exp_null_calibration.py in --quick mode (its full run is in docs/guide/compare.md)."""
     import importlib.util
     import json
     import pathlib

@@ -67,7 +67,7 @@ def test_no_recompilation_on_second_call(result, caplog):
 
 
 def test_same_numbers_on_one_device_as_on_four(result):
-    assert len(jax.devices()) == 4  # tests/conftest.py forces 4 host devices
+    assert len(jax.devices()) == 4  # conftest.py (repository root) forces 4 host devices
     with jax.default_device(jax.devices()[0]):
         orig = jax.devices
         jax.devices = lambda: orig()[:1]

@@ -2,7 +2,7 @@
 
 Each notebook is executed by a fresh python3 kernel with notebooks/ as its working
 directory (nothing is written back). The kernel gets this process's environment minus the
-XLA flags that tests/conftest.py adds for the unit tests (extra host devices, no backend
+XLA flags that conftest.py (repository root) adds for the unit tests (extra host devices, no backend
 optimisation), so the notebooks run as a user runs them.
 """
 

@@ -1,6 +1,6 @@
 """jax's Initializer protocol: out_sharding, variance_scaling's axes, flax's factory spellings.
 
-Sharding runs on the 4 forced host CPU devices (tests/conftest.py). Every jitted check
+Sharding runs on the 4 forced host CPU devices (conftest.py at the repository root). Every jitted check
 draws all its initializers in one program, so the file compiles only a handful of them.
 """
 

@@ -74,6 +74,8 @@ def zeros(
     biases, residual gates and last layers, not for whole networks.
 
     >>> jaxinit.zeros(jax.random.key(0), (2, 3))
+    Array([[0., 0., 0.],
+           [0., 0., 0.]], dtype=float32)
     """
     shape = check_shape("zeros", shape)
     dtype = check_dtype("zeros", dtype, allow_any=True)
@@ -90,10 +92,16 @@ def ones(
     return call_sharded("ones", lambda: jnp.ones(shape, dtype), out_sharding, shape)
 
 
+# zeros and ones are values (Init), where doctest does not look: run zeros' example as well.
+__test__ = {"zeros": zeros._fn.__doc__}
+
+
 def zeros_init() -> Initializer:
     """flax's spelling of :func:`zeros` as a factory: ``zeros_init()`` returns ``zeros``.
 
-    >>> nn.Dense(8, bias_init=jaxinit.zeros_init())
+    >>> import flax.linen as nn
+    >>> nn.Dense(8, bias_init=jaxinit.zeros_init()).bias_init
+    zeros
     """
     return zeros
 
@@ -101,7 +109,9 @@ def zeros_init() -> Initializer:
 def ones_init() -> Initializer:
     """flax's spelling of :func:`ones` as a factory: ``ones_init()`` returns ``ones``.
 
-    >>> nn.LayerNorm(scale_init=jaxinit.ones_init())
+    >>> import flax.linen as nn
+    >>> nn.LayerNorm(scale_init=jaxinit.ones_init()).scale_init
+    ones
     """
     return ones
 
@@ -625,9 +635,14 @@ def he_normal(
 
 
 xavier_uniform = glorot_uniform
+"""The same function as :func:`glorot_uniform` (jax's alias)."""
 xavier_normal = glorot_normal
+"""The same function as :func:`glorot_normal` (jax's alias)."""
 kaiming_uniform = he_uniform
+"""The same function as :func:`he_uniform` (jax's alias; torch's is ``torch_kaiming_uniform``)."""
 kaiming_normal = he_normal
+"""The same function as :func:`he_normal` (jax's alias: a truncated normal; torch's plain
+normal is ``torch_kaiming_normal``)."""
 
 
 @initializer

@@ -119,8 +119,10 @@ def compute_fans(
 ) -> tuple[float, float]:
     """``(fan_in, fan_out)`` of a weight shape, for a layout or explicit axes.
 
-    >>> jaxinit.compute_fans((3, 3, 16, 32))                  # flax conv: (144.0, 288.0)
-    >>> jaxinit.compute_fans((32, 16, 3, 3), layout="torch")  # torch conv: (144.0, 288.0)
+    >>> jaxinit.compute_fans((3, 3, 16, 32))  # flax conv (*spatial, in, out)
+    (144.0, 288.0)
+    >>> jaxinit.compute_fans((32, 16, 3, 3), layout="torch")  # torch conv (out, in, *spatial)
+    (144.0, 288.0)
     """
     shape = check_shape("compute_fans", shape)
     in_axis, out_axis = resolve_axes("compute_fans", layout, in_axis, out_axis)

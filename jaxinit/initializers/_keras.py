@@ -26,8 +26,8 @@ same bits as ``jaxinit.he_normal()`` for the same key.
 Keras' ``seed=`` is accepted only as ``None``: a jaxinit initializer receives its key when
 it is called, ``init(jax.random.key(seed), shape)``. Keras' snake_case spellings that are
 also jax names (``glorot_uniform``, ``orthogonal``, ``normal``, ``uniform``,
-``truncated_normal``, ``variance_scaling``...) keep jax's meaning; see the README's "Same
-name, same numbers" for the differences that remain.
+``truncated_normal``, ``variance_scaling``...) keep jax's meaning; see "Same
+name, same numbers" (docs/guide/parity.md) for the differences that remain.
 """
 
 from __future__ import annotations

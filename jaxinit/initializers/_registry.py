@@ -76,7 +76,14 @@ def register(scheme: Scheme, *, replace: bool = False) -> Scheme:
     built-in scheme or one of your own) is replaced only with ``replace=True``; then the old
     scheme's aliases are dropped with it.
 
-    >>> jaxinit.register(jaxinit.Scheme("my_init", my_factory, "research", "normal", "1/n"))
+    >>> my_init = jaxinit.Scheme("he_normal", jaxinit.normal, "research", "normal", "σ²")
+    >>> jaxinit.register(my_init)  # a built-in name: refused, nothing recorded
+    Traceback (most recent call last):
+    ...
+    ValueError: register: 'he_normal' is a built-in scheme; pass replace=True to replace it, or choose another name
+
+    With a new name (say ``"my_init"``) the same call records the scheme, and
+    ``jaxinit.get("my_init", **options)`` builds it from then on.
     """
     _validate(scheme)
     old = _SCHEMES.get(scheme.name)
@@ -161,11 +168,16 @@ def get(name: str | Initializer, **options: Any) -> Initializer:
     (numpy or jax) gives an initializer that returns it, cast to the requested dtype, for its
     own shape only (Keras' ``initializers.get(tensor)``).
 
-    >>> jaxinit.get("he_uniform")            # jax / Keras name
-    >>> jaxinit.get("HeUniform")             # Keras class name
+    >>> jaxinit.get("he_uniform")  # jax / Keras name
+    he_uniform()
+    >>> jaxinit.get("HeUniform")  # Keras class name
+    HeUniform()
     >>> jaxinit.get("kaiming_normal_", a=0.1)  # PyTorch name: torch semantics
+    torch_kaiming_normal(a=0.1)
     >>> jaxinit.get("VarianceScaling", mode="fan_out")  # Keras name: Keras' defaults, args
+    VarianceScaling(mode='fan_out')
     >>> jaxinit.get({"class_name": "he_normal", "config": {"layout": "torch"}})  # a config
+    he_normal(layout='torch')
     """
     if isinstance(name, Mapping):
         if options:

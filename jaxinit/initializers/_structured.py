@@ -169,8 +169,12 @@ def orthogonal(
         ``column_axis``.
 
     Example:
-      >>> w = jaxinit.orthogonal()(jax.random.key(0), (256, 128))   # w.T @ w == I
-      >>> w = jaxinit.orthogonal(layout="torch")(key, (64, 32, 3, 3))  # like orthogonal_
+      >>> w = jaxinit.orthogonal()(jax.random.key(0), (64, 32))
+      >>> bool(jnp.allclose(w.T @ w, jnp.eye(32), atol=1e-5))
+      True
+      >>> w = jaxinit.orthogonal(layout="torch")(jax.random.key(0), (16, 8, 3, 3))  # like orthogonal_
+      >>> bool(jnp.allclose(w.reshape(16, -1) @ w.reshape(16, -1).T, jnp.eye(16), atol=1e-5))
+      True
     """
     fn = "orthogonal"
     check_positive(fn, "scale", scale)
@@ -323,6 +327,7 @@ def identity(gain: float = 1.0, dtype: DTypeLike = None) -> Initializer:
 
 
 eye = identity
+"""The same function as :func:`identity` (torch's ``eye_``)."""
 
 
 def _zero_matrix(c_in: int, c_out: int, dtype: np.dtype) -> Array:

@@ -215,8 +215,12 @@ def torch_default_bias(
     ``jaxinit.torch_default_rules()`` finds the sibling kernel by itself.
 
     Example:
-      >>> nn.Dense(64, kernel_init=jaxinit.torch_default_kernel(),
-      ...          bias_init=jaxinit.torch_default_bias(fan_in=32))
+      >>> import flax.linen as nn
+      >>> layer = nn.Dense(64, kernel_init=jaxinit.torch_default_kernel(),
+      ...                  bias_init=jaxinit.torch_default_bias(fan_in=32))
+      >>> params = layer.init(jax.random.key(0), jnp.ones((1, 32)))["params"]
+      >>> bool(jnp.abs(params["bias"]).max() <= 1 / 32**0.5)  # U[±1/√32]
+      True
     """
     fn = "torch_default_bias"
     if (fan_in is None) == (kernel_shape is None):

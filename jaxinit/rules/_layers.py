@@ -233,15 +233,19 @@ def fan_axes(
 
     Args:
       init: the initializer (or registry name) of the rule.
-      in_axis, out_axis: axes of the stored array (ints or sequences).
+      in_axis: fan-in axes of the stored array (an int or a sequence).
+      out_axis: fan-out axes of the stored array (an int or a sequence).
       stack_axes: axes whose slices are drawn independently.
       optional: matching no parameter is not an error (as :func:`jaxinit.optional`).
 
     Example — a stacked ``(layers, in, heads, head_dim)`` kernel in a plain dict::
 
+      >>> w = jnp.zeros((2, 64, 4, 16))
       >>> rules = {"kernel": jaxinit.fan_axes(jaxinit.lecun_normal(), in_axis=1,
       ...                                     out_axis=(2, 3), stack_axes=0)}
-      >>> params = jaxinit.reinit({"kernel": w}, rules, key)
+      >>> params = jaxinit.reinit({"kernel": w}, rules, jax.random.key(0))
+      >>> round(float(params["kernel"].std()), 3)  # lecun_normal: 1/√fan_in = 1/√64 = 0.125
+      0.124
     """
     return FanAxes(init, in_axis, out_axis, stack_axes, optional)
 

@@ -107,8 +107,13 @@ def lsuv(
         layer whose output variance is zero or not finite (named in the message).
 
     Example:
-      >>> params, report = jaxinit.lsuv(model, params, x_train[:256], jax.random.key(0))
-      >>> [round(r.variance, 3) for r in report]
+      >>> import flax.linen as nn
+      >>> model = nn.Sequential([nn.Dense(32), nn.tanh, nn.Dense(10)])
+      >>> x_train = jax.random.normal(jax.random.key(1), (128, 16))
+      >>> params = model.init(jax.random.key(0), x_train)
+      >>> params, report = jaxinit.lsuv(model, params, x_train, jax.random.key(0))
+      >>> [round(r.variance, 2) for r in report]
+      [1.0, 1.0]
     """
     check_key("lsuv", key)
     fn = "lsuv"

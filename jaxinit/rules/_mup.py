@@ -166,22 +166,25 @@ def base_shapes(base: Any, delta: Any) -> dict[str, BaseShape]:
     ``make_base_shapes``): a dimension is *infinite* when its size differs between them.
 
     Args:
-      base, delta: the model at its base width and at another width, each as a pytree of
-        parameters (flax.linen variables, an nnx ``State``), an nnx or Equinox module
-        (abstract ones from ``nnx.eval_shape`` / ``eqx.filter_eval_shape`` are fine), or a
-        zero-argument callable that builds one, evaluated with ``eqx.filter_eval_shape``
-        (``jax.eval_shape``), so nothing is allocated.
+      base: the model at its base width, as a pytree of parameters (flax.linen variables,
+        an nnx ``State``), an nnx or Equinox module (abstract ones from ``nnx.eval_shape``
+        / ``eqx.filter_eval_shape`` are fine), or a zero-argument callable that builds
+        one, evaluated with ``eqx.filter_eval_shape`` (``jax.eval_shape``), so nothing is
+        allocated.
+      delta: the model at another width, in any of the forms ``base`` takes.
 
     Returns:
       ``{path: BaseShape}`` for every floating-point parameter, paths as :func:`reinit`
       writes them (``"params/Dense_0/kernel"``, ``"layers/0/weight"``).
 
     Example:
-      >>> model = lambda w: MLP(width=w)
+      >>> import flax.linen as nn
+      >>> make = lambda w: nn.Sequential([nn.Dense(w), nn.relu, nn.Dense(10)])
       >>> x = jnp.ones((1, 8))
-      >>> bsh = jaxinit.base_shapes(
-      ...     lambda: model(64).init(jax.random.key(0), x),
-      ...     lambda: model(128).init(jax.random.key(0), x))
+      >>> bsh = jaxinit.base_shapes(lambda: make(64).init(jax.random.key(0), x),
+      ...                           lambda: make(128).init(jax.random.key(0), x))
+      >>> bsh["params/layers_0/kernel"]  # (in, out): the output width is infinite
+      BaseShape(shape=(8, 64), infinite=(False, True), layout='flax')
     """
     fn = "base_shapes"
     b = _param_leaves(_abstract(fn, "base", base))
@@ -308,6 +311,12 @@ def scale_by_mup(bsh: Mapping[str, BaseShape], optimizer: Optimizer):
     :func:`mup_adam` and :func:`mup_sgd` do that.
 
     Example:
+      >>> import flax.linen as nn
+      >>> make = lambda w: nn.Sequential([nn.Dense(w), nn.relu, nn.Dense(10)])
+      >>> x = jnp.ones((1, 8))
+      >>> bsh = jaxinit.base_shapes(lambda: make(64).init(jax.random.key(0), x),
+      ...                           lambda: make(128).init(jax.random.key(0), x))
+      >>> import optax
       >>> tx = optax.chain(optax.scale_by_adam(), jaxinit.scale_by_mup(bsh, "adam"),
       ...                  optax.scale_by_learning_rate(1e-3))
     """
@@ -387,10 +396,18 @@ def mup_adam(
     Args:
       learning_rate: the base model's LR (a float or an optax schedule).
       bsh: base shapes from :func:`base_shapes`.
-      b1, b2, eps: Adam's.
+      b1: Adam's first-moment decay.
+      b2: Adam's second-moment decay.
+      eps: Adam's epsilon.
       weight_decay: :math:`\lambda` (0: plain Adam).
 
     Example:
+      >>> import flax.linen as nn
+      >>> make = lambda w: nn.Sequential([nn.Dense(w), nn.relu, nn.Dense(10)])
+      >>> x = jnp.ones((1, 8))
+      >>> bsh = jaxinit.base_shapes(lambda: make(64).init(jax.random.key(0), x),
+      ...                           lambda: make(128).init(jax.random.key(0), x))
+      >>> params = make(1024).init(jax.random.key(0), x)  # 16 times the base width
       >>> tx = jaxinit.mup_adam(3e-3, bsh)
       >>> opt_state = tx.init(params)
     """
@@ -421,6 +438,11 @@ def mup_sgd(
     multiplier, as mup does, so :math:`\eta\lambda` stays the base model's.
 
     Example:
+      >>> import flax.linen as nn
+      >>> make = lambda w: nn.Sequential([nn.Dense(w), nn.relu, nn.Dense(10)])
+      >>> x = jnp.ones((1, 8))
+      >>> bsh = jaxinit.base_shapes(lambda: make(64).init(jax.random.key(0), x),
+      ...                           lambda: make(128).init(jax.random.key(0), x))
       >>> tx = jaxinit.mup_sgd(0.1, bsh, momentum=0.9)
     """
     import optax
@@ -472,7 +494,12 @@ def mup_attention_fn(
     Equinox: give ``MultiheadAttention`` a ``process_heads`` that scales the query heads
     the same way.
 
+    >>> import flax.linen as nn
     >>> attn = nn.MultiHeadDotProductAttention(4, attention_fn=jaxinit.mup_attention_fn())
+    >>> q = jnp.ones((1, 3, 16))
+    >>> out, variables = attn.init_with_output(jax.random.key(0), q)
+    >>> out.shape
+    (1, 3, 16)
     """
     check_positive("mup_attention_fn", "attn_mult", attn_mult)
     if attention_fn is not None and not callable(attention_fn):
@@ -585,7 +612,8 @@ def coord_check(
         nnx / Equinox modules with ``nnx.split`` / ``eqx.partition``) and
         ``apply(params, x) -> (output, {layer name: activation})``.
       widths: the widths to compare, e.g. ``(64, 128, 256, 512)``.
-      x, y: one batch of inputs and targets.
+      x: one batch of inputs.
+      y: the batch's targets.
       optimizer: an optax ``GradientTransformation`` (the same for every width;
         :func:`mup_adam` adapts to each width by itself) or ``width -> transformation``.
       steps: updates to take; l1 is recorded at ``t = 0 .. steps``.
@@ -600,9 +628,16 @@ def coord_check(
       :class:`CoordCheck`; ``.plot(path)`` draws it, ``.slopes()`` summarises it.
 
     Example:
-      >>> cc = jaxinit.coord_check(lambda w: MLP(w), (64, 128, 256), x, y,
-      ...                          jaxinit.mup_adam(1e-2, bsh))
-      >>> cc.plot("coord_check.png")
+      >>> import flax.linen as nn
+      >>> make = lambda w: nn.Sequential([nn.Dense(w), nn.relu, nn.Dense(10)])
+      >>> x = jnp.ones((1, 8))
+      >>> bsh = jaxinit.base_shapes(lambda: make(64).init(jax.random.key(0), x),
+      ...                           lambda: make(128).init(jax.random.key(0), x))
+      >>> x, y = jax.random.normal(jax.random.key(1), (16, 8)), jnp.arange(16) % 10
+      >>> cc = jaxinit.coord_check(make, (32, 64), x, y, jaxinit.mup_adam(1e-2, bsh),
+      ...                          steps=2, seeds=2)
+      >>> list(cc.table.columns)  # cc.plot("coord_check.png") draws it
+      ['width', 'seed', 'step', 'layer', 'l1']
     """
     import optax
     import pandas as pd

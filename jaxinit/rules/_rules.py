@@ -117,9 +117,12 @@ class ContextRule:
 
     Example — torch's bias rule, which needs the sibling kernel's fan_in::
 
+      >>> params = {"dense": {"kernel": jnp.zeros((32, 64)), "bias": jnp.zeros(64)}}
       >>> def bias(info):
       ...     return jaxinit.torch_default_bias(kernel_shape=info.siblings["kernel"])
-      >>> jaxinit.reinit(params, {"bias": jaxinit.ContextRule(bias)}, key)
+      >>> params = jaxinit.reinit(params, {"bias": jaxinit.ContextRule(bias)}, jax.random.key(0))
+      >>> bool(jnp.abs(params["dense"]["bias"]).max() <= 1 / 32**0.5)  # U[±1/√fan_in]
+      True
     """
 
     def __init__(
@@ -443,8 +446,8 @@ def reinit(
     matches keep their values. Structure, shapes and dtypes are preserved; the input is
     never modified.
 
-    Fans come from the layer, not from the stored shape (see "Fans in real models" in the
-    README): a linen ``DenseGeneral``/attention kernel ``(in, heads, head_dim)`` is drawn
+    Fans come from the layer, not from the stored shape (see "Fans in real models",
+    docs/guide/fans.md): a linen ``DenseGeneral``/attention kernel ``(in, heads, head_dim)`` is drawn
     as the layer draws it, ``(in, heads * head_dim)`` reshaped; each layer of an
     ``nn.scan`` / ``nn.vmap`` / ``nnx.vmap`` stack is an independent draw (the stack axis
     is neither fan-in nor fan-out); Equinox weights ``(out, in, *k)`` are drawn in flax's
@@ -477,10 +480,10 @@ def reinit(
         is taken in that layout. An initializer that carries its own layout
         (``he_normal(layout="torch")``) is called on the stored torch shape and never
         transposed a second time.
-      module, sample: the flax.linen module and an input (or tuple of inputs), as for
-        ``module.init(key, sample)``: the module is initialised abstractly (nothing is
-        computed) to see the shape each layer hands its initializer. For an nnx ``State``,
-        ``module`` is the nnx module it came from.
+      module: the flax.linen module, as for ``module.init(key, sample)``: the module is
+        initialised abstractly (nothing is computed) to see the shape each layer hands its
+        initializer. For an nnx ``State``, ``module`` is the nnx module it came from.
+      sample: an input (or tuple of inputs) of ``module``.
       explain: print :func:`explain`'s table and return ``params`` unchanged (nothing is
         drawn).
 
@@ -502,11 +505,15 @@ def reinit(
     rules, k))`` or ``jax.vmap`` over keys for many seeds.
 
     Example:
-      >>> variables = model.init(key, x)
+      >>> import flax.linen as nn
+      >>> model, x = nn.Sequential([nn.Dense(16), nn.relu, nn.Dense(3)]), jnp.ones((1, 8))
+      >>> variables = model.init(jax.random.key(0), x)
       >>> variables = jaxinit.reinit(variables, {
-      ...     "head/kernel": "zeros",           # first match wins ...
+      ...     "layers_2/kernel": "zeros",       # first match wins ...
       ...     "kernel": jaxinit.he_normal(),    # ... so this is every other kernel
       ... }, jax.random.key(1), module=model, sample=x)
+      >>> float(jnp.abs(variables["params"]["layers_2"]["kernel"]).max())
+      0.0
     """
     check_key("reinit", key)
     plan = _plan("reinit", params, rules, layout, module, sample)
@@ -532,7 +539,16 @@ def explain(
     errors as :func:`reinit` are raised (a rule matching nothing, a missing module).
 
     Example:
-      >>> print(jaxinit.explain(variables, jaxinit.gpt2(4), module=model, sample=x))
+      >>> import flax.linen as nn
+      >>> model, x = nn.Sequential([nn.Dense(16), nn.relu, nn.Dense(3)]), jnp.ones((1, 8))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> print(jaxinit.explain(variables, {"kernel": jaxinit.he_normal()}, module=model, sample=x))
+      path                   | shape   | layer | rule   | initializer                                       | fans (in, out) | std / bound
+      -----------------------+---------+-------+--------+---------------------------------------------------+----------------+------------
+      params/layers_0/bias   | (16,)   | Dense | -      | (kept)                                            | -              | -
+      params/layers_0/kernel | (8, 16) | Dense | kernel | variance_scaling(2, 'fan_in', 'truncated_normal') | 8, 16          | std 0.5
+      params/layers_2/bias   | (3,)    | Dense | -      | (kept)                                            | -              | -
+      params/layers_2/kernel | (16, 3) | Dense | kernel | variance_scaling(2, 'fan_in', 'truncated_normal') | 16, 3          | std 0.3536
     """
     return _plan("explain", params, rules, layout, module, sample).table()
 

@@ -71,7 +71,11 @@ def torch_default_rules(
     no kernel beside them are left alone. The default ``kernel`` pattern matches parameters
     named ``kernel`` or ``weight``.
 
-    >>> model = jaxinit.reinit(eqx_model, jaxinit.torch_default_rules(), key)
+    >>> import equinox as eqx
+    >>> eqx_model = eqx.nn.Linear(32, 64, key=jax.random.key(0))
+    >>> model = jaxinit.reinit(eqx_model, jaxinit.torch_default_rules(), jax.random.key(1))
+    >>> bool(jnp.abs(model.weight).max() <= 1 / 32**0.5)  # U[±1/√in_features], as torch
+    True
     """
 
     def kernel_init(info: LeafInfo):
@@ -124,9 +128,15 @@ def fixup(
     Args:
       num_blocks: :math:`L`, the number of residual branches.
       layers_per_branch: :math:`m \ge 2` weight layers per branch.
-      branch_out, branch_hidden, classifier, other_kernels, biases, scalar_biases,
-        scalar_scales: patterns. Order matters (first match wins): ``branch_out`` is tried
-        before ``branch_hidden``, which may therefore also match the last layers.
+      branch_out: pattern of each branch's last layer. Order matters (first match
+        wins): ``branch_out`` is tried before ``branch_hidden``, which may therefore also
+        match the last layers.
+      branch_hidden: pattern of the branches' other layers.
+      classifier: pattern of the classifier's kernel.
+      other_kernels: pattern of the kernels outside branches (the stem).
+      biases: pattern of the biases.
+      scalar_biases: pattern of Fixup's scalar biases.
+      scalar_scales: pattern of Fixup's scalar multipliers.
       gain_sq: :math:`\mathrm{gain}^2` of the He init (2 for ReLU).
     """
     fn = "fixup"
@@ -163,6 +173,8 @@ def rezero(gates: Pattern = "alpha", value: float = 0.0) -> dict[Pattern, object
 
 
 skipinit = rezero
+"""The same rule set as :func:`rezero` (SkipInit, De & Smith 2020, also starts every
+residual gate at 0)."""
 
 
 _GPT2_NAMING = {  # naming: (residual_outs, weights)
@@ -249,7 +261,10 @@ def t_fixup(
     Args:
       n_layer: :math:`N`.
       role: ``"encoder"`` or ``"decoder"``.
-      scaled, embeddings, other_kernels, biases: patterns.
+      scaled: pattern of the scaled weights (value and output projections, MLP).
+      embeddings: pattern of the input embeddings.
+      other_kernels: pattern of the other kernels.
+      biases: pattern of the biases.
     """
     fn = "t_fixup"
     n = _check_int(fn, "n_layer", n_layer)

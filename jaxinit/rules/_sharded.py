@@ -380,13 +380,24 @@ def init_params(
       ``NamedSharding``.
 
     Example:
-      >>> mesh = jax.make_mesh((4,), ("model",))
+      >>> import flax.linen as nn
+      >>> from jax.sharding import PartitionSpec as P
+      >>> model, x = nn.Sequential([nn.Dense(16), nn.relu, nn.Dense(16)]), jnp.ones((1, 8))
+      >>> mesh = jax.make_mesh((jax.device_count(),), ("model",))
       >>> params = jaxinit.init_params(
       ...     lambda k: model.init(k, x), jax.random.key(0), mesh=mesh,
       ...     partition={"*kernel": P(None, "model")})
-      >>> # a model with nn.with_logical_partitioning(init, ("embed", "mlp")) kernels
-      >>> params = jaxinit.init_params(lambda k: model.init(k, x), key, mesh=mesh,
-      ...     logical_axis_rules=[("embed", None), ("mlp", "model")])
+      >>> params["params"]["layers_0"]["kernel"].sharding.spec
+      P(None, 'model')
+
+      A model that declares logical axis names needs only the rules that map them:
+
+      >>> model = nn.Dense(16, kernel_init=nn.with_logical_partitioning(
+      ...     jaxinit.he_normal(), ("embed", "mlp")))
+      >>> params = jaxinit.init_params(lambda k: model.init(k, x), jax.random.key(0),
+      ...     mesh=mesh, logical_axis_rules=[("embed", None), ("mlp", "model")])
+      >>> params["params"]["kernel"].value.sharding.spec
+      P(None, 'model')
     """
     check_key("init_params", key)
     return make_init(

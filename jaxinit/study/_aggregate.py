@@ -19,7 +19,7 @@ precipice", google-research/rliable) exactly:
 Intervals resample runs within each task (the *stratified bootstrap*; two samples, as in
 P(X > Y), are resampled independently). rliable reports the percentile interval, which with
 5–10 runs per task under-covers (measured 88 % at a nominal 95 % for the mean of 8
-normal runs, 82–86 % for skewed ones). Chosen by measured coverage (tests/test_aggregate.py, README): the mean, IQM
+normal runs, 82–86 % for skewed ones). Chosen by measured coverage (tests/test_aggregate.py, docs/guide/compare.md): the mean, IQM
 and optimality gap use the studentized bootstrap (bootstrap-t) with a closed-form SE (for
 the IQM, Tukey–McLaughlin's winsorized SE); the median of task means and P(X > Y) use BCa
 (Efron 1987; acceleration from the stratified jackknife); profile bands are percentile.

@@ -30,6 +30,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "leaky_relu": jax.nn.leaky_relu,
     "erf": jax.scipy.special.erf,
 }
+"""The activations the models (:class:`MLP`, :class:`CNN1D`) and the theory know by name."""
 
 
 def activation_fn(activation: str | Callable) -> Callable[[jax.Array], jax.Array]:

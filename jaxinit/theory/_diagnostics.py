@@ -132,8 +132,11 @@ def diagnose(
       ``jacobian``. Layer ``l`` is the ``l``-th layer called; the activation of the last
       layer is not reported (an MLP's output layer has none).
 
-    >>> df = jaxinit.diagnose(jaxinit.MLP([256] * 10, "tanh"), x, seeds=4)
-    >>> df.query("quantity == 'pre_activation' and stat == 'variance'")
+    >>> x = jax.random.normal(jax.random.key(1), (64, 32))
+    >>> df = jaxinit.diagnose(jaxinit.MLP([64] * 4, "tanh"), x, seeds=2, jacobian_examples=0)
+    >>> q = df.query("quantity == 'pre_activation' and stat == 'variance'")
+    >>> q.groupby("layer").value.mean().round(2).tolist()  # tanh shrinks the signal
+    [0.99, 0.4, 0.24, 0.18]
     """
     check_key("diagnose", key, allow_int=True)
     import pandas as pd
