@@ -149,6 +149,16 @@ def test_resume_after_an_interruption_in_the_second_architecture(sweep, tmp_path
     pd.testing.assert_frame_equal(resumed.table, sweep.table)
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "results.csv"), sweep.table,
                                   check_exact=False, rtol=1e-12)  # fmt: skip
+    # an architecture appended at the end keeps the others' checkpoints and trains alone
+    loaded.clear()
+    monkeypatch.setattr(_Checkpoint, "load", load_and_record)
+    more = dict(WIDTHS, tanh=jaxinit.MLP((4, 10), activation="tanh"))
+    longer = jaxinit.run_study(_study(model=more), out_dir=tmp_path, progress=False)
+    monkeypatch.undo()
+    assert loaded == {**{f"checkpoint-{i}.npz": 20 for i in (0, 4, 8, 12)},
+                      "checkpoint-16.npz": None, "checkpoint-20.npz": None}  # fmt: skip
+    t = longer.table
+    pd.testing.assert_frame_equal(t[t.model != "tanh"].reset_index(drop=True), sweep.table)
     # changing one architecture refuses the resume, naming it
     changed = dict(WIDTHS, w8=jaxinit.MLP((6, 10)))
     with pytest.raises(ValueError, match=r"model\['w8'\]"):
