@@ -134,12 +134,13 @@ class _Checkpoint:
 
 
 def _changed(saved: dict, now: dict) -> list[str]:
-    """The fingerprint components that differ, e.g. ``["optimizer", "inits['glorot']"]``."""
+    """The fingerprint components that differ, e.g. ``["optimizer", "inits['glorot']"]``
+    (an architecture sweep's batch names its architecture: ``"model['w256']"``)."""
     out = []
     for k in sorted(set(saved) | set(now)):
         a, b = saved.get(k), now.get(k)
-        if isinstance(a, dict) and isinstance(b, dict) and k == "inits":
-            out += [f"inits[{n!r}]" for n in sorted(set(a) | set(b)) if a.get(n) != b.get(n)]
+        if isinstance(a, dict) and isinstance(b, dict) and k in ("inits", "model"):
+            out += [f"{k}[{n!r}]" for n in sorted(set(a) | set(b)) if a.get(n) != b.get(n)]
         elif a != b:
             out.append(k)
     return out

@@ -1,5 +1,5 @@
-"""Results: the metric names, the tidy table (``init, seed, <hparams>, step, metric,
-value``), diverged members, and :class:`StudyResult` with its selection helpers."""
+"""Results: the metric names, the tidy table (``[model,] init, seed, <hparams>, step,
+metric, value``), diverged members, and :class:`StudyResult` with its selection helpers."""
 
 from __future__ import annotations
 
@@ -27,6 +27,10 @@ class StudyResult:
 
     ``diverged`` lists the members whose train loss became NaN or infinite, with the first
     logged step at which it did; their rows stay in ``table`` (values NaN/inf).
+
+    An architecture sweep (``Study(model={"w64": ..., "w256": ...})``) adds a first column
+    ``model`` (``models`` holds its names in the study's order); :meth:`metric`,
+    :meth:`best_hparams`, :meth:`at_best_hparams` and ``diverged`` group by it too.
     """
 
     table: Any  # pandas.DataFrame
@@ -34,18 +38,27 @@ class StudyResult:
     seconds: float = 0.0
     info: dict = field(default_factory=dict)
     hparams: tuple[str, ...] = ()  # the table's hyperparameter columns
+    models: tuple[str, ...] = ()  # an architecture sweep's names (the ``model`` column)
+
+    @property
+    def _groups(self) -> list[str]:
+        """The columns a population is split by before seeds: ``[model,] init``."""
+        return ["model", "init"] if self.models else ["init"]
 
     def to_csv(self, path: str | os.PathLike) -> None:
         _atomic_write(path, self.table.to_csv(index=False).encode())
 
     def metric(self, name: str) -> Any:
-        """Rows of one metric as a wide frame: index (init, seed, hparams...), columns step."""
+        """Rows of one metric as a wide frame: index ([model,] init, seed, hparams...),
+        columns step."""
         t = self.table[self.table.metric == name]
-        return t.pivot_table(index=["init", "seed", *self.hparams], columns="step", values="value")
+        index = [*self._groups, "seed", *self.hparams]
+        return t.pivot_table(index=index, columns="step", values="value")
 
     def best_hparams(self, metric: str = "val_loss", mode: str | None = None) -> Any:
-        """Per initializer, the hyperparameter values with the best mean (over seeds) final
-        ``metric``, selected on the validation split (``Study(validation=...)``).
+        """Per initializer (and architecture, in a sweep), the hyperparameter values with the
+        best mean (over seeds) final ``metric``, selected on the validation split
+        (``Study(validation=...)``).
 
         Args:
           metric: a ``val_*`` metric; test metrics are refused (selecting on the test split
@@ -53,8 +66,9 @@ class StudyResult:
           mode: ``"min"`` or ``"max"``; default ``"max"`` for accuracies, else ``"min"``.
 
         Returns:
-          A frame ``init, <hparams...>, <metric>``, one row per initializer. A member that
-          diverged (non-finite value) counts as the worst value.
+          A frame ``[model,] init, <hparams...>, <metric>``, one row per initializer (per
+          architecture and initializer in a sweep). A member that diverged (non-finite
+          value) counts as the worst value.
         """
         fn = "StudyResult.best_hparams"
         if metric.startswith("test"):
@@ -75,15 +89,15 @@ class StudyResult:
         t = t[t.step == t.step.max()]
         worst = np.inf if mode == "min" else -np.inf
         t = t.assign(value=np.where(np.isfinite(t.value), t.value, worst))
-        means = t.groupby(["init", *self.hparams], sort=False).value.mean().reset_index()
-        by_init = means.groupby("init", sort=False).value
+        means = t.groupby([*self._groups, *self.hparams], sort=False).value.mean().reset_index()
+        by_init = means.groupby(self._groups, sort=False).value
         best = by_init.idxmin() if mode == "min" else by_init.idxmax()
         return means.loc[best.to_numpy()].rename(columns={"value": metric}).reset_index(drop=True)
 
     def at_best_hparams(self, metric: str = "val_loss", mode: str | None = None) -> Any:
         """The table's rows of each initializer at its :meth:`best_hparams` values."""
-        best = self.best_hparams(metric, mode)[["init", *self.hparams]]
-        return self.table.merge(best, on=["init", *self.hparams])
+        keys = [*self._groups, *self.hparams]
+        return self.table.merge(self.best_hparams(metric, mode)[keys], on=keys)
 
 
 # Rows are float arrays (member, step, metric index, value) until the end; ``member`` is
@@ -110,14 +124,26 @@ def _eval_rows(model, objective, state, x, y, step, n_members, offset, first) ->
 
 
 def _table(
-    records: list[np.ndarray], members: list[tuple], metric_names: list, hp_names: tuple, grid: list
+    records: list[np.ndarray],
+    members: list[tuple],
+    metric_names: list,
+    hp_names: tuple,
+    grid: list,
+    models: tuple[str, ...] = (),
 ) -> Any:
-    """The tidy table: ``init, seed, <one column per hyperparameter>, step, metric, value``."""
+    """The tidy table: ``init, seed, <one column per hyperparameter>, step, metric, value``.
+
+    With ``models`` (an architecture sweep) ``members`` is one architecture's population;
+    member ``i`` of the whole study is ``members[i % len(members)]`` of architecture
+    ``models[i // len(members)]``, and the table starts with a ``model`` column."""
     import pandas as pd
 
     rows = np.concatenate(records)
-    member = rows[:, 0].astype(int)
+    member, arch = rows[:, 0].astype(int), None
+    if models:
+        member, arch = member % len(members), member // len(members)
     columns = {
+        **({"model": np.asarray(models, object)[arch]} if models else {}),
         "init": [members[i][0] for i in member],
         "seed": np.asarray([members[i][1] for i in member], np.int64),
     }
@@ -132,15 +158,16 @@ def _table(
             "value": rows[:, 3],
         }
     )
-    order = ["init", "seed", *hp_names, "metric", "step"]
+    order = [*(["model"] if models else []), "init", "seed", *hp_names, "metric", "step"]
     return table.sort_values(order, kind="stable").reset_index(drop=True)
 
 
 def _diverged(table: Any, hp_names: tuple = ()) -> Any:
     import pandas as pd
 
+    keys = [*(["model"] if "model" in table.columns else []), "init", "seed", *hp_names]
     loss = table[table.metric == "train_loss"]
     bad = loss[~np.isfinite(loss.value)]
     if bad.empty:
-        return pd.DataFrame({"init": [], "seed": [], **{n: [] for n in hp_names}, "step": []})
-    return bad.groupby(["init", "seed", *hp_names], as_index=False)["step"].min()
+        return pd.DataFrame({**{k: [] for k in keys}, "step": []})
+    return bad.groupby(keys, as_index=False)["step"].min()

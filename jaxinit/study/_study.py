@@ -30,7 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -70,6 +70,11 @@ class Study:
         and step) and nnx ``BatchNorm``/``Dropout`` (``.train()``/``.eval()``). An
         Equinox module (an instance, called on one example, stateless) trains too: its
         arrays are the parameters; set ``kernel_pattern`` (e.g. ``"*weight"``).
+        A mapping name -> model is an architecture sweep (e.g. ``{"w64": MLP((64, 10)),
+        "w256": MLP((256, 10))}``): every architecture trains the whole population as its
+        own member batches (its own compiled program), with the same seeds (same data
+        order; the same initial parameters where shapes agree), and the table gains a
+        first column ``model``.
       dataset: a :class:`jaxinit.Dataset`.
       optimizer: an optax ``GradientTransformation``. With ``hparams``: one built with
         ``optax.inject_hyperparams`` (e.g. ``optax.inject_hyperparams(optax.sgd)(0.1)``), or
@@ -159,7 +164,7 @@ def _normalize(study: Study) -> Study:
     return dataclasses.replace(study, **ints)
 
 
-def _validate(study: Study, model: _Model) -> str:
+def _validate(study: Study, model: _Model | None) -> _Objective | None:
     d = study.dataset
     if study.batch_size > len(d.x_train):
         raise ValueError(
@@ -194,12 +199,14 @@ def _validate(study: Study, model: _Model) -> str:
     loss = study.loss or ("cross_entropy" if d.is_classification else "mse")
     if loss not in ("cross_entropy", "mse"):
         raise ValueError(f"Study: loss={loss!r}; allowed: 'cross_entropy', 'mse'")
-    _, out = _abstract_io(model)
     want = d.num_classes if loss == "cross_entropy" else int(np.prod(d.y_train.shape[1:]))
     if loss == "cross_entropy" and not d.is_classification:
         raise ValueError(
             f"Study: loss='cross_entropy' needs class labels; {d.name!r} is regression"
         )
+    if model is None:  # the plain fields only (an architecture sweep checks them once)
+        return None
+    _, out = _abstract_io(model)
     if out.ndim != 2 or out.shape[1] != want:
         raise ValueError(
             f"Study: the model's output has shape {out.shape[1:]} per example but {d.name!r}"
@@ -208,13 +215,15 @@ def _validate(study: Study, model: _Model) -> str:
     return _Objective(loss, None, ("accuracy",) if loss == "cross_entropy" else ())
 
 
-def _custom_objective(study: Study, model: _Model) -> _Objective:
+def _custom_objective(study: Study, model: _Model | None) -> _Objective | None:
     """Check ``loss_fn`` by tracing it abstractly on a small batch (nothing is compiled)."""
     fn = study.loss_fn
     if not callable(fn):
         raise TypeError(f"Study: loss_fn must be callable, got {type(fn).__name__}")
     if study.loss is not None:
         raise ValueError(f"Study: give loss={study.loss!r} or loss_fn, not both")
+    if model is None:
+        return None
     d = study.dataset
     params, _ = _abstract_io(model)
     mstate = jax.eval_shape(model.init_state, jax.random.key(0))
@@ -368,19 +377,72 @@ def _check_devices(devices: Any) -> list:
     return devices
 
 
+class _Arch(NamedTuple):
+    """One architecture of a study, checked: its name (None without a sweep), model
+    adapter, objective, optimizer and hashable init specs."""
+
+    name: str | None
+    model: _Model
+    objective: _Objective
+    optimizer: Any
+    spec_keys: dict
+
+
+def _architectures(study: Study, hp_names: tuple, grid: list) -> list[_Arch]:
+    """``Study.model`` as a list of checked architectures (one, or a sweep's mapping), each
+    fitted to the dataset, the inits and the optimizer before anything is compiled."""
+    sweep = isinstance(study.model, Mapping)
+    if sweep and not study.model:
+        raise ValueError(
+            "Study: model must be a model or a non-empty mapping name -> model (an"
+            " architecture sweep), got an empty mapping"
+        )
+    if sweep and not all(isinstance(n, str) for n in study.model):
+        raise TypeError(
+            "Study: an architecture sweep's model mapping must be keyed by str names, got"
+            f" {list(study.model)!r}"
+        )
+    clash = [n for n in hp_names if n in ("model", "init", "seed", "step", "metric", "value")]
+    if clash:
+        raise ValueError(f"Study: hparams {clash} would clash with the table's columns")
+    archs = []
+    for name, m in study.model.items() if sweep else [(None, study.model)]:
+        try:
+            model = _make_model(m, study.dataset)
+            objective = _validate(study, model)
+            optimizer = _resolve_optimizer(study, model, hp_names, grid)
+            spec_keys = {n: _check_init(study, model, n, spec) for n, spec in study.inits.items()}
+        except (ValueError, TypeError) as e:
+            if name is None:
+                raise
+            msg = str(e).removeprefix("Study: ")
+            raise type(e)(f"Study: model[{name!r}] does not fit the study: {msg}") from e
+        archs.append(_Arch(name, model, objective, optimizer, spec_keys))
+    for a in archs[1:]:
+        if a.objective != archs[0].objective:
+            raise ValueError(
+                f"Study: model[{a.name!r}] records metrics {a.objective.names} but"
+                f" model[{archs[0].name!r}] records {archs[0].objective.names}; loss_fn must"
+                " return the same metrics for every architecture"
+            )
+    return archs
+
+
 def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
     study = _normalize(study)
-    model = _make_model(study.model, study.dataset)
-    objective = _validate(study, model)
-    loss = objective.loss
+    _validate(study, None)
     hp_names, grid = _hparam_grid(study)
-    optimizer = _resolve_optimizer(study, model, hp_names, grid)
+    archs = _architectures(study, hp_names, grid)
+    objective = archs[0].objective
+    loss = objective.loss
     key = _as_key(key)
-    spec_keys = {name: _check_init(study, model, name, spec) for name, spec in study.inits.items()}
     out_dir = _check_out_dir(out_dir)
-    names = list(spec_keys)
-    # members (init, seed, index into the hyperparameter grid), in this order
+    names = list(study.inits)
+    # one architecture's members (init, seed, index into the hyperparameter grid), in this
+    # order; a sweep's architectures follow one another (member i of the study is member
+    # i % len(members) of architecture i // len(members)) and never share a batch
     members = [(n, s, h) for n in names for s in range(study.seeds) for h in range(len(grid))]
+    models = tuple(a.name for a in archs) if archs[0].name is not None else ()
     eval_every = study.eval_every or study.steps
     group = study.max_members or len(members)
     sharding, group_padded = _mesh_sharding(min(group, len(members)), devices)
@@ -402,7 +464,7 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
     eval_sets = [("test", x_test, y_test)] + ([("val", x_val, y_val)] if len(val) else [])
     metric_names = list(train_names)
 
-    def evaluate(state: MemberState, step: int, n: int, offset: int) -> list[np.ndarray]:
+    def evaluate(model, state: MemberState, step: int, n: int, offset: int) -> list[np.ndarray]:
         rows, first = [], len(train_names)
         for prefix, x, y in eval_sets:
             rows.append(_eval_rows(model, objective, state, x, y, step, n, offset, first))
@@ -413,9 +475,10 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
         metric_names += objective.metrics(prefix)
 
     seed_keys, data_keys, noise_keys = _member_keys(study.seeds, study.fixed_data_order)(key)
-    abstract_state = jax.eval_shape(model.init_state, jax.random.key(0))
 
-    def initial_state(batch: list[tuple[str, int, int]]) -> MemberState:
+    def initial_state(arch: _Arch, batch: list[tuple[str, int, int]]) -> MemberState:
+        model, spec_keys, optimizer = arch.model, arch.spec_keys, arch.optimizer
+        abstract_state = jax.eval_shape(model.init_state, jax.random.key(0))
         parts = []  # consecutive runs of one initializer, in member order
         for name, s, _ in batch:
             if parts and parts[-1][0] == name:
@@ -436,7 +499,6 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
 
     fingerprint = {
         "dataset": [d.name, _checksum((d.x_train, d.y_train, d.x_test, d.y_test))],
-        "model": repr(study.model) if model.kind == "linen" else str(model.graphdef),
         "key": _checksum(jax.random.key_data(key)),
         "config": [
             study.seeds,
@@ -454,16 +516,26 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
     }
     start = time.perf_counter()
     records: list[np.ndarray] = []
-    bar = _progress_bar(progress, study.steps * len(members), len(members))
-    for g0 in range(0, len(members), group):
-        batch = members[g0 : g0 + group]
+    total = len(members) * len(archs)
+    bar = _progress_bar(progress, study.steps * total, total)
+    # member batches: an architecture's population in batches of ``group`` (offset ``g0``
+    # in the whole study: the checkpoint's name and the rows' member index)
+    starts = [
+        a * len(members) + i for a in range(len(archs)) for i in range(0, len(members), group)
+    ]
+    for g0 in starts:
+        arch = archs[g0 // len(members)]
+        model, optimizer = arch.model, arch.optimizer
+        batch = members[g0 % len(members) : g0 % len(members) + group]
         padded = batch + [batch[0]] * (max(group_padded, len(batch)) - len(batch))
-        state = initial_state(padded)
+        state = initial_state(arch, padded)
         ckpt = None
         if out_dir is not None:
+            desc = repr(model.module) if model.kind == "linen" else str(model.graphdef)
             fp = dict(
                 fingerprint,
                 group=g0,
+                model=desc if arch.name is None else {arch.name: desc},
                 **_state_fingerprint(model, optimizer, objective, state, batch, (x_train, y_train)),
             )
             ckpt = _Checkpoint(out_dir, g0, fp, writer)
@@ -474,7 +546,7 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
         if sharding is not None:
             state = _put(state, sharding)
         if done == 0:
-            group_records += evaluate(state, 0, len(batch), g0)
+            group_records += evaluate(model, state, 0, len(batch), g0)
         while done < study.steps:
             n = min(eval_every, study.steps - done)
             program = _chunk_program(
@@ -486,21 +558,25 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
             steps = done + study.log_every * np.arange(1, metrics.shape[1] + 1)
             group_records.append(_train_rows(metrics, steps, g0))
             done += n
-            group_records += evaluate(state, done, len(batch), g0)
+            group_records += evaluate(model, state, done, len(batch), g0)
             bar.update(n * len(batch))
             if ckpt is not None:
                 ckpt.save(state, done, group_records, len(batch))
                 if writer:
-                    partial = _table(records + group_records, members, metric_names, hp_names, grid)
+                    partial = _table(
+                        records + group_records, members, metric_names, hp_names, grid, models
+                    )
                     _atomic_write(
                         os.path.join(out_dir, "results.partial.csv"),
                         partial.to_csv(index=False).encode(),
                     )
         records += group_records
     bar.close()
-    table = _table(records, members, metric_names, hp_names, grid)
+    table = _table(records, members, metric_names, hp_names, grid, models)
     seconds = time.perf_counter() - start
-    result = StudyResult(table, _diverged(table, hp_names), seconds, {"loss": loss}, hp_names)
+    result = StudyResult(
+        table, _diverged(table, hp_names), seconds, {"loss": loss}, hp_names, models
+    )
     if writer:
         result.to_csv(os.path.join(out_dir, "results.csv"))
     return result
