@@ -462,9 +462,9 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
         return MemberState(params, opt_state, data_keys[seeds], steps, mstate, noise_keys[seeds])
 
     fingerprint = {
-        "dataset": [d.name, _checksum((d.x_train, d.y_train, d.x_test, d.y_test))]
-        if feed is None
-        else d._fingerprint(),
+        "dataset": d._fingerprint()
+        if feed is not None
+        else [d.name, _checksum((d.x_train, d.y_train, d.x_test, d.y_test))],
         "model": repr(study.model) if model.kind == "linen" else str(model.graphdef),
         "key": _checksum(jax.random.key_data(key)),
         "config": [
