@@ -1,6 +1,7 @@
 """Host-fed training data (``jaxinit.HostData``): the same training as in memory, paired
 seeds, bounded reads, resume mid-stream, and bad sources rejected before compiling."""
 
+import functools
 import threading
 
 import jax.numpy as jnp
@@ -173,6 +174,21 @@ def test_grain_map_dataset_source(in_memory):
     data = jaxinit.HostData("digits", train=source, test=TEST, num_classes=10)
     result = jaxinit.run_study(jaxinit.Study(dataset=data, validation=0.1, **KW), progress=False)
     pd.testing.assert_frame_equal(result.table, in_memory.table)
+
+    # the recipe of docs/host-data.md: a shuffled grain pipeline per seed, indexed by step
+    @functools.cache
+    def pipeline(seed):
+        return (
+            source.seed(seed).shuffle().repeat()
+            .batch(32, batch_fn=lambda items: tuple(np.stack(c) for c in zip(*items, strict=True)))
+        )  # fmt: skip
+
+    data = jaxinit.HostData(
+        "digits", batches=lambda seed, step: pipeline(seed)[step], test=TEST, num_classes=10
+    )
+    result = _run(data)
+    assert result.info["host_data"]["streams"] == 2 and result.diverged.empty
+    assert (result.metric("test_loss")[40] < result.metric("test_loss")[0]).all()
 
 
 @pytest.fixture

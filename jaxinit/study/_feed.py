@@ -355,7 +355,7 @@ class _Feed:
             what = f"the batches of steps {start}..{start + n - 1}"
         self._check_values(x, y, what)
         flat = (x.reshape(-1, *x.shape[3:]), y.reshape(-1, *y.shape[3:]))
-        out = tuple(jax.device_put(a, self.target) for a in flat)
+        out = tuple(self._put(a) for a in flat)
         jax.block_until_ready(out)
         self.stats["prepare_s"] += time.perf_counter() - t0
         self.stats["bytes"] += x.nbytes + y.nbytes
@@ -379,6 +379,15 @@ class _Feed:
         else:
             offset = jnp.asarray(offset)
         return x, y, offset
+
+    def _put(self, a: np.ndarray) -> jax.Array:
+        """A host array on the target device(s), in the dtype jax gives it (float32 for
+        float64 inputs unless x64 is on), also when the mesh spans several processes."""
+        a = np.asarray(a)
+        a = a.astype(jax.dtypes.canonicalize_dtype(a.dtype), copy=False)
+        if isinstance(self.target, jax.Device):
+            return jax.device_put(a, self.target)
+        return _put(a, self.target)
 
     def close(self) -> None:
         self.pending.clear()
@@ -404,13 +413,13 @@ class _Feed:
         if size is None:
             if prefix not in self.resident:
                 arrays = self._eval_arrays(prefix, 0, n_examples)
-                self.resident[prefix] = tuple(jax.device_put(a, self.target) for a in arrays)
+                self.resident[prefix] = tuple(self._put(a) for a in arrays)
             x, y = self.resident[prefix]
             return _fetch(program(state.params, state.model_state, state.noise_key, x, y))
         total = None
         for lo in range(0, n_examples, size):
             hi = min(lo + size, n_examples)
-            x, y = (jax.device_put(a, self.target) for a in self._eval_arrays(prefix, lo, hi))
+            x, y = (self._put(a) for a in self._eval_arrays(prefix, lo, hi))
             v = _fetch(program(state.params, state.model_state, state.noise_key, x, y))
             v = v.astype(np.float64) * (hi - lo)
             total = v if total is None else total + v
