@@ -106,15 +106,16 @@ def _loss_fn(model, batch, key):
 
 
 def test_every_member_of_a_seed_sees_the_same_batches():
-    # Two identical initializers and two learning rates over 4 devices: each member records
-    # a checksum of its batches' labels, which must be its own seed's stream; members of
-    # one seed (same init) start equal and see the same stream, so their curves coincide.
+    # Two identical initializers and two learning rates over 4 devices, in two member
+    # batches of 4: each member records a checksum of its batches' labels, which must be
+    # its own seed's stream; members of one seed (same init) start equal and see the same
+    # stream, so their curves coincide.
     calls = []
     stream = _stream(calls)
     data = jaxinit.HostData("digits", batches=stream, test=TEST, num_classes=10)
     study = jaxinit.Study(
         **dict(KW, inits={"a": "he_normal", "b": "he_normal"}, optimizer=optax.sgd),
-        dataset=data, hparams={"learning_rate": [0.05, 0.1]}, loss_fn=_loss_fn,
+        dataset=data, hparams={"learning_rate": [0.05, 0.1]}, loss_fn=_loss_fn, max_members=4,
     )  # fmt: skip
     result = jaxinit.run_study(study, progress=False)
     seen = result.metric("train_labels")
@@ -128,8 +129,9 @@ def test_every_member_of_a_seed_sees_the_same_batches():
     a, b = wide.xs("a", level="init"), wide.xs("b", level="init")
     pd.testing.assert_frame_equal(a, b)
     assert not np.array_equal(a.xs(0, level="seed"), a.xs(1, level="seed"))
-    # The stream is read once per seed and step (not once per member): 8 members, 2 streams.
-    assert sorted(calls) == [(s, t) for s in range(2) for t in range(40)]
+    # The stream is read once per seed and step in each member batch (not once per member):
+    # 2 batches of 4 members, each with 2 streams.
+    assert sorted(calls) == [(s, t) for s in range(2) for t in range(40) for _ in range(2)]
 
 
 def test_resume_mid_stream_equals_uninterrupted(tmp_path, monkeypatch):
