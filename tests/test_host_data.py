@@ -2,8 +2,14 @@
 seeds, bounded reads, resume mid-stream, and bad sources rejected before compiling."""
 
 import functools
+import os
+import socket
+import subprocess
+import sys
+import textwrap
 import threading
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -154,9 +160,11 @@ def test_resume_mid_stream_equals_uninterrupted(tmp_path, monkeypatch):
     assert saves == [20]
     calls = []
     resumed_data = jaxinit.HostData("digits", batches=_stream(calls), test=TEST, num_classes=10)
+    # killed on 4 devices, resumed on 2: the member axis is re-sharded, the streams continue
     resumed = jaxinit.run_study(
-        jaxinit.Study(dataset=resumed_data, **KW), out_dir=tmp_path, progress=False
-    )
+        jaxinit.Study(dataset=resumed_data, **KW), out_dir=tmp_path, progress=False,
+        devices=jax.devices()[:2],
+    )  # fmt: skip
     pd.testing.assert_frame_equal(resumed.table, clean.table)
     # the stream continued where it stopped: only steps 20..39 were read for training
     assert sorted(calls) == [(s, t) for s in range(2) for t in range(20, 40)]
@@ -275,3 +283,63 @@ def test_host_data_constructor_errors(kwargs, error, match):
     kwargs = {"test": TEST, "num_classes": 10, **kwargs}
     with pytest.raises(error, match=match):
         jaxinit.HostData("d", **kwargs)
+
+
+WORKER = textwrap.dedent(
+    """
+    import sys
+    import jax
+
+    port, pid, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=pid)
+    assert jax.process_count() == 2 and len(jax.devices()) == 2
+    import optax, jaxinit
+
+    d = jaxinit.digits()
+    data = jaxinit.HostData("digits", train=(d.x_train, d.y_train), test=(d.x_test, d.y_test),
+                            num_classes=10, eval_batch_size=150)
+    study = jaxinit.Study(
+        jaxinit.MLP((8, 10)), data, optax.sgd(0.1, momentum=0.9),
+        {"he": "he_normal", "glorot": "glorot_uniform"}, seeds=3, steps=20, batch_size=16,
+        log_every=10, eval_every=10,
+    )
+    result = jaxinit.run_study(study, progress=False)
+    result.table.to_csv(f"{out}/table-{pid}.csv", index=False)
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_processes_feed_one_study_from_the_host(tmp_path):
+    """Each process assembles the chunks and places them on its own device of the global
+    mesh: the table matches the in-memory study in one process."""
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_backend_optimization_level=0")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WORKER, port, str(i), str(tmp_path)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for i in range(2)
+    ]  # fmt: skip
+    try:
+        logs = [p.communicate(timeout=240)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(logs)[-3000:]
+    tables = [pd.read_csv(tmp_path / f"table-{i}.csv") for i in range(2)]
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    single = jaxinit.run_study(
+        jaxinit.Study(
+            jaxinit.MLP((8, 10)), DATA, optax.sgd(0.1, momentum=0.9),
+            {"he": "he_normal", "glorot": "glorot_uniform"}, seeds=3, steps=20, batch_size=16,
+            log_every=10, eval_every=10,
+        ),
+        progress=False,
+    )  # fmt: skip
+    expected = single.table.reset_index(drop=True)
+    pd.testing.assert_frame_equal(tables[0].drop(columns="value"), expected.drop(columns="value"))
+    np.testing.assert_allclose(tables[0].value, expected.value, rtol=1e-5, atol=1e-6)
