@@ -245,6 +245,9 @@ class Flaky:
 def test_bad_sources_fail_before_compiling(no_compile):
     with pytest.raises(ValueError, match="different examples on two reads"):
         _run(jaxinit.HostData("flaky", train=Flaky(), test=TEST, num_classes=10))
+    records = [{"x": x, "y": y} for x, y in zip(DATA.x_train, DATA.y_train, strict=True)]
+    with pytest.raises(TypeError, match=r"train source\[0\] must be a pair \(x_i, y_i\), got dict"):
+        _run(jaxinit.HostData("dicts", train=records, test=TEST, num_classes=10))
     stream = jaxinit.HostData("s", batches=_stream(), test=TEST, num_classes=10)
     with pytest.raises(ValueError, match=r"validation=0.1 needs a training set.*HostData 's'"):
         _run(stream, validation=0.1)

@@ -65,9 +65,9 @@ class HostData:
 
     Checked before any training: shapes and dtypes of the test set and of the first
     batch, a ``batches`` function that returns different arrays for the same (seed,
-    step), or that has no batch for a seed's last step. Each batch is checked as it is
-    read (shape, dtype, finite inputs, labels in range), with an error naming the seed and
-    step.
+    step), or that has no batch for a seed's last step. Each chunk is checked as it is
+    read: every ``batches`` result's shape and dtype (an error names the seed and step),
+    finite inputs and labels in range (an error names the chunk's steps).
 
     Example:
       >>> import numpy as np, optax, jaxinit
@@ -129,13 +129,9 @@ class HostData:
         self.source = None  # a map-style source
         if train is None:
             return
-        if isinstance(train, tuple | list):
-            if len(train) != 2 or not all(hasattr(a, "shape") for a in train):
-                raise TypeError(
-                    f"{_FN} {name!r}: train must be a pair (x, y) of arrays or a map-style"
-                    " source (len(source), source[i] -> (x_i, y_i))"
-                )
-            x, y = train
+        pair = isinstance(train, tuple | list) and len(train) == 2
+        if pair and all(len(getattr(a, "shape", ())) >= 1 for a in train):
+            x, y = train  # arrays; a list of records (x_i, y_i) is a map-style source
             if len(x) != len(y):
                 raise ValueError(
                     f"{_FN} {name!r}: train x has {len(x)} examples but y has {len(y)} labels"
@@ -195,23 +191,31 @@ class HostData:
             x, y = (np.asarray(a[flat]) for a in self.arrays)
         else:
             items = [self.source[int(i)] for i in flat]
-            bad = next((it for it in items if not (isinstance(it, tuple | list) and len(it) == 2)), None)  # fmt: skip
-            if bad is not None:
-                raise TypeError(
-                    f"{_FN} {self.name!r}: train source[i] must be a pair (x_i, y_i), got"
-                    f" {type(bad).__name__}"
-                )
-            x = np.stack([np.asarray(it[0]) for it in items])
-            y = np.stack([np.asarray(it[1]) for it in items])
+            for i, it in zip(flat, items, strict=True):
+                if not (isinstance(it, tuple | list) and len(it) == 2):
+                    raise TypeError(
+                        f"{_FN} {self.name!r}: train source[{i}] must be a pair (x_i, y_i),"
+                        f" got {type(it).__name__}"
+                    )
+            try:
+                x = np.stack([np.asarray(it[0]) for it in items])
+                y = np.stack([np.asarray(it[1]) for it in items])
+            except ValueError as e:
+                raise ValueError(
+                    f"{_FN} {self.name!r}: the train source's examples differ in shape: {e}"
+                ) from e
         return x.reshape(*rows.shape, *x.shape[1:]), y.reshape(*rows.shape, *y.shape[1:])
 
     def _batch(self, seed: int, step: int) -> tuple[np.ndarray, np.ndarray]:
         try:
             out = self.batches(seed, step)
         except Exception as e:
-            raise type(e)(
-                f"{_FN} {self.name!r}: batches(seed={seed}, step={step}) failed: {e}"
-            ) from e
+            msg = f"{_FN} {self.name!r}: batches(seed={seed}, step={step}) failed: {e}"
+            try:  # the same exception type, with the seed and step in its message
+                new = type(e)(msg)
+            except Exception:
+                new = RuntimeError(msg)
+            raise new from e
         if not (isinstance(out, tuple | list) and len(out) == 2):
             raise TypeError(
                 f"{_FN} {self.name!r}: batches(seed={seed}, step={step}) must return a pair"
