@@ -16,7 +16,7 @@ stay flat as ``n`` grows; the in-memory one grows with ``n``.
 
 Run::
 
-    python experiments/bench_host_data.py            # n up to 10^6 (256 MB), ~ a minute
+    python experiments/bench_host_data.py            # n up to 10^6 (260 MB), ~ a minute
     python experiments/bench_host_data.py --quick    # seconds: n = 10^3, 10^4
     python experiments/bench_host_data.py --json bench_host_data.json
 """
