@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import numbers
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -243,6 +244,22 @@ class HostData:
 # -- the engine's side ------------------------------------------------------------------
 
 
+def _in_background(fn: Callable, *args: Any) -> concurrent.futures.Future:
+    """``fn(*args)`` in a daemon thread, one per chunk: nothing to shut down, and a study
+    interrupted mid-chunk leaves no thread that holds the interpreter's exit."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+
+    def run():
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn(*args))
+            except BaseException as e:  # re-raised in the main thread by .result()
+                future.set_exception(e)
+
+    threading.Thread(target=run, name="jaxinit-feed", daemon=True).start()
+    return future
+
+
 @functools.lru_cache(maxsize=32)
 def _index_program(batch_size: int, n_steps: int, n_train: int) -> Callable:
     """(stream data keys, first step) -> (streams, n_steps, batch) indices: the numbers the
@@ -271,7 +288,6 @@ class _Feed:
         self.target = target  # where chunk batches go: a device or a replicated sharding
         self.member_sharding = member_sharding
         self.train_rows, self.val_rows = train_rows, val_rows
-        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxinit-feed")
         self.pending: dict[int, concurrent.futures.Future] = {}
         self.stats = {"streams": 0, "chunks": 0, "bytes": 0, "prepare_s": 0.0, "wait_s": 0.0}
         self.resident: dict[str, tuple] = {}
@@ -338,7 +354,7 @@ class _Feed:
             n_train = len(self.train_rows)
             keys = self.data_keys[jnp.asarray([s for s in streams])]
             idx = _index_program(self.batch_size, n, n_train)(keys, np.int32(start))
-        self.pending[start] = self.pool.submit(self._assemble, streams, start, n, idx)
+        self.pending[start] = _in_background(self._assemble, streams, start, n, idx)
 
     def _assemble(self, streams, start, n, idx):
         t0 = time.perf_counter()
@@ -395,7 +411,6 @@ class _Feed:
 
     def close(self) -> None:
         self.pending.clear()
-        self.pool.shutdown(wait=True, cancel_futures=True)
 
     # Part 3: evaluation on host-held sets.
 
