@@ -26,6 +26,14 @@ Run::
     python experiments/bench_multiseed.py            # full (a few minutes on 2 cores)
     python experiments/bench_multiseed.py --quick    # < 1 min: naive loops on fewer seeds
     python experiments/bench_multiseed.py --json bench.json
+    python experiments/bench_multiseed.py --host-data  # + the engine fed from the host
+
+``--host-data`` adds rows of the engine with its training set kept on the host
+(``jaxinit.HostData``, the same examples drawn as in memory): one chunk of all the steps (no
+overlap possible: the whole stream is assembled and transferred before training), and
+chunks of ``steps / 6`` with the in-memory engine at the same ``eval_every`` beside it (the
+next chunk is assembled while the device trains); each row reports the bytes sent and the
+seconds the training loop waited for host data.
 """
 
 from __future__ import annotations
@@ -104,7 +112,13 @@ def _timeit(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
 _SGD_MOMENTUM = functools.partial(optax.sgd, momentum=0.9)
 
 
-def engine(w: Workload, data: jaxinit.Dataset, devices: list | None = None) -> Callable[[], object]:
+def engine(
+    w: Workload,
+    data: jaxinit.Dataset | jaxinit.HostData,
+    devices: list | None = None,
+    eval_every: int | None = None,
+    info: dict | None = None,
+) -> Callable[[], object]:
     grid = (
         {"optimizer": _SGD_MOMENTUM, "hparams": {"learning_rate": list(w.lrs)}}
         if w.lrs
@@ -112,12 +126,14 @@ def engine(w: Workload, data: jaxinit.Dataset, devices: list | None = None) -> C
     )
     study = jaxinit.Study(
         model=jaxinit.MLP(w.features), dataset=data, inits=INITS, seeds=w.seeds_per_init,
-        steps=w.steps, batch_size=w.batch_size, log_every=10, **grid,
+        steps=w.steps, batch_size=w.batch_size, log_every=10, eval_every=eval_every, **grid,
     )  # fmt: skip
 
     def run():
         result = jaxinit.run_study(study, progress=False, devices=devices)
         assert result.diverged.empty
+        if info is not None:  # the last run's host-data figures (HostData only)
+            info.update(result.info.get("host_data", {}))
         return result
 
     return run
@@ -295,8 +311,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--only", choices=["A", "B", "C"], default=None)
+    parser.add_argument("--host-data", action="store_true", help="add host-fed engine rows")
     args = parser.parse_args(argv)
     data = jaxinit.digits()
+    host = jaxinit.HostData(
+        "digits", train=(data.x_train, data.y_train), test=(data.x_test, data.y_test),
+        num_classes=data.num_classes,
+    )  # fmt: skip
+    host_info: dict[tuple, dict] = {}
     workloads = {
         "A": Workload("A", seeds_per_init=8, hidden=32, batch_size=64, steps=300),
         "B": Workload("B", seeds_per_init=4, hidden=256, batch_size=128, steps=300),
@@ -324,6 +346,15 @@ def main(argv: list[str] | None = None) -> dict:
         impls: list[tuple[str, int, Callable, float]] = []
         for devs in configs:
             impls.append(("engine (run_study)", len(devs), engine(w, data, devs), 1.0))
+            if args.host_data:
+                chunk = w.steps // 6
+                for name, d, every in (
+                    ("host-fed engine, 1 chunk", host, None),
+                    (f"in-memory engine, eval_every={chunk}", data, chunk),
+                    (f"host-fed engine, eval_every={chunk}", host, chunk),
+                ):
+                    info = host_info.setdefault((name, len(devs)), {})
+                    impls.append((name, len(devs), engine(w, d, devs, every, info), 1.0))
             if not w.lrs:
                 impls.append(("hand-written jit(vmap(scan))", len(devs),
                               handwritten(w, data, devs), 1.0))  # fmt: skip
@@ -351,6 +382,8 @@ def main(argv: list[str] | None = None) -> dict:
                 # same device configuration: > 1 means the engine is slower
                 row["warm_vs_handwritten"] = warm / hand[1]
                 row["cold_vs_handwritten"] = cold / hand[0]
+            if (name, ndev) in host_info:
+                row.update({f"host_{k}": v for k, v in host_info[name, ndev].items()})
             rows.append(row)
     print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({platform.processor()}),"
           f" {jax.device_count()} device(s)")  # fmt: skip
@@ -370,6 +403,11 @@ def main(argv: list[str] | None = None) -> dict:
         if "warm_vs_handwritten" in r:
             print(f"{r['workload']}, {r['devices']} device(s): engine / hand-written = "
                   f"{r['warm_vs_handwritten']:.2f} warm, {r['cold_vs_handwritten']:.2f} cold")  # fmt: skip
+    for r in rows:
+        if "host_bytes" in r:
+            print(f"{r['workload']}, {r['devices']} device(s), {r['impl']}: "
+                  f"{r['host_bytes'] / r['host_chunks'] / 1e6:.1f} MB per chunk, "
+                  f"{r['host_prepare_s']:.3f} s assembling, {r['host_wait_s']:.3f} s waited")  # fmt: skip
     report = {
         "jax": jax.__version__, "devices": jax.device_count(), "quick": args.quick,
         "ceiling_gflops": ceiling,

@@ -32,7 +32,7 @@ Rules for whole models (``jaxinit.rules``):
 
 Studies and their statistics (``jaxinit.study``):
   ACTIVATIONS, aggregate_intervals, aggregate_iqm, aggregate_mean, aggregate_median,
-  aggregate_optimality_gap, CNN1D, CompareConfig, Dataset, digits, holm,
+  aggregate_optimality_gap, CNN1D, CompareConfig, Dataset, digits, holm, HostData,
   improvement_interval, Interval, linear_teacher, load_dataset, MLP, mnist1d, paired_t_test,
   performance_profile, plot_performance_profiles, probability_of_improvement,
   recommended_reference, ResNet, run_compare, run_study, shapeset, stratified_bootstrap,
@@ -158,6 +158,7 @@ if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
     from jaxinit.study import MLP as MLP
     from jaxinit.study import CompareConfig as CompareConfig
     from jaxinit.study import Dataset as Dataset
+    from jaxinit.study import HostData as HostData
     from jaxinit.study import Interval as Interval
     from jaxinit.study import ResNet as ResNet
     from jaxinit.study import Study as Study
@@ -225,6 +226,7 @@ _LAZY = {
     "CompareConfig": "jaxinit.study",
     "run_compare": "jaxinit.study",
     "Dataset": "jaxinit.study",
+    "HostData": "jaxinit.study",
     "digits": "jaxinit.study",
     "linear_teacher": "jaxinit.study",
     "load_dataset": "jaxinit.study",

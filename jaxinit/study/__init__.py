@@ -30,6 +30,7 @@ from jaxinit.study._datasets import linear_teacher as linear_teacher
 from jaxinit.study._datasets import load_dataset as load_dataset
 from jaxinit.study._datasets import mnist1d as mnist1d
 from jaxinit.study._datasets import shapeset as shapeset
+from jaxinit.study._feed import HostData as HostData
 from jaxinit.study._models import ACTIVATIONS as ACTIVATIONS
 from jaxinit.study._models import CNN1D as CNN1D
 from jaxinit.study._models import MLP as MLP
@@ -44,6 +45,7 @@ __all__ = [
     "MLP",
     "CompareConfig",
     "Dataset",
+    "HostData",
     "Interval",
     "ResNet",
     "Study",

@@ -128,7 +128,7 @@ _MODE_ARGS = ("train", "training", "deterministic")
 
 
 def _make_model(model: Any, dataset: Dataset) -> _Model:
-    sample = (1, *dataset.x_train.shape[1:])
+    sample = (1, *dataset.x_test.shape[1:])  # the same example shape as train
     import flax.linen as nn
 
     if isinstance(model, nn.Module):

@@ -93,8 +93,13 @@ def _chunk_program(
     log_every: int,
     n_logs: int,
     sharding: NamedSharding | None,
+    fed: bool = False,
 ) -> Callable:
-    """jit(vmap(scan(scan(step)))) for ``n_logs * log_every`` steps; cached per config."""
+    """jit(vmap(scan(scan(step)))) for ``n_logs * log_every`` steps; cached per config.
+
+    ``fed``: the minibatches come from the host (``_feed``): ``x``, ``y`` hold the chunk's
+    batches of every data stream, flattened, and the program takes a fourth argument, per
+    member the row of its stream's batch for step 0 (members of one seed share a stream)."""
     needs_key = model.stochastic or objective.fn is not None
     n_metrics = 1 + len(objective.names)
 
@@ -123,16 +128,19 @@ def _chunk_program(
         )
         return (state, sums + values, gnorm), None
 
-    def interval(state, _, x, y):
+    def interval(state, _, x, y, offset=None):
         # All of the interval's minibatch indices in one vectorised draw: the same numbers
         # as one ``randint(fold_in(data_key, step))`` per step, without a tiny threefry
         # kernel per step.
         steps = state.step + jnp.arange(log_every)
-        idx = jax.vmap(
-            lambda s: jax.random.randint(
-                jax.random.fold_in(state.data_key, s), (batch_size,), 0, x.shape[0]
-            )
-        )(steps)
+        if fed:  # the host assembled them: consecutive rows of the member's stream
+            idx = offset + steps[:, None] * batch_size + jnp.arange(batch_size)[None, :]
+        else:
+            idx = jax.vmap(
+                lambda s: jax.random.randint(
+                    jax.random.fold_in(state.data_key, s), (batch_size,), 0, x.shape[0]
+                )
+            )(steps)
         zero = jnp.zeros((), jnp.float32)
         (state, sums, gnorm), _ = jax.lax.scan(
             functools.partial(step, x=x, y=y),
@@ -144,10 +152,11 @@ def _chunk_program(
         )
         return state, metrics
 
-    def member(state, x, y):
-        return jax.lax.scan(functools.partial(interval, x=x, y=y), state, length=n_logs)
+    def member(state, x, y, offset=None):
+        body = functools.partial(interval, x=x, y=y, offset=offset)
+        return jax.lax.scan(body, state, length=n_logs)
 
-    run = jax.vmap(member, in_axes=(0, None, None))
+    run = jax.vmap(member, in_axes=(0, None, None, 0) if fed else (0, None, None))
     if sharding is None:
         return jax.jit(run, donate_argnums=0)
     return jax.jit(run, donate_argnums=0, out_shardings=(sharding, sharding))

@@ -43,6 +43,7 @@ from jaxinit.initializers._checks import check_key
 from jaxinit.study._adapters import _abstract_io, _make_model, _Model
 from jaxinit.study._checkpoint import _Checkpoint, _state_fingerprint
 from jaxinit.study._datasets import Dataset
+from jaxinit.study._feed import HostData, _Feed, _value_rows
 from jaxinit.study._io import _atomic_write, _checksum, _fetch, _put
 from jaxinit.study._population import (
     _check_init,
@@ -75,7 +76,8 @@ class Study:
         own member batches (its own compiled program), with the same seeds (same data
         order; the same initial parameters where shapes agree), and the table gains a
         first column ``model``.
-      dataset: a :class:`jaxinit.Dataset`.
+      dataset: a :class:`jaxinit.Dataset` (on the device), or a :class:`jaxinit.HostData`
+        (kept on the host and fed one chunk of ``eval_every`` steps at a time).
       optimizer: an optax ``GradientTransformation``. With ``hparams``: one built with
         ``optax.inject_hyperparams`` (e.g. ``optax.inject_hyperparams(optax.sgd)(0.1)``), or
         an optimizer factory such as ``optax.adamw`` that the engine wraps so.
@@ -123,7 +125,7 @@ class Study:
     """
 
     model: Any
-    dataset: Dataset
+    dataset: Dataset | HostData
     optimizer: optax.GradientTransformation
     inits: Mapping[str, Any]
     seeds: int = 8
@@ -156,8 +158,10 @@ def _normalize(study: Study) -> Study:
     if not isinstance(study, Study):
         raise TypeError(f"run_study: study must be a jaxinit.Study, got {type(study).__name__}")
     d = study.dataset
-    if not isinstance(d, Dataset):
-        raise TypeError(f"Study: dataset must be a jaxinit.Dataset, got {type(d).__name__}")
+    if not isinstance(d, Dataset | HostData):
+        raise TypeError(
+            f"Study: dataset must be a jaxinit.Dataset or jaxinit.HostData, got {type(d).__name__}"
+        )
     ints = {n: _as_int(n, getattr(study, n)) for n in ("seeds", "steps", "batch_size", "log_every")}
     for name in ("eval_every", "max_members"):
         ints[name] = _as_int(name, getattr(study, name), allow_none=True)
@@ -166,9 +170,10 @@ def _normalize(study: Study) -> Study:
 
 def _validate(study: Study, model: _Model | None) -> _Objective | None:
     d = study.dataset
-    if study.batch_size > len(d.x_train):
+    n_train = len(d.x_train) if isinstance(d, Dataset) else d.train_size
+    if n_train is not None and study.batch_size > n_train:
         raise ValueError(
-            f"Study: batch_size={study.batch_size} is larger than the {len(d.x_train)}"
+            f"Study: batch_size={study.batch_size} is larger than the {n_train}"
             f" training examples of {d.name!r}"
         )
     eval_every = study.eval_every or study.steps
@@ -180,10 +185,15 @@ def _validate(study: Study, model: _Model | None) -> _Objective | None:
     v = study.validation
     if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Real) or not 0 <= v < 1:
         raise ValueError(f"Study: validation must be a fraction in [0, 1), got {v!r}")
-    n_val = round(len(d.x_train) * v)
-    if v and not 1 <= n_val <= len(d.x_train) - study.batch_size:
+    if v and n_train is None:
         raise ValueError(
-            f"Study: validation={v} holds out {n_val} of {len(d.x_train)} training examples;"
+            f"Study: validation={v} needs a training set to hold examples out of; HostData"
+            f" {d.name!r} is a batches(seed, step) stream (give HostData(train=...))"
+        )
+    n_val = round((n_train or 0) * v)
+    if v and not 1 <= n_val <= n_train - study.batch_size:
+        raise ValueError(
+            f"Study: validation={v} holds out {n_val} of {n_train} training examples;"
             f" at least 1 must be held out and batch_size={study.batch_size} must remain"
         )
     if not isinstance(study.inits, Mapping) or not study.inits:
@@ -199,7 +209,7 @@ def _validate(study: Study, model: _Model | None) -> _Objective | None:
     loss = study.loss or ("cross_entropy" if d.is_classification else "mse")
     if loss not in ("cross_entropy", "mse"):
         raise ValueError(f"Study: loss={loss!r}; allowed: 'cross_entropy', 'mse'")
-    want = d.num_classes if loss == "cross_entropy" else int(np.prod(d.y_train.shape[1:]))
+    want = d.num_classes if loss == "cross_entropy" else int(np.prod(d.y_test.shape[1:]))
     if loss == "cross_entropy" and not d.is_classification:
         raise ValueError(
             f"Study: loss='cross_entropy' needs class labels; {d.name!r} is regression"
@@ -227,7 +237,8 @@ def _custom_objective(study: Study, model: _Model | None) -> _Objective | None:
     d = study.dataset
     params, _ = _abstract_io(model)
     mstate = jax.eval_shape(model.init_state, jax.random.key(0))
-    x, y = jnp.asarray(d.x_train[:2]), jnp.asarray(d.y_train[:2])
+    sample = (d.x_train[:2], d.y_train[:2]) if isinstance(d, Dataset) else d._sample()
+    x, y = jnp.asarray(sample[0]), jnp.asarray(sample[1])
 
     def run(params, mstate, key):
         key = jax.random.fold_in(key, 0)
@@ -450,31 +461,46 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
     writer = out_dir is not None and jax.process_index() == 0
 
     d = study.dataset
-    train, val = _split_validation(len(d.x_train), study.validation)
-    x_train, y_train = jnp.asarray(d.x_train[train]), jnp.asarray(d.y_train[train])
-    x_test, y_test = jnp.asarray(d.x_test), jnp.asarray(d.y_test)
-    x_val, y_val = jnp.asarray(d.x_train[val]), jnp.asarray(d.y_train[val])
-    if replicated is not None:
-        x_train, y_train, x_test, y_test, x_val, y_val = _put(
-            (x_train, y_train, x_test, y_test, x_val, y_val), replicated
-        )
+    seed_keys, data_keys, noise_keys = _member_keys(study.seeds, study.fixed_data_order)(key)
+    feed = None
+    if isinstance(d, HostData):  # the training set stays on the host: fed chunk by chunk
+        train, val = _split_validation(d.train_size or 0, study.validation)
+        target = devices[0] if replicated is None else replicated
+        feed = _Feed(study, data_keys, target, sharding, train, val)
+        feed.check(study)
+        x_sample, y_sample = (jnp.asarray(a) for a in d._sample())
+    else:
+        train, val = _split_validation(len(d.x_train), study.validation)
+        x_train, y_train = jnp.asarray(d.x_train[train]), jnp.asarray(d.y_train[train])
+        x_test, y_test = jnp.asarray(d.x_test), jnp.asarray(d.y_test)
+        x_val, y_val = jnp.asarray(d.x_train[val]), jnp.asarray(d.y_train[val])
+        if replicated is not None:
+            x_train, y_train, x_test, y_test, x_val, y_val = _put(
+                (x_train, y_train, x_test, y_test, x_val, y_val), replicated
+            )
+        x_sample, y_sample = x_train, y_train
     hp_values = jnp.asarray(np.asarray(grid, np.float32).reshape(len(grid), len(hp_names)))
 
     train_names = (*objective.metrics("train"), "grad_norm", "param_norm")
-    eval_sets = [("test", x_test, y_test)] + ([("val", x_val, y_val)] if len(val) else [])
+    if feed is None:
+        eval_sets = [("test", x_test, y_test)] + ([("val", x_val, y_val)] if len(val) else [])
+    else:  # (prefix, number of examples, None): read from the host by the feed
+        eval_sets = [(prefix, n, None) for prefix, n in feed.eval_sets()]
     metric_names = list(train_names)
 
     def evaluate(model, state: MemberState, step: int, n: int, offset: int) -> list[np.ndarray]:
         rows, first = [], len(train_names)
         for prefix, x, y in eval_sets:
-            rows.append(_eval_rows(model, objective, state, x, y, step, n, offset, first))
+            if feed is None:
+                rows.append(_eval_rows(model, objective, state, x, y, step, n, offset, first))
+            else:
+                values = feed.evaluate(model, objective, state, prefix, x)
+                rows.append(_value_rows(values, step, n, offset, first))
             first += len(objective.metrics(prefix))
         return rows
 
     for prefix, _, _ in eval_sets:
         metric_names += objective.metrics(prefix)
-
-    seed_keys, data_keys, noise_keys = _member_keys(study.seeds, study.fixed_data_order)(key)
 
     def initial_state(arch: _Arch, batch: list[tuple[str, int, int]]) -> MemberState:
         model, spec_keys, optimizer = arch.model, arch.spec_keys, arch.optimizer
@@ -498,7 +524,9 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
         return MemberState(params, opt_state, data_keys[seeds], steps, mstate, noise_keys[seeds])
 
     fingerprint = {
-        "dataset": [d.name, _checksum((d.x_train, d.y_train, d.x_test, d.y_test))],
+        "dataset": d._fingerprint()
+        if feed is not None
+        else [d.name, _checksum((d.x_train, d.y_train, d.x_test, d.y_test))],
         "key": _checksum(jax.random.key_data(key)),
         "config": [
             study.seeds,
@@ -536,7 +564,9 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
                 fingerprint,
                 group=g0,
                 model=desc if arch.name is None else {arch.name: desc},
-                **_state_fingerprint(model, optimizer, objective, state, batch, (x_train, y_train)),
+                **_state_fingerprint(
+                    model, optimizer, objective, state, batch, (x_sample, y_sample)
+                ),
             )
             ckpt = _Checkpoint(out_dir, g0, fp, writer)
         done, group_records = 0, []
@@ -545,15 +575,24 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
             bar.update(done * len(batch))
         if sharding is not None:
             state = _put(state, sharding)
+        seeds = [s for _, s, _ in padded]
+        if feed is not None and done < study.steps:
+            feed.request(seeds, done, min(eval_every, study.steps - done))
         if done == 0:
             group_records += evaluate(model, state, 0, len(batch), g0)
         while done < study.steps:
             n = min(eval_every, study.steps - done)
             program = _chunk_program(
                 model, optimizer, objective, study.batch_size, study.log_every,
-                n // study.log_every, sharding,
+                n // study.log_every, sharding, feed is not None,
             )  # fmt: skip
-            state, metrics = program(state, x_train, y_train)
+            if feed is None:
+                state, metrics = program(state, x_train, y_train)
+            else:  # this chunk's batches; the next chunk's are assembled meanwhile
+                inputs = feed.take(seeds, done, n)
+                if done + n < study.steps:
+                    feed.request(seeds, done + n, min(eval_every, study.steps - done - n))
+                state, metrics = program(state, *inputs)
             metrics = _fetch(metrics)[: len(batch)]  # (members, logs, train metrics)
             steps = done + study.log_every * np.arange(1, metrics.shape[1] + 1)
             group_records.append(_train_rows(metrics, steps, g0))
@@ -572,11 +611,13 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
                     )
         records += group_records
     bar.close()
+    info: dict[str, Any] = {"loss": loss}
+    if feed is not None:
+        feed.close()
+        info["host_data"] = dict(feed.stats)
     table = _table(records, members, metric_names, hp_names, grid, models)
     seconds = time.perf_counter() - start
-    result = StudyResult(
-        table, _diverged(table, hp_names), seconds, {"loss": loss}, hp_names, models
-    )
+    result = StudyResult(table, _diverged(table, hp_names), seconds, info, hp_names, models)
     if writer:
         result.to_csv(os.path.join(out_dir, "results.csv"))
     return result
