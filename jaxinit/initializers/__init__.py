@@ -6,7 +6,7 @@ names, structured schemes (orthogonal, identity, sparse, ...), the fast path, mi
 precision, and the registry behind :func:`get`. Every name here is also ``jaxinit.<name>``.
 """
 
-from jaxinit.initializers._core import Initializer as Initializer
+from jaxinit._types import Initializer as Initializer
 from jaxinit.initializers._core import constant as constant
 from jaxinit.initializers._core import glorot_bengio_standard as glorot_bengio_standard
 from jaxinit.initializers._core import glorot_normal as glorot_normal

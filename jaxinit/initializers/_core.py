@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Literal, TypeAlias
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._types import Array, Axes, DTypeLike, Initializer, OutSharding, Shape
 from jaxinit.initializers import _fast, _truncnorm
 from jaxinit.initializers._checks import (
     check_choice,
@@ -32,14 +33,10 @@ from jaxinit.initializers._checks import (
     check_shape,
     default_float,
 )
-from jaxinit.initializers._fans import Axes, check_axes, fans_of, resolve_axes
+from jaxinit.initializers._fans import check_axes, fans_of, resolve_axes
 from jaxinit.initializers._precision import wide_dtype
-from jaxinit.initializers._protocol import OutSharding, call_sharded, sampler, with_out_sharding
+from jaxinit.initializers._protocol import call_sharded, sampler, with_out_sharding
 from jaxinit.initializers._values import initializer, plain_initializer
-
-Array: TypeAlias = jax.Array
-DTypeLike: TypeAlias = Any
-Shape: TypeAlias = tuple[int, ...]
 
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
@@ -48,16 +45,6 @@ DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
 # whose modulus is truncated to 2: dividing by it makes the truncated draw unit-variance.
 TRUNCATED_STD = 0.87962566103423978
 COMPLEX_TRUNCATED_STD = 0.95311164380491208
-
-
-@runtime_checkable
-class Initializer(Protocol):
-    """``init(key, shape, dtype, out_sharding=None) -> Array``: jax's protocol, which
-    flax.linen and flax.nnx accept as ``kernel_init``."""
-
-    def __call__(
-        self, key: Array, shape: Shape, dtype: DTypeLike = ..., out_sharding: OutSharding = ...
-    ) -> Array: ...
 
 
 # --------------------------------------------------------------------------- constants

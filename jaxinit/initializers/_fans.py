@@ -13,18 +13,9 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Sequence
-from typing import Literal, TypeAlias
 
+from jaxinit._types import LAYOUTS, Axes, Layout
 from jaxinit.initializers._checks import check_choice, check_shape
-
-Axes: TypeAlias = int | Sequence[int]
-Layout: TypeAlias = Literal["flax", "torch", "equinox"]
-
-LAYOUTS: dict[str, tuple[int, int]] = {
-    "flax": (-2, -1),  # (in_axis, out_axis)
-    "torch": (1, 0),
-    "equinox": (1, 0),
-}
 
 
 def check_axes(fn: str, arg: str, axes: object) -> int | tuple[int, ...]:

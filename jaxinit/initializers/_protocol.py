@@ -29,14 +29,13 @@ from __future__ import annotations
 import contextvars
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import Any
 
 import jax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
+from jaxinit._types import OutSharding
 from jaxinit.initializers._checks import check_shape
-
-OutSharding: TypeAlias = NamedSharding | PartitionSpec | None
 
 # (requested sharding, requested shape) of the sharded call being traced, if any.
 _ACTIVE: contextvars.ContextVar[tuple[NamedSharding, tuple[int, ...]] | None] = (

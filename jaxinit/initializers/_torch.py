@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+from jaxinit._types import Array, Axes, DTypeLike, Initializer, Layout, Shape
 from jaxinit.initializers._checks import (
     as_int,
     as_real,
@@ -29,20 +30,14 @@ from jaxinit.initializers._checks import (
     squared,
 )
 from jaxinit.initializers._core import (
-    Array,
-    DTypeLike,
-    Initializer,
-    Shape,
     _shifted_normal,
     _shifted_truncated_normal,
     _uniform_between,
     _variance_scaling,
 )
-from jaxinit.initializers._fans import Axes, fans_of, resolve_axes
+from jaxinit.initializers._fans import fans_of, resolve_axes
 from jaxinit.initializers._protocol import with_out_sharding
 from jaxinit.initializers._values import initializer
-
-Layout = Literal["flax", "torch", "equinox"]
 
 _UNIT_GAIN = (
     "linear",

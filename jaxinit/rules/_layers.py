@@ -29,7 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-LAYOUT_CHOICES = ("flax", "torch", "equinox")
+from jaxinit._types import LAYOUTS, flax_to_torch_axes, torch_to_flax_shape
+
+LAYOUT_CHOICES = tuple(LAYOUTS)
 
 
 def check_layout(fn: str, layout: Any) -> str | None:
@@ -95,14 +97,13 @@ def plain(layer: str, shape: tuple[int, ...], layout: str, source: str = "shape"
     shape = tuple(shape)
     if layout == "flax" or len(shape) < 2:
         return LayerFans(layer, shape, shape, shape, tuple(range(len(shape))), shape, source=source)
-    r = len(shape)
-    call = (*shape[2:], shape[1], shape[0])
+    call = torch_to_flax_shape(shape)
     return LayerFans(
         layer,
         shape,
         call,
         call,
-        (r - 1, r - 2, *range(r - 2)),
+        flax_to_torch_axes(len(shape)),
         shape,
         torch_shape=shape,
         source=source,

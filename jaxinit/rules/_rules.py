@@ -33,14 +33,14 @@ import sys
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._types import Initializer, Pattern, Rules
 from jaxinit.initializers._checks import check_key
-from jaxinit.initializers._core import Initializer
 from jaxinit.initializers._values import (
     _RULE_TYPES,
     _build,
@@ -49,9 +49,6 @@ from jaxinit.initializers._values import (
     freeze,
     initializer,
 )
-
-Pattern: TypeAlias = str | re.Pattern
-Rules: TypeAlias = Mapping[Pattern, Any] | Sequence[tuple[Pattern, Any]]
 
 
 @dataclass(frozen=True)
