@@ -21,9 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._types import Array, Axes, DTypeLike, Initializer, OutSharding, Shape
-from jaxinit.initializers import _fast, _truncnorm
-from jaxinit.initializers._checks import (
+from jaxinit._checks import (
     check_choice,
     check_dtype,
     check_finite,
@@ -33,6 +31,8 @@ from jaxinit.initializers._checks import (
     check_shape,
     default_float,
 )
+from jaxinit._types import Array, Axes, DTypeLike, Initializer, OutSharding, Shape
+from jaxinit.initializers import _fast, _truncnorm
 from jaxinit.initializers._fans import check_axes, fans_of, resolve_axes
 from jaxinit.initializers._precision import wide_dtype
 from jaxinit.initializers._protocol import call_sharded, sampler, with_out_sharding

@@ -14,8 +14,8 @@ import math
 import operator
 from collections.abc import Sequence
 
+from jaxinit._checks import check_choice, check_shape
 from jaxinit._types import LAYOUTS, Axes, Layout
-from jaxinit.initializers._checks import check_choice, check_shape
 
 
 def check_axes(fn: str, arg: str, axes: object) -> int | tuple[int, ...]:

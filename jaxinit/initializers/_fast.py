@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend.random import define_prng_impl, threefry_2x32
 
-from jaxinit.initializers._checks import check_key
+from jaxinit._checks import check_key
 from jaxinit.initializers._protocol import call_init
 from jaxinit.initializers._values import initializer
 

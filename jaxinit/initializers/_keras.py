@@ -39,15 +39,15 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._types import Array, DTypeLike, Initializer, Shape
-from jaxinit.initializers import _core, _registry
-from jaxinit.initializers._checks import (
+from jaxinit._checks import (
     check_choice,
     check_dtype,
     check_finite,
     check_positive,
     check_shape,
 )
+from jaxinit._types import Array, DTypeLike, Initializer, Shape
+from jaxinit.initializers import _core, _registry
 from jaxinit.initializers._core import _variance_scaling
 from jaxinit.initializers._fans import _normalize, check_axes
 from jaxinit.initializers._protocol import with_out_sharding

@@ -34,8 +34,8 @@ from typing import Any
 import jax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
+from jaxinit._checks import check_shape
 from jaxinit._types import OutSharding
-from jaxinit.initializers._checks import check_shape
 
 # (requested sharding, requested shape) of the sharded call being traced, if any.
 _ACTIVE: contextvars.ContextVar[tuple[NamedSharding, tuple[int, ...]] | None] = (

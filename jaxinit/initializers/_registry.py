@@ -25,9 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._checks import check_shape, default_float
 from jaxinit._types import Initializer
 from jaxinit.initializers import _core, _torch
-from jaxinit.initializers._checks import check_shape, default_float
 from jaxinit.initializers._values import Init, bound_options, from_config, initializer
 
 

@@ -22,6 +22,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._checks import (
+    as_int,
+    as_real,
+    check_choice,
+    check_dtype,
+    check_finite,
+    check_in_dtype,
+    check_key,
+    check_positive,
+    check_shape,
+)
 from jaxinit._types import (
     LAYOUTS,
     Array,
@@ -33,17 +44,6 @@ from jaxinit._types import (
     torch_to_flax_shape,
 )
 from jaxinit.initializers import _registry
-from jaxinit.initializers._checks import (
-    as_int,
-    as_real,
-    check_choice,
-    check_dtype,
-    check_finite,
-    check_in_dtype,
-    check_key,
-    check_positive,
-    check_shape,
-)
 from jaxinit.initializers._fans import _normalize
 from jaxinit.initializers._fast import is_fast_key
 from jaxinit.initializers._fast import orthogonal as fast_orthogonal

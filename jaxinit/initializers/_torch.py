@@ -18,8 +18,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from jaxinit._types import Array, Axes, DTypeLike, Initializer, Layout, Shape
-from jaxinit.initializers._checks import (
+from jaxinit._checks import (
     as_int,
     as_real,
     check_choice,
@@ -29,6 +28,7 @@ from jaxinit.initializers._checks import (
     check_positive,
     squared,
 )
+from jaxinit._types import Array, Axes, DTypeLike, Initializer, Layout, Shape
 from jaxinit.initializers._core import (
     _shifted_normal,
     _shifted_truncated_normal,

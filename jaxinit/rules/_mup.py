@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._checks import check_choice, check_positive
 from jaxinit._types import flax_to_torch_axes
-from jaxinit.initializers._checks import check_choice, check_positive
 from jaxinit.rules._rules import _is_equinox, _is_param, _owner, path_str
 
 # --------------------------------------------------------------------------- Part 1: shapes

@@ -39,8 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._checks import check_key
 from jaxinit._types import Initializer, Pattern, Rules
-from jaxinit.initializers._checks import check_key
 from jaxinit.initializers._values import (
     _RULE_TYPES,
     _build,

@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+from jaxinit._checks import as_int, check_choice, check_finite, check_positive
 from jaxinit._types import Initializer
 from jaxinit.initializers import _core
-from jaxinit.initializers._checks import as_int, check_choice, check_finite, check_positive
 from jaxinit.initializers._core import ones, zeros
 from jaxinit.initializers._precision import draw_in_float32
 from jaxinit.initializers._torch import torch_default_bias, torch_default_kernel

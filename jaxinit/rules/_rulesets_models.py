@@ -26,7 +26,7 @@ import re
 import jax
 import jax.numpy as jnp
 
-from jaxinit.initializers._checks import check_choice, check_positive
+from jaxinit._checks import check_choice, check_positive
 from jaxinit.initializers._core import (
     constant,
     lecun_normal,

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit.initializers._checks import as_int
+from jaxinit._checks import as_int
 
 
 class _Fields(NamedTuple):

@@ -38,7 +38,7 @@ import optax
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxinit.initializers._checks import check_key
+from jaxinit._checks import check_key
 from jaxinit.rules._rules import reinit
 from jaxinit.study._datasets import Dataset
 

@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxinit.initializers._checks import check_choice
+from jaxinit._checks import check_choice
 from jaxinit.initializers._core import lecun_normal, zeros
 
 

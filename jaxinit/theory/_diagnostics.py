@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit.initializers._checks import as_int, check_batch, check_key
+from jaxinit._checks import as_int, check_batch, check_key
 from jaxinit.study._models import activation_fn
 from jaxinit.theory._meanfield import elementwise_derivative
 

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit.initializers._checks import as_int, check_positive
+from jaxinit._checks import as_int, check_positive
 from jaxinit.study._models import activation_fn
 
 Activation = str | Callable[[jax.Array], jax.Array]

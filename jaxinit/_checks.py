@@ -1,4 +1,4 @@
-"""Argument checks shared by every initializer.
+"""Argument checks shared by every layer (initializers, rules, study, theory): a bottom module.
 
 Options are checked when a factory is called, shapes and dtypes when the initializer is
 called (shapes are static under jit, so these checks never see a tracer). Every message
