@@ -6,6 +6,7 @@ names, structured schemes (orthogonal, identity, sparse, ...), the fast path, mi
 precision, and the registry behind :func:`get`. Every name here is also ``jaxinit.<name>``.
 """
 
+from jaxinit._fans import compute_fans as compute_fans
 from jaxinit._types import Initializer as Initializer
 from jaxinit.initializers._core import constant as constant
 from jaxinit.initializers._core import glorot_bengio_standard as glorot_bengio_standard
@@ -30,7 +31,6 @@ from jaxinit.initializers._core import xavier_normal as xavier_normal
 from jaxinit.initializers._core import xavier_uniform as xavier_uniform
 from jaxinit.initializers._core import zeros as zeros
 from jaxinit.initializers._core import zeros_init as zeros_init
-from jaxinit.initializers._fans import compute_fans as compute_fans
 from jaxinit.initializers._fast import fast as fast
 from jaxinit.initializers._fast import fast_key as fast_key
 from jaxinit.initializers._fast import is_fast_key as is_fast_key

@@ -31,9 +31,9 @@ from jaxinit._checks import (
     check_shape,
     default_float,
 )
+from jaxinit._fans import check_axes, fan_of_mode, fans_of, resolve_axes
 from jaxinit._types import Array, Axes, DTypeLike, Initializer, OutSharding, Shape
 from jaxinit.initializers import _fast, _truncnorm
-from jaxinit.initializers._fans import check_axes, fans_of, resolve_axes
 from jaxinit.initializers._precision import wide_dtype
 from jaxinit.initializers._protocol import call_sharded, sampler, with_out_sharding
 from jaxinit.initializers._values import initializer, plain_initializer
@@ -365,16 +365,6 @@ Mode: TypeAlias = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
 Distribution: TypeAlias = Literal["truncated_normal", "normal", "untruncated_normal", "uniform"]
 
 
-def _fan(mode: str, fan_in: float, fan_out: float) -> float:
-    if mode == "fan_in":
-        return fan_in
-    if mode == "fan_out":
-        return fan_out
-    if mode == "fan_avg":
-        return (fan_in + fan_out) / 2
-    return (fan_in * fan_out) ** 0.5
-
-
 def _variance_scaling(
     fn: str,
     scale: float,
@@ -418,12 +408,12 @@ def _variance_scaling(
             fan_in, fan_out = fans_of(fn, shape, in_axis, out_axis, batch_axis)
         else:
             fan_in, fan_out = fans(shape)
-        var = scale / _fan(mode, fan_in, fan_out)
+        var = scale / fan_of_mode(mode, fan_in, fan_out)
         label = f"scale={scale!r} (variance scale/{mode} = {var:.4g} for shape {shape})"
         reach = 3 if distribution == "uniform" else 1  # the uniform bound is √(3·variance)
         check_in_dtype(fn, "scale", var, dtype, allow_underflow=False, label=label, reach=reach)
         out_dtype, dtype = dtype, wide_dtype(dtype, parity=not wide)
-        return _scaled_draw(key, shape, dtype, scale / _fan(mode, fan_in, fan_out)).astype(
+        return _scaled_draw(key, shape, dtype, scale / fan_of_mode(mode, fan_in, fan_out)).astype(
             out_dtype
         )
 

@@ -46,10 +46,10 @@ from jaxinit._checks import (
     check_positive,
     check_shape,
 )
+from jaxinit._fans import check_axes, normalize_axes
 from jaxinit._types import Array, DTypeLike, Initializer, Shape
 from jaxinit.initializers import _core, _registry
 from jaxinit.initializers._core import _variance_scaling
-from jaxinit.initializers._fans import _normalize, check_axes
 from jaxinit.initializers._protocol import with_out_sharding
 from jaxinit.initializers._registry import Scheme, register
 from jaxinit.initializers._structured import identity, orthogonal
@@ -83,8 +83,8 @@ def keras_fans(
 
     def fans(shape: Shape) -> tuple[float, float]:
         if input_axes is not None:
-            ins = _normalize(fn, "input_axes", input_axes, shape)
-            outs = _normalize(fn, "output_axes", output_axes, shape)
+            ins = normalize_axes(fn, "input_axes", input_axes, shape)
+            outs = normalize_axes(fn, "output_axes", output_axes, shape)
             fan_in = math.prod(shape[a] for a in ins)
             fan_out = math.prod(shape[a] for a in outs)
         elif len(shape) == 0:

@@ -33,6 +33,7 @@ from jaxinit._checks import (
     check_positive,
     check_shape,
 )
+from jaxinit._fans import normalize_axes
 from jaxinit._types import (
     LAYOUTS,
     Array,
@@ -44,7 +45,6 @@ from jaxinit._types import (
     torch_to_flax_shape,
 )
 from jaxinit.initializers import _registry
-from jaxinit.initializers._fans import _normalize
 from jaxinit.initializers._fast import is_fast_key
 from jaxinit.initializers._fast import orthogonal as fast_orthogonal
 from jaxinit.initializers._precision import wide_dtype
@@ -118,7 +118,7 @@ def _orthogonal(
     """jax.nn.initializers.orthogonal's operations in its order; half precision via float32."""
     if len(shape) < 2:
         raise ValueError(f"{fn}: shape {shape} has rank {len(shape)}; orthogonal needs rank >= 2")
-    (col,) = _normalize(fn, "column_axis", column_axis, shape)
+    (col,) = normalize_axes(fn, "column_axis", column_axis, shape)
     if 0 in shape:
         return jnp.zeros(shape, dtype)
     work = _compute_dtype(dtype)

@@ -28,6 +28,7 @@ from jaxinit._checks import (
     check_positive,
     squared,
 )
+from jaxinit._fans import fans_of, resolve_axes
 from jaxinit._types import Array, Axes, DTypeLike, Initializer, Layout, Shape
 from jaxinit.initializers._core import (
     _shifted_normal,
@@ -35,7 +36,6 @@ from jaxinit.initializers._core import (
     _uniform_between,
     _variance_scaling,
 )
-from jaxinit.initializers._fans import fans_of, resolve_axes
 from jaxinit.initializers._protocol import with_out_sharding
 from jaxinit.initializers._values import initializer
 

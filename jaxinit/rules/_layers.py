@@ -210,7 +210,7 @@ class FanAxes:
 
 def _axes_tuple(fn: str, arg: str, axes: Any) -> tuple[int, ...]:
     # numpy ints and 0-d integer arrays count as ints
-    from jaxinit.initializers._fans import check_axes
+    from jaxinit._fans import check_axes
 
     checked = check_axes(fn, arg, axes)
     return (checked,) if isinstance(checked, int) else checked
@@ -631,8 +631,7 @@ def _factory(init: Any) -> str:
 def describe(init: Any, shape: tuple[int, ...]) -> tuple[str, str, str]:
     """``(name, fans, std or bound)`` of ``init`` called on ``shape``, from the factory's
     arguments (nothing is drawn); ``"?"`` where the initializer cannot be read."""
-    from jaxinit.initializers._core import _fan
-    from jaxinit.initializers._fans import fans_of
+    from jaxinit._fans import fan_of_mode, fans_of
 
     name = _factory(init)
     cells = closure_vars(init)
@@ -651,7 +650,7 @@ def describe(init: Any, shape: tuple[int, ...]) -> tuple[str, str, str]:
             )
         except (ValueError, TypeError):
             return name, "?", "?"
-        var = scale / _fan(mode, fi, fo)
+        var = scale / fan_of_mode(mode, fi, fo)
         stat = (
             f"bound {math.sqrt(3 * var):.4g}" if dist == "uniform" else f"std {math.sqrt(var):.4g}"
         )

@@ -1,4 +1,5 @@
-"""Fan-in and fan-out of a weight shape: the one place where layouts and axes are resolved.
+"""Fan-in and fan-out of a weight shape: the one place where layouts and axes are resolved
+(a bottom module: the initializers and the rules layer share it).
 
 Layouts:
   * ``"flax"`` (default): ``(*spatial, in, out)`` — flax, haiku, keras kernels.
@@ -50,7 +51,7 @@ def resolve_axes(
     return check_axes(fn, "in_axis", in_axis), check_axes(fn, "out_axis", out_axis)
 
 
-def _normalize(
+def normalize_axes(
     fn: str, arg: str, axes: Axes, shape: tuple[int, ...], *, unique: bool = True
 ) -> tuple[int, ...]:
     checked = check_axes(fn, arg, axes)
@@ -84,9 +85,9 @@ def fans_of(
     in and out are both axis 0, so fan_in = features). Raises a ValueError naming ``fn``
     when an axis is out of range or a fan is zero.
     """
-    ins = _normalize(fn, "in_axis", in_axis, shape, unique=False)
-    outs = _normalize(fn, "out_axis", out_axis, shape, unique=False)
-    batches = _normalize(fn, "batch_axis", batch_axis, shape, unique=False)
+    ins = normalize_axes(fn, "in_axis", in_axis, shape, unique=False)
+    outs = normalize_axes(fn, "out_axis", out_axis, shape, unique=False)
+    batches = normalize_axes(fn, "batch_axis", batch_axis, shape, unique=False)
     in_size = math.prod(shape[i] for i in ins)
     out_size = math.prod(shape[i] for i in outs)
     batch_size = math.prod(shape[i] for i in batches)
@@ -98,6 +99,18 @@ def fans_of(
     # Same float arithmetic as jax.nn.initializers, so that outputs match bit for bit.
     receptive_field = math.prod(shape) / in_size / out_size / batch_size
     return in_size * receptive_field, out_size * receptive_field
+
+
+def fan_of_mode(mode: str, fan_in: float, fan_out: float) -> float:
+    """The fan a variance-scaling ``mode`` divides the scale by: ``fan_in``, ``fan_out``,
+    their mean (``"fan_avg"``) or their geometric mean (``"fan_geo_avg"``)."""
+    if mode == "fan_in":
+        return fan_in
+    if mode == "fan_out":
+        return fan_out
+    if mode == "fan_avg":
+        return (fan_in + fan_out) / 2
+    return (fan_in * fan_out) ** 0.5
 
 
 def compute_fans(
