@@ -8,6 +8,9 @@ precision, and the registry behind :func:`get`. Every name here is also ``jaxini
 
 from jaxinit._fans import compute_fans as compute_fans
 from jaxinit._types import Initializer as Initializer
+from jaxinit._values import Init as Init
+from jaxinit._values import RuleSet as RuleSet
+from jaxinit._values import from_config as from_config
 from jaxinit.initializers._core import constant as constant
 from jaxinit.initializers._core import glorot_bengio_standard as glorot_bengio_standard
 from jaxinit.initializers._core import glorot_normal as glorot_normal
@@ -60,9 +63,6 @@ from jaxinit.initializers._torch import torch_trunc_normal as torch_trunc_normal
 from jaxinit.initializers._torch import torch_uniform as torch_uniform
 from jaxinit.initializers._torch import torch_xavier_normal as torch_xavier_normal
 from jaxinit.initializers._torch import torch_xavier_uniform as torch_xavier_uniform
-from jaxinit.initializers._values import Init as Init
-from jaxinit.initializers._values import RuleSet as RuleSet
-from jaxinit.initializers._values import from_config as from_config
 
 __all__ = [
     "Init",

@@ -33,10 +33,10 @@ from jaxinit._checks import (
 )
 from jaxinit._fans import check_axes, fan_of_mode, fans_of, resolve_axes
 from jaxinit._types import Array, Axes, DTypeLike, Initializer, OutSharding, Shape
+from jaxinit._values import initializer, plain_initializer
 from jaxinit.initializers import _fast, _truncnorm
 from jaxinit.initializers._precision import wide_dtype
 from jaxinit.initializers._protocol import call_sharded, sampler, with_out_sharding
-from jaxinit.initializers._values import initializer, plain_initializer
 
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")

@@ -41,8 +41,8 @@ import numpy as np
 from jax.extend.random import define_prng_impl, threefry_2x32
 
 from jaxinit._checks import check_key
+from jaxinit._values import initializer
 from jaxinit.initializers._protocol import call_init
-from jaxinit.initializers._values import initializer
 
 _U32 = jnp.uint32
 _MAX_ELEMENTS = 2**32

@@ -48,12 +48,12 @@ from jaxinit._checks import (
 )
 from jaxinit._fans import check_axes, normalize_axes
 from jaxinit._types import Array, DTypeLike, Initializer, Shape
+from jaxinit._values import initializer
 from jaxinit.initializers import _core, _registry
 from jaxinit.initializers._core import _variance_scaling
 from jaxinit.initializers._protocol import with_out_sharding
 from jaxinit.initializers._registry import Scheme, register
 from jaxinit.initializers._structured import identity, orthogonal
-from jaxinit.initializers._values import initializer
 
 KERAS_MODES = ("fan_in", "fan_out", "fan_avg")
 KERAS_DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")

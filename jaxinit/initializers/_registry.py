@@ -27,8 +27,8 @@ import numpy as np
 
 from jaxinit._checks import check_shape, default_float
 from jaxinit._types import Initializer
+from jaxinit._values import Init, bound_options, from_config, initializer, use_registry
 from jaxinit.initializers import _core, _torch
-from jaxinit.initializers._values import Init, bound_options, from_config, initializer
 
 
 @dataclass(frozen=True)
@@ -475,3 +475,5 @@ for _s in (
     ),
 ):
     register(_s)
+
+use_registry(get)  # from_config and unpickling fall back on the registry's names

@@ -44,13 +44,13 @@ from jaxinit._types import (
     flax_to_torch,
     torch_to_flax_shape,
 )
+from jaxinit._values import initializer
 from jaxinit.initializers import _registry
 from jaxinit.initializers._fast import is_fast_key
 from jaxinit.initializers._fast import orthogonal as fast_orthogonal
 from jaxinit.initializers._precision import wide_dtype
 from jaxinit.initializers._protocol import with_out_sharding
 from jaxinit.initializers._registry import Scheme, register
-from jaxinit.initializers._values import initializer
 
 # QR (and so jax.random.orthogonal) has no half-precision kernels: compute in float32.
 

@@ -30,6 +30,7 @@ from jaxinit._checks import (
 )
 from jaxinit._fans import fans_of, resolve_axes
 from jaxinit._types import Array, Axes, DTypeLike, Initializer, Layout, Shape
+from jaxinit._values import initializer
 from jaxinit.initializers._core import (
     _shifted_normal,
     _shifted_truncated_normal,
@@ -37,7 +38,6 @@ from jaxinit.initializers._core import (
     _variance_scaling,
 )
 from jaxinit.initializers._protocol import with_out_sharding
-from jaxinit.initializers._values import initializer
 
 _UNIT_GAIN = (
     "linear",

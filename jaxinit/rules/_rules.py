@@ -41,12 +41,12 @@ import numpy as np
 
 from jaxinit._checks import check_key
 from jaxinit._types import Initializer, Pattern, Rules
-from jaxinit.initializers._values import (
-    _RULE_TYPES,
-    _build,
-    _config,
-    _frozen_options,
+from jaxinit._values import (
+    RULE_TYPES,
+    build_value,
+    config_dict,
     freeze,
+    frozen_options,
     initializer,
 )
 
@@ -134,13 +134,13 @@ class ContextRule:
         self.optional = optional
         self.native = native
 
-    # A value (jaxinit.initializers._values): equal when made by the same factory call (``optional(x)``
+    # A value (jaxinit._values): equal when made by the same factory call (``optional(x)``
     # twice) or, without one, from equal build functions (same code, equal captured values).
     _spec: tuple[str, Mapping[str, Any]] | None = None
 
     def _key(self) -> Any:
         if self._spec is not None:
-            return ("spec", self._spec[0], _frozen_options(self._spec[1]))
+            return ("spec", self._spec[0], frozen_options(self._spec[1]))
         return ("rule", freeze(self.build), self.name, self.optional)
 
     def __eq__(self, other: object) -> bool:
@@ -161,17 +161,17 @@ class ContextRule:
         """JSON-able ``{"class_name", "config"}`` (``optional(init)``'s, or, for a rule of a
         module-level build function, ``ContextRule``'s own arguments)."""
         if self._spec is not None:
-            return _config(*self._spec)
+            return config_dict(*self._spec)
         options = {"build": self.build, "name": self.name, "optional": self.optional}
-        return _config("ContextRule", options)
+        return config_dict("ContextRule", options)
 
     def __reduce__(self) -> tuple[Any, ...]:
         if self._spec is not None:
-            return (_build, (self._spec[0], dict(self._spec[1])))
+            return (build_value, (self._spec[0], dict(self._spec[1])))
         return (ContextRule, (self.build, self.name), {"optional": self.optional})
 
 
-_RULE_TYPES["ContextRule"] = ContextRule
+RULE_TYPES["ContextRule"] = ContextRule
 
 
 @initializer

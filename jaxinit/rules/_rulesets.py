@@ -16,11 +16,11 @@ from typing import Literal
 
 from jaxinit._checks import as_int, check_choice, check_finite, check_positive
 from jaxinit._types import Initializer
+from jaxinit._values import initializer
 from jaxinit.initializers import _core
 from jaxinit.initializers._core import ones, zeros
 from jaxinit.initializers._precision import draw_in_float32
 from jaxinit.initializers._torch import torch_default_bias, torch_default_kernel
-from jaxinit.initializers._values import initializer
 from jaxinit.rules._rules import ContextRule, LeafInfo, Pattern, any_of, optional
 
 
