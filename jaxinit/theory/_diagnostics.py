@@ -38,8 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._activations import activation_fn
 from jaxinit._checks import as_int, check_batch, check_key
-from jaxinit.study._models import activation_fn
 from jaxinit.theory._meanfield import elementwise_derivative
 
 # Bounds (lower, upper) of bounded activations: "saturated" is within 0.5 % of the range.

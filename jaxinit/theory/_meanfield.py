@@ -43,8 +43,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._activations import activation_fn
 from jaxinit._checks import as_int, check_positive
-from jaxinit.study._models import activation_fn
 
 Activation = str | Callable[[jax.Array], jax.Array]
 
