@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._checks import check_key
-from jaxinit.initializers._structured import orthogonal
+from jaxinit.initializers import orthogonal
 from jaxinit.rules import _layers
 from jaxinit.rules._rules import path_key, path_str
 

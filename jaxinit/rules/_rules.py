@@ -332,7 +332,7 @@ def _resolve(where: str, init: Any) -> Any:
         init.init = _resolve(where, init.init)
         return init
     if isinstance(init, str):
-        from jaxinit.initializers._registry import get
+        from jaxinit.initializers import get
 
         return get(init)
     if not callable(init):

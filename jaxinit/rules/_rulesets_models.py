@@ -27,16 +27,18 @@ import jax
 import jax.numpy as jnp
 
 from jaxinit._checks import check_choice, check_positive
-from jaxinit.initializers._core import (
+from jaxinit.initializers import (
     constant,
     lecun_normal,
     normal,
     ones,
+    orthogonal,
+    torch_default_bias,
+    torch_default_kernel,
+    torch_trunc_normal,
     variance_scaling,
     zeros,
 )
-from jaxinit.initializers._structured import orthogonal
-from jaxinit.initializers._torch import torch_default_bias, torch_default_kernel, torch_trunc_normal
 from jaxinit.rules._layers import LayerFans, mark_fan_dependent, plain
 from jaxinit.rules._rules import ContextRule, LeafInfo, Pattern, any_of, matches, optional
 

@@ -22,7 +22,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxinit._checks import check_key
-from jaxinit.initializers._fast import fast_key
+from jaxinit.initializers import fast_key
 from jaxinit.rules._layers import linen_recording
 from jaxinit.rules._rules import Pattern, Rules, matches, path_str, reinit, reinit_recorded
 

@@ -528,7 +528,7 @@ def recommended_reference(activation: str, inits: Sequence[str]) -> str | None:
     >>> recommended_reference("relu", ["zeros", "glorot_uniform", "he_normal"])
     'he_normal'
     """
-    from jaxinit.initializers._registry import scheme
+    from jaxinit.initializers import scheme
 
     for name in inits:
         try:

@@ -95,7 +95,7 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
     ``profiles.png`` to ``cfg.out``, and return the summary."""
     import pandas as pd
 
-    from jaxinit.initializers._registry import scheme
+    from jaxinit.initializers import scheme
     from jaxinit.study._datasets import load_dataset
 
     for name in cfg.inits:

@@ -39,7 +39,7 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxinit._checks import check_key
-from jaxinit.rules._rules import reinit
+from jaxinit.rules import reinit
 from jaxinit.study._datasets import Dataset
 
 METRICS = ("train_loss", "train_accuracy", "grad_norm", "param_norm")
@@ -623,7 +623,7 @@ def _member_init(model: _Model, spec_key: Any, kernel_pattern: str) -> Callable:
     if kind == "rules":
         rules = list(spec)
     else:
-        from jaxinit.initializers._registry import get
+        from jaxinit.initializers import get
 
         rules = {kernel_pattern: get(spec)}
 

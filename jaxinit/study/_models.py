@@ -11,7 +11,7 @@ import jax
 
 from jaxinit._activations import ACTIVATIONS as ACTIVATIONS
 from jaxinit._activations import activation_fn
-from jaxinit.initializers._core import lecun_normal, zeros
+from jaxinit.initializers import lecun_normal, zeros
 
 
 class MLP(nn.Module):

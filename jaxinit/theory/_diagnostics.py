@@ -282,8 +282,8 @@ def propagate(
     """
     import pandas as pd
 
-    from jaxinit.initializers._registry import get
-    from jaxinit.study._models import MLP
+    from jaxinit.initializers import get
+    from jaxinit.study import MLP
 
     for arg, value, low in (
         ("depth", depth, 2),
