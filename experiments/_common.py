@@ -40,15 +40,13 @@ def config(args: argparse.Namespace, full: Any, quick: Any) -> Any:
 
 
 def entry(main: Callable[[Sequence[str] | None], int]) -> None:
-    """Run ``main`` as a script: one JAX device per CPU core (members train in parallel),
-    and non-partitionable threefry, which compiles ~9x faster on the CPU (the draws differ,
+    """Run ``main`` as a script under the CLI's process-wide settings (the one place the
+    experiments set them): one JAX device per CPU core (members train in parallel), and
+    non-partitionable threefry, which compiles ~9x faster on the CPU (the draws differ,
     their distribution does not)."""
-    import jax
+    import jaxinit.cli
 
-    import jaxinit
-
-    jaxinit.use_cpu_cores()
-    with jax.threefry_partitionable(False):
+    with jaxinit.cli.process_settings():
         sys.exit(main(sys.argv[1:]))
 
 

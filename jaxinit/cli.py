@@ -12,7 +12,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import jax
 
@@ -94,6 +94,26 @@ def use_cpu_cores(n: int | None = None) -> int:
                 f" use_cpu_cores({n}) right after `import jax`, before any computation"
             ) from err
     return len(jax.devices("cpu"))
+
+
+@contextlib.contextmanager
+def process_settings() -> Iterator[None]:
+    """The process-wide JAX settings under which the command line computes its numbers.
+
+    Library calls never change jax's configuration; the ``jaxinit`` command (and the
+    scripts in ``experiments/``) choose these, here and nowhere else: one JAX device per
+    CPU core (:func:`use_cpu_cores`, so that a study trains its members in parallel; call
+    this right after ``import jax``), and non-partitionable threefry for the block, which
+    compiles ~9x faster on the CPU (0.4 s instead of 3.9 s per random program, measured
+    here; the draws differ, their distribution does not). A script reproduces the CLI's
+    numbers by running under it::
+
+        with jaxinit.cli.process_settings():
+            result = jaxinit.run_study(study)
+    """
+    use_cpu_cores()  # members train in parallel, one device per CPU core
+    with jax.threefry_partitionable(False):
+        yield
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -329,10 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for add in SUBCOMMANDS:
         add(sub)
     args = parser.parse_args(argv)
-    use_cpu_cores()  # members train in parallel, one device per CPU core
-    # Non-partitionable threefry compiles ~9x faster on the CPU (0.4 s instead of 3.9 s per
-    # random program, measured here); the draws differ, their distribution does not.
-    with jax.threefry_partitionable(False):
+    with process_settings():
         return args.func(args)
 
 
