@@ -321,11 +321,11 @@ def check_in_dtype(
             raise ValueError(
                 f"{fn}: {arg}={value!r} is not an integer; dtype {dt} would truncate it"
             )
-        info = jnp.iinfo(dt)
+        iinfo = jnp.iinfo(dt)
         lo, hi = (x.min(), x.max()) if x.size else (0, 0)
-        if lo < int(info.min) or hi > int(info.max):
+        if lo < int(iinfo.min) or hi > int(iinfo.max):
             raise ValueError(
-                f"{fn}: {arg}={value!r} is out of range for {dt} ([{info.min}, {info.max}])"
+                f"{fn}: {arg}={value!r} is out of range for {dt} ([{iinfo.min}, {iinfo.max}])"
             )
 
 

@@ -14,19 +14,20 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Sequence
+from typing import Any
 
 from jaxinit._checks import check_choice, check_shape
 from jaxinit._types import LAYOUTS, Axes, Layout
 
 
-def check_axes(fn: str, arg: str, axes: object) -> int | tuple[int, ...]:
+def check_axes(fn: str, arg: str, axes: Any) -> int | tuple[int, ...]:
     """An axis argument is an int or a sequence of ints (checked when the factory is built).
 
     numpy integer scalars and 0-d integer arrays count as ints (a 1-d integer array as a
     sequence); the result is a Python int or a tuple of Python ints. Bools are refused.
     """
 
-    def index(a: object) -> int:
+    def index(a: Any) -> int:
         if isinstance(a, bool | str | bytes) or str(getattr(a, "dtype", "")) == "bool":
             raise TypeError
         return operator.index(a)  # int, numpy int, 0-d integer array
@@ -35,7 +36,7 @@ def check_axes(fn: str, arg: str, axes: object) -> int | tuple[int, ...]:
         if isinstance(axes, Sequence) or getattr(axes, "ndim", 0) == 1:
             if isinstance(axes, str | bytes):
                 raise TypeError
-            return tuple(index(a) for a in axes)  # type: ignore[union-attr]
+            return tuple(index(a) for a in axes)
         return index(axes)
     except TypeError:
         raise TypeError(f"{fn}: {arg} must be an int or a sequence of ints, got {axes!r}") from None

@@ -49,7 +49,7 @@ _PLAIN: dict[str, Init] = {}  # module-level initializers (zeros, ones): name ->
 # Rule classes by config name, registered by the rules layer when it is imported
 # (jaxinit.rules._rules: ContextRule), so this module builds and recognises rules without
 # importing the layer above it.
-RULE_TYPES: dict[str, type] = {}
+RULE_TYPES: dict[str, type[Any]] = {}
 # The registry's lookup (jaxinit.initializers.get: Keras' and PyTorch's spellings, user
 # schemes), handed over by jaxinit.initializers._registry when it is imported (importing
 # jaxinit imports it), so that this bottom module never imports the layer above it.
@@ -89,7 +89,9 @@ def freeze(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | complex | str | bytes):
         return value
     if isinstance(value, np.generic):
-        return value.item() if value.dtype.kind != "V" else ("np", value.dtype.name, bytes(value))
+        return (
+            value.item() if value.dtype.kind != "V" else ("np", value.dtype.name, value.tobytes())
+        )
     name = _dtype_name(value)
     if name is not None:
         return ("dtype", name)
@@ -294,6 +296,11 @@ class Init:
     """
 
     __slots__ = ("__weakref__", "_fn", "_hash", "_key", "_name", "_options")
+    _fn: Callable[..., Any]
+    _hash: int
+    _key: tuple[str, tuple[tuple[str, Any], ...]]
+    _name: str
+    _options: Mapping[str, Any]
 
     def __init__(self, name: str, options: Mapping[str, Any], fn: Callable[..., Any]):
         if not callable(fn):
@@ -454,8 +461,12 @@ def bound_options(factory: Callable[..., Any], kwargs: Mapping[str, Any]) -> dic
         return dict(kwargs)
 
 
+def _is_rule(value: Any) -> bool:
+    return isinstance(value, tuple(RULE_TYPES.values()))
+
+
 def _as_value(name: str, options: dict[str, Any], built: Any) -> Any:
-    if isinstance(built, tuple(RULE_TYPES.values())):
+    if _is_rule(built):
         built._spec = (name, types.MappingProxyType(options))
         return built
     if isinstance(built, Mapping):

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import jax
 
@@ -164,7 +165,7 @@ def _compare(args: argparse.Namespace) -> int:
     from jaxinit import study
 
     d = study.CompareConfig()
-    sizes = {
+    sizes: dict[str, Any] = {
         k: getattr(args, k) if getattr(args, k) is not None else
         (QUICK[k] if args.quick else getattr(d, k))
         for k in QUICK

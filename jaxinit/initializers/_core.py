@@ -417,7 +417,7 @@ def _variance_scaling(
             out_dtype
         )
 
-    def _scaled_draw(key: Array, shape: Shape, dtype: np.dtype, variance: float) -> Array:
+    def _scaled_draw(key: Array, shape: Shape, dtype: np.dtype, variance: float | Array) -> Array:
         variance = jnp.array(variance, dtype=dtype)
         is_real = jnp.issubdtype(dtype, jnp.floating)
         if distribution == "truncated_normal":

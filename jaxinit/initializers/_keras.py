@@ -47,7 +47,7 @@ from jaxinit._checks import (
     check_shape,
 )
 from jaxinit._fans import check_axes, normalize_axes
-from jaxinit._types import Array, DTypeLike, Initializer, Shape
+from jaxinit._types import Array, Axes, DTypeLike, Initializer, Shape
 from jaxinit._values import initializer
 from jaxinit.initializers import _core, _registry
 from jaxinit.initializers._core import _variance_scaling
@@ -68,7 +68,7 @@ def _check_seed(fn: str, seed: Any) -> None:
 
 
 def keras_fans(
-    fn: str, input_axes: Sequence[int] | None = None, output_axes: Sequence[int] | None = None
+    fn: str, input_axes: Axes | None = None, output_axes: Axes | None = None
 ) -> Callable[[Shape], tuple[float, float]]:
     """Keras 3's ``compute_fans(shape, input_axes, output_axes)``, each fan at least 1."""
     if (input_axes is None) != (output_axes is None):
@@ -82,7 +82,7 @@ def keras_fans(
         output_axes = check_axes(fn, "output_axes", output_axes)
 
     def fans(shape: Shape) -> tuple[float, float]:
-        if input_axes is not None:
+        if input_axes is not None and output_axes is not None:  # both or neither
             ins = normalize_axes(fn, "input_axes", input_axes, shape)
             outs = normalize_axes(fn, "output_axes", output_axes, shape)
             fan_in = math.prod(shape[a] for a in ins)

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-from jax.sharding import AxisType, NamedSharding, PartitionSpec
+from jax.sharding import AbstractMesh, AxisType, Mesh, NamedSharding, PartitionSpec
 
 from jaxinit._checks import check_shape
 from jaxinit._types import OutSharding
@@ -61,6 +61,7 @@ def canonical_out_sharding(
     """
     if out_sharding is None:
         return None
+    mesh: Mesh | AbstractMesh
     if isinstance(out_sharding, PartitionSpec):
         mesh = jax.sharding.get_abstract_mesh()
         if mesh.empty:

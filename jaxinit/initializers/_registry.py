@@ -29,6 +29,7 @@ from jaxinit._checks import check_shape, default_float
 from jaxinit._types import Initializer
 from jaxinit._values import Init, bound_options, from_config, initializer, use_registry
 from jaxinit.initializers import _core, _torch
+from jaxinit.initializers._protocol import with_out_sharding
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,7 @@ def _array_init(value: Any) -> Initializer:
             )
         return jnp.asarray(value, default_float() if dtype is None else dtype)
 
-    return init
+    return with_out_sharding("jaxinit.get", init)
 
 
 def _torch_constant(val: Any = None, *, value: Any = None, dtype: Any = None) -> Initializer:

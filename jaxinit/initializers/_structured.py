@@ -55,7 +55,7 @@ from jaxinit.initializers._registry import Scheme, register
 # QR (and so jax.random.orthogonal) has no half-precision kernels: compute in float32.
 
 
-def _check_layout(fn: str, layout: str | None) -> str:
+def _check_layout(fn: str, layout: str | None) -> Layout:
     layout = check_choice(fn, "layout", layout or "flax", list(LAYOUTS))
     return "flax" if layout == "flax" else "torch"
 
@@ -284,7 +284,8 @@ def dirac(groups: int = 1, dtype: DTypeLike = None, *, layout: Layout | None = N
         d = np.arange(min(per_group, c_in))
         ins = np.tile(d, groups)
         outs = (np.arange(groups)[:, None] * per_group + d).reshape(-1)
-        w = jnp.zeros(flax_shape, dtype).at[(*_centre(flax_shape[:-2]), ins, outs)].set(1)
+        taps = (*_centre(flax_shape[:-2]), ins, outs)
+        w = jnp.zeros(flax_shape, dtype).at[taps].set(1)
         return w if layout == "flax" else flax_to_torch(w)
 
     return with_out_sharding(fn, init)
@@ -368,7 +369,7 @@ def zero_init(dtype: DTypeLike = None, *, layout: Layout | None = None) -> Initi
                 " 1-D, 2-D or 3-D conv kernel (rank 3, 4 or 5)"
             )
         flax_shape = shape if layout == "flax" else torch_to_flax_shape(shape)
-        mat = _zero_matrix(*flax_shape[-2:], dtype)
+        mat = _zero_matrix(flax_shape[-2], flax_shape[-1], dtype)
         if len(shape) == 2:
             w = mat
         else:

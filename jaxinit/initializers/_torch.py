@@ -16,7 +16,7 @@ warns, as torch does, and returns the empty array.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 from jaxinit._checks import (
     as_int,
@@ -54,7 +54,7 @@ NONLINEARITIES = (*_UNIT_GAIN, "tanh", "relu", "leaky_relu", "selu")
 
 # torch's kaiming_*/xavier_* draws: half precision drawn in float32 and rounded once, and a
 # zero-element shape is a no-op with torch's warning ("Initializing zero-element tensors").
-_TORCH_DRAW = {"wide": True, "warn_empty": True}
+_TORCH_DRAW: dict[str, Any] = {"wide": True, "warn_empty": True}
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:

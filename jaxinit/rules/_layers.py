@@ -136,7 +136,7 @@ def from_axes(
 ) -> LayerFans:
     """Explicit axes of the stored shape: the rest are receptive-field axes."""
     r = len(shape)
-    named = {}
+    named: dict[int, str] = {}
     for arg, axes in (("in_axis", in_axis), ("out_axis", out_axis), ("stack_axes", stack_axes)):
         for a in axes:
             if not -r <= a < r:
@@ -334,7 +334,7 @@ def draw(
         return out
 
     def one(k: jax.Array) -> jax.Array:
-        if owned:
+        if owned and spec.torch_shape is not None:
             return checked(k, spec.torch_shape)
         out = checked(k, spec.call_shape)
         out = jnp.reshape(out, spec.mid_shape)
@@ -561,7 +561,7 @@ def eqx_spec(owner: Any, name: str, shape: tuple[int, ...]) -> LayerFans | None:
     if isinstance(owner, eqx.nn.Conv | eqx.nn.ConvTranspose) and name == "weight":
         per = (owner.out_channels, owner.in_channels // owner.groups, *owner.kernel_size)
         return stacked(_torch(cls, per), shape)
-    gates = {eqx.nn.GRUCell: 3, eqx.nn.LSTMCell: 4}
+    gates: dict[type[Any], int] = {eqx.nn.GRUCell: 3, eqx.nn.LSTMCell: 4}
     for klass, g in gates.items():
         if isinstance(owner, klass) and name in ("weight_ih", "weight_hh"):
             h = owner.hidden_size

@@ -287,7 +287,7 @@ def lr_multiplier(infshape: InfShape, optimizer: Optimizer) -> float:
     return 1.0
 
 
-def _multipliers(fn: str, tree: Any, bsh, optimizer: str, how) -> Any:
+def _multipliers(fn: str, tree: Any, bsh, optimizer: Optimizer, how) -> Any:
     def leaf(kp, x):
         if x is None or not hasattr(x, "shape"):
             return x

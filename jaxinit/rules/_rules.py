@@ -767,7 +767,7 @@ def _plan(
                     )
             else:
                 known = owners is not None and owner is not None  # an nnx layer class
-                owner_name = owner.__name__ if known else "array"
+                owner_name = owner.__name__ if known and owner else "array"
                 item.layer = _layers.plain(owner_name, shape, "flax")
                 if given is None and len(shape) >= 3 and not knows_layers:
                     item.problem = _AMBIGUOUS.format(fn=fn, path=path, shape=shape)
@@ -788,13 +788,13 @@ def _plan(
             _bind(fn, it, init, by_parent, framework, owners, tree, leaves, layout)
             break
     missing = []
-    for (pattern, init), alt, u in zip(rule_list, alts, used, strict=True):
+    for (pattern, init), options, u in zip(rule_list, alts, used, strict=True):
         if isinstance(init, ContextRule | _layers.FanAxes) and init.optional:
             continue
         if not any(u):
             missing.append(f"rule {pattern!r} matches no parameter")
         elif not all(u):
-            bad = ", ".join(repr(a) for a, ok in zip(alt, u, strict=True) if not ok)
+            bad = ", ".join(repr(a) for a, ok in zip(options, u, strict=True) if not ok)
             missing.append(
                 f"rule {pattern!r}: its alternative {bad} matches no parameter (every"
                 " alternative of a {a,b} pattern must; mark the rule jaxinit.optional(...)"

@@ -170,7 +170,7 @@ def rezero(gates: Pattern = "alpha", value: float = 0.0) -> dict[Pattern, object
 skipinit = rezero
 
 
-_GPT2_NAMING = {  # naming: (residual_outs, weights)
+_GPT2_NAMING: dict[str, tuple[tuple[Pattern, ...], Pattern]] = {  # (residual_outs, weights)
     "jaxinit": (("{attn/out,mlp/proj}/kernel",), "{kernel,embedding}"),
     # nanoGPT (transformer.h.<i>.attn.c_proj, mlp.c_proj, wte, wpe) and HF GPT2Model /
     # FlaxGPT2Model (the same names; HF's Conv1D weights are (in, out), flax's "kernel").

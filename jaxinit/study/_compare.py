@@ -384,7 +384,9 @@ def format_aggregate(agg: dict) -> list[str]:
     runs = sorted(set(agg["runs_per_task"].values()))
     lines = [f"\naggregate over tasks {tasks} ({agg['score']}, {'/'.join(map(str, runs))} seeds "
              "per task; value [95% stratified bootstrap CI])"]  # fmt: skip
-    rows = [("init", "mean", "median", "IQM", "optimality gap", "verdict (all pairs)")]
+    rows: list[tuple[str, ...]] = [
+        ("init", "mean", "median", "IQM", "optimality gap", "verdict (all pairs)")
+    ]
     for init, m in agg["metrics"].items():
         cells = [
             str(_aggregate.Interval(**m[k])) for k in ("mean", "median", "iqm", "optimality_gap")

@@ -171,7 +171,7 @@ def diagnose(
         for i, n in enumerate(names):
             _, h = captured[n]
             stats = {"pre_activation": _moments(h), "gradient": _moments(grads[n])}
-            if phi is not None and i < len(names) - 1:
+            if phi is not None and dphi is not None and i < len(names) - 1:
                 a = phi(h)
                 s = _moments(a)
                 if bounds is not None:
@@ -183,7 +183,7 @@ def diagnose(
                 units = dphi(h).reshape(-1, h.shape[-1])
                 s["dead"] = jnp.mean(jnp.all(units == 0, axis=0).astype(jnp.float32))
                 stats["activation"] = s
-            if phi is not None and i > 0 and n_jac:
+            if phi is not None and dphi is not None and i > 0 and n_jac:
                 w = _kernel(params, n)
                 prev = captured[names[i - 1]][1]
                 if (
