@@ -20,8 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jaxinit.study import _stats
-from jaxinit.study._compare import _finite
+from jaxinit.study import TimeToTarget, bootstrap_ci, first_crossing, time_to_target
 
 
 def parse(doc: str, name: str, argv: Sequence[str] | None) -> argparse.Namespace:
@@ -41,15 +40,13 @@ def config(args: argparse.Namespace, full: Any, quick: Any) -> Any:
 
 
 def entry(main: Callable[[Sequence[str] | None], int]) -> None:
-    """Run ``main`` as a script: one JAX device per CPU core (members train in parallel),
-    and non-partitionable threefry, which compiles ~9x faster on the CPU (the draws differ,
+    """Run ``main`` as a script under the CLI's process-wide settings (the one place the
+    experiments set them): one JAX device per CPU core (members train in parallel), and
+    non-partitionable threefry, which compiles ~9x faster on the CPU (the draws differ,
     their distribution does not)."""
-    import jax
+    import jaxinit.cli
 
-    import jaxinit
-
-    jaxinit.use_cpu_cores()
-    with jax.threefry_partitionable(False):
+    with jaxinit.cli.process_settings():
         sys.exit(main(sys.argv[1:]))
 
 
@@ -80,7 +77,7 @@ def curves(table, metric: str = "train_loss") -> dict[str, tuple[np.ndarray, np.
 
 def times_to(table, target: float, metric: str = "train_loss") -> dict[str, np.ndarray]:
     """Per init, each seed's first logged step with ``metric`` ≤ target (inf: censored)."""
-    return {k: _stats.first_crossing(s, m, target) for k, (s, m) in curves(table, metric).items()}
+    return {k: first_crossing(s, m, target) for k, (s, m) in curves(table, metric).items()}
 
 
 def diverged(result) -> dict[str, int]:
@@ -89,11 +86,11 @@ def diverged(result) -> dict[str, int]:
 
 
 def est(values) -> dict:
-    return _stats.bootstrap_ci(np.asarray(values, np.float64))._asdict()
+    return bootstrap_ci(np.asarray(values, np.float64))._asdict()
 
 
 def ttt(times) -> dict:
-    return _stats.time_to_target(np.asarray(times, np.float64))._asdict()
+    return time_to_target(np.asarray(times, np.float64))._asdict()
 
 
 def fmt(e: dict, scale: float = 1.0, digits: int = 3) -> str:
@@ -106,7 +103,7 @@ def fmt(e: dict, scale: float = 1.0, digits: int = 3) -> str:
 
 
 def fmt_t(t: dict) -> str:
-    return str(_stats.TimeToTarget(**t))
+    return str(TimeToTarget(**t))
 
 
 def table_text(rows: list[Sequence[str]]) -> str:
@@ -136,9 +133,22 @@ def report(args, name: str, payload: dict, claims: list[dict], started: float) -
         **payload,
     }
     with open(os.path.join(args.out, "result.json"), "w") as f:
-        json.dump(_finite(payload), f, indent=2, allow_nan=False)
+        json.dump(_json_safe(payload), f, indent=2, allow_nan=False)
     print(f"\nwrote result.json and figures to {args.out} ({payload['seconds']:.0f} s)")
     return 0
+
+
+def _json_safe(x):
+    """JSON has no inf/NaN: write them as null (e.g. a target never reached)."""
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _json_safe(x.tolist())
+    if isinstance(x, float | np.floating):
+        return float(x) if np.isfinite(x) else None
+    return x.item() if isinstance(x, np.generic) else x
 
 
 def layer_stats(model, params, x, activation) -> tuple[np.ndarray, np.ndarray]:
@@ -146,11 +156,11 @@ def layer_stats(model, params, x, activation) -> tuple[np.ndarray, np.ndarray]:
     (one forward pass; Dense outputs captured by flax, the activation applied here)."""
     import jax.numpy as jnp
 
-    from jaxinit.study._models import activation_fn
+    from jaxinit.study import ACTIVATIONS
 
     _, state = model.apply({"params": params}, jnp.asarray(x), capture_intermediates=True)
     inter = state["intermediates"]
-    act = activation_fn(activation)
+    act = ACTIVATIONS[activation]
     names = sorted((k for k in inter if k.startswith("Dense_")), key=lambda k: int(k[6:]))
     hs = [np.asarray(act(inter[k]["__call__"][0])) for k in names[:-1]]
     return np.array([h.mean() for h in hs]), np.array([h.var() for h in hs])

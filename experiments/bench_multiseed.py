@@ -423,6 +423,7 @@ if __name__ == "__main__":
     # As in the CLI: one device per CPU core (the engine shards its members over them; the
     # other implementations run on one device, as written), and non-partitionable threefry,
     # which compiles much faster on the CPU.
-    jaxinit.use_cpu_cores()
-    with jax.threefry_partitionable(False):
+    import jaxinit.cli
+
+    with jaxinit.cli.process_settings():
         main()

@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = config(args, Config(), QUICK)
     started = time.perf_counter()
     from jaxinit import MLP, Study, run_study
-    from jaxinit.study._datasets import digits
+    from jaxinit.study import digits
 
     data = digits()
     res = {a: {s: {} for s in cfg.schemes} for a in cfg.activations}

@@ -7,7 +7,7 @@ singular value of the layer-to-layer Jacobian is ≈ 0.8 with the normalized ini
 with the standard one.
 
 Here (differences from the paper): a fixed Shapeset-3×2 sample from
-:func:`jaxinit.study._datasets.shapeset` (not online), hidden width 256 (1000 for the Jacobian
+:func:`jaxinit.shapeset` (not online), hidden width 256 (1000 for the Jacobian
 measurement), SGD with momentum, a few thousand steps, several seeds — so absolute errors
 are higher than the paper's; the checks are the orderings and the Jacobian values.
 
@@ -95,8 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = config(args, Config(), QUICK)
     started = time.perf_counter()
     from jaxinit import MLP, Study, run_study
-    from jaxinit.study._datasets import shapeset
-    from jaxinit.study._stats import paired_difference
+    from jaxinit.study import paired_difference, shapeset
 
     data = shapeset(cfg.n_train, cfg.n_test, seed=0)
     errors, results, jac = {}, {}, {}

@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(__doc__, "mup", argv)
     cfg = Config() if not args.quick else QUICK
     started = time.perf_counter()
-    from jaxinit.study._datasets import digits
+    from jaxinit.study import digits
 
     data = digits()
     grid = np.asarray(cfg.log2_lrs, np.float64)

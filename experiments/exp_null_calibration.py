@@ -67,7 +67,7 @@ def old_procedure(scores: dict[str, np.ndarray], alpha: float) -> int:
     """The pre-issue-17 verdicts: best by mean final test loss, then a 95 % percentile
     bootstrap CI of the paired difference of every other scheme; returns the count of
     "worse than best" verdicts."""
-    from jaxinit.study._aggregate import aggregate_mean, stratified_bootstrap
+    from jaxinit.study import aggregate_mean, stratified_bootstrap
 
     best = min(scores, key=lambda k: scores[k].mean())
     worse = 0
@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = config(args, Config(), QUICK)
     started = time.perf_counter()
     from jaxinit import MLP, Study, run_study, verdicts
-    from jaxinit.study._datasets import digits
+    from jaxinit.study import digits
 
     data = digits()
     copies = {"he_normal": "he_normal"}

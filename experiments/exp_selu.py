@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import jax.numpy as jnp
 
     from jaxinit import MLP, Study, get, run_study
-    from jaxinit.study._datasets import digits
+    from jaxinit.study import digits
 
     data = digits()
     x = jnp.asarray(data.x_train[:256])

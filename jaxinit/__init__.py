@@ -32,11 +32,12 @@ Rules for whole models (``jaxinit.rules``):
 
 Studies and their statistics (``jaxinit.study``):
   ACTIVATIONS, aggregate_intervals, aggregate_iqm, aggregate_mean, aggregate_median,
-  aggregate_optimality_gap, CNN1D, CompareConfig, Dataset, digits, holm, HostData,
-  improvement_interval, Interval, linear_teacher, load_dataset, MLP, mnist1d, paired_t_test,
+  aggregate_optimality_gap, bootstrap_ci, CNN1D, CompareConfig, curve_band, Dataset, digits,
+  Estimate, first_crossing, format_summary, holm, HostData, improvement_interval, Interval,
+  linear_teacher, load_dataset, MLP, mnist1d, paired_difference, paired_t_test,
   performance_profile, plot_performance_profiles, probability_of_improvement,
   recommended_reference, ResNet, run_compare, run_study, shapeset, stratified_bootstrap,
-  Study, StudyResult, verdicts
+  Study, StudyResult, time_to_target, TimeToTarget, verdicts
 
 Theory (``jaxinit.theory``):
   c_star, chi, correlation_map, critical_gain, critical_weight_variance, diagnose,
@@ -158,22 +159,29 @@ if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
     from jaxinit.study import MLP as MLP
     from jaxinit.study import CompareConfig as CompareConfig
     from jaxinit.study import Dataset as Dataset
+    from jaxinit.study import Estimate as Estimate
     from jaxinit.study import HostData as HostData
     from jaxinit.study import Interval as Interval
     from jaxinit.study import ResNet as ResNet
     from jaxinit.study import Study as Study
     from jaxinit.study import StudyResult as StudyResult
+    from jaxinit.study import TimeToTarget as TimeToTarget
     from jaxinit.study import aggregate_intervals as aggregate_intervals
     from jaxinit.study import aggregate_iqm as aggregate_iqm
     from jaxinit.study import aggregate_mean as aggregate_mean
     from jaxinit.study import aggregate_median as aggregate_median
     from jaxinit.study import aggregate_optimality_gap as aggregate_optimality_gap
+    from jaxinit.study import bootstrap_ci as bootstrap_ci
+    from jaxinit.study import curve_band as curve_band
     from jaxinit.study import digits as digits
+    from jaxinit.study import first_crossing as first_crossing
+    from jaxinit.study import format_summary as format_summary
     from jaxinit.study import holm as holm
     from jaxinit.study import improvement_interval as improvement_interval
     from jaxinit.study import linear_teacher as linear_teacher
     from jaxinit.study import load_dataset as load_dataset
     from jaxinit.study import mnist1d as mnist1d
+    from jaxinit.study import paired_difference as paired_difference
     from jaxinit.study import paired_t_test as paired_t_test
     from jaxinit.study import performance_profile as performance_profile
     from jaxinit.study import plot_performance_profiles as plot_performance_profiles
@@ -183,6 +191,7 @@ if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
     from jaxinit.study import run_study as run_study
     from jaxinit.study import shapeset as shapeset
     from jaxinit.study import stratified_bootstrap as stratified_bootstrap
+    from jaxinit.study import time_to_target as time_to_target
     from jaxinit.study import verdicts as verdicts
     from jaxinit.theory import MeanField as MeanField
     from jaxinit.theory import Propagation as Propagation
@@ -236,6 +245,14 @@ _LAZY = {
     "StudyResult": "jaxinit.study",
     "run_study": "jaxinit.study",
     "ACTIVATIONS": "jaxinit.study",
+    "Estimate": "jaxinit.study",
+    "TimeToTarget": "jaxinit.study",
+    "bootstrap_ci": "jaxinit.study",
+    "curve_band": "jaxinit.study",
+    "first_crossing": "jaxinit.study",
+    "paired_difference": "jaxinit.study",
+    "time_to_target": "jaxinit.study",
+    "format_summary": "jaxinit.study",
     "CNN1D": "jaxinit.study",
     "MLP": "jaxinit.study",
     "ResNet": "jaxinit.study",

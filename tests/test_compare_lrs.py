@@ -7,8 +7,8 @@ import jax
 import pandas as pd
 import pytest
 
+from jaxinit import cli
 from jaxinit.cli import main
-from jaxinit.study import _compare
 
 
 def test_compare_with_a_rate_grid_picks_each_inits_rate_on_validation(tmp_path, capsys):
@@ -42,9 +42,9 @@ def test_bad_rate_grid_is_rejected(tmp_path):
 def test_compilation_cache_is_on_for_the_command_and_restored(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     before = jax.config.jax_compilation_cache_dir
-    with _compare._compilation_cache(True):
+    with cli._compilation_cache(True):
         assert jax.config.jax_compilation_cache_dir == str(tmp_path / "jaxinit" / "jax")
         assert (tmp_path / "jaxinit" / "jax").is_dir()
     assert jax.config.jax_compilation_cache_dir == before
-    with _compare._compilation_cache(False):
+    with cli._compilation_cache(False):
         assert jax.config.jax_compilation_cache_dir == before

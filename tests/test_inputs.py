@@ -331,7 +331,7 @@ def test_dataset_construction_is_answered(
 def _compare_parser():
     parser = argparse.ArgumentParser(prog="jaxinit", exit_on_error=True)
     sub = parser.add_subparsers(dest="command", required=True)
-    _compare.add_compare(sub)
+    jaxinit.cli.add_compare(sub)
     return parser
 
 
@@ -622,10 +622,10 @@ def test_cli_regressions(monkeypatch, capsys):
             main(["compare", *argv])
         assert e.value.code == 2 and f"argument {argv[0]}" in capsys.readouterr().err
     seen = []
-    monkeypatch.setattr(_compare, "run_compare", lambda cfg: seen.append(cfg) or {})
-    monkeypatch.setattr(_compare, "format_summary", lambda s: "")
-    _compare._main(_compare_parser().parse_args(["compare", "--quick", "--width", "48"]))
-    _compare._main(_compare_parser().parse_args(["compare", "--seeds", "3", "--quick"]))
+    monkeypatch.setattr(jaxinit.study, "run_compare", lambda cfg: seen.append(cfg) or {})
+    monkeypatch.setattr(jaxinit.study, "format_summary", lambda s: "")
+    jaxinit.cli._compare(_compare_parser().parse_args(["compare", "--quick", "--width", "48"]))
+    jaxinit.cli._compare(_compare_parser().parse_args(["compare", "--seeds", "3", "--quick"]))
     assert (seen[0].width, seen[0].seeds, seen[0].steps) == (48, 2, 100)
     assert (seen[1].width, seen[1].seeds, seen[1].depth) == (32, 3, 3)
 

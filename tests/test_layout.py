@@ -1,11 +1,14 @@
-"""The package's layers: every import points down.
+"""The package's layers: every import points down, and private names stay home.
 
-cli -> theory -> study -> rules -> initializers (-> the shared top-level private modules).
-The initializers layer is jax + numpy only: it imports, and draws, with flax, optax, pandas
-and matplotlib absent.
+cli -> theory -> study -> rules -> initializers (-> the shared top-level private modules,
+``jaxinit/_<name>.py``: types, checks, fans, values, activations). The initializers layer is
+jax + numpy only: it imports, and draws, with flax, optax, pandas and matplotlib absent.
+No private name (a module or name with a leading underscore) is imported across a
+subpackage boundary, and experiments/ and notebooks/ use the public API only.
 """
 
 import ast
+import json
 import os
 import pathlib
 import re
@@ -18,6 +21,7 @@ import pytest
 import jaxinit
 
 PACKAGE = pathlib.Path(jaxinit.__file__).parent
+REPO = PACKAGE.parent
 # Higher layers may import lower ones, never the reverse. Rank 0: jaxinit/_<name>.py, the
 # shared private modules any layer may use.
 RANK = {"initializers": 1, "rules": 2, "study": 3, "theory": 4, "cli": 5}
@@ -78,7 +82,7 @@ def test_layers_import_only_downwards():
     the top-level ``jaxinit`` namespace that re-exports every layer."""
     files = list(_layer_files())
     assert {layer for layer, _ in files} == set(RANK)
-    assert len(files) > 30
+    assert len(files) > 25
     bad = []
     for layer, path in files:
         for line, module in _imports(path):
@@ -94,7 +98,7 @@ def test_initializers_import_nothing_above_them():
     """The explicit form of the rule for the bottom layer: nothing under
     jaxinit/initializers imports rules, study, theory or the CLI."""
     paths = sorted((PACKAGE / "initializers").glob("*.py"))
-    assert {p.stem for p in paths} >= {"__init__", "_core", "_registry", "_values", "_fans"}
+    assert {p.stem for p in paths} >= {"__init__", "_core", "_registry", "_torch", "_structured"}
     upper = ("jaxinit.rules", "jaxinit.study", "jaxinit.theory", "jaxinit.cli")
     bad = [
         f"{p.name}:{line} imports {module}"
@@ -130,6 +134,177 @@ def test_checker_sees_function_level_and_relative_imports(tmp_path):
     assert modules == ["numpy", "jaxinit.rules._rules", "jaxinit.study._engine.Study",
                        "jaxinit.theory"]  # fmt: skip
     assert [_layer(m) for m in modules] == [None, "rules", "study", "theory"]
+
+
+# --------------------------------------------------------------------------- private names
+
+
+def _notebook_source(path: pathlib.Path) -> str:
+    """The code cells of a notebook as one module (IPython magics and shell lines dropped)."""
+    cells = json.loads(path.read_text())["cells"]
+    lines = []
+    for cell in cells:
+        if cell["cell_type"] != "code":
+            continue
+        source = cell["source"]
+        source = "".join(source) if isinstance(source, list) else source
+        lines += [ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _references(path: pathlib.Path, source: str, package: str | None) -> list[tuple[int, str]]:
+    """(line, dotted path) of every ``jaxinit...`` import in ``source`` (function-level and
+    relative ones included, ``from a import b`` as ``a.b``) and of every attribute chain
+    ``jaxinit.x.y`` used in the code."""
+    tree = ast.parse(source, filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = (package or "").split(".")
+                base = base[: len(base) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            found += [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
+        elif isinstance(node, ast.Attribute) and not isinstance(
+            getattr(node, "_parent_attr", None), ast.Attribute
+        ):
+            chain, inner = [], node
+            while isinstance(inner, ast.Attribute):
+                chain.append(inner.attr)
+                for child in ast.iter_child_nodes(inner):
+                    child._parent_attr = inner  # type: ignore[attr-defined]
+                inner = inner.value
+            if isinstance(inner, ast.Name) and inner.id == "jaxinit":
+                found.append((node.lineno, ".".join(["jaxinit", *reversed(chain)])))
+    return [(line, m) for line, m in found if m == "jaxinit" or m.startswith("jaxinit.")]
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _private_crossing(owner: str | None, target: str) -> str | None:
+    """Why importing ``target`` from a file of ``owner`` breaks the rule, or None.
+
+    ``owner``: the subpackage (``"initializers"``, ...), ``"cli"``, ``"_<bottom module>"``
+    or ``"jaxinit"`` (the package's ``__init__``) for a file in the package; None for
+    experiments and notebooks (public API only)."""
+    parts = target.split(".")[1:]
+    if not parts:
+        return None
+    head, rest = parts[0], parts[1:]
+    if owner is None and _private(head):
+        return f"imports the private module jaxinit.{head} (use the public API)"
+    if owner == head:
+        return None  # a subpackage's (or module's) own private names
+    private = [p for p in rest if _private(p)]
+    if private:
+        where = "a private module" if _private(head) else f"jaxinit.{head}"
+        return f"uses the private name {private[0]!r} of {where} from outside it"
+    return None
+
+
+def _boundary_violations(files: list[tuple[str | None, pathlib.Path]]) -> list[str]:
+    bad = []
+    for owner, path in files:
+        if path.suffix == ".ipynb":
+            source, package = _notebook_source(path), None
+        else:
+            source = path.read_text()
+            package = _module_name(path) if path.is_relative_to(PACKAGE) else None
+            if package and path.name != "__init__.py":
+                package = package.rsplit(".", 1)[0]
+        for line, target in _references(path, source, package):
+            why = _private_crossing(owner, target)
+            if why:
+                where = path.relative_to(REPO) if path.is_relative_to(REPO) else path.name
+                bad.append(f"{where}:{line} {why}: {target}")
+    return bad
+
+
+def _owner(path: pathlib.Path) -> str:
+    rel = path.relative_to(PACKAGE)
+    if len(rel.parts) > 1:
+        return rel.parts[0]
+    return "jaxinit" if rel.stem == "__init__" else rel.stem
+
+
+def test_no_private_name_crosses_a_boundary():
+    """Inside the package, a subpackage's private modules and names (``jaxinit.study._models``,
+    ``from jaxinit.initializers._core import ...``) are used only by that subpackage; the
+    shared bottom modules ``jaxinit/_<name>.py`` are used by every layer, by their public
+    names. experiments/ and notebooks/ import (and reach through attributes) only public
+    names: nothing with a leading underscore after ``jaxinit.``. tests/ may."""
+    files: list[tuple[str | None, pathlib.Path]] = [
+        (_owner(p), p) for p in sorted(PACKAGE.rglob("*.py"))
+    ]
+    outside = sorted((REPO / "experiments").glob("*.py")) + sorted(
+        (REPO / "notebooks").glob("*.ipynb")
+    )
+    assert len(outside) >= 10 and any(p.suffix == ".ipynb" for p in outside)
+    files += [(None, p) for p in outside]
+    bad = _boundary_violations(files)
+    assert not bad, "private names across boundaries:\n" + "\n".join(bad)
+
+
+def test_bottom_modules_import_no_layer():
+    """``jaxinit/_<name>.py`` sit below every layer: they import jax, numpy, the standard
+    library and each other, never a subpackage, the CLI or the top-level namespace."""
+    bottom = [p for p in sorted(PACKAGE.glob("_*.py")) if p.name != "__init__.py"]
+    assert {p.stem for p in bottom} >= {"_types", "_checks", "_fans", "_values", "_activations"}
+    bad = [
+        f"{p.name}:{line} imports {module}"
+        for p in bottom
+        for line, module in _imports(p)
+        if module.split(".")[0] == "jaxinit" and not module.split(".")[1].startswith("_")
+    ]
+    assert not bad, bad
+
+
+def test_boundary_checker_catches_each_form(tmp_path):
+    """The checker above flags every way a private name crosses: a private module of another
+    subpackage (absolute, relative, function-level), a private name of a bottom module,
+    ``from jaxinit.study import _stats``, an attribute chain, and in a notebook cell."""
+    global PACKAGE
+    pkg = tmp_path / "jaxinit"
+    (pkg / "rules").mkdir(parents=True)
+    probe = pkg / "rules" / "_probe.py"
+    probe.write_text(
+        textwrap.dedent(
+            """
+            from jaxinit.initializers._core import he_normal
+            from ..study import _stats
+            from jaxinit._values import _build, from_config
+            from jaxinit.rules._rules import reinit   # its own subpackage: fine
+            from jaxinit._checks import check_key     # a bottom module's public name: fine
+            def f():
+                import jaxinit.theory._meanfield
+                return jaxinit.study._models.MLP
+            """
+        )
+    )
+    nb = tmp_path / "nb.ipynb"
+    cell = {"cell_type": "code", "source": ["%matplotlib inline\n", "import jaxinit._fans\n"]}
+    nb.write_text(json.dumps({"cells": [cell, {"cell_type": "markdown", "source": "_x"}]}))
+    saved, PACKAGE = PACKAGE, pkg
+    try:
+        bad = _boundary_violations([("rules", probe), (None, nb)])
+    finally:
+        PACKAGE = saved
+    got = [b.split(": ")[-1] for b in bad]
+    assert got == [
+        "jaxinit.initializers._core.he_normal",
+        "jaxinit.study._stats",
+        "jaxinit._values._build",
+        "jaxinit.theory._meanfield",
+        "jaxinit.study._models.MLP",
+        "jaxinit._fans",
+    ], bad
 
 
 _BLOCK_AND_IMPORT = """

@@ -98,6 +98,7 @@ def _scheme_inits():
     out["fast(jax he_normal)"] = (jaxinit.fast(jinit.he_normal()), (16, 8))
     out["fast(orthogonal)"] = (jaxinit.fast(jaxinit.orthogonal()), (16, 8))
     out["complex glorot"] = (jaxinit.glorot_uniform(dtype=jnp.complex64), (16, 8))
+    out["get(array)"] = (jaxinit.get(np.arange(32.0, dtype=np.float32).reshape(8, 4)), (8, 4))
     return out
 
 

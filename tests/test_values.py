@@ -16,8 +16,8 @@ import pytest
 from flax import nnx
 
 import jaxinit
+from jaxinit._values import freeze
 from jaxinit.initializers import _registry
-from jaxinit.initializers._values import freeze
 from jaxinit.study._population import _init_program, _init_shapes
 from tests.scheme_cases import CASES, GENERIC_SHAPES
 

@@ -6,7 +6,11 @@ names, structured schemes (orthogonal, identity, sparse, ...), the fast path, mi
 precision, and the registry behind :func:`get`. Every name here is also ``jaxinit.<name>``.
 """
 
-from jaxinit.initializers._core import Initializer as Initializer
+from jaxinit._fans import compute_fans as compute_fans
+from jaxinit._types import Initializer as Initializer
+from jaxinit._values import Init as Init
+from jaxinit._values import RuleSet as RuleSet
+from jaxinit._values import from_config as from_config
 from jaxinit.initializers._core import constant as constant
 from jaxinit.initializers._core import glorot_bengio_standard as glorot_bengio_standard
 from jaxinit.initializers._core import glorot_normal as glorot_normal
@@ -30,7 +34,6 @@ from jaxinit.initializers._core import xavier_normal as xavier_normal
 from jaxinit.initializers._core import xavier_uniform as xavier_uniform
 from jaxinit.initializers._core import zeros as zeros
 from jaxinit.initializers._core import zeros_init as zeros_init
-from jaxinit.initializers._fans import compute_fans as compute_fans
 from jaxinit.initializers._fast import fast as fast
 from jaxinit.initializers._fast import fast_key as fast_key
 from jaxinit.initializers._fast import is_fast_key as is_fast_key
@@ -60,9 +63,6 @@ from jaxinit.initializers._torch import torch_trunc_normal as torch_trunc_normal
 from jaxinit.initializers._torch import torch_uniform as torch_uniform
 from jaxinit.initializers._torch import torch_xavier_normal as torch_xavier_normal
 from jaxinit.initializers._torch import torch_xavier_uniform as torch_xavier_uniform
-from jaxinit.initializers._values import Init as Init
-from jaxinit.initializers._values import RuleSet as RuleSet
-from jaxinit.initializers._values import from_config as from_config
 
 __all__ = [
     "Init",

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Literal, TypeAlias
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit.initializers import _fast, _truncnorm
-from jaxinit.initializers._checks import (
+from jaxinit._checks import (
     check_choice,
     check_dtype,
     check_finite,
@@ -32,14 +31,12 @@ from jaxinit.initializers._checks import (
     check_shape,
     default_float,
 )
-from jaxinit.initializers._fans import Axes, check_axes, fans_of, resolve_axes
+from jaxinit._fans import check_axes, fan_of_mode, fans_of, resolve_axes
+from jaxinit._types import Array, Axes, DTypeLike, Initializer, OutSharding, Shape
+from jaxinit._values import initializer, plain_initializer
+from jaxinit.initializers import _fast, _truncnorm
 from jaxinit.initializers._precision import wide_dtype
-from jaxinit.initializers._protocol import OutSharding, call_sharded, sampler, with_out_sharding
-from jaxinit.initializers._values import initializer, plain_initializer
-
-Array: TypeAlias = jax.Array
-DTypeLike: TypeAlias = Any
-Shape: TypeAlias = tuple[int, ...]
+from jaxinit.initializers._protocol import call_sharded, sampler, with_out_sharding
 
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
@@ -48,16 +45,6 @@ DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
 # whose modulus is truncated to 2: dividing by it makes the truncated draw unit-variance.
 TRUNCATED_STD = 0.87962566103423978
 COMPLEX_TRUNCATED_STD = 0.95311164380491208
-
-
-@runtime_checkable
-class Initializer(Protocol):
-    """``init(key, shape, dtype, out_sharding=None) -> Array``: jax's protocol, which
-    flax.linen and flax.nnx accept as ``kernel_init``."""
-
-    def __call__(
-        self, key: Array, shape: Shape, dtype: DTypeLike = ..., out_sharding: OutSharding = ...
-    ) -> Array: ...
 
 
 # --------------------------------------------------------------------------- constants
@@ -388,16 +375,6 @@ Mode: TypeAlias = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
 Distribution: TypeAlias = Literal["truncated_normal", "normal", "untruncated_normal", "uniform"]
 
 
-def _fan(mode: str, fan_in: float, fan_out: float) -> float:
-    if mode == "fan_in":
-        return fan_in
-    if mode == "fan_out":
-        return fan_out
-    if mode == "fan_avg":
-        return (fan_in + fan_out) / 2
-    return (fan_in * fan_out) ** 0.5
-
-
 def _variance_scaling(
     fn: str,
     scale: float,
@@ -441,16 +418,16 @@ def _variance_scaling(
             fan_in, fan_out = fans_of(fn, shape, in_axis, out_axis, batch_axis)
         else:
             fan_in, fan_out = fans(shape)
-        var = scale / _fan(mode, fan_in, fan_out)
+        var = scale / fan_of_mode(mode, fan_in, fan_out)
         label = f"scale={scale!r} (variance scale/{mode} = {var:.4g} for shape {shape})"
         reach = 3 if distribution == "uniform" else 1  # the uniform bound is √(3·variance)
         check_in_dtype(fn, "scale", var, dtype, allow_underflow=False, label=label, reach=reach)
         out_dtype, dtype = dtype, wide_dtype(dtype, parity=not wide)
-        return _scaled_draw(key, shape, dtype, scale / _fan(mode, fan_in, fan_out)).astype(
+        return _scaled_draw(key, shape, dtype, scale / fan_of_mode(mode, fan_in, fan_out)).astype(
             out_dtype
         )
 
-    def _scaled_draw(key: Array, shape: Shape, dtype: np.dtype, variance: float) -> Array:
+    def _scaled_draw(key: Array, shape: Shape, dtype: np.dtype, variance: float | Array) -> Array:
         variance = jnp.array(variance, dtype=dtype)
         is_real = jnp.issubdtype(dtype, jnp.floating)
         if distribution == "truncated_normal":

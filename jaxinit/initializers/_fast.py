@@ -40,9 +40,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend.random import define_prng_impl, threefry_2x32
 
-from jaxinit.initializers._checks import check_key
+from jaxinit._checks import check_key
+from jaxinit._values import initializer
 from jaxinit.initializers._protocol import call_init
-from jaxinit.initializers._values import initializer
 
 _U32 = jnp.uint32
 _MAX_ELEMENTS = 2**32
@@ -89,7 +89,7 @@ def _hash_words(
     return _mix(_mix(counter + key_data[0]) ^ key_data[1])
 
 
-def _seed(seed: jax.Array) -> jax.Array:
+def _seed(seed: int | jax.Array) -> jax.Array:
     seed = jnp.asarray(seed)
     lo = jax.lax.convert_element_type(seed, _U32)
     if seed.dtype.itemsize == 8:
@@ -105,7 +105,7 @@ def _split(key_data: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return words.reshape((*shape, 2))
 
 
-def _fold_in(key_data: jax.Array, data: jax.Array) -> jax.Array:
+def _fold_in(key_data: jax.Array, data: int | jax.Array) -> jax.Array:
     return threefry_2x32(key_data, _seed(data))
 
 
@@ -318,6 +318,8 @@ def truncated_normal(
         return jax.random.truncated_normal(key, lower, upper, shape, dtype)
     static = not any(isinstance(b, jax.core.Tracer) for b in (lower, upper))
     central_only = False
+    ea: float | np.float32 | jax.Array
+    eb: float | np.float32 | jax.Array
     if static:
         a, b = float(np.asarray(lower)), float(np.asarray(upper))
         ea, eb = math.erf(a / math.sqrt(2)), math.erf(b / math.sqrt(2))

@@ -39,20 +39,21 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit.initializers import _core, _registry
-from jaxinit.initializers._checks import (
+from jaxinit._checks import (
     check_choice,
     check_dtype,
     check_finite,
     check_positive,
     check_shape,
 )
-from jaxinit.initializers._core import Array, DTypeLike, Initializer, Shape, _variance_scaling
-from jaxinit.initializers._fans import _normalize, check_axes
+from jaxinit._fans import check_axes, normalize_axes
+from jaxinit._types import Array, Axes, DTypeLike, Initializer, Shape
+from jaxinit._values import initializer
+from jaxinit.initializers import _core, _registry
+from jaxinit.initializers._core import _variance_scaling
 from jaxinit.initializers._protocol import with_out_sharding
 from jaxinit.initializers._registry import Scheme, register
 from jaxinit.initializers._structured import identity, orthogonal
-from jaxinit.initializers._values import initializer
 
 KERAS_MODES = ("fan_in", "fan_out", "fan_avg")
 KERAS_DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
@@ -67,7 +68,7 @@ def _check_seed(fn: str, seed: Any) -> None:
 
 
 def keras_fans(
-    fn: str, input_axes: Sequence[int] | None = None, output_axes: Sequence[int] | None = None
+    fn: str, input_axes: Axes | None = None, output_axes: Axes | None = None
 ) -> Callable[[Shape], tuple[float, float]]:
     """Keras 3's ``compute_fans(shape, input_axes, output_axes)``, each fan at least 1."""
     if (input_axes is None) != (output_axes is None):
@@ -81,9 +82,9 @@ def keras_fans(
         output_axes = check_axes(fn, "output_axes", output_axes)
 
     def fans(shape: Shape) -> tuple[float, float]:
-        if input_axes is not None:
-            ins = _normalize(fn, "input_axes", input_axes, shape)
-            outs = _normalize(fn, "output_axes", output_axes, shape)
+        if input_axes is not None and output_axes is not None:  # both or neither
+            ins = normalize_axes(fn, "input_axes", input_axes, shape)
+            outs = normalize_axes(fn, "output_axes", output_axes, shape)
             fan_in = math.prod(shape[a] for a in ins)
             fan_out = math.prod(shape[a] for a in outs)
         elif len(shape) == 0:

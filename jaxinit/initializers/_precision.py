@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit.initializers._values import initializer
+from jaxinit._values import initializer
 
 
 def wide_dtype(dtype: Any, *, parity: bool = False) -> np.dtype:

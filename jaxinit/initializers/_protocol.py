@@ -29,14 +29,13 @@ from __future__ import annotations
 import contextvars
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import Any
 
 import jax
-from jax.sharding import AxisType, NamedSharding, PartitionSpec
+from jax.sharding import AbstractMesh, AxisType, Mesh, NamedSharding, PartitionSpec
 
-from jaxinit.initializers._checks import check_shape
-
-OutSharding: TypeAlias = NamedSharding | PartitionSpec | None
+from jaxinit._checks import check_shape
+from jaxinit._types import OutSharding
 
 # (requested sharding, requested shape) of the sharded call being traced, if any.
 _ACTIVE: contextvars.ContextVar[tuple[NamedSharding, tuple[int, ...]] | None] = (
@@ -62,6 +61,7 @@ def canonical_out_sharding(
     """
     if out_sharding is None:
         return None
+    mesh: Mesh | AbstractMesh
     if isinstance(out_sharding, PartitionSpec):
         mesh = jax.sharding.get_abstract_mesh()
         if mesh.empty:

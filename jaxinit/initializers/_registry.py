@@ -25,10 +25,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._checks import check_shape, default_float
+from jaxinit._types import Initializer
+from jaxinit._values import Init, bound_options, from_config, initializer, use_registry
 from jaxinit.initializers import _core, _torch
-from jaxinit.initializers._checks import check_shape, default_float
-from jaxinit.initializers._core import Initializer
-from jaxinit.initializers._values import Init, bound_options, from_config, initializer
+from jaxinit.initializers._protocol import with_out_sharding
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,7 @@ def _array_init(value: Any) -> Initializer:
             )
         return jnp.asarray(value, default_float() if dtype is None else dtype)
 
-    return init
+    return with_out_sharding("jaxinit.get", init)
 
 
 def _torch_constant(val: Any = None, *, value: Any = None, dtype: Any = None) -> Initializer:
@@ -487,3 +488,5 @@ for _s in (
     ),
 ):
     register(_s)
+
+use_registry(get)  # from_config and unpickling fall back on the registry's names

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit.initializers import _registry
-from jaxinit.initializers._checks import (
+from jaxinit._checks import (
     as_int,
     as_real,
     check_choice,
@@ -35,21 +33,29 @@ from jaxinit.initializers._checks import (
     check_positive,
     check_shape,
 )
-from jaxinit.initializers._core import Array, DTypeLike, Initializer, Shape
-from jaxinit.initializers._fans import LAYOUTS, _normalize
+from jaxinit._fans import normalize_axes
+from jaxinit._types import (
+    LAYOUTS,
+    Array,
+    DTypeLike,
+    Initializer,
+    Layout,
+    Shape,
+    flax_to_torch,
+    torch_to_flax_shape,
+)
+from jaxinit._values import initializer
+from jaxinit.initializers import _registry
 from jaxinit.initializers._fast import is_fast_key
 from jaxinit.initializers._fast import orthogonal as fast_orthogonal
 from jaxinit.initializers._precision import wide_dtype
 from jaxinit.initializers._protocol import with_out_sharding
 from jaxinit.initializers._registry import Scheme, register
-from jaxinit.initializers._values import initializer
-
-Layout = Literal["flax", "torch", "equinox"]
 
 # QR (and so jax.random.orthogonal) has no half-precision kernels: compute in float32.
 
 
-def _check_layout(fn: str, layout: str | None) -> str:
+def _check_layout(fn: str, layout: str | None) -> Layout:
     layout = check_choice(fn, "layout", layout or "flax", list(LAYOUTS))
     return "flax" if layout == "flax" else "torch"
 
@@ -60,17 +66,6 @@ def _check_int(fn: str, arg: str, value: object, *, minimum: int) -> int:
 
 def _compute_dtype(dtype: np.dtype) -> np.dtype:
     return wide_dtype(dtype)  # QR has no kernel below float32 (half and float8 types)
-
-
-def _flax_to_torch(x: Array) -> Array:
-    """``(*spatial, in, out)`` -> ``(out, in, *spatial)``."""
-    r = x.ndim
-    return jnp.transpose(x, (r - 1, r - 2, *range(r - 2)))
-
-
-def _torch_to_flax_shape(shape: Shape) -> Shape:
-    """``(out, in, *spatial)`` -> ``(*spatial, in, out)``."""
-    return (*shape[2:], shape[1], shape[0])
 
 
 def _centre(spatial: Shape) -> tuple[int, ...]:
@@ -123,7 +118,7 @@ def _orthogonal(
     """jax.nn.initializers.orthogonal's operations in its order; half precision via float32."""
     if len(shape) < 2:
         raise ValueError(f"{fn}: shape {shape} has rank {len(shape)}; orthogonal needs rank >= 2")
-    (col,) = _normalize(fn, "column_axis", column_axis, shape)
+    (col,) = normalize_axes(fn, "column_axis", column_axis, shape)
     if 0 in shape:
         return jnp.zeros(shape, dtype)
     work = _compute_dtype(dtype)
@@ -242,7 +237,7 @@ def delta_orthogonal(
         dtype = check_dtype(fn, dtype, allow_complex=True)
         _check_conv_rank(fn, shape, layout)
         check_in_dtype(fn, "scale", scale, dtype, allow_underflow=False)
-        flax_shape = shape if layout == "flax" else _torch_to_flax_shape(shape)
+        flax_shape = shape if layout == "flax" else torch_to_flax_shape(shape)
         c_in, c_out = flax_shape[-2:]
         if c_in > c_out:
             raise ValueError(
@@ -252,7 +247,7 @@ def delta_orthogonal(
             )
         ortho = _orthogonal(fn, key, (c_in, c_out), column_axis, scale, dtype)
         w = jnp.zeros(flax_shape, dtype).at[_centre(flax_shape[:-2])].set(ortho)
-        return w if layout == "flax" else _flax_to_torch(w)
+        return w if layout == "flax" else flax_to_torch(w)
 
     return with_out_sharding(fn, init)
 
@@ -282,7 +277,7 @@ def dirac(groups: int = 1, dtype: DTypeLike = None, *, layout: Layout | None = N
         shape = check_shape(fn, shape)
         dtype = check_dtype(fn, dtype, allow_complex=True)
         _check_conv_rank(fn, shape, layout)
-        flax_shape = shape if layout == "flax" else _torch_to_flax_shape(shape)
+        flax_shape = shape if layout == "flax" else torch_to_flax_shape(shape)
         c_in, c_out = flax_shape[-2:]
         if c_out % groups:
             raise ValueError(
@@ -293,8 +288,9 @@ def dirac(groups: int = 1, dtype: DTypeLike = None, *, layout: Layout | None = N
         d = np.arange(min(per_group, c_in))
         ins = np.tile(d, groups)
         outs = (np.arange(groups)[:, None] * per_group + d).reshape(-1)
-        w = jnp.zeros(flax_shape, dtype).at[(*_centre(flax_shape[:-2]), ins, outs)].set(1)
-        return w if layout == "flax" else _flax_to_torch(w)
+        taps = (*_centre(flax_shape[:-2]), ins, outs)
+        w = jnp.zeros(flax_shape, dtype).at[taps].set(1)
+        return w if layout == "flax" else flax_to_torch(w)
 
     return with_out_sharding(fn, init)
 
@@ -377,13 +373,13 @@ def zero_init(dtype: DTypeLike = None, *, layout: Layout | None = None) -> Initi
                 f"{fn}: shape {shape} has rank {len(shape)}; ZerO needs a matrix (rank 2) or a"
                 " 1-D, 2-D or 3-D conv kernel (rank 3, 4 or 5)"
             )
-        flax_shape = shape if layout == "flax" else _torch_to_flax_shape(shape)
-        mat = _zero_matrix(*flax_shape[-2:], dtype)
+        flax_shape = shape if layout == "flax" else torch_to_flax_shape(shape)
+        mat = _zero_matrix(flax_shape[-2], flax_shape[-1], dtype)
         if len(shape) == 2:
             w = mat
         else:
             w = jnp.zeros(flax_shape, dtype).at[_centre(flax_shape[:-2])].set(mat)
-        return w if layout == "flax" else _flax_to_torch(w)
+        return w if layout == "flax" else flax_to_torch(w)
 
     return with_out_sharding(fn, init)
 

@@ -16,9 +16,9 @@ warns, as torch does, and returns the empty array.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
-from jaxinit.initializers._checks import (
+from jaxinit._checks import (
     as_int,
     as_real,
     check_choice,
@@ -28,21 +28,16 @@ from jaxinit.initializers._checks import (
     check_positive,
     squared,
 )
+from jaxinit._fans import fans_of, resolve_axes
+from jaxinit._types import Array, Axes, DTypeLike, Initializer, Layout, Shape
+from jaxinit._values import initializer
 from jaxinit.initializers._core import (
-    Array,
-    DTypeLike,
-    Initializer,
-    Shape,
     _shifted_normal,
     _shifted_truncated_normal,
     _uniform_between,
     _variance_scaling,
 )
-from jaxinit.initializers._fans import Axes, fans_of, resolve_axes
 from jaxinit.initializers._protocol import with_out_sharding
-from jaxinit.initializers._values import initializer
-
-Layout = Literal["flax", "torch", "equinox"]
 
 _UNIT_GAIN = (
     "linear",
@@ -59,7 +54,7 @@ NONLINEARITIES = (*_UNIT_GAIN, "tanh", "relu", "leaky_relu", "selu")
 
 # torch's kaiming_*/xavier_* draws: half precision drawn in float32 and rounded once, and a
 # zero-element shape is a no-op with torch's warning ("Initializing zero-element tensors").
-_TORCH_DRAW = {"wide": True, "warn_empty": True}
+_TORCH_DRAW: dict[str, Any] = {"wide": True, "warn_empty": True}
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:

@@ -29,7 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-LAYOUT_CHOICES = ("flax", "torch", "equinox")
+from jaxinit._types import LAYOUTS, flax_to_torch_axes, torch_to_flax_shape
+
+LAYOUT_CHOICES = tuple(LAYOUTS)
 
 
 def check_layout(fn: str, layout: Any) -> str | None:
@@ -95,14 +97,13 @@ def plain(layer: str, shape: tuple[int, ...], layout: str, source: str = "shape"
     shape = tuple(shape)
     if layout == "flax" or len(shape) < 2:
         return LayerFans(layer, shape, shape, shape, tuple(range(len(shape))), shape, source=source)
-    r = len(shape)
-    call = (*shape[2:], shape[1], shape[0])
+    call = torch_to_flax_shape(shape)
     return LayerFans(
         layer,
         shape,
         call,
         call,
-        (r - 1, r - 2, *range(r - 2)),
+        flax_to_torch_axes(len(shape)),
         shape,
         torch_shape=shape,
         source=source,
@@ -135,7 +136,7 @@ def from_axes(
 ) -> LayerFans:
     """Explicit axes of the stored shape: the rest are receptive-field axes."""
     r = len(shape)
-    named = {}
+    named: dict[int, str] = {}
     for arg, axes in (("in_axis", in_axis), ("out_axis", out_axis), ("stack_axes", stack_axes)):
         for a in axes:
             if not -r <= a < r:
@@ -209,7 +210,7 @@ class FanAxes:
 
 def _axes_tuple(fn: str, arg: str, axes: Any) -> tuple[int, ...]:
     # numpy ints and 0-d integer arrays count as ints
-    from jaxinit.initializers._fans import check_axes
+    from jaxinit._fans import check_axes
 
     checked = check_axes(fn, arg, axes)
     return (checked,) if isinstance(checked, int) else checked
@@ -337,7 +338,7 @@ def draw(
         return out
 
     def one(k: jax.Array) -> jax.Array:
-        if owned:
+        if owned and spec.torch_shape is not None:
             return checked(k, spec.torch_shape)
         out = checked(k, spec.call_shape)
         out = jnp.reshape(out, spec.mid_shape)
@@ -564,7 +565,7 @@ def eqx_spec(owner: Any, name: str, shape: tuple[int, ...]) -> LayerFans | None:
     if isinstance(owner, eqx.nn.Conv | eqx.nn.ConvTranspose) and name == "weight":
         per = (owner.out_channels, owner.in_channels // owner.groups, *owner.kernel_size)
         return stacked(_torch(cls, per), shape)
-    gates = {eqx.nn.GRUCell: 3, eqx.nn.LSTMCell: 4}
+    gates: dict[type[Any], int] = {eqx.nn.GRUCell: 3, eqx.nn.LSTMCell: 4}
     for klass, g in gates.items():
         if isinstance(owner, klass) and name in ("weight_ih", "weight_hh"):
             h = owner.hidden_size
@@ -634,8 +635,7 @@ def _factory(init: Any) -> str:
 def describe(init: Any, shape: tuple[int, ...]) -> tuple[str, str, str]:
     """``(name, fans, std or bound)`` of ``init`` called on ``shape``, from the factory's
     arguments (nothing is drawn); ``"?"`` where the initializer cannot be read."""
-    from jaxinit.initializers._core import _fan
-    from jaxinit.initializers._fans import fans_of
+    from jaxinit._fans import fan_of_mode, fans_of
 
     name = _factory(init)
     cells = closure_vars(init)
@@ -654,7 +654,7 @@ def describe(init: Any, shape: tuple[int, ...]) -> tuple[str, str, str]:
             )
         except (ValueError, TypeError):
             return name, "?", "?"
-        var = scale / _fan(mode, fi, fo)
+        var = scale / fan_of_mode(mode, fi, fo)
         stat = (
             f"bound {math.sqrt(3 * var):.4g}" if dist == "uniform" else f"std {math.sqrt(var):.4g}"
         )

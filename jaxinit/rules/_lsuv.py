@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit.initializers._checks import check_key
-from jaxinit.initializers._structured import orthogonal
+from jaxinit._checks import check_key
+from jaxinit.initializers import orthogonal
 from jaxinit.rules import _layers
 from jaxinit.rules._rules import path_key, path_str
 
@@ -156,7 +156,8 @@ def lsuv(
         return (new["params"] if wrapped else new), report
     if isinstance(model, nnx.Module):
         types = tuple(layer_types or (nnx.Linear, nnx.Conv))
-        graphdef, own, rest = nnx.split(model, nnx.Param, ...)
+        # nnx.split is typed with a variadic tail of states (two filters give two states)
+        graphdef, own, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
         if params is not None and not isinstance(params, nnx.State):
             raise TypeError(
                 f"{fn}: params of an nnx model must be None or an nnx.State of its"

@@ -33,7 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit.initializers._checks import check_choice, check_positive
+from jaxinit._checks import check_choice, check_positive
+from jaxinit._types import flax_to_torch_axes
 from jaxinit.rules._rules import _is_equinox, _is_param, _owner, path_str
 
 # --------------------------------------------------------------------------- Part 1: shapes
@@ -72,7 +73,7 @@ class InfShape:
             return list(range(r))
         if self.layout == "torch":
             return list(range(r))
-        return [r - 1, r - 2, *range(r - 2)]
+        return list(flax_to_torch_axes(r))
 
     def dim_mult(self, axis: int) -> float:
         """``dim / base_dim`` for an infinite axis, 1 for a finite one."""
@@ -289,7 +290,7 @@ def lr_multiplier(infshape: InfShape, optimizer: Optimizer) -> float:
     return 1.0
 
 
-def _multipliers(fn: str, tree: Any, bsh, optimizer: str, how) -> Any:
+def _multipliers(fn: str, tree: Any, bsh, optimizer: Optimizer, how) -> Any:
     def leaf(kp, x):
         if x is None or not hasattr(x, "shape"):
             return x

@@ -33,25 +33,22 @@ import sys
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit.initializers._checks import check_key
-from jaxinit.initializers._core import Initializer
-from jaxinit.initializers._values import (
-    _RULE_TYPES,
-    _build,
-    _config,
-    _frozen_options,
+from jaxinit._checks import check_key
+from jaxinit._types import Initializer, Pattern, Rules
+from jaxinit._values import (
+    RULE_TYPES,
+    build_value,
+    config_dict,
     freeze,
+    frozen_options,
     initializer,
 )
-
-Pattern: TypeAlias = str | re.Pattern
-Rules: TypeAlias = Mapping[Pattern, Any] | Sequence[tuple[Pattern, Any]]
 
 
 @dataclass(frozen=True)
@@ -140,13 +137,13 @@ class ContextRule:
         self.optional = optional
         self.native = native
 
-    # A value (jaxinit.initializers._values): equal when made by the same factory call (``optional(x)``
+    # A value (jaxinit._values): equal when made by the same factory call (``optional(x)``
     # twice) or, without one, from equal build functions (same code, equal captured values).
     _spec: tuple[str, Mapping[str, Any]] | None = None
 
     def _key(self) -> Any:
         if self._spec is not None:
-            return ("spec", self._spec[0], _frozen_options(self._spec[1]))
+            return ("spec", self._spec[0], frozen_options(self._spec[1]))
         return ("rule", freeze(self.build), self.name, self.optional)
 
     def __eq__(self, other: object) -> bool:
@@ -167,17 +164,17 @@ class ContextRule:
         """JSON-able ``{"class_name", "config"}`` (``optional(init)``'s, or, for a rule of a
         module-level build function, ``ContextRule``'s own arguments)."""
         if self._spec is not None:
-            return _config(*self._spec)
+            return config_dict(*self._spec)
         options = {"build": self.build, "name": self.name, "optional": self.optional}
-        return _config("ContextRule", options)
+        return config_dict("ContextRule", options)
 
     def __reduce__(self) -> tuple[Any, ...]:
         if self._spec is not None:
-            return (_build, (self._spec[0], dict(self._spec[1])))
+            return (build_value, (self._spec[0], dict(self._spec[1])))
         return (ContextRule, (self.build, self.name), {"optional": self.optional})
 
 
-_RULE_TYPES["ContextRule"] = ContextRule
+RULE_TYPES["ContextRule"] = ContextRule
 
 
 @initializer
@@ -338,7 +335,7 @@ def _resolve(where: str, init: Any) -> Any:
         init.init = _resolve(where, init.init)
         return init
     if isinstance(init, str):
-        from jaxinit.initializers._registry import get
+        from jaxinit.initializers import get
 
         return get(init)
     if not callable(init):
@@ -786,7 +783,7 @@ def _plan(
                     )
             else:
                 known = owners is not None and owner is not None  # an nnx layer class
-                owner_name = owner.__name__ if known else "array"
+                owner_name = owner.__name__ if known and owner else "array"
                 item.layer = _layers.plain(owner_name, shape, "flax")
                 if given is None and len(shape) >= 3 and not knows_layers:
                     item.problem = _AMBIGUOUS.format(fn=fn, path=path, shape=shape)
@@ -807,13 +804,13 @@ def _plan(
             _bind(fn, it, init, by_parent, framework, owners, tree, leaves, layout)
             break
     missing = []
-    for (pattern, init), alt, u in zip(rule_list, alts, used, strict=True):
+    for (pattern, init), options, u in zip(rule_list, alts, used, strict=True):
         if isinstance(init, ContextRule | _layers.FanAxes) and init.optional:
             continue
         if not any(u):
             missing.append(f"rule {pattern!r} matches no parameter")
         elif not all(u):
-            bad = ", ".join(repr(a) for a, ok in zip(alt, u, strict=True) if not ok)
+            bad = ", ".join(repr(a) for a, ok in zip(options, u, strict=True) if not ok)
             missing.append(
                 f"rule {pattern!r}: its alternative {bad} matches no parameter (every"
                 " alternative of a {a,b} pattern must; mark the rule jaxinit.optional(...)"

@@ -14,23 +14,28 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from jaxinit.initializers import _core
-from jaxinit.initializers._checks import as_int, check_choice, check_finite, check_positive
-from jaxinit.initializers._core import Initializer, ones, zeros
-from jaxinit.initializers._precision import draw_in_float32
-from jaxinit.initializers._torch import torch_default_bias, torch_default_kernel
-from jaxinit.initializers._values import initializer
+from jaxinit import initializers as _inits
+from jaxinit._checks import as_int, check_choice, check_finite, check_positive
+from jaxinit._types import Initializer
+from jaxinit._values import initializer
+from jaxinit.initializers import (
+    draw_in_float32,
+    ones,
+    torch_default_bias,
+    torch_default_kernel,
+    zeros,
+)
 from jaxinit.rules._rules import ContextRule, LeafInfo, Pattern, any_of, optional
 
 
 # These rule sets are jaxinit's own schemes: half-precision parameters are drawn in float32
 # and rounded once (jaxinit.initializers._precision), as torch draws the GPT-2/Fixup references.
 def normal(stddev: float) -> Initializer:
-    return draw_in_float32(_core.normal(stddev))
+    return draw_in_float32(_inits.normal(stddev))
 
 
 def variance_scaling(scale: float, mode: str, distribution: str) -> Initializer:
-    return draw_in_float32(_core.variance_scaling(scale, mode, distribution))
+    return draw_in_float32(_inits.variance_scaling(scale, mode, distribution))
 
 
 def _check_int(fn: str, arg: str, value: object, minimum: int = 1) -> int:
@@ -166,7 +171,7 @@ def rezero(gates: Pattern = "alpha", value: float = 0.0) -> dict[Pattern, object
       gates: pattern of the gate parameters (default: parameters named ``alpha``).
       value: the initial gate (0 for ReZero; SkipInit also allows a small constant).
     """
-    from jaxinit.initializers._core import constant
+    from jaxinit.initializers import constant
 
     check_finite("rezero", "value", value)
     return {gates: zeros if value == 0 else constant(value)}
@@ -177,7 +182,7 @@ skipinit = rezero
 residual gate at 0)."""
 
 
-_GPT2_NAMING = {  # naming: (residual_outs, weights)
+_GPT2_NAMING: dict[str, tuple[tuple[Pattern, ...], Pattern]] = {  # (residual_outs, weights)
     "jaxinit": (("{attn/out,mlp/proj}/kernel",), "{kernel,embedding}"),
     # nanoGPT (transformer.h.<i>.attn.c_proj, mlp.c_proj, wte, wpe) and HF GPT2Model /
     # FlaxGPT2Model (the same names; HF's Conv1D weights are (in, out), flax's "kernel").

@@ -22,21 +22,25 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
+from typing import Any, overload
 
 import jax
 import jax.numpy as jnp
 
-from jaxinit.initializers._checks import check_choice, check_positive
-from jaxinit.initializers._core import (
+from jaxinit._checks import check_choice, check_positive
+from jaxinit.initializers import (
     constant,
     lecun_normal,
     normal,
     ones,
+    orthogonal,
+    torch_default_bias,
+    torch_default_kernel,
+    torch_trunc_normal,
     variance_scaling,
     zeros,
 )
-from jaxinit.initializers._structured import orthogonal
-from jaxinit.initializers._torch import torch_default_bias, torch_default_kernel, torch_trunc_normal
 from jaxinit.rules._layers import LayerFans, mark_fan_dependent, plain
 from jaxinit.rules._rules import ContextRule, LeafInfo, Pattern, any_of, matches, optional
 
@@ -71,10 +75,15 @@ def _check_int(fn: str, arg: str, value: object, minimum: int = 1) -> int:
     return value
 
 
+@overload
+def _layer(info: LeafInfo) -> LayerFans: ...
+@overload
+def _layer(info: LeafInfo, sibling: str) -> LayerFans | None: ...
 def _layer(info: LeafInfo, sibling: str | None = None) -> LayerFans | None:
     """How the layer makes this parameter (or its sibling ``sibling``): the recorded /
     class layer, else the stored shape in the leaf's layout. ``call_shape`` is always in
     flax's ``(*k, in, out)`` convention."""
+    shape: Sequence[int] | None
     if sibling is None:
         if info.layer is not None:
             return info.layer
@@ -201,13 +210,13 @@ def vit(
     if not isinstance(patch_embed, str):
         raise TypeError(f"{fn}: patch_embed must be a glob string, got {patch_embed!r}")
     if mode == "jax_nlhb":
-        _check_int(fn, "num_classes", num_classes, minimum=2)
-        head_bias = -math.log(num_classes)
+        head_bias = -math.log(_check_int(fn, "num_classes", num_classes, minimum=2))
     common = {
         cls_token: optional(normal(1e-6)),
         pos_embed: optional(torch_trunc_normal(std=0.02)),
         norm_scales: optional(ones),
     }
+    rules: dict[Pattern, Any]
     if mode == "timm" or mode == "moco":
         rules = {
             any_of(f"{patch_embed}/{{kernel,weight}}"): optional(_torch_kernel_rule()),
@@ -445,7 +454,7 @@ def deepnet(
     ``(d, heads, head_dim)`` has fan-in d).
     """
     consts = deepnorm_constants(n_encoder, n_decoder)
-    beta = consts.get("decoder", consts.get("encoder"))[1]
+    beta = (consts["decoder"] if "decoder" in consts else consts["encoder"])[1]
     dec = variance_scaling(beta**2, "fan_avg", "normal")
     enc = dec
     if "encoder" in consts and "decoder" in consts:

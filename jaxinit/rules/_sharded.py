@@ -21,8 +21,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxinit.initializers._checks import check_key
-from jaxinit.initializers._fast import fast_key
+from jaxinit._checks import check_key
+from jaxinit.initializers import fast_key
 from jaxinit.rules._layers import linen_recording
 from jaxinit.rules._rules import Pattern, Rules, matches, path_str, reinit, reinit_recorded
 
@@ -241,9 +241,10 @@ def param_shardings(
     the "/"-joined path (as in :func:`jaxinit.reinit`) or compiled regexes; a pattern that
     matches no leaf is an error. A spec's mesh axes must exist and divide the dims.
     """
-    mesh = _check_mesh(mesh)
-    if mesh is None:
+    checked = _check_mesh(mesh)
+    if checked is None:
         raise TypeError("param_shardings: mesh must be a jax.sharding.Mesh, got None")
+    mesh = checked
     treedef, table = _leaf_table(shapes)
     shardings = _shardings(table, mesh, _partition_items(partition), logical_axis_rules)
     return jax.tree_util.tree_unflatten(treedef, shardings)

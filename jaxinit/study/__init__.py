@@ -23,6 +23,7 @@ from jaxinit.study._aggregate import recommended_reference as recommended_refere
 from jaxinit.study._aggregate import stratified_bootstrap as stratified_bootstrap
 from jaxinit.study._aggregate import verdicts as verdicts
 from jaxinit.study._compare import CompareConfig as CompareConfig
+from jaxinit.study._compare import format_summary as format_summary
 from jaxinit.study._compare import run_compare as run_compare
 from jaxinit.study._datasets import Dataset as Dataset
 from jaxinit.study._datasets import digits as digits
@@ -35,6 +36,13 @@ from jaxinit.study._models import ACTIVATIONS as ACTIVATIONS
 from jaxinit.study._models import CNN1D as CNN1D
 from jaxinit.study._models import MLP as MLP
 from jaxinit.study._models import ResNet as ResNet
+from jaxinit.study._stats import Estimate as Estimate
+from jaxinit.study._stats import TimeToTarget as TimeToTarget
+from jaxinit.study._stats import bootstrap_ci as bootstrap_ci
+from jaxinit.study._stats import curve_band as curve_band
+from jaxinit.study._stats import first_crossing as first_crossing
+from jaxinit.study._stats import paired_difference as paired_difference
+from jaxinit.study._stats import time_to_target as time_to_target
 from jaxinit.study._study import Study as Study
 from jaxinit.study._study import StudyResult as StudyResult
 from jaxinit.study._study import run_study as run_study
@@ -45,22 +53,29 @@ __all__ = [
     "MLP",
     "CompareConfig",
     "Dataset",
+    "Estimate",
     "HostData",
     "Interval",
     "ResNet",
     "Study",
     "StudyResult",
+    "TimeToTarget",
     "aggregate_intervals",
     "aggregate_iqm",
     "aggregate_mean",
     "aggregate_median",
     "aggregate_optimality_gap",
+    "bootstrap_ci",
+    "curve_band",
     "digits",
+    "first_crossing",
+    "format_summary",
     "holm",
     "improvement_interval",
     "linear_teacher",
     "load_dataset",
     "mnist1d",
+    "paired_difference",
     "paired_t_test",
     "performance_profile",
     "plot_performance_profiles",
@@ -70,5 +85,6 @@ __all__ = [
     "run_study",
     "shapeset",
     "stratified_bootstrap",
+    "time_to_target",
     "verdicts",
 ]

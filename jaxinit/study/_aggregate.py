@@ -32,7 +32,7 @@ reference fixed before the data (:func:`recommended_reference`) or all pairs.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -63,9 +63,9 @@ METHODS = ("studentized", "bca", "percentile")
 class Interval(NamedTuple):
     """A point estimate and its confidence interval (arrays for batched input)."""
 
-    value: float
-    lo: float
-    hi: float
+    value: float | np.ndarray
+    lo: float | np.ndarray
+    hi: float | np.ndarray
 
     def __str__(self) -> str:
         if not np.isfinite(self.value):
@@ -278,7 +278,7 @@ def stratified_bootstrap(
     if method == "percentile":
         lo, hi = np.nanquantile(boots, [alpha, 1 - alpha], axis=-1)
         return Interval(theta, lo, hi)
-    if method == "studentized":
+    if method == "studentized" and se is not None:  # se is given (checked above)
         s0 = se(*xs)
         if min(x.shape[-1] for x in xs) < 4:
             # Too few distinct resamples for the bootstrap-t (with 2 runs half of them have
@@ -453,7 +453,7 @@ class PairTest(NamedTuple):
     diff: float  # mean over tasks of the per-task mean difference
     lo: float  # t interval at the requested level (not multiplicity-adjusted)
     hi: float
-    p: float  # two-sided p-value
+    p: float | np.ndarray  # two-sided p-value
     df: float  # Welch–Satterthwaite degrees of freedom
     n: int  # pairs used (both finite)
 
@@ -528,7 +528,7 @@ def recommended_reference(activation: str, inits: Sequence[str]) -> str | None:
     >>> recommended_reference("relu", ["zeros", "glorot_uniform", "he_normal"])
     'he_normal'
     """
-    from jaxinit.initializers._registry import scheme
+    from jaxinit.initializers import scheme
 
     for name in inits:
         try:
@@ -568,7 +568,8 @@ def verdicts(
         procedure = f"paired t-test of every pair, Holm-adjusted over {len(pairs)} tests"
     tests = [paired_t_test(scores[a], scores[b]) for a, b in pairs]
     adj = holm(np.array([float(t.p) for t in tests])) if tests else np.array([])
-    rows, verdict = [], {}
+    rows: list[dict[str, Any]] = []
+    verdict: dict[str, str] = {}
     for (a, b), t, pa in zip(pairs, tests, adj, strict=True):
         sign = 1 if higher_is_better else -1
         if np.isnan(pa):

@@ -14,12 +14,10 @@ improvement of every pair, performance profiles, and all-pairs Holm verdicts.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -95,7 +93,7 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
     ``profiles.png`` to ``cfg.out``, and return the summary."""
     import pandas as pd
 
-    from jaxinit.initializers._registry import scheme
+    from jaxinit.initializers import scheme
     from jaxinit.study._datasets import load_dataset
 
     for name in cfg.inits:
@@ -351,6 +349,8 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
 
 
 def format_summary(summary: dict) -> str:
+    """The text report of a :func:`run_compare` summary: per activation, a table of steps to
+    target, final metrics with their intervals and verdicts; then the aggregates."""
     lines = []
     for act, s in summary.get("activations", {}).items():
         lines.append(f"\n{act}: steps to train loss ≤ {s['target']} and final metrics "
@@ -384,7 +384,9 @@ def format_aggregate(agg: dict) -> list[str]:
     runs = sorted(set(agg["runs_per_task"].values()))
     lines = [f"\naggregate over tasks {tasks} ({agg['score']}, {'/'.join(map(str, runs))} seeds "
              "per task; value [95% stratified bootstrap CI])"]  # fmt: skip
-    rows = [("init", "mean", "median", "IQM", "optimality gap", "verdict (all pairs)")]
+    rows: list[tuple[str, ...]] = [
+        ("init", "mean", "median", "IQM", "optimality gap", "verdict (all pairs)")
+    ]
     for init, m in agg["metrics"].items():
         cells = [
             str(_aggregate.Interval(**m[k])) for k in ("mean", "median", "iqm", "optimality_gap")
@@ -452,131 +454,3 @@ def plot_profiles(agg: dict, path: str) -> None:
     axes[1].set_title(f"zoom: τ ≥ {taus[zoom].min():.3f}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-
-
-# What --quick sets, unless the option is given explicitly.
-QUICK = {"seeds": 2, "steps": 100, "depth": 3, "width": 32}
-
-
-def _main(args: argparse.Namespace) -> int:
-    d = CompareConfig()
-    sizes = {
-        k: getattr(args, k) if getattr(args, k) is not None else
-        (QUICK[k] if args.quick else getattr(d, k))
-        for k in QUICK
-    }  # fmt: skip
-    cfg = CompareConfig(
-        inits=args.inits if args.inits is not None else CompareConfig.inits,
-        activations=args.activation, dataset=args.dataset, optimizer=args.optimizer,
-        lr=args.lr, lrs=_parse_lrs(args.lrs), batch_size=args.batch_size, target=args.target,
-        **sizes, **({"out": args.out} if args.out else {}),
-    )  # fmt: skip
-    start = time.perf_counter()
-    try:
-        with _compilation_cache(not args.no_compile_cache):
-            summary = run_compare(cfg)
-    except KeyboardInterrupt:
-        print(f"\njaxinit compare: interrupted; no final outputs written to {cfg.out}",
-              file=sys.stderr)  # fmt: skip
-        return 130
-    print(format_summary(summary))
-    for act, s in summary.get("activations", {}).items():
-        if "learning_rates" in s:
-            rates = ", ".join(f"{k} {v:g}" for k, v in s["learning_rates"].items())
-            print(f"\n{act}: learning rate of each init, chosen on validation: {rates}")
-    print(f"\nwrote results.csv, summary.json, loss_curves.png, profiles.png to {cfg.out}"
-          f" ({time.perf_counter() - start:.0f} s)")  # fmt: skip
-    return 0
-
-
-def _parse_lrs(text: str | None) -> tuple[float, ...]:
-    if not text:
-        return ()
-    try:
-        rates = tuple(float(t) for t in text.split(","))
-    except ValueError:
-        raise ValueError(
-            f"jaxinit compare: --lrs must be comma-separated numbers, e.g. 0.003,0.01,0.03;"
-            f" got {text!r}"
-        ) from None
-    return rates
-
-
-def compile_cache_dir() -> str:
-    """Where ``jaxinit compare`` keeps JAX's persistent compilation cache."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "jaxinit", "jax")
-
-
-@contextlib.contextmanager
-def _compilation_cache(enable: bool):
-    """JAX's persistent compilation cache for the command's duration (the CLI may change
-    jax's configuration; it is restored afterwards, for callers of ``main`` in-process)."""
-    if not enable:
-        yield
-        return
-    import jax
-
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-    before = {n: getattr(jax.config, n) for n in names}
-    try:
-        os.makedirs(compile_cache_dir(), exist_ok=True)
-    except OSError:  # an unwritable home: run without the cache
-        yield
-        return
-    _reset_compilation_cache()  # jax decides once per process whether a cache is used
-    jax.config.update("jax_compilation_cache_dir", compile_cache_dir())
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-    try:
-        yield
-    finally:
-        for n, v in before.items():
-            jax.config.update(n, v)
-        _reset_compilation_cache()
-
-
-def _reset_compilation_cache() -> None:
-    try:
-        from jax._src import compilation_cache
-    except ImportError:  # pragma: no cover - a jax without it
-        return
-    reset = getattr(compilation_cache, "reset_cache", None)
-    if reset is not None:
-        reset()
-
-
-def add_compare(sub: argparse._SubParsersAction) -> None:
-    from jaxinit._argtypes import name_list, positive_float, positive_int
-
-    d = CompareConfig()
-    quick = ", ".join(f"{k} {v}" for k, v in QUICK.items())
-    p = sub.add_parser("compare", help="multi-seed convergence comparison of initializers")
-    p.add_argument("--inits", type=name_list,
-                   help=f"comma-separated registry names (default: {','.join(d.inits)})")  # fmt: skip
-    p.add_argument("--activation", type=name_list, default=d.activations,
-                   help=f"comma-separated (default: {','.join(d.activations)})")  # fmt: skip
-    p.add_argument("--depth", type=positive_int, help=f"hidden layers (default: {d.depth})")
-    p.add_argument("--width", type=positive_int, help=f"default: {d.width}")
-    p.add_argument("--dataset", default=d.dataset, choices=["digits", "mnist1d"])
-    p.add_argument("--optimizer", default=d.optimizer, choices=["sgd", "adam"])
-    p.add_argument("--lr", type=positive_float, default=d.lr)
-    p.add_argument(
-        "--lrs",
-        help="comma-separated learning rates, e.g. 0.003,0.01,0.03 (sgd) or 1e-4,3e-4,1e-3"
-        " (adam): every init at every rate, each compared at its own best rate, chosen on"
-        " a validation split of train (overrides --lr)",
-    )
-    p.add_argument("--seeds", type=positive_int, help=f"default: {d.seeds}")
-    p.add_argument("--steps", type=positive_int, help=f"default: {d.steps}")
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--target", type=positive_float, default=d.target, help="train loss to reach")
-    p.add_argument("--out", help="output directory (default: runs/compare-<time>)")
-    p.add_argument("--quick", action="store_true",
-                   help=f"tiny sizes for a smoke test ({quick}); explicit options win")  # fmt: skip
-    p.add_argument(
-        "--no-compile-cache",
-        action="store_true",
-        help="do not use JAX's persistent compilation cache (default: on, under"
-        " $XDG_CACHE_HOME/jaxinit/jax, so a second run skips compilation)",
-    )
-    p.set_defaults(func=_main)

@@ -7,12 +7,13 @@ digits, ``mnist1d.make_dataset``) or is generated here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit.initializers._checks import as_int
+from jaxinit._checks import as_int
 
 
 class _Fields(NamedTuple):
@@ -261,7 +262,7 @@ def shapeset(n_train: int = 8000, n_test: int = 2000, seed: int = 0, size: int =
     return Dataset("shapeset", x_train, y[:n_train], x_test, y[n_train:], 9)
 
 
-DATASETS = {
+DATASETS: dict[str, Callable[..., Dataset]] = {
     "digits": digits,
     "mnist1d": mnist1d,
     "linear_teacher": linear_teacher,

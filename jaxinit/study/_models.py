@@ -8,35 +8,10 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
-from jaxinit.initializers._checks import check_choice
-from jaxinit.initializers._core import lecun_normal, zeros
-
-
-def _softsign(x: jax.Array) -> jax.Array:
-    return x / (1 + jnp.abs(x))
-
-
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "relu": jax.nn.relu,
-    "tanh": jnp.tanh,
-    "sigmoid": jax.nn.sigmoid,
-    "selu": jax.nn.selu,
-    "softsign": _softsign,
-    "linear": lambda x: x,
-    "identity": lambda x: x,
-    "gelu": jax.nn.gelu,
-    "leaky_relu": jax.nn.leaky_relu,
-    "erf": jax.scipy.special.erf,
-}
-"""The activations the models (:class:`MLP`, :class:`CNN1D`) and the theory know by name."""
-
-
-def activation_fn(activation: str | Callable) -> Callable[[jax.Array], jax.Array]:
-    if callable(activation):
-        return activation
-    return ACTIVATIONS[check_choice("activation", "activation", activation, list(ACTIVATIONS))]
+from jaxinit._activations import ACTIVATIONS as ACTIVATIONS
+from jaxinit._activations import activation_fn
+from jaxinit.initializers import lecun_normal, zeros
 
 
 class MLP(nn.Module):

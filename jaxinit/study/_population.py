@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxinit.rules._rules import reinit
+from jaxinit.rules import reinit
 from jaxinit.study._adapters import _abstract_io, _Model
 from jaxinit.study._program import _optax_promotion
 
@@ -165,7 +165,7 @@ def _member_init(model: _Model, spec_key: Any, kernel_pattern: str) -> Callable:
     if kind == "rules":
         rules = list(spec)
     else:
-        from jaxinit.initializers._registry import get
+        from jaxinit.initializers import get
 
         rules = {kernel_pattern: get(spec)}
 

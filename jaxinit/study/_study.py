@@ -39,7 +39,7 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxinit.initializers._checks import check_key
+from jaxinit._checks import check_key
 from jaxinit.study._adapters import _abstract_io, _make_model, _Model
 from jaxinit.study._checkpoint import _Checkpoint, _state_fingerprint
 from jaxinit.study._datasets import Dataset

@@ -38,8 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit.initializers._checks import as_int, check_batch, check_key
-from jaxinit.study._models import activation_fn
+from jaxinit._activations import activation_fn
+from jaxinit._checks import as_int, check_batch, check_key
 from jaxinit.theory._meanfield import elementwise_derivative
 
 # Bounds (lower, upper) of bounded activations: "saturated" is within 0.5 % of the range.
@@ -174,7 +174,7 @@ def diagnose(
         for i, n in enumerate(names):
             _, h = captured[n]
             stats = {"pre_activation": _moments(h), "gradient": _moments(grads[n])}
-            if phi is not None and i < len(names) - 1:
+            if phi is not None and dphi is not None and i < len(names) - 1:
                 a = phi(h)
                 s = _moments(a)
                 if bounds is not None:
@@ -186,7 +186,7 @@ def diagnose(
                 units = dphi(h).reshape(-1, h.shape[-1])
                 s["dead"] = jnp.mean(jnp.all(units == 0, axis=0).astype(jnp.float32))
                 stats["activation"] = s
-            if phi is not None and i > 0 and n_jac:
+            if phi is not None and dphi is not None and i > 0 and n_jac:
                 w = _kernel(params, n)
                 prev = captured[names[i - 1]][1]
                 if (
@@ -285,8 +285,8 @@ def propagate(
     """
     import pandas as pd
 
-    from jaxinit.initializers._registry import get
-    from jaxinit.study._models import MLP
+    from jaxinit.initializers import get
+    from jaxinit.study import MLP
 
     for arg, value, low in (
         ("depth", depth, 2),
@@ -313,55 +313,3 @@ def propagate(
     df = pd.concat(frames, ignore_index=True)
     df.attrs["weight_variance"] = weight_variance
     return df
-
-
-def _propagate_main(args: Any) -> int:
-    from jaxinit.theory._meanfield import predict_propagation
-
-    df = propagate(
-        args.activation, args.inits.split(","), depth=args.depth, width=args.width,
-        seeds=args.seeds, batch_size=args.batch_size,
-    )  # fmt: skip
-    table = propagation_table(df)
-    columns = {
-        "pre_activation.second_moment": "q",
-        "activation.variance": "act var",
-        "activation.saturated": "saturated",
-        "activation.dead": "dead",
-        "gradient.second_moment": "grad",
-        "jacobian.sv_mean": "J sv mean",
-    }
-    for label, sw2 in df.attrs["weight_variance"].items():
-        t = table.loc[label][[c for c in columns if c in table.columns]].rename(columns=columns)
-        theory = predict_propagation(args.activation, sw2, depth=args.depth)
-        t.insert(1, "q (mean field)", theory.q)
-        t.insert(len(t.columns) - ("J sv mean" in t.columns), "grad (mean field)", theory.gradient)
-        print(f"\n{label}: {args.activation} MLP, {args.depth} x {args.width}, "
-              f"sigma_w^2 = {sw2:.3f}, {args.seeds} seeds (means)")  # fmt: skip
-        print(t.to_string(float_format=lambda v: f"{v:.3g}"))
-    path = args.plot or f"propagate_{args.activation}.png"
-    title = f"{args.activation} MLP, width {args.width}, {args.seeds} seeds (band: min-max)"
-    plot_variance_by_depth(df, path, title=title)
-    print(f"\nwrote {path}")
-    return 0
-
-
-def add_propagate(sub: Any) -> None:
-    import argparse
-
-    from jaxinit._argtypes import positive_int
-
-    p = sub.add_parser(
-        "propagate",
-        help="per-layer signal statistics at init, measured and mean-field, per initializer",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--activation", default="tanh", help="activation of every hidden layer")
-    p.add_argument("--inits", default="glorot_normal,he_normal,lecun_normal,orthogonal",
-                   help="comma-separated registry names")  # fmt: skip
-    p.add_argument("--depth", type=positive_int, default=20, help="Dense layers")
-    p.add_argument("--width", type=positive_int, default=256, help="units per layer")
-    p.add_argument("--seeds", type=positive_int, default=8, help="initializations per scheme")
-    p.add_argument("--batch-size", type=positive_int, default=256, help="standard-normal inputs")
-    p.add_argument("--plot", help="figure path (default: propagate_<activation>.png)")
-    p.set_defaults(func=_propagate_main)

@@ -43,8 +43,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit.initializers._checks import as_int, check_positive
-from jaxinit.study._models import activation_fn
+from jaxinit._activations import activation_fn
+from jaxinit._checks import as_int, check_positive
 
 Activation = str | Callable[[jax.Array], jax.Array]
 
@@ -384,7 +384,9 @@ def _critical_checks(fn: str, bias_variance: Any, lower: Any, upper: Any, tol: A
 
 
 def mean_field_chi(
-    activation: Activation, weight_variance: float, bias_variance: float = 0.0
+    activation: Activation,
+    weight_variance: float | np.ndarray,
+    bias_variance: float | np.ndarray = 0.0,
 ) -> np.ndarray:
     r""":math:`\chi_1(\sigma_w^2, \sigma_b^2)` alone (cheaper than :func:`mean_field`)."""
     sw2, sb2 = _as_arrays(weight_variance, bias_variance)

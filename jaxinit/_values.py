@@ -1,4 +1,5 @@
-"""Initializers are values: named, immutable, comparable, serialisable.
+"""Initializers are values: named, immutable, comparable, serialisable (a bottom module:
+initializers and rules both make values).
 
 Every factory of jaxinit (``he_normal(...)``, ``torch_kaiming_uniform(...)``,
 ``orthogonal(...)``, ``fast(init)``, ``draw_in_float32(init)``...) is decorated with
@@ -48,7 +49,17 @@ _PLAIN: dict[str, Init] = {}  # module-level initializers (zeros, ones): name ->
 # Rule classes by config name, registered by the rules layer when it is imported
 # (jaxinit.rules._rules: ContextRule), so this module builds and recognises rules without
 # importing the layer above it.
-_RULE_TYPES: dict[str, type] = {}
+RULE_TYPES: dict[str, type[Any]] = {}
+# The registry's lookup (jaxinit.initializers.get: Keras' and PyTorch's spellings, user
+# schemes), handed over by jaxinit.initializers._registry when it is imported (importing
+# jaxinit imports it), so that this bottom module never imports the layer above it.
+_registry_get: Callable[..., Any] | None = None
+
+
+def use_registry(get: Callable[..., Any]) -> None:
+    """Make ``get(name, **options)`` the last resort of :func:`build_value`."""
+    global _registry_get
+    _registry_get = get
 
 
 # --------------------------------------------------------------------------- option identity
@@ -78,7 +89,9 @@ def freeze(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | complex | str | bytes):
         return value
     if isinstance(value, np.generic):
-        return value.item() if value.dtype.kind != "V" else ("np", value.dtype.name, bytes(value))
+        return (
+            value.item() if value.dtype.kind != "V" else ("np", value.dtype.name, value.tobytes())
+        )
     name = _dtype_name(value)
     if name is not None:
         return ("dtype", name)
@@ -130,7 +143,7 @@ def _cell(cell: Any) -> Any:
         return ("empty cell",)
 
 
-def _frozen_options(options: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+def frozen_options(options: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(
         (k, ("dtype", _dtype_name_or_str(v)) if k == "dtype" and v is not None else freeze(v))
         for k, v in options.items()
@@ -223,7 +236,7 @@ def _decode(value: Any) -> Any:
     return {k: _decode(v) for k, v in value.items()}
 
 
-def _config(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+def config_dict(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
     config = {k: _encode(f"option {k!r} of {name}", v) for k, v in options.items()}
     return {"module": _MODULE, "class_name": name, "config": config}
 
@@ -249,21 +262,21 @@ def from_config(config: Mapping[str, Any]) -> Any:
     options = config.get("config") or {}
     if not isinstance(options, Mapping):
         raise TypeError(f"from_config: config['config'] must be a dict, got {options!r}")
-    return _build(name, {k: _decode(v) for k, v in options.items()})
+    return build_value(name, {k: _decode(v) for k, v in options.items()})
 
 
-def _build(name: str, options: Mapping[str, Any]) -> Any:
+def build_value(name: str, options: Mapping[str, Any]) -> Any:
     if name in _FACTORIES:
         return _FACTORIES[name](**options)
     if name in _PLAIN:
         if options:
             raise ValueError(f"from_config: {name} takes no options, got {sorted(options)}")
         return _PLAIN[name]
-    if name in _RULE_TYPES:
-        return _RULE_TYPES[name](**options)
-    from jaxinit.initializers._registry import get
-
-    return get(name, **options)
+    if name in RULE_TYPES:
+        return RULE_TYPES[name](**options)
+    if _registry_get is None:
+        raise LookupError(f"from_config: no registry to look {name!r} up in; import jaxinit")
+    return _registry_get(name, **options)
 
 
 # --------------------------------------------------------------------------- the value
@@ -283,11 +296,16 @@ class Init:
     """
 
     __slots__ = ("__weakref__", "_fn", "_hash", "_key", "_name", "_options")
+    _fn: Callable[..., Any]
+    _hash: int
+    _key: tuple[str, tuple[tuple[str, Any], ...]]
+    _name: str
+    _options: Mapping[str, Any]
 
     def __init__(self, name: str, options: Mapping[str, Any], fn: Callable[..., Any]):
         if not callable(fn):
             raise TypeError(f"Init: fn must be callable, got {fn!r}")
-        key = (name, _frozen_options(options))
+        key = (name, frozen_options(options))
         for attr, value in (
             ("_name", name),
             ("_options", types.MappingProxyType(dict(options))),
@@ -346,12 +364,12 @@ class Init:
 
     def get_config(self) -> dict[str, Any]:
         """``{"module": "jaxinit", "class_name": name, "config": {options}}``, JSON-able."""
-        return _config(self._name, self._options)
+        return config_dict(self._name, self._options)
 
     def __reduce__(self) -> tuple[Any, ...]:
         if self._name in _PLAIN and _PLAIN[self._name] is self:
             return (_plain, (self._name,))
-        return (_build, (self._name, dict(self._options)))
+        return (build_value, (self._name, dict(self._options)))
 
 
 def _plain(name: str) -> Init:
@@ -370,7 +388,7 @@ class RuleSet(dict):
         self.options = types.MappingProxyType(dict(options))
 
     def _rebuilt(self) -> Any:
-        return _build(self.name, dict(self.options))
+        return build_value(self.name, dict(self.options))
 
     def get_config(self) -> dict[str, Any]:
         """``{"module": "jaxinit", "class_name": name, "config": {options}}``, JSON-able."""
@@ -379,11 +397,11 @@ class RuleSet(dict):
                 f"get_config: this {self.name} rule set was edited after it was made, so its"
                 " options no longer describe it; build the rules from a config of your own"
             )
-        return _config(self.name, self.options)
+        return config_dict(self.name, self.options)
 
     def __reduce__(self) -> tuple[Any, ...]:
         if dict(self) == dict(self._rebuilt()):
-            return (_build, (self.name, dict(self.options)))
+            return (build_value, (self.name, dict(self.options)))
         return (dict, (dict(self),))
 
     def __repr__(self) -> str:
@@ -443,17 +461,17 @@ def bound_options(factory: Callable[..., Any], kwargs: Mapping[str, Any]) -> dic
         return dict(kwargs)
 
 
+def _is_rule(value: Any) -> bool:
+    return isinstance(value, tuple(RULE_TYPES.values()))
+
+
 def _as_value(name: str, options: dict[str, Any], built: Any) -> Any:
-    if isinstance(built, tuple(_RULE_TYPES.values())):
+    if _is_rule(built):
         built._spec = (name, types.MappingProxyType(options))
         return built
     if isinstance(built, Mapping):
         return RuleSet(built, name, options)
-    if (
-        isinstance(built, Init)
-        and built._name == name
-        and built._key[1] == _frozen_options(options)
-    ):
+    if isinstance(built, Init) and built._name == name and built._key[1] == frozen_options(options):
         return built
     return Init(name, options, built)
 

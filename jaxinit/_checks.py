@@ -1,4 +1,4 @@
-"""Argument checks shared by every initializer.
+"""Argument checks shared by every layer (initializers, rules, study, theory): a bottom module.
 
 Options are checked when a factory is called, shapes and dtypes when the initializer is
 called (shapes are static under jit, so these checks never see a tracer). Every message
@@ -321,11 +321,11 @@ def check_in_dtype(
             raise ValueError(
                 f"{fn}: {arg}={value!r} is not an integer; dtype {dt} would truncate it"
             )
-        info = jnp.iinfo(dt)
+        iinfo = jnp.iinfo(dt)
         lo, hi = (x.min(), x.max()) if x.size else (0, 0)
-        if lo < int(info.min) or hi > int(info.max):
+        if lo < int(iinfo.min) or hi > int(iinfo.max):
             raise ValueError(
-                f"{fn}: {arg}={value!r} is out of range for {dt} ([{info.min}, {info.max}])"
+                f"{fn}: {arg}={value!r} is out of range for {dt} ([{iinfo.min}, {iinfo.max}])"
             )
 
 

@@ -1,4 +1,5 @@
-"""Fan-in and fan-out of a weight shape: the one place where layouts and axes are resolved.
+"""Fan-in and fan-out of a weight shape: the one place where layouts and axes are resolved
+(a bottom module: the initializers and the rules layer share it).
 
 Layouts:
   * ``"flax"`` (default): ``(*spatial, in, out)`` — flax, haiku, keras kernels.
@@ -13,28 +14,20 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Sequence
-from typing import Literal, TypeAlias
+from typing import Any
 
-from jaxinit.initializers._checks import check_choice, check_shape
-
-Axes: TypeAlias = int | Sequence[int]
-Layout: TypeAlias = Literal["flax", "torch", "equinox"]
-
-LAYOUTS: dict[str, tuple[int, int]] = {
-    "flax": (-2, -1),  # (in_axis, out_axis)
-    "torch": (1, 0),
-    "equinox": (1, 0),
-}
+from jaxinit._checks import check_choice, check_shape
+from jaxinit._types import LAYOUTS, Axes, Layout
 
 
-def check_axes(fn: str, arg: str, axes: object) -> int | tuple[int, ...]:
+def check_axes(fn: str, arg: str, axes: Any) -> int | tuple[int, ...]:
     """An axis argument is an int or a sequence of ints (checked when the factory is built).
 
     numpy integer scalars and 0-d integer arrays count as ints (a 1-d integer array as a
     sequence); the result is a Python int or a tuple of Python ints. Bools are refused.
     """
 
-    def index(a: object) -> int:
+    def index(a: Any) -> int:
         if isinstance(a, bool | str | bytes) or str(getattr(a, "dtype", "")) == "bool":
             raise TypeError
         return operator.index(a)  # int, numpy int, 0-d integer array
@@ -43,7 +36,7 @@ def check_axes(fn: str, arg: str, axes: object) -> int | tuple[int, ...]:
         if isinstance(axes, Sequence) or getattr(axes, "ndim", 0) == 1:
             if isinstance(axes, str | bytes):
                 raise TypeError
-            return tuple(index(a) for a in axes)  # type: ignore[union-attr]
+            return tuple(index(a) for a in axes)
         return index(axes)
     except TypeError:
         raise TypeError(f"{fn}: {arg} must be an int or a sequence of ints, got {axes!r}") from None
@@ -59,7 +52,7 @@ def resolve_axes(
     return check_axes(fn, "in_axis", in_axis), check_axes(fn, "out_axis", out_axis)
 
 
-def _normalize(
+def normalize_axes(
     fn: str, arg: str, axes: Axes, shape: tuple[int, ...], *, unique: bool = True
 ) -> tuple[int, ...]:
     checked = check_axes(fn, arg, axes)
@@ -93,9 +86,9 @@ def fans_of(
     in and out are both axis 0, so fan_in = features). Raises a ValueError naming ``fn``
     when an axis is out of range or a fan is zero.
     """
-    ins = _normalize(fn, "in_axis", in_axis, shape, unique=False)
-    outs = _normalize(fn, "out_axis", out_axis, shape, unique=False)
-    batches = _normalize(fn, "batch_axis", batch_axis, shape, unique=False)
+    ins = normalize_axes(fn, "in_axis", in_axis, shape, unique=False)
+    outs = normalize_axes(fn, "out_axis", out_axis, shape, unique=False)
+    batches = normalize_axes(fn, "batch_axis", batch_axis, shape, unique=False)
     in_size = math.prod(shape[i] for i in ins)
     out_size = math.prod(shape[i] for i in outs)
     batch_size = math.prod(shape[i] for i in batches)
@@ -107,6 +100,18 @@ def fans_of(
     # Same float arithmetic as jax.nn.initializers, so that outputs match bit for bit.
     receptive_field = math.prod(shape) / in_size / out_size / batch_size
     return in_size * receptive_field, out_size * receptive_field
+
+
+def fan_of_mode(mode: str, fan_in: float, fan_out: float) -> float:
+    """The fan a variance-scaling ``mode`` divides the scale by: ``fan_in``, ``fan_out``,
+    their mean (``"fan_avg"``) or their geometric mean (``"fan_geo_avg"``)."""
+    if mode == "fan_in":
+        return fan_in
+    if mode == "fan_out":
+        return fan_out
+    if mode == "fan_avg":
+        return (fan_in + fan_out) / 2
+    return (fan_in * fan_out) ** 0.5
 
 
 def compute_fans(
