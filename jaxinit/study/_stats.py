@@ -24,6 +24,9 @@ N_BOOT = 2000
 
 
 class Estimate(NamedTuple):
+    """A point estimate with its confidence interval ``[lo, hi]`` over ``n`` finite values;
+    ``str`` prints ``mean [lo, hi]`` (``n/a`` without finite values)."""
+
     mean: float
     lo: float
     hi: float
@@ -77,6 +80,10 @@ def first_crossing(steps: np.ndarray, curves: np.ndarray, target: float) -> np.n
 
 
 class TimeToTarget(NamedTuple):
+    """Steps to reach a target: the fraction of members that reached it, the Kaplan–Meier
+    median over all members (those that never reach it are censored) and the median's
+    order-statistic confidence interval ``[lo, hi]`` (``inf``: not reached)."""
+
     fraction: float  # members that reached the target
     median: float  # Kaplan–Meier median; inf when fewer than half reached it
     lo: float  # order-statistic CI of the median (inf: not reached)
