@@ -479,7 +479,7 @@ def test_errors_name_function_and_argument():
     with pytest.raises(ValueError, match="depth_scaled: no layer index in the path"):
         jaxinit.reinit({"attention": {"wo": {"kernel": jnp.zeros((4, 4))}}},
                        jaxinit.depth_scaled(2), jax.random.key(0))  # fmt: skip
-    with pytest.raises(ValueError, match=r"depth_scaled: layer index 5 .* >= n_layers=2"):
+    with pytest.raises(ValueError, match=r"depth_scaled: layer index 5 in .* >= n_layers=2"):
         jaxinit.reinit({"layers_5": {"attention": {"wo": {"kernel": jnp.zeros((4, 4))}}}},
                        jaxinit.depth_scaled(2), jax.random.key(0))  # fmt: skip
     with pytest.raises(ValueError, match="deepnorm_constants: give n_encoder or n_decoder"):
@@ -536,3 +536,91 @@ def test_rule_sets_use_the_layer_fans_on_a_scanned_attention_stack():
     # without the module a rank-4 kernel is ambiguous for a fan-dependent rule
     with pytest.raises(ValueError, match="module=model, sample=x"):
         jaxinit.reinit(v, jaxinit.deepnet(3), key)
+
+
+# --------------------------------------------------------------------------- layer index, depth
+
+
+def _depth_rule(seen=None):
+    """std 1/sqrt(2 (i + 1)) for layer i (torchtitan's form); records (index, depth)."""
+
+    def build(info):
+        i = info.layer_index
+        if seen is not None:
+            seen[(info.path, i)] = info.depth
+        return jaxinit.normal(1 / math.sqrt(2 * (i + 1)))
+
+    return jaxinit.ContextRule(build, "depth")
+
+
+class _Listed(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Dense(8, name="embed")(x)
+        for i in range(4):
+            x = nn.Dense(64, name=f"layers_{i}")(x)
+        return x
+
+
+class _Scanned(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        blk = nn.scan(_Blk, variable_axes={"params": 0}, split_rngs={"params": True}, length=4)
+        return blk(name="ScanBlocks_0")(x, None)[0]
+
+
+class _Blk(nn.Module):
+    @nn.compact
+    def __call__(self, x, _):
+        return nn.Dense(64)(x), None
+
+
+def test_context_rule_sees_layer_index_and_depth():
+    key = jax.random.key(0)
+    # linen layers_0..3: the index in the path, depth 4; "embed" has none
+    model, x = _Listed(), jnp.ones((1, 64))
+    v = _zeros_like_init(model, x)
+    seen = {}
+    p = jaxinit.reinit(v, {"layers_*/kernel": _depth_rule(seen)}, key)["params"]
+    assert seen == {(f"params/layers_{i}/kernel", i): 4 for i in range(4)}
+    for i in range(4):
+        assert_var(p[f"layers_{i}"]["kernel"], 1 / (2 * (i + 1)))
+    infos = []
+    jaxinit.reinit(v, {"kernel": jaxinit.ContextRule(lambda i: infos.append(i))}, key)
+    embed = [i for i in infos if i.path == "params/embed/kernel"]
+    assert [(i.layer_index, i.depth) for i in embed] == [(None, None)]
+    # nnx: a list of layers, "layers/<i>"
+    m = nnx.Module()
+    m.layers = nnx.List([nnx.Linear(64, 64, rngs=nnx.Rngs(i)) for i in range(3)])
+    seen = {}
+    out = jaxinit.reinit(m, {"kernel": _depth_rule(seen)}, key)
+    assert seen == {(f"layers/{i}/kernel", i): 3 for i in range(3)}
+    for i in range(3):
+        assert_var(out.layers[i].kernel[...], 1 / (2 * (i + 1)))
+    # a linen nn.scan stack (4, 64, 64): built once per layer, each slice its own std
+    model = _Scanned()
+    v = _zeros_like_init(model, x)
+    seen = {}
+    p = jaxinit.reinit(v, {"kernel": _depth_rule(seen)}, key, module=model, sample=x)
+    assert seen == {("params/ScanBlocks_0/Dense_0/kernel", i): 4 for i in range(4)}
+    k = p["params"]["ScanBlocks_0"]["Dense_0"]["kernel"]
+    for i in range(4):
+        assert_var(k[i], 1 / (2 * (i + 1)))
+    table = jaxinit.explain(v, {"kernel": _depth_rule()}, module=model, sample=x)
+    assert "(layer 0) .." in table and "std 0.7071 .. std 0.3536" in table
+    # depth_scaled on top of it: n_layers from the stack, or checked against it
+    rules = jaxinit.depth_scaled(scaled="Dense_0/kernel", unscaled="nothing", output="none")
+    rules = {k: jaxinit.optional(r) if k in ("nothing", "none") else r for k, r in rules.items()}
+    k = jaxinit.reinit(v, rules, key, module=model, sample=x)["params"]["ScanBlocks_0"]
+    for i in range(4):
+        assert_var(k["Dense_0"]["kernel"][i], 0.02**2 / (2 * (i + 1)))
+    rules["Dense_0/kernel"] = jaxinit.depth_scaled(depth_init=False, scaled="Dense_0/kernel")[
+        "Dense_0/kernel"
+    ]
+    k = jaxinit.reinit(v, rules, key, module=model, sample=x)["params"]["ScanBlocks_0"]
+    assert_var(k["Dense_0"]["kernel"], 0.02**2 / 8)
+    # a rule that does not read layer_index is built once; a cell's gates are no layers
+    infos = []
+    cell = eqx.nn.GRUCell(4, 8, key=key)
+    jaxinit.reinit(cell, {"weight_hh": jaxinit.ContextRule(lambda i: infos.append(i))}, key)
+    assert len(infos) == 1 and infos[0].layer_index is None and infos[0].depth is None

@@ -314,7 +314,7 @@ def bert(
 
 
 def depth_scaled(
-    n_layers: int,
+    n_layers: int | None = None,
     *,
     std: float = 0.02,
     depth_init: bool = True,
@@ -331,44 +331,55 @@ def depth_scaled(
     r"""torchtitan's Llama init (``torchtitan/models/llama3``): depth-scaled residual outputs.
 
     * the residual-branch outputs (attention ``wo``, feed-forward ``w2``, ``w3``) of layer
-      :math:`\ell` (0-based, parsed from the path by :func:`layer_index`):
-      trunc-normal std :math:`0.02/\sqrt{2(\ell+1)}` (``depth_init=True``) or
-      :math:`0.02/\sqrt{2\,n_{layers}}` (``depth_init=False``, GPT-2's rule);
+      :math:`\ell` (0-based): trunc-normal std :math:`0.02/\sqrt{2(\ell+1)}`
+      (``depth_init=True``) or :math:`0.02/\sqrt{2\,n_{layers}}` (``depth_init=False``,
+      GPT-2's rule);
     * ``wq``, ``wk``, ``wv``, ``w1``: trunc-normal std 0.02;
     * token embeddings :math:`\mathcal N(0, 1)`;
     * the output projection trunc-normal std :math:`d^{-1/2}` cut at ±3 std (d its fan-in);
     * norm scales 1, biases 0.
 
-    torch's ``trunc_normal_`` cuts at absolute ±2, which is nothing at std 0.02. Layers
-    stacked on a leading axis (``nn.scan``, ``nnx.vmap``: no index in the path; the stack
-    the layer reports, or a leading axis of size ``n_layers``) get the std of each layer on
-    their own slice: the scaled rule is ``native`` (drawn on the stored array, elementwise,
-    so no fans are involved). The output's :math:`d` is its layer's fan-in.
+    The layer :math:`\ell` and :math:`n_{layers}` are :class:`jaxinit.LeafInfo`'s
+    ``layer_index`` and ``depth``: the integer in the path (``layers_3``, ``layers/3``)
+    and the number of such layers, or for a stack of layers (``nn.scan``, ``nnx.vmap``)
+    the position along the stack axis and its length, so each stacked layer's slice gets
+    its own std. ``n_layers`` (optional) checks the model's depth; it also serves a plain
+    parameter dict whose layers are stacked on a leading axis of that size without a
+    module to say so. ``layer_pattern``: a regex whose first group is the index (see
+    :func:`layer_index`), tried before the path's integer.
+
+    torch's ``trunc_normal_`` cuts at absolute ±2, which is nothing at std 0.02. The scaled
+    rule is ``native`` (drawn on the stored array, elementwise: no fans involved). The
+    output's :math:`d` is its layer's fan-in.
     """
     fn = "depth_scaled"
-    n = _check_int(fn, "n_layers", n_layers)
+    n = None if n_layers is None else _check_int(fn, "n_layers", n_layers)
     check_positive(fn, "std", std)
 
     def scaled_rule(info: LeafInfo):
-        layer = _layer(info)
-        if len(layer.call_shape) < 2:
+        if len(_layer(info).call_shape) < 2:
             return None
-        if depth_init:
-            i = layer_index(info.path, layer_pattern)
-            stack = layer.stack_shape or (info.shape[:1] if len(info.shape) >= 3 else ())
-            if i is None and stack == (n,) and layer.stack_pos in ((), (0,)):
-                return _stacked(n, std)  # nn.scan / nnx.vmap: layers on the leading axis
-            if i is None:
+        if not depth_init:
+            if not (n or info.depth):
                 raise ValueError(
-                    f"{fn}: no layer index in the path {info.path!r} and no leading stack"
-                    f" axis of size n_layers={n} in shape {info.shape}; name layers like"
-                    " 'layers/3' or 'layers_3', or give layer_pattern"
+                    f"{fn}: depth_init=False needs the number of layers, and {info.path!r}"
+                    " has no layer index in its path nor a stack of layers; give n_layers"
                 )
-            if i >= n:
-                raise ValueError(f"{fn}: layer index {i} in {info.path!r} >= n_layers={n}")
-            s = std / math.sqrt(2 * (i + 1))
-        else:
-            s = std / math.sqrt(2 * n)
+            return torch_trunc_normal(std=std / math.sqrt(2 * (n or info.depth)))
+        i = info.layer_index
+        if layer_pattern is not None and layer_index(info.path, layer_pattern) is not None:
+            i = layer_index(info.path, layer_pattern)
+        if i is None and n is not None and len(info.shape) >= 3 and info.shape[0] == n:
+            return _stacked(n, std)  # a plain dict's (n_layers, in, out) stack
+        if i is None:
+            raise ValueError(
+                f"{fn}: no layer index in the path {info.path!r} and no stack of layers in"
+                f" shape {info.shape}; name layers like 'layers/3' or 'layers_3', give"
+                " layer_pattern, or pass module= (and sample=) so a scan/vmap stack is seen"
+            )
+        if n is not None and i >= n:
+            raise ValueError(f"{fn}: layer index {i} in {info.path!r} >= n_layers={n}")
+        s = std / math.sqrt(2 * (i + 1))
         return torch_trunc_normal(std=s)  # elementwise: the stored shape is fine
 
     def _stacked(n_stack: int, base: float):
