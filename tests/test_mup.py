@@ -374,3 +374,101 @@ def test_errors_name_the_function_and_argument():
     with pytest.raises(ValueError, match=r"scale_by_mup: .*'params/other/kernel' has no base"):
         tx.update(wrong, tx.init(wrong))
     assert math.isfinite(jaxinit.readout_multiplier(64, 64))
+
+
+class _AttnNet(nn.Module):
+    """Dense embedding (fixed input) -> self-attention with a DenseGeneral q/k/v
+    ``(d, heads, head_dim)`` and out ``(heads, head_dim, d)``; ``scan`` layers stacked."""
+
+    d: int
+    q: int
+    heads: int
+    scan: int = 0
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Dense(self.d, name="embed")(x)
+        if not self.scan:
+            return _AttnLayer(self.d, self.q, self.heads, name="attn")(x, None)[0]
+        stack = nn.scan(_AttnLayer, variable_axes={"params": 0}, split_rngs={"params": True},
+                        length=self.scan)  # fmt: skip
+        return stack(self.d, self.q, self.heads, name="layers")(x, None)[0]
+
+
+class _AttnLayer(nn.Module):
+    d: int
+    q: int
+    heads: int
+
+    @nn.compact
+    def __call__(self, x, _):
+        attn = nn.MultiHeadDotProductAttention(
+            self.heads, qkv_features=self.q, out_features=self.d, name="mha"
+        )
+        return x + attn(x), None
+
+
+def _as_matrix(s):
+    """The InfShape of the same parameter as a plain Linear (flax (in, out)) or bias: the
+    oracle, mup's definitions on what torch's nn.MultiheadAttention holds (stack axes of a
+    scan dropped: they are finite)."""
+    if s.fan_axes is None:
+        return s
+
+    def group(axes):
+        size = math.prod(s.shape[a] for a in axes)
+        inf = any(s.base[a] is not None for a in axes)
+        return size, (math.prod(s.base[a] or s.shape[a] for a in axes) if inf else None)
+
+    ins, outs = s.fan_axes
+    if not ins:  # a (heads, head_dim) bias: one vector
+        return InfShape((group(outs)[0],), (group(outs)[1],), "flax")
+    (ni, bi), (no, bo) = group(ins), group(outs)
+    return InfShape((ni, no), (bi, bo), "flax")
+
+
+@pytest.mark.parametrize("framework", ["linen", "linen_scan", "nnx"])
+def test_dense_general_kernels_use_their_fan_axes(framework):
+    """q/k/v (d, heads, head_dim) and out (heads, head_dim, d) kernels: multipliers equal
+    those of the same parameter as a 2-D Linear (how mup sees torch's attention), for a
+    model width x4 and qkv width x2 (head_dim grows, 2 heads), so fan-in and fan-out
+    multipliers differ and the stored-axis reading would be wrong (q's SGD x2, not x1/2)."""
+    x = jnp.ones((1, 3, 5))
+    if framework == "nnx":
+
+        def make(d, q, h):
+            return lambda: nnx.MultiHeadAttention(h, d, qkv_features=q, decode=False,
+                                                  rngs=nnx.Rngs(0))  # fmt: skip
+
+        bsh = jaxinit.base_shapes(make(16, 16, 2), make(32, 32, 2))
+        shapes = jaxinit.infshapes(nnx.eval_shape(make(64, 32, 2)), bsh)
+        short = {p.split("/")[0] + "/" + p.split("/")[-1]: s for p, s in shapes.items()}
+        general = nnx.eval_shape(lambda: nnx.LinearGeneral((2, 8), 16, axis=(-2, -1),
+                                                           rngs=nnx.Rngs(0)))  # fmt: skip
+        assert general.kernel.shape == (2, 8, 16)
+    else:
+        n = 3 if framework == "linen_scan" else 0
+        bsh = jaxinit.base_shapes(_AttnNet(16, 16, 2, n), _AttnNet(32, 32, 2, n), sample=x)
+        big = jax.eval_shape(lambda: _AttnNet(64, 32, 2, n).init(jax.random.key(0), x))
+        shapes = jaxinit.infshapes(big, bsh)
+        short = {p.split("/")[-2] + "/" + p.split("/")[-1]: s for p, s in shapes.items()
+                 if "mha" in p}  # fmt: skip
+        if n:
+            assert short["query/kernel"].shape == (3, 64, 2, 16)
+    r = len(short["query/kernel"].shape)
+    assert short["query/kernel"].fan_axes == ((r - 3,), (r - 2, r - 1))
+    for name, s in short.items():
+        m = _as_matrix(s)
+        assert (s.kind, s.width_mult()) == (m.kind, m.width_mult()), name
+        for opt in ("adam", "sgd"):
+            assert jaxinit.lr_multiplier(s, opt) == jaxinit.lr_multiplier(m, opt), (name, opt)
+    # the numbers: q fan-in x4, fan-out x2; out fan-in x2, fan-out x4; q bias x2
+    q, o, b = short["query/kernel"], short["out/kernel"], short["query/bias"]
+    assert (q.kind, q.width_mult(), q.fanin_fanout_mult_ratio()) == ("hidden", 4.0, 2.0)
+    assert jaxinit.lr_multiplier(q, "adam") == 0.25 and jaxinit.lr_multiplier(q, "sgd") == 0.5
+    assert (o.width_mult(), jaxinit.lr_multiplier(o, "sgd")) == (2.0, 2.0)
+    assert (b.kind, jaxinit.lr_multiplier(b, "adam"), jaxinit.lr_multiplier(b, "sgd")) == (
+        "vector", 1.0, 2.0)  # fmt: skip
+    # the stored-axis reading this replaces: q's heads axis taken as fan-in, head_dim as out
+    stored = InfShape(q.shape, q.base, "flax")
+    assert (stored.fanin_fanout_mult_ratio(), jaxinit.lr_multiplier(stored, "sgd")) == (0.5, 2.0)
