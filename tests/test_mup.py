@@ -472,3 +472,44 @@ def test_dense_general_kernels_use_their_fan_axes(framework):
     # the stored-axis reading this replaces: q's heads axis taken as fan-in, head_dim as out
     stored = InfShape(q.shape, q.base, "flax")
     assert (stored.fanin_fanout_mult_ratio(), jaxinit.lr_multiplier(stored, "sgd")) == (0.5, 2.0)
+
+
+def test_equinox_attention_logits_scale_as_one_over_d():
+    """eqx.nn.MultiheadAttention with mup_process_heads: the output equals
+    softmax(α q·k/d) v through the layer's own projections (computed here by hand in
+    float64), and differs from Equinox's default 1/sqrt(d); a composed process_heads (a
+    sign flip of the keys, as a stand-in for rotary embeddings) runs first."""
+    heads, d_model, seq, alpha = 2, 32, 5, 3.0
+    mha = eqx.nn.MultiheadAttention(heads, d_model, key=jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (seq, d_model))
+
+    def by_hand(scale, flip=1.0):
+        xn = np.asarray(x, np.float64)
+
+        def proj(lin):
+            w, b = np.asarray(lin.weight, np.float64), lin.bias
+            y = xn @ w.T + (0 if b is None else np.asarray(b, np.float64))
+            return y.reshape(seq, heads, -1)
+
+        q, k, v = proj(mha.query_proj), flip * proj(mha.key_proj), proj(mha.value_proj)
+        logits = scale(q.shape[-1]) * np.einsum("qhd,khd->hqk", q, k)
+        w = np.exp(logits - logits.max(-1, keepdims=True))
+        w /= w.sum(-1, keepdims=True)
+        out = np.einsum("hqk,khd->qhd", w, v).reshape(seq, -1)
+        wo = np.asarray(mha.output_proj.weight, np.float64)
+        bo = mha.output_proj.bias
+        return out @ wo.T + (0 if bo is None else np.asarray(bo, np.float64))
+
+    got = mha(x, x, x, process_heads=jaxinit.mup_process_heads(alpha))
+    np.testing.assert_allclose(got, by_hand(lambda d: alpha / d), rtol=1e-4, atol=1e-5)
+    default = mha(x, x, x)
+    np.testing.assert_allclose(default, by_hand(lambda d: d**-0.5), rtol=1e-4, atol=1e-5)
+    assert float(jnp.abs(got - default).max()) > 1e-2
+    flip = jaxinit.mup_process_heads(alpha, process_heads=lambda q, k, v: (q, -k, v))
+    np.testing.assert_allclose(
+        mha(x, x, x, process_heads=flip), by_hand(lambda d: alpha / d, -1.0), rtol=1e-4, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="mup_process_heads: attn_mult"):
+        jaxinit.mup_process_heads(0.0)
+    with pytest.raises(TypeError, match="mup_process_heads: process_heads must be callable"):
+        jaxinit.mup_process_heads(1.0, process_heads=3)

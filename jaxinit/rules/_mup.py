@@ -14,8 +14,8 @@ parameter's update by its μP learning-rate multiplier (mup's ``MuAdam`` / ``MuS
 :func:`mup_adam` and :func:`mup_sgd` chain it into complete optimizers.
 
 Part 3 — forward multipliers: :func:`readout_multiplier` (mup's ``MuReadout``) and
-:func:`mup_attention_fn` (attention logits :math:`q\\cdot k/d` instead of
-:math:`q\\cdot k/\\sqrt d`).
+:func:`mup_attention_fn` / :func:`mup_process_heads` (attention logits :math:`q\\cdot k/d`
+instead of :math:`q\\cdot k/\\sqrt d`, for flax and Equinox).
 
 Part 4 — :func:`coord_check`: the mean absolute coordinate of every layer's output over a
 few training steps at several widths, with a plot; flat in μP, growing in standard
@@ -583,8 +583,7 @@ def mup_attention_fn(
     flax's dot-product attention divides the query by :math:`\sqrt d`; the returned function
     multiplies it by :math:`\alpha/\sqrt d` first and calls ``attention_fn`` (default
     ``flax.linen.dot_product_attention``; pass ``flax.nnx.dot_product_attention`` for nnx).
-    Equinox: give ``MultiheadAttention`` a ``process_heads`` that scales the query heads
-    the same way.
+    Equinox: :func:`mup_process_heads`.
 
     >>> attn = nn.MultiHeadDotProductAttention(4, attention_fn=jaxinit.mup_attention_fn())
     """
@@ -600,6 +599,38 @@ def mup_attention_fn(
         return base(query * scale, key, value, *args, **kwargs)
 
     return mup_attention
+
+
+def mup_process_heads(
+    attn_mult: float = 1.0, process_heads: Callable[..., tuple] | None = None
+) -> Callable[..., tuple]:
+    r"""μP's attention logits :math:`\alpha\,q\cdot k/d` for Equinox: a ``process_heads``
+    for ``eqx.nn.MultiheadAttention.__call__``.
+
+    Equinox's attention divides the query heads by :math:`\sqrt d` (``qk_size``); the
+    returned function multiplies them by :math:`\alpha/\sqrt d` first, so the logits are
+    :math:`\alpha\,q\cdot k/d`. ``process_heads`` (e.g. rotary embeddings) is applied
+    before the scaling.
+
+    Example:
+      >>> import equinox as eqx
+      >>> mha = eqx.nn.MultiheadAttention(4, 64, key=jax.random.key(0))
+      >>> x = jnp.ones((10, 64))
+      >>> mha(x, x, x, process_heads=jaxinit.mup_process_heads()).shape
+      (10, 64)
+    """
+    fn = "mup_process_heads"
+    check_positive(fn, "attn_mult", attn_mult)
+    if process_heads is not None and not callable(process_heads):
+        raise TypeError(f"{fn}: process_heads must be callable, got {process_heads!r}")
+
+    def mup_heads(query_heads, key_heads, value_heads):
+        if process_heads is not None:
+            query_heads, key_heads, value_heads = process_heads(query_heads, key_heads, value_heads)
+        scale = jnp.asarray(attn_mult / math.sqrt(query_heads.shape[-1]), query_heads.dtype)
+        return query_heads * scale, key_heads, value_heads
+
+    return mup_heads
 
 
 # --------------------------------------------------------------------------- Part 4: coord check
