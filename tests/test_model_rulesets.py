@@ -300,7 +300,7 @@ H, D, E = 32, 10, 64
 
 class TorchLike(nn.Module):
     """The flax counterparts of torch's Embedding, MultiheadAttention, LayerNorm, LSTM, GRU,
-    ConvTranspose2d."""
+    RNN, ConvTranspose2d."""
 
     @nn.compact
     def __call__(self, tok, x):
@@ -311,7 +311,9 @@ class TorchLike(nn.Module):
         lstm, gru = nn.LSTMCell(H, name="lstm"), nn.GRUCell(H, name="gru")
         (_, h1), _ = lstm(lstm.initialize_carry(jax.random.key(0), x.shape), x)
         h2, _ = gru(gru.initialize_carry(jax.random.key(0), x.shape), x)
-        return a.sum() + h1.sum() + h2.sum()
+        rnn = nn.SimpleCell(H)  # SimpleCell_0/{i,h}
+        h3, _ = rnn(rnn.initialize_carry(jax.random.key(0), x.shape), x)
+        return a.sum() + h1.sum() + h2.sum() + h3.sum()
 
 
 @pytest.fixture(scope="module")
@@ -331,7 +333,8 @@ def torch_like():
     nx = jaxinit.reinit(nx, jaxinit.torch_default_rules(rnn_hidden=H), jax.random.key(9))
     ex = (eqx.nn.LSTMCell(D, H, key=jax.random.key(0)), eqx.nn.GRUCell(D, H, key=jax.random.key(0)),
           eqx.nn.Embedding(200, E, key=jax.random.key(0)), eqx.nn.LayerNorm(E),
-          eqx.nn.ConvTranspose2d(8, 16, 3, key=jax.random.key(0)))  # fmt: skip
+          eqx.nn.ConvTranspose2d(8, 16, 3, key=jax.random.key(0)),
+          eqx.nn.ConvTranspose2d(8, 16, 3, groups=4, key=jax.random.key(0)))  # fmt: skip
     ex = jaxinit.reinit(ex, jaxinit.torch_default_rules(), jax.random.key(10))
     return draws, nx, ex
 
@@ -375,7 +378,7 @@ def test_torch_default_layers_formulas(torch_like):
     gru_b = np.asarray(nx.gru.dense_i.bias[...])
     assert_bound(gru_b[: 2 * H], 2 * b)
     assert_bound(gru_b[2 * H :], b)
-    lstm, gru, emb, ln, deconv = ex
+    lstm, gru, emb, ln, deconv, grouped = ex
     # ConvTranspose: torch's fan is out_channels·k (16·9), not in_channels·k
     ct = _pool(draws, "ConvTranspose_0/kernel")
     assert_bound(ct, 1 / 12)
@@ -383,6 +386,15 @@ def test_torch_default_layers_formulas(torch_like):
     assert_bound(
         np.concatenate([_pool(draws, "ConvTranspose_0/bias"), deconv.bias.ravel()]), 1 / 12
     )
+    # grouped (4): torch's fan is (out_channels / groups)·k = 4·9
+    assert_bound(grouped.weight, 1 / 6)
+    assert_var(grouped.weight, 1 / (3 * 36), "uniform")
+    assert_bound(grouped.bias, 1 / 6)
+    # linen SimpleCell: i, h kernels U[±1/√H]; i's bias is torch's b_ih + b_hh
+    w = _pool(draws, "SimpleCell_0/i/kernel", "SimpleCell_0/h/kernel")
+    assert_bound(w, b)
+    assert_var(w, b**2 / 3, "uniform")
+    assert_var(_pool(draws, "SimpleCell_0/i/bias"), 2 * b**2 / 3, "triangular")
     assert_var(lstm.bias, 2 * b**2 / 3, "triangular")
     assert_var(
         np.concatenate([lstm.weight_ih.ravel(), lstm.weight_hh.ravel()]), b**2 / 3, "uniform"
@@ -401,7 +413,7 @@ def test_torch_default_layers_match_torch_ks(torch_like):
 
     draws, nx, ex = torch_like
     ref = {"emb": [], "in_proj": [], "out_proj": [], "lstm_w": [], "lstm_b": [], "gru_rz": [],
-           "gru_n": [], "deconv": []}  # fmt: skip
+           "gru_n": [], "deconv": [], "grouped": [], "rnn_w": [], "rnn_b": []}  # fmt: skip
     for seed in range(4):
         torch.manual_seed(seed)
         emb = torch.nn.Embedding(200, E)
@@ -417,6 +429,11 @@ def test_torch_default_layers_match_torch_ks(torch_like):
         ref["gru_rz"].append(t(gru.bias_ih_l0[: 2 * H] + gru.bias_hh_l0[: 2 * H]))
         ref["gru_n"] += [t(gru.bias_ih_l0[2 * H :]), t(gru.bias_hh_l0[2 * H :])]
         ref["deconv"].append(t(torch.nn.ConvTranspose2d(8, 16, 3).weight))
+        grouped = torch.nn.ConvTranspose2d(8, 16, 3, groups=4)
+        ref["grouped"] += [t(grouped.weight), t(grouped.bias)]
+        rnn = torch.nn.RNN(D, H)
+        ref["rnn_w"] += [t(rnn.weight_ih_l0), t(rnn.weight_hh_l0)]
+        ref["rnn_b"].append(t(rnn.bias_ih_l0 + rnn.bias_hh_l0))
         assert not torch.any(mha.in_proj_bias) and not torch.any(mha.out_proj.bias)
     mine = {
         "emb": _pool(draws, "emb/embedding"),
@@ -431,6 +448,10 @@ def test_torch_default_layers_match_torch_ks(torch_like):
                                  np.asarray(ex[1].bias[2 * H :]), np.asarray(ex[1].bias_n)]),
         "deconv": np.concatenate([_pool(draws, "ConvTranspose_0/kernel"),
                                   np.asarray(ex[4].weight).ravel()]),
+        "grouped": np.concatenate([np.asarray(ex[5].weight).ravel(),
+                                   np.asarray(ex[5].bias).ravel()]),
+        "rnn_w": _pool(draws, "SimpleCell_0/i/kernel", "SimpleCell_0/h/kernel"),
+        "rnn_b": _pool(draws, "SimpleCell_0/i/bias"),
     }  # fmt: skip
     for name, ours in mine.items():
         theirs = np.concatenate(ref[name])
@@ -486,6 +507,9 @@ def test_errors_name_function_and_argument():
         jaxinit.deepnorm_constants()
     with pytest.raises(ValueError, match="gpt2: naming='megatron' is not supported"):
         jaxinit.gpt2(2, naming="megatron")
+    not_a_cell = {"SimpleCell_0": {"h": {"kernel": jnp.zeros((4, 5))}}}
+    with pytest.raises(ValueError, match="SimpleCell_0/h/kernel matched simple_cell="):
+        jaxinit.reinit(not_a_cell, jaxinit.torch_default_layer_rules(), jax.random.key(0))
     m = nnx.OptimizedLSTMCell(3, 4, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="give rnn_hidden=H"):
         jaxinit.reinit(m, jaxinit.torch_default_rules(), jax.random.key(0))

@@ -76,6 +76,9 @@ class LeafInfo:
       sibling_layers: the same for the other parameters of the layer, by name.
       layer_index: the parameter's layer number (0-based), or ``None`` (see below).
       depth: the number of layers it is one of, or ``None``.
+      module: the module object that holds the parameter (nnx and Equinox), for what
+        shapes do not tell (an Equinox ``ConvTranspose``'s ``groups``); ``None`` for
+        plain dicts and linen variables.
 
     ``layer_index`` and ``depth``:
 
@@ -107,6 +110,7 @@ class LeafInfo:
     sibling_layers: Mapping[str, Any] = field(default_factory=dict)
     _index: int | None = field(default=None, repr=False)
     depth: int | None = None
+    module: Any = field(default=None, repr=False, compare=False)
     _reads: list = field(default_factory=list, repr=False, compare=False)
 
     @property
@@ -833,7 +837,7 @@ def _plan(
         from flax import nnx
 
         graphdef, tree = nnx.split(params)
-        owners = {"/".join(map(str, p)): type(m) for p, m in nnx.iter_modules(params) if p}
+        owners = {"/".join(map(str, p)): m for p, m in nnx.iter_modules(params) if p}
         specs = _layers.nnx_specs(params)
         rebuild = lambda state: nnx.merge(graphdef, state)
     elif module is not None:
@@ -843,7 +847,7 @@ def _plan(
             from flax import nnx
 
             specs = _layers.nnx_specs(module)
-            owners = {"/".join(map(str, p)): type(m) for p, m in nnx.iter_modules(module) if p}
+            owners = {"/".join(map(str, p)): m for p, m in nnx.iter_modules(module) if p}
         else:
             raise TypeError(
                 f"{fn}: module= must be the flax.linen Module (with sample=) that made the"
@@ -859,8 +863,8 @@ def _plan(
         path = path_str(kp, drop_value=drop_value)
         shape = tuple(v.shape)
         parent, _, name = path.rpartition("/")
-        obj = _owner_obj(tree, kp) if owners is None else None
-        owner = owners.get(parent) if owners is not None else type(obj) if obj is not None else None
+        obj = owners.get(parent) if owners is not None else _owner_obj(tree, kp)
+        owner = type(obj) if obj is not None else None
         natural = "torch" if _is_equinox(owner) else "flax"
         given = None if layout is None else ("flax" if layout == "flax" else "torch")
         item = _Item(i, path, shape, v.dtype, None)
@@ -967,12 +971,11 @@ def _bind(
         return
     if isinstance(init, ContextRule):
         siblings = [s for s in by_parent.get(it.path.rpartition("/")[0], []) if s is not it]
-        owner = None
         if owners is not None:
-            owner = owners.get(it.path.rpartition("/")[0])
+            obj = owners.get(it.path.rpartition("/")[0])
         else:
             obj = _owner_obj(tree, leaves[it.index][0])
-            owner = type(obj) if obj is not None else None
+        owner = type(obj) if obj is not None else None
         leaf_layout = layout or ("torch" if _is_equinox(owner) else "flax")
         n_stack = _layer_stack(it.layer, it.shape)
         index, depth = (
@@ -991,6 +994,7 @@ def _bind(
                 {s.path.rpartition("/")[2]: s.layer for s in siblings if s.layer is not None},
                 _index=i,
                 depth=depth,
+                module=obj,
             )
 
         info = leaf_info(index)

@@ -577,6 +577,7 @@ def torch_default_layer_rules(
     ),
     gates: Pattern = _GATE_PATTERN,
     fused_gates: Pattern = any_of("{dense_i,dense_h}/{kernel,bias}"),
+    simple_cell: Pattern = "SimpleCell_*/{i,h}/{kernel,bias}",
     norm_scales: Pattern = "scale",
     others: Pattern = any_of("{kernel,weight,weight_ih,weight_hh,bias,bias_n}"),
 ) -> dict[Pattern, object]:
@@ -590,20 +591,30 @@ def torch_default_layer_rules(
       output projection keeps ``nn.Linear``'s default :math:`U[\pm 1/\sqrt E]`;
     * ``nn.LayerNorm`` (and Group, RMS and batch norms): weight 1, bias 0;
     * ``nn.ConvTranspose``: :math:`U[\pm 1/\sqrt{n}]` for weight and bias with torch's
-      :math:`n = c_{out}\cdot k` (torch stores the weight ``(in, out, *k)`` and takes its
-      dim 1 as the fan-in), where the Linear/Conv rule would use :math:`c_{in}\cdot k`;
+      :math:`n = (c_{out}/\mathrm{groups})\cdot k` (torch stores the weight ``(in,
+      out/groups, *k)`` and takes its dim 1 as the fan-in), where the Linear/Conv rule
+      would use :math:`c_{in}\cdot k`; ``groups`` is read from an Equinox
+      ``ConvTranspose`` (flax's have none). A linen ``ConvTranspose(transpose_kernel=True)``
+      stores ``(*k, out, in)``, which the recorded call does not tell: not covered;
     * ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``: every weight and bias
       :math:`U[\pm 1/\sqrt H]` (H the hidden size, input weights included). Where flax
       keeps **one** bias for torch's two (``b_ih + b_hh``: linen/nnx LSTM's ``h*`` biases,
       linen GRU's ``ir``/``iz``, nnx's fused LSTM ``dense_h`` bias, the r and z blocks of
-      nnx GRU's ``dense_i`` bias, nnx SimpleCell's, Equinox ``LSTMCell.bias`` and the r, z
-      blocks of ``GRUCell.bias``) it is drawn as their sum, a triangular law on
-      :math:`[\pm 2/\sqrt H]` (variance :math:`2/(3H)`).
+      nnx GRU's ``dense_i`` bias, nnx and linen SimpleCell's, Equinox ``LSTMCell.bias``
+      and the r, z blocks of ``GRUCell.bias``) it is drawn as their sum, a triangular law
+      on :math:`[\pm 2/\sqrt H]` (variance :math:`2/(3H)`). The GRU's ``b_hn`` (inside
+      :math:`r\odot(W_{hn}h + b_{hn})`, so never summed) is linen's ``hn/bias`` and
+      Equinox's ``GRUCell.bias_n``, a single uniform; nnx's ``GRUCell`` has no such
+      parameter (its ``dense_h`` has no bias), so it cannot be matched there.
 
     Args:
       rnn_hidden: the hidden size of nnx's fused cells (``OptimizedLSTMCell``,
         ``GRUCell``, ``SimpleCell``), needed for their ``dense_i`` layers, whose shapes do not
         tell it; the ``dense_h`` layers read it from their kernel.
+      simple_cell: linen ``SimpleCell``'s layers ``i`` (input, with the one bias) and ``h``
+        (recurrent): its default name ``SimpleCell_<n>``; give the cell's own name (e.g.
+        ``"rnn_cell/{i,h}/{kernel,bias}"``) if it has one. Checked to be a cell: ``h`` a
+        square kernel without bias, ``i`` a kernel and a bias.
       others: the Equinox parameters (``weight``/``bias`` of Embedding, norms, RNN cells;
         any other ``weight``/``bias`` gets the Linear/Conv default).
 
@@ -612,8 +623,8 @@ def torch_default_layer_rules(
     kernels are an ambiguity error). Patterns with several names are
     :func:`jaxinit.any_of`: a model has whichever of them its framework uses.
 
-    Not covered: linen's ``SimpleCell`` (its layers are named ``i`` and ``h``, too generic
-    to match safely) and the ``b_hn`` of a GRU, which nnx's ``GRUCell`` does not have.
+    Not covered: the ``b_hn`` of a GRU, which nnx's ``GRUCell`` does not have; linen
+    ``ConvTranspose(transpose_kernel=True)``.
     """
     fn = "torch_default_layer_rules"
     if rnn_hidden is not None:
@@ -667,6 +678,24 @@ def torch_default_layer_rules(
             return _sum_of_uniforms(b)
         return _blocks([_sum_of_uniforms(b), _sum_of_uniforms(b), _uniform(b)], 0)  # GRU r,z,n
 
+    def simple_cell_rule(info: LeafInfo):
+        kernel = call_of_kernel(info)
+        layer = info.path.split("/")[-2]
+        if kernel is None or len(kernel) != 2:
+            return None
+        h = kernel[-1]
+        is_cell = (layer == "h" and kernel[0] == h and "bias" not in info.siblings) or (
+            layer == "i" and set(info.siblings) | {info.name} == {"kernel", "bias"}
+        )
+        if not is_cell:
+            raise ValueError(
+                f"{fn}: {info.path} matched simple_cell={simple_cell!r} but is not a linen"
+                " SimpleCell layer (h: a square kernel without bias, i: kernel and bias);"
+                f" its kernel call is {kernel}"
+            )
+        b = 1 / math.sqrt(h)
+        return _sum_of_uniforms(b) if info.name == "bias" else _uniform(b)
+
     linear_kernel = _torch_kernel_rule().build
     linear_bias = _torch_bias_rule().build
 
@@ -695,7 +724,8 @@ def torch_default_layer_rules(
             w = None if kernel is None else kernel.call_shape
             if w is None or len(w) < 3:
                 return None
-            return _fans_uniform(1 / math.sqrt(w[-1] * math.prod(w[:-2])))
+            groups = getattr(info.module, "groups", 1)  # Equinox's; flax's have none
+            return _fans_uniform(1 / math.sqrt(w[-1] // groups * math.prod(w[:-2])))
         if info.name == "bias":
             return linear_bias(info)
         if info.name in ("weight", "kernel"):
@@ -708,6 +738,7 @@ def torch_default_layer_rules(
         attention_biases: optional(zeros),
         gates: optional(ContextRule(gate_rule, "torch RNN U[±1/√H]")),
         fused_gates: optional(ContextRule(fused_rule, "torch RNN U[±1/√H] (nnx fused)")),
+        simple_cell: optional(ContextRule(simple_cell_rule, "torch RNN U[±1/√H] (SimpleCell)")),
         embeddings: optional(ContextRule(embed_rule, "torch Embedding N(0,1)")),
         norm_scales: optional(ones),
         others: optional(ContextRule(others_rule, "torch default (Equinox layers, biases)")),
