@@ -643,6 +643,11 @@ def test_context_rule_sees_layer_index_and_depth():
     ]
     k = jaxinit.reinit(v, rules, key, module=model, sample=x)["params"]["ScanBlocks_0"]
     assert_var(k["Dense_0"]["kernel"], 0.02**2 / 8)
+    # an Equinox stack (filter_vmap): the leading axis of its torch-layout weights
+    stack = eqx.filter_vmap(lambda k: eqx.nn.Linear(64, 64, key=k))(jax.random.split(key, 3))
+    out = jaxinit.reinit(stack, {"weight": _depth_rule()}, key)
+    for i in range(3):
+        assert_var(out.weight[i], 1 / (2 * (i + 1)))
     # a rule that does not read layer_index is built once; a cell's gates are no layers
     infos = []
     cell = eqx.nn.GRUCell(4, 8, key=key)
