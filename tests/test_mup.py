@@ -282,6 +282,34 @@ def test_readout_and_attention_multipliers():
         rngs=nnx.Rngs(0),
     )
     assert nattn(x).shape == (1, 3, 8)
+    # the mask reaches the logits: linen passes an attention_fn only the keyword arguments
+    # its signature names, so a wrapper without them would drop the mask (and leak the
+    # future). Causal self-attention: changing token 2 changes no output before it, and
+    # the output equals softmax(q·k/d + mask) by hand.
+    x = jax.random.normal(jax.random.key(3), (1, 4, 8))
+    x2 = x.at[0, 2].add(1.0)
+    causal = nn.make_causal_mask(jnp.ones((1, 4), jnp.int32))
+    v = attn.init(jax.random.key(0), x)
+    y, y2 = (attn.apply(v, a, mask=causal) for a in (x, x2))
+    np.testing.assert_array_equal(y[0, :2], y2[0, :2])
+    assert float(jnp.abs(y[0, 2:] - y2[0, 2:]).max()) > 1e-4
+    nattn = nnx.MultiHeadAttention(
+        2, 8, decode=False, rngs=nnx.Rngs(0),
+        attention_fn=jaxinit.mup_attention_fn(attention_fn=nnx.dot_product_attention),
+    )  # fmt: skip
+    n, n2 = (nattn(a, mask=causal) for a in (x, x2))
+    np.testing.assert_array_equal(n[0, :2], n2[0, :2])
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), v["params"])
+    xn = np.asarray(x, np.float64)
+    proj = lambda name: np.einsum("bld,dhk->blhk", xn, p[name]["kernel"]) + p[name]["bias"]
+    q, k_, val = (proj(nm) for nm in ("query", "key", "value"))
+    logits = np.einsum("bqhd,bkhd->bhqk", q, k_) / q.shape[-1]
+    logits = np.where(np.asarray(causal, bool), logits, -np.inf)
+    w = np.exp(logits - logits.max(-1, keepdims=True))
+    w /= w.sum(-1, keepdims=True)
+    heads = np.einsum("bhqk,bkhd->bqhd", w, val)
+    want = np.einsum("bqhd,hde->bqe", heads, p["out"]["kernel"]) + p["out"]["bias"]
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5)
 
 
 def test_coord_check_flat_in_mup_grows_in_sp(tmp_path):

@@ -24,6 +24,7 @@ parametrization.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -591,12 +592,17 @@ def mup_attention_fn(
     if attention_fn is not None and not callable(attention_fn):
         raise TypeError(f"mup_attention_fn: attention_fn must be callable, got {attention_fn!r}")
 
-    def mup_attention(query, key, value, *args, **kwargs):
+    if attention_fn is None:
         import flax.linen as nn
 
-        base = attention_fn or nn.dot_product_attention
+        attention_fn = nn.dot_product_attention
+
+    # functools.wraps: inspect.signature then reports attention_fn's parameters, which
+    # linen's attention uses to choose the keyword arguments it passes (mask among them)
+    @functools.wraps(attention_fn)
+    def mup_attention(query, key, value, *args, **kwargs):
         scale = jnp.asarray(attn_mult / math.sqrt(query.shape[-1]), query.dtype)
-        return base(query * scale, key, value, *args, **kwargs)
+        return attention_fn(query * scale, key, value, *args, **kwargs)
 
     return mup_attention
 
