@@ -15,7 +15,16 @@ seeds, 100 Adam steps of batch 64. SP is flax's default init (LeCun normal) with
 LR per (width, seed) is the grid argmin refined by a parabola through its neighbours
 (log2 units); its shift from the narrowest to the widest net is bootstrapped over seeds.
 
-Run: ``python experiments/exp_mup.py [--quick] [--out DIR]``.
+Small transformer (``--parts transformer``): a 2-layer pre-LN decoder (4 heads, head dim
+width/4, GELU MLP 4x, learned positions) predicting the next character of CPython's own
+documentation (``pydoc_data.topics``, 96 symbols), widths 32 .. 256, sequences of 16,
+batch 16, 100 Adam steps, LRs 2^-12 .. 2^-4, 3 seeds. SP: flax's defaults (LeCun normal,
+embeddings std 1/sqrt(width), attention q.k/sqrt(d)), one LR. μP (base width 32): hidden
+weights 1/fan_in (the attention kernels' own fans), embeddings and positions N(0, 1),
+zero readout with mup's readout multiplier, attention q.k/d (``jaxinit.mup_attention_fn``),
+``jaxinit.mup_adam`` with base shapes from the linen modules (``sample=``).
+
+Run: ``python experiments/exp_mup.py [--quick] [--out DIR] [--parts mlp,transformer]``.
 """
 
 from __future__ import annotations
@@ -42,6 +51,26 @@ class Config:
 
 QUICK = Config(widths=(16, 32), log2_lrs=(-8, -6, -4), seeds=2, steps=6, batch_size=16,
                base_width=16)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TConfig:
+    """The small transformer: next-character prediction on CPython's documentation."""
+
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    log2_lrs: tuple[int, ...] = tuple(range(-12, -3))
+    seeds: int = 3
+    steps: int = 100
+    batch_size: int = 16
+    seq_len: int = 16
+    layers: int = 2
+    heads: int = 4
+    vocab: int = 96
+    base_width: int = 32
+
+
+TQUICK = TConfig(widths=(16, 32), log2_lrs=(-8, -5), seeds=2, steps=4, batch_size=4,
+                 seq_len=8, layers=1, heads=2, base_width=16)  # fmt: skip
 PARAMS = ("SP", "muP")
 
 
@@ -63,12 +92,12 @@ def _model(width: int, base_width: int, readout_mult: bool):
 
 
 def _train_width(param: str, width: int, cfg: Config, data) -> np.ndarray:
-    """(lrs, seeds) mean training loss over the last 20 % of steps; one compiled program
-    for all learning rates and seeds of this width (members sharded over the devices)."""
+    """(lrs, seeds) mean training loss over the last 20 % of steps of the MLP; one compiled
+    program for all learning rates and seeds of this width (members sharded over the
+    devices)."""
     import jax
     import jax.numpy as jnp
     import optax
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     import jaxinit
 
@@ -82,28 +111,46 @@ def _train_width(param: str, width: int, cfg: Config, data) -> np.ndarray:
             lambda: _model(2 * cfg.base_width, cfg.base_width, True).init(jax.random.key(0), x0),
         )
         rules = jaxinit.mup(readout="head/kernel", readout_init="zero")
+
+    def init(k_init, k_re):
+        v = model.init(k_init, x0)
+        return jaxinit.reinit(v, rules, k_re) if mup else v
+
+    def batch(k_step):
+        idx = jax.random.randint(k_step, (cfg.batch_size,), 0, x_all.shape[0])
+        return x_all[idx], y_all[idx]
+
+    def loss(v, xy):
+        logits = model.apply(v, xy[0])
+        return optax.softmax_cross_entropy_with_integer_labels(logits, xy[1]).mean()
+
+    make_tx = (lambda lr: jaxinit.mup_adam(lr, bsh)) if mup else optax.adam
+    return _sweep(cfg, init, batch, loss, make_tx)
+
+
+def _sweep(cfg, init, batch, loss, make_tx) -> np.ndarray:
+    """Train one member per (log2 LR, seed) with Adam-like ``make_tx(lr)`` for ``cfg.steps``
+    steps; (lrs, seeds) mean training loss over the last 20 % of steps (inf if not finite).
+    One compiled program for all members, sharded over the devices; every LR sees the same
+    initialisation and data order for a seed."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
     tail = max(1, cfg.steps // 5)
 
     def train(log2_lr, seed):
         k = jax.random.fold_in(jax.random.key(0), seed)  # same data order for every LR
         k_init, k_re, k_data = jax.random.split(k, 3)
-        v = model.init(k_init, x0)
-        if mup:
-            v = jaxinit.reinit(v, rules, k_re)
-        lr = jnp.exp2(log2_lr)
-        tx = jaxinit.mup_adam(lr, bsh) if mup else optax.adam(lr)
+        v = init(k_init, k_re)
+        tx = make_tx(jnp.exp2(log2_lr))
         with jax.numpy_dtype_promotion("standard"):
             s = tx.init(v)
 
         def step(carry, k_step):
             v, s = carry
-            idx = jax.random.randint(k_step, (cfg.batch_size,), 0, x_all.shape[0])
-
-            def loss(v):
-                logits = model.apply(v, x_all[idx])
-                return optax.softmax_cross_entropy_with_integer_labels(logits, y_all[idx]).mean()
-
-            val, g = jax.value_and_grad(loss)(v)
+            val, g = jax.value_and_grad(loss)(v, batch(k_step))
             with jax.numpy_dtype_promotion("standard"):
                 u, s = tx.update(g, s, v)
             return (optax.apply_updates(v, u), s), val
@@ -121,6 +168,100 @@ def _train_width(param: str, width: int, cfg: Config, data) -> np.ndarray:
     out = jax.jit(jax.vmap(train))(jax.device_put(lrs_p, shard), jax.device_put(seeds_p, shard))
     out = np.asarray(out)[: len(lrs)].reshape(len(cfg.log2_lrs), cfg.seeds)
     return np.where(np.isfinite(out), out, np.inf)
+
+
+# --------------------------------------------------------------------------- transformer
+
+
+def text_tokens() -> tuple[np.ndarray, int]:
+    """Character tokens of the Python documentation shipped with CPython
+    (``pydoc_data.topics``, ~465k characters): printable ASCII and newline (96 symbols),
+    anything else mapped to ``?``."""
+    from pydoc_data.topics import topics
+
+    text = "".join(topics[k] for k in sorted(topics))
+    codes = np.frombuffer(text.encode("ascii", "replace"), np.uint8).astype(np.int32)
+    codes = np.where(codes == 10, 127, codes)  # newline -> 127, so the range is 32..127
+    codes = np.where((codes < 32) | (codes > 127), ord("?"), codes)
+    return codes - 32, 96
+
+
+def _lm(width: int, cfg: TConfig, mup: bool):
+    """A pre-LN decoder-only transformer: token + learned position embeddings, ``layers``
+    blocks of causal self-attention (``heads`` heads of width/heads) and a 4x GELU MLP,
+    final LayerNorm, linear readout. μP: attention logits q·k/d (``mup_attention_fn``)
+    and mup's readout multiplier."""
+    import flax.linen as nn
+    import jax.numpy as jnp
+
+    import jaxinit
+
+    attention_fn = jaxinit.mup_attention_fn() if mup else nn.dot_product_attention
+
+    class Block(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            mask = nn.make_causal_mask(jnp.ones(x.shape[:2], jnp.int32))
+            h = nn.LayerNorm(name="ln1")(x)
+            x = x + nn.MultiHeadDotProductAttention(
+                cfg.heads, attention_fn=attention_fn, name="attn"
+            )(h, mask=mask)
+            h = nn.LayerNorm(name="ln2")(x)
+            h = nn.Dense(width, name="fc2")(nn.gelu(nn.Dense(4 * width, name="fc1")(h)))
+            return x + h
+
+    class LM(nn.Module):
+        @nn.compact
+        def __call__(self, tok):
+            x = nn.Embed(cfg.vocab, width, name="embed")(tok)
+            pos = self.param("pos_embed", nn.initializers.normal(0.02), (cfg.seq_len, width))
+            x = x + pos[None, : tok.shape[-1]]
+            for i in range(cfg.layers):
+                x = Block(name=f"layers_{i}")(x)
+            x = nn.LayerNorm(name="ln_f")(x)
+            if mup:
+                x = x * jaxinit.readout_multiplier(width, cfg.base_width)
+            return nn.Dense(cfg.vocab, name="head")(x)
+
+    return LM()
+
+
+def _train_width_lm(param: str, width: int, cfg: TConfig, tokens: np.ndarray) -> np.ndarray:
+    """As :func:`_train_width`, for the transformer on next-character prediction."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    import jaxinit
+
+    mup = param == "muP"
+    data = jnp.asarray(tokens)
+    model = _lm(width, cfg, mup)
+    x0 = jnp.zeros((1, cfg.seq_len), jnp.int32)
+    if mup:
+        base = _lm(cfg.base_width, cfg, True)
+        bsh = jaxinit.base_shapes(base, _lm(2 * cfg.base_width, cfg, True), sample=x0)
+        rules = jaxinit.mup(
+            readout="head/kernel",
+            readout_init="zero",
+            embeddings=jaxinit.any_of("{embedding,pos_embed}"),
+        )
+
+    def init(k_init, k_re):
+        v = model.init(k_init, x0)
+        return jaxinit.reinit(v, rules, k_re, module=model, sample=x0) if mup else v
+
+    def batch(k_step):
+        start = jax.random.randint(k_step, (cfg.batch_size, 1), 0, data.shape[0] - cfg.seq_len)
+        window = data[start + jnp.arange(cfg.seq_len + 1)[None, :]]
+        return window[:, :-1], window[:, 1:]
+
+    def loss(v, xy):
+        logits = model.apply(v, xy[0])
+        return optax.softmax_cross_entropy_with_integer_labels(logits, xy[1]).mean()
+
+    make_tx = (lambda lr: jaxinit.mup_adam(lr, bsh)) if mup else optax.adam
+    return _sweep(cfg, init, batch, loss, make_tx)
 
 
 def best_log2_lr(log2_lrs: np.ndarray, losses: np.ndarray) -> float:
@@ -152,20 +293,14 @@ def _within(e: dict, r: float) -> bool | None:
     return False if e["lo"] > r or e["hi"] < -r else None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse(__doc__, "mup", argv)
-    cfg = Config() if not args.quick else QUICK
-    started = time.perf_counter()
-    from jaxinit.study import digits
-
-    data = digits()
+def _analyse(label: str, cfg, loss: dict) -> tuple[dict, list, list]:
+    """Best LRs, their shift from the narrowest to the widest net, the table rows and the
+    claims of one model family (``loss[param][width]``: (lrs, seeds))."""
     grid = np.asarray(cfg.log2_lrs, np.float64)
-    loss = {p: {w: _train_width(p, w, cfg, data) for w in cfg.widths} for p in PARAMS}
     best = {p: {w: np.array([best_log2_lr(grid, loss[p][w][:, s]) for s in range(cfg.seeds)])
                 for w in cfg.widths} for p in PARAMS}  # fmt: skip
     w0, w1 = cfg.widths[0], cfg.widths[-1]
-    res, rows = {}, [("param", "width", "best log2 LR", "loss at best grid LR",
-                      f"loss at width-{cfg.widths[0]}'s best LR")]  # fmt: skip
+    res, rows = {}, []
     for p in PARAMS:
         i0 = int(np.argmin(loss[p][w0].mean(1)))  # the LR one would tune on the narrowest net
         res[p] = {}
@@ -178,41 +313,43 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "mean_loss_by_lr": lw.mean(1).tolist(),
             }
             r = res[p][w]
-            rows.append((p, str(w), fmt(r["best_log2_lr"]), fmt(r["best_loss"]),
+            rows.append((label, p, str(w), fmt(r["best_log2_lr"]), fmt(r["best_loss"]),
                          fmt(r["loss_at_transferred_lr"])))  # fmt: skip
-        shift = best[p][w1] - best[p][w0]
-        res[p]["shift"] = est(shift)
+        res[p]["shift"] = est(best[p][w1] - best[p][w0])
         slopes = [np.polyfit(np.log2(cfg.widths), [best[p][w][s] for w in cfg.widths], 1)[0]
                   for s in range(cfg.seeds)]  # fmt: skip
         res[p]["slope_per_doubling"] = est(slopes)
-    print(table_text(rows))
     sp, mu = res["SP"]["shift"], res["muP"]["shift"]
-    gain = np.array([loss["muP"][w1][:, s].min() - loss["muP"][w0][:, s].min()
-                     for s in range(cfg.seeds)])  # fmt: skip
-    gain_ci = est(gain)
+    gain = est([loss["muP"][w1][:, s].min() - loss["muP"][w0][:, s].min()
+                for s in range(cfg.seeds)])  # fmt: skip
     claims = [
         {
-            "claim": "in standard parametrization the optimal learning rate drifts with width"
-            " (shrinks as the net widens)",
+            "claim": f"{label}: in standard parametrization the optimal learning rate drifts"
+            " with width (shrinks as the net widens)",
             "measured": f"best log2 LR, width {w1} minus width {w0}: {fmt(sp)} (SP);"
             " agrees if the 95 % CI is below 0, disagrees if it is at or above 0",
             "agrees": _below(sp, 0.0),
         },
         {
-            "claim": "in μP the optimal learning rate stays put across widths",
+            "claim": f"{label}: in μP the optimal learning rate stays put across widths",
             "measured": f"best log2 LR, width {w1} minus width {w0}: {fmt(mu)} (μP); agrees if"
             " the 95 % CI lies within ±1 (one grid step, a factor of 2), disagrees if it lies"
             " outside",
             "agrees": _within(mu, 1.0),
         },
         {
-            "claim": "in μP wider is better (at each width's best learning rate)",
-            "measured": f"best loss at width {w1} minus width {w0}: {fmt(gain_ci)} (μP); agrees"
+            "claim": f"{label}: in μP wider is better (at each width's best learning rate)",
+            "measured": f"best loss at width {w1} minus width {w0}: {fmt(gain)} (μP); agrees"
             " if the 95 % CI is below 0, disagrees if above",
-            "agrees": _below(gain_ci, 0.0),
+            "agrees": _below(gain, 0.0),
         },
     ]
+    return {"best": best, "res": res}, rows, claims
+
+
+def _figure(path: str, cfg, loss: dict, best: dict, title: str) -> None:
     plt = pyplot()
+    grid = np.asarray(cfg.log2_lrs, np.float64)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     cmap = plt.get_cmap("viridis")
     for ax, p in zip(axes, PARAMS, strict=True):
@@ -222,21 +359,64 @@ def main(argv: Sequence[str] | None = None) -> int:
             ax.plot(grid, np.where(np.isfinite(m), m, np.nan), "o-", ms=3, color=c,
                     label=f"width {w}")  # fmt: skip
             ax.axvline(np.mean(best[p][w]), color=c, ls=":", lw=1)
-        ax.set(xlabel="log2 learning rate", title=f"{p}: training loss vs LR (dotted: best)")
+        ax.set(xlabel="log2 learning rate", title=f"{title}, {p}: loss vs LR (dotted: best)")
     axes[0].set_ylabel(f"train loss, last 20 % of {cfg.steps} steps")
     finite = np.concatenate([loss[p][w].ravel() for p in PARAMS for w in cfg.widths])
     finite = finite[np.isfinite(finite)]
     if finite.size:
-        axes[0].set_ylim(max(finite.min() * 0.8, 1e-4), min(finite.max(), 3.0) * 1.05)
+        top = min(finite.max(), 2 * np.median(finite))
+        axes[0].set_ylim(max(finite.min() * 0.8, 1e-4), top * 1.05)
         axes[0].set_yscale("log")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(f"{args.out}/mup.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    payload = {
-        "config": cfg.__dict__,
-        "results": {p: {str(k): v for k, v in r.items()} for p, r in res.items()},
-    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    own = argparse.ArgumentParser(add_help=False)
+    own.add_argument("--parts", default="mlp,transformer")
+    known, rest = own.parse_known_args(argv)
+    parts = [x for x in known.parts.split(",") if x]
+    if not parts or set(parts) - {"mlp", "transformer"}:
+        raise SystemExit(f"exp_mup: --parts must list mlp and/or transformer, got {known.parts}")
+    args = parse(__doc__, "mup", rest)
+    started = time.perf_counter()
+    header = ("model", "param", "width", "best log2 LR", "loss at best grid LR",
+              "loss at narrowest net's best LR")  # fmt: skip
+    rows, claims, payload = [header], [], {}
+    if "mlp" in parts:
+        from jaxinit.study import digits
+
+        cfg = Config() if not args.quick else QUICK
+        data = digits()
+        t0 = time.perf_counter()
+        loss = {p: {w: _train_width(p, w, cfg, data) for w in cfg.widths} for p in PARAMS}
+        out, r, c = _analyse("MLP", cfg, loss)
+        rows, claims = rows + r, claims + c
+        _figure(f"{args.out}/mup.png", cfg, loss, out["best"], "MLP")
+        payload["mlp"] = {
+            "config": cfg.__dict__,
+            "seconds": round(time.perf_counter() - t0, 1),
+            "results": {p: {str(k): v for k, v in x.items()} for p, x in out["res"].items()},
+        }
+    if "transformer" in parts:
+        cfg = TConfig() if not args.quick else TQUICK
+        tokens, vocab = text_tokens()
+        cfg = TConfig(**{**cfg.__dict__, "vocab": vocab})
+        t0 = time.perf_counter()
+        loss = {p: {w: _train_width_lm(p, w, cfg, tokens) for w in cfg.widths} for p in PARAMS}
+        out, r, c = _analyse("transformer", cfg, loss)
+        rows, claims = rows + r, claims + c
+        _figure(f"{args.out}/mup_transformer.png", cfg, loss, out["best"], "transformer")
+        payload["transformer"] = {
+            "config": cfg.__dict__,
+            "seconds": round(time.perf_counter() - t0, 1),
+            "results": {p: {str(k): v for k, v in x.items()} for p, x in out["res"].items()},
+        }
+    print(table_text(rows))
     return report(args, "Yang, Hu et al. 2021 (μP)", payload, claims, started)
 
 

@@ -26,9 +26,9 @@ Rules for whole models (``jaxinit.rules``):
   any_of, base_shapes, BaseShape, bert, ContextRule, coord_check, CoordCheck, deepnet,
   deepnorm_constants, depth_scaled, explain, fan_axes, fixup, gpt2, InfShape, infshape_of,
   infshapes, init_params, layer_index, LayerFans, LayerReport, LeafInfo, lr_multiplier,
-  lsuv, make_init, mup, mup_adam, mup_attention_fn, mup_sgd, optional, param_shardings,
-  readout_multiplier, recurrent, reinit, rezero, scale_by_mup, skipinit, t_fixup,
-  torch_default_layer_rules, torch_default_rules, vit
+  lsuv, make_init, mup, mup_adam, mup_attention_fn, mup_process_heads, mup_sgd, optional,
+  param_shardings, readout_multiplier, recurrent, reinit, rezero, scale_by_mup, skipinit,
+  t_fixup, torch_default_layer_rules, torch_default_rules, vit
 
 Studies and their statistics (``jaxinit.study``):
   ACTIVATIONS, aggregate_intervals, aggregate_iqm, aggregate_mean, aggregate_median,
@@ -139,6 +139,7 @@ from jaxinit.rules import make_init as make_init
 from jaxinit.rules import mup as mup
 from jaxinit.rules import mup_adam as mup_adam
 from jaxinit.rules import mup_attention_fn as mup_attention_fn
+from jaxinit.rules import mup_process_heads as mup_process_heads
 from jaxinit.rules import mup_sgd as mup_sgd
 from jaxinit.rules import optional as optional
 from jaxinit.rules import param_shardings as param_shardings

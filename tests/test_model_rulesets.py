@@ -300,7 +300,7 @@ H, D, E = 32, 10, 64
 
 class TorchLike(nn.Module):
     """The flax counterparts of torch's Embedding, MultiheadAttention, LayerNorm, LSTM, GRU,
-    ConvTranspose2d."""
+    RNN, ConvTranspose2d."""
 
     @nn.compact
     def __call__(self, tok, x):
@@ -311,7 +311,9 @@ class TorchLike(nn.Module):
         lstm, gru = nn.LSTMCell(H, name="lstm"), nn.GRUCell(H, name="gru")
         (_, h1), _ = lstm(lstm.initialize_carry(jax.random.key(0), x.shape), x)
         h2, _ = gru(gru.initialize_carry(jax.random.key(0), x.shape), x)
-        return a.sum() + h1.sum() + h2.sum()
+        rnn = nn.SimpleCell(H)  # SimpleCell_0/{i,h}
+        h3, _ = rnn(rnn.initialize_carry(jax.random.key(0), x.shape), x)
+        return a.sum() + h1.sum() + h2.sum() + h3.sum()
 
 
 @pytest.fixture(scope="module")
@@ -331,7 +333,8 @@ def torch_like():
     nx = jaxinit.reinit(nx, jaxinit.torch_default_rules(rnn_hidden=H), jax.random.key(9))
     ex = (eqx.nn.LSTMCell(D, H, key=jax.random.key(0)), eqx.nn.GRUCell(D, H, key=jax.random.key(0)),
           eqx.nn.Embedding(200, E, key=jax.random.key(0)), eqx.nn.LayerNorm(E),
-          eqx.nn.ConvTranspose2d(8, 16, 3, key=jax.random.key(0)))  # fmt: skip
+          eqx.nn.ConvTranspose2d(8, 16, 3, key=jax.random.key(0)),
+          eqx.nn.ConvTranspose2d(8, 16, 3, groups=4, key=jax.random.key(0)))  # fmt: skip
     ex = jaxinit.reinit(ex, jaxinit.torch_default_rules(), jax.random.key(10))
     return draws, nx, ex
 
@@ -375,7 +378,7 @@ def test_torch_default_layers_formulas(torch_like):
     gru_b = np.asarray(nx.gru.dense_i.bias[...])
     assert_bound(gru_b[: 2 * H], 2 * b)
     assert_bound(gru_b[2 * H :], b)
-    lstm, gru, emb, ln, deconv = ex
+    lstm, gru, emb, ln, deconv, grouped = ex
     # ConvTranspose: torch's fan is out_channels·k (16·9), not in_channels·k
     ct = _pool(draws, "ConvTranspose_0/kernel")
     assert_bound(ct, 1 / 12)
@@ -383,6 +386,15 @@ def test_torch_default_layers_formulas(torch_like):
     assert_bound(
         np.concatenate([_pool(draws, "ConvTranspose_0/bias"), deconv.bias.ravel()]), 1 / 12
     )
+    # grouped (4): torch's fan is (out_channels / groups)·k = 4·9
+    assert_bound(grouped.weight, 1 / 6)
+    assert_var(grouped.weight, 1 / (3 * 36), "uniform")
+    assert_bound(grouped.bias, 1 / 6)
+    # linen SimpleCell: i, h kernels U[±1/√H]; i's bias is torch's b_ih + b_hh
+    w = _pool(draws, "SimpleCell_0/i/kernel", "SimpleCell_0/h/kernel")
+    assert_bound(w, b)
+    assert_var(w, b**2 / 3, "uniform")
+    assert_var(_pool(draws, "SimpleCell_0/i/bias"), 2 * b**2 / 3, "triangular")
     assert_var(lstm.bias, 2 * b**2 / 3, "triangular")
     assert_var(
         np.concatenate([lstm.weight_ih.ravel(), lstm.weight_hh.ravel()]), b**2 / 3, "uniform"
@@ -401,7 +413,7 @@ def test_torch_default_layers_match_torch_ks(torch_like):
 
     draws, nx, ex = torch_like
     ref = {"emb": [], "in_proj": [], "out_proj": [], "lstm_w": [], "lstm_b": [], "gru_rz": [],
-           "gru_n": [], "deconv": []}  # fmt: skip
+           "gru_n": [], "deconv": [], "grouped": [], "rnn_w": [], "rnn_b": []}  # fmt: skip
     for seed in range(4):
         torch.manual_seed(seed)
         emb = torch.nn.Embedding(200, E)
@@ -417,6 +429,11 @@ def test_torch_default_layers_match_torch_ks(torch_like):
         ref["gru_rz"].append(t(gru.bias_ih_l0[: 2 * H] + gru.bias_hh_l0[: 2 * H]))
         ref["gru_n"] += [t(gru.bias_ih_l0[2 * H :]), t(gru.bias_hh_l0[2 * H :])]
         ref["deconv"].append(t(torch.nn.ConvTranspose2d(8, 16, 3).weight))
+        grouped = torch.nn.ConvTranspose2d(8, 16, 3, groups=4)
+        ref["grouped"] += [t(grouped.weight), t(grouped.bias)]
+        rnn = torch.nn.RNN(D, H)
+        ref["rnn_w"] += [t(rnn.weight_ih_l0), t(rnn.weight_hh_l0)]
+        ref["rnn_b"].append(t(rnn.bias_ih_l0 + rnn.bias_hh_l0))
         assert not torch.any(mha.in_proj_bias) and not torch.any(mha.out_proj.bias)
     mine = {
         "emb": _pool(draws, "emb/embedding"),
@@ -431,6 +448,10 @@ def test_torch_default_layers_match_torch_ks(torch_like):
                                  np.asarray(ex[1].bias[2 * H :]), np.asarray(ex[1].bias_n)]),
         "deconv": np.concatenate([_pool(draws, "ConvTranspose_0/kernel"),
                                   np.asarray(ex[4].weight).ravel()]),
+        "grouped": np.concatenate([np.asarray(ex[5].weight).ravel(),
+                                   np.asarray(ex[5].bias).ravel()]),
+        "rnn_w": _pool(draws, "SimpleCell_0/i/kernel", "SimpleCell_0/h/kernel"),
+        "rnn_b": _pool(draws, "SimpleCell_0/i/bias"),
     }  # fmt: skip
     for name, ours in mine.items():
         theirs = np.concatenate(ref[name])
@@ -479,13 +500,16 @@ def test_errors_name_function_and_argument():
     with pytest.raises(ValueError, match="depth_scaled: no layer index in the path"):
         jaxinit.reinit({"attention": {"wo": {"kernel": jnp.zeros((4, 4))}}},
                        jaxinit.depth_scaled(2), jax.random.key(0))  # fmt: skip
-    with pytest.raises(ValueError, match=r"depth_scaled: layer index 5 .* >= n_layers=2"):
+    with pytest.raises(ValueError, match=r"depth_scaled: layer index 5 in .* >= n_layers=2"):
         jaxinit.reinit({"layers_5": {"attention": {"wo": {"kernel": jnp.zeros((4, 4))}}}},
                        jaxinit.depth_scaled(2), jax.random.key(0))  # fmt: skip
     with pytest.raises(ValueError, match="deepnorm_constants: give n_encoder or n_decoder"):
         jaxinit.deepnorm_constants()
     with pytest.raises(ValueError, match="gpt2: naming='megatron' is not supported"):
         jaxinit.gpt2(2, naming="megatron")
+    not_a_cell = {"SimpleCell_0": {"h": {"kernel": jnp.zeros((4, 5))}}}
+    with pytest.raises(ValueError, match="SimpleCell_0/h/kernel matched simple_cell="):
+        jaxinit.reinit(not_a_cell, jaxinit.torch_default_layer_rules(), jax.random.key(0))
     m = nnx.OptimizedLSTMCell(3, 4, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="give rnn_hidden=H"):
         jaxinit.reinit(m, jaxinit.torch_default_rules(), jax.random.key(0))
@@ -536,3 +560,96 @@ def test_rule_sets_use_the_layer_fans_on_a_scanned_attention_stack():
     # without the module a rank-4 kernel is ambiguous for a fan-dependent rule
     with pytest.raises(ValueError, match="module=model, sample=x"):
         jaxinit.reinit(v, jaxinit.deepnet(3), key)
+
+
+# --------------------------------------------------------------------------- layer index, depth
+
+
+def _depth_rule(seen=None):
+    """std 1/sqrt(2 (i + 1)) for layer i (torchtitan's form); records (index, depth)."""
+
+    def build(info):
+        i = info.layer_index
+        if seen is not None:
+            seen[(info.path, i)] = info.depth
+        return jaxinit.normal(1 / math.sqrt(2 * (i + 1)))
+
+    return jaxinit.ContextRule(build, "depth")
+
+
+class _Listed(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Dense(8, name="embed")(x)
+        for i in range(4):
+            x = nn.Dense(64, name=f"layers_{i}")(x)
+        return x
+
+
+class _Scanned(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        blk = nn.scan(_Blk, variable_axes={"params": 0}, split_rngs={"params": True}, length=4)
+        return blk(name="ScanBlocks_0")(x, None)[0]
+
+
+class _Blk(nn.Module):
+    @nn.compact
+    def __call__(self, x, _):
+        return nn.Dense(64)(x), None
+
+
+def test_context_rule_sees_layer_index_and_depth():
+    key = jax.random.key(0)
+    # linen layers_0..3: the index in the path, depth 4; "embed" has none
+    model, x = _Listed(), jnp.ones((1, 64))
+    v = _zeros_like_init(model, x)
+    seen = {}
+    p = jaxinit.reinit(v, {"layers_*/kernel": _depth_rule(seen)}, key)["params"]
+    assert seen == {(f"params/layers_{i}/kernel", i): 4 for i in range(4)}
+    for i in range(4):
+        assert_var(p[f"layers_{i}"]["kernel"], 1 / (2 * (i + 1)))
+    infos = []
+    jaxinit.reinit(v, {"kernel": jaxinit.ContextRule(lambda i: infos.append(i))}, key)
+    embed = [i for i in infos if i.path == "params/embed/kernel"]
+    assert [(i.layer_index, i.depth) for i in embed] == [(None, None)]
+    # nnx: a list of layers, "layers/<i>"
+    m = nnx.Module()
+    m.layers = nnx.List([nnx.Linear(64, 64, rngs=nnx.Rngs(i)) for i in range(3)])
+    seen = {}
+    out = jaxinit.reinit(m, {"kernel": _depth_rule(seen)}, key)
+    assert seen == {(f"layers/{i}/kernel", i): 3 for i in range(3)}
+    for i in range(3):
+        assert_var(out.layers[i].kernel[...], 1 / (2 * (i + 1)))
+    # a linen nn.scan stack (4, 64, 64): built once per layer, each slice its own std
+    model = _Scanned()
+    v = _zeros_like_init(model, x)
+    seen = {}
+    p = jaxinit.reinit(v, {"kernel": _depth_rule(seen)}, key, module=model, sample=x)
+    assert seen == {("params/ScanBlocks_0/Dense_0/kernel", i): 4 for i in range(4)}
+    k = p["params"]["ScanBlocks_0"]["Dense_0"]["kernel"]
+    for i in range(4):
+        assert_var(k[i], 1 / (2 * (i + 1)))
+    table = jaxinit.explain(v, {"kernel": _depth_rule()}, module=model, sample=x)
+    assert "(layer 0) .." in table and "std 0.7071 .. std 0.3536" in table
+    # depth_scaled on top of it: n_layers from the stack, or checked against it
+    rules = jaxinit.depth_scaled(scaled="Dense_0/kernel", unscaled="nothing", output="none")
+    rules = {k: jaxinit.optional(r) if k in ("nothing", "none") else r for k, r in rules.items()}
+    k = jaxinit.reinit(v, rules, key, module=model, sample=x)["params"]["ScanBlocks_0"]
+    for i in range(4):
+        assert_var(k["Dense_0"]["kernel"][i], 0.02**2 / (2 * (i + 1)))
+    rules["Dense_0/kernel"] = jaxinit.depth_scaled(depth_init=False, scaled="Dense_0/kernel")[
+        "Dense_0/kernel"
+    ]
+    k = jaxinit.reinit(v, rules, key, module=model, sample=x)["params"]["ScanBlocks_0"]
+    assert_var(k["Dense_0"]["kernel"], 0.02**2 / 8)
+    # an Equinox stack (filter_vmap): the leading axis of its torch-layout weights
+    stack = eqx.filter_vmap(lambda k: eqx.nn.Linear(64, 64, key=k))(jax.random.split(key, 3))
+    out = jaxinit.reinit(stack, {"weight": _depth_rule()}, key)
+    for i in range(3):
+        assert_var(out.weight[i], 1 / (2 * (i + 1)))
+    # a rule that does not read layer_index is built once; a cell's gates are no layers
+    infos = []
+    cell = eqx.nn.GRUCell(4, 8, key=key)
+    jaxinit.reinit(cell, {"weight_hh": jaxinit.ContextRule(lambda i: infos.append(i))}, key)
+    assert len(infos) == 1 and infos[0].layer_index is None and infos[0].depth is None

@@ -282,6 +282,34 @@ def test_readout_and_attention_multipliers():
         rngs=nnx.Rngs(0),
     )
     assert nattn(x).shape == (1, 3, 8)
+    # the mask reaches the logits: linen passes an attention_fn only the keyword arguments
+    # its signature names, so a wrapper without them would drop the mask (and leak the
+    # future). Causal self-attention: changing token 2 changes no output before it, and
+    # the output equals softmax(q·k/d + mask) by hand.
+    x = jax.random.normal(jax.random.key(3), (1, 4, 8))
+    x2 = x.at[0, 2].add(1.0)
+    causal = nn.make_causal_mask(jnp.ones((1, 4), jnp.int32))
+    v = attn.init(jax.random.key(0), x)
+    y, y2 = (attn.apply(v, a, mask=causal) for a in (x, x2))
+    np.testing.assert_array_equal(y[0, :2], y2[0, :2])
+    assert float(jnp.abs(y[0, 2:] - y2[0, 2:]).max()) > 1e-4
+    nattn = nnx.MultiHeadAttention(
+        2, 8, decode=False, rngs=nnx.Rngs(0),
+        attention_fn=jaxinit.mup_attention_fn(attention_fn=nnx.dot_product_attention),
+    )  # fmt: skip
+    n, n2 = (nattn(a, mask=causal) for a in (x, x2))
+    np.testing.assert_array_equal(n[0, :2], n2[0, :2])
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), v["params"])
+    xn = np.asarray(x, np.float64)
+    proj = lambda name: np.einsum("bld,dhk->blhk", xn, p[name]["kernel"]) + p[name]["bias"]
+    q, k_, val = (proj(nm) for nm in ("query", "key", "value"))
+    logits = np.einsum("bqhd,bkhd->bhqk", q, k_) / q.shape[-1]
+    logits = np.where(np.asarray(causal, bool), logits, -np.inf)
+    w = np.exp(logits - logits.max(-1, keepdims=True))
+    w /= w.sum(-1, keepdims=True)
+    heads = np.einsum("bhqk,bkhd->bqhd", w, val)
+    want = np.einsum("bqhd,hde->bqe", heads, p["out"]["kernel"]) + p["out"]["bias"]
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5)
 
 
 def test_coord_check_flat_in_mup_grows_in_sp(tmp_path):
@@ -374,3 +402,142 @@ def test_errors_name_the_function_and_argument():
     with pytest.raises(ValueError, match=r"scale_by_mup: .*'params/other/kernel' has no base"):
         tx.update(wrong, tx.init(wrong))
     assert math.isfinite(jaxinit.readout_multiplier(64, 64))
+
+
+class _AttnNet(nn.Module):
+    """Dense embedding (fixed input) -> self-attention with a DenseGeneral q/k/v
+    ``(d, heads, head_dim)`` and out ``(heads, head_dim, d)``; ``scan`` layers stacked."""
+
+    d: int
+    q: int
+    heads: int
+    scan: int = 0
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Dense(self.d, name="embed")(x)
+        if not self.scan:
+            return _AttnLayer(self.d, self.q, self.heads, name="attn")(x, None)[0]
+        stack = nn.scan(_AttnLayer, variable_axes={"params": 0}, split_rngs={"params": True},
+                        length=self.scan)  # fmt: skip
+        return stack(self.d, self.q, self.heads, name="layers")(x, None)[0]
+
+
+class _AttnLayer(nn.Module):
+    d: int
+    q: int
+    heads: int
+
+    @nn.compact
+    def __call__(self, x, _):
+        attn = nn.MultiHeadDotProductAttention(
+            self.heads, qkv_features=self.q, out_features=self.d, name="mha"
+        )
+        return x + attn(x), None
+
+
+def _as_matrix(s):
+    """The InfShape of the same parameter as a plain Linear (flax (in, out)) or bias: the
+    oracle, mup's definitions on what torch's nn.MultiheadAttention holds (stack axes of a
+    scan dropped: they are finite)."""
+    if s.fan_axes is None:
+        return s
+
+    def group(axes):
+        size = math.prod(s.shape[a] for a in axes)
+        inf = any(s.base[a] is not None for a in axes)
+        return size, (math.prod(s.base[a] or s.shape[a] for a in axes) if inf else None)
+
+    ins, outs = s.fan_axes
+    if not ins:  # a (heads, head_dim) bias: one vector
+        return InfShape((group(outs)[0],), (group(outs)[1],), "flax")
+    (ni, bi), (no, bo) = group(ins), group(outs)
+    return InfShape((ni, no), (bi, bo), "flax")
+
+
+@pytest.mark.parametrize("framework", ["linen", "linen_scan", "nnx"])
+def test_dense_general_kernels_use_their_fan_axes(framework):
+    """q/k/v (d, heads, head_dim) and out (heads, head_dim, d) kernels: multipliers equal
+    those of the same parameter as a 2-D Linear (how mup sees torch's attention), for a
+    model width x4 and qkv width x2 (head_dim grows, 2 heads), so fan-in and fan-out
+    multipliers differ and the stored-axis reading would be wrong (q's SGD x2, not x1/2)."""
+    x = jnp.ones((1, 3, 5))
+    if framework == "nnx":
+
+        def make(d, q, h):
+            return lambda: nnx.MultiHeadAttention(h, d, qkv_features=q, decode=False,
+                                                  rngs=nnx.Rngs(0))  # fmt: skip
+
+        bsh = jaxinit.base_shapes(make(16, 16, 2), make(32, 32, 2))
+        shapes = jaxinit.infshapes(nnx.eval_shape(make(64, 32, 2)), bsh)
+        short = {p.split("/")[0] + "/" + p.split("/")[-1]: s for p, s in shapes.items()}
+        general = nnx.eval_shape(lambda: nnx.LinearGeneral((2, 8), 16, axis=(-2, -1),
+                                                           rngs=nnx.Rngs(0)))  # fmt: skip
+        assert general.kernel.shape == (2, 8, 16)
+    else:
+        n = 3 if framework == "linen_scan" else 0
+        bsh = jaxinit.base_shapes(_AttnNet(16, 16, 2, n), _AttnNet(32, 32, 2, n), sample=x)
+        big = jax.eval_shape(lambda: _AttnNet(64, 32, 2, n).init(jax.random.key(0), x))
+        shapes = jaxinit.infshapes(big, bsh)
+        short = {p.split("/")[-2] + "/" + p.split("/")[-1]: s for p, s in shapes.items()
+                 if "mha" in p}  # fmt: skip
+        if n:
+            assert short["query/kernel"].shape == (3, 64, 2, 16)
+    r = len(short["query/kernel"].shape)
+    assert short["query/kernel"].fan_axes == ((r - 3,), (r - 2, r - 1))
+    for name, s in short.items():
+        m = _as_matrix(s)
+        assert (s.kind, s.width_mult()) == (m.kind, m.width_mult()), name
+        for opt in ("adam", "sgd"):
+            assert jaxinit.lr_multiplier(s, opt) == jaxinit.lr_multiplier(m, opt), (name, opt)
+    # the numbers: q fan-in x4, fan-out x2; out fan-in x2, fan-out x4; q bias x2
+    q, o, b = short["query/kernel"], short["out/kernel"], short["query/bias"]
+    assert (q.kind, q.width_mult(), q.fanin_fanout_mult_ratio()) == ("hidden", 4.0, 2.0)
+    assert jaxinit.lr_multiplier(q, "adam") == 0.25 and jaxinit.lr_multiplier(q, "sgd") == 0.5
+    assert (o.width_mult(), jaxinit.lr_multiplier(o, "sgd")) == (2.0, 2.0)
+    assert (b.kind, jaxinit.lr_multiplier(b, "adam"), jaxinit.lr_multiplier(b, "sgd")) == (
+        "vector", 1.0, 2.0)  # fmt: skip
+    # the stored-axis reading this replaces: q's heads axis taken as fan-in, head_dim as out
+    stored = InfShape(q.shape, q.base, "flax")
+    assert (stored.fanin_fanout_mult_ratio(), jaxinit.lr_multiplier(stored, "sgd")) == (0.5, 2.0)
+
+
+def test_equinox_attention_logits_scale_as_one_over_d():
+    """eqx.nn.MultiheadAttention with mup_process_heads: the output equals
+    softmax(α q·k/d) v through the layer's own projections (computed here by hand in
+    float64), and differs from Equinox's default 1/sqrt(d); a composed process_heads (a
+    sign flip of the keys, as a stand-in for rotary embeddings) runs first."""
+    heads, d_model, seq, alpha = 2, 32, 5, 3.0
+    mha = eqx.nn.MultiheadAttention(heads, d_model, key=jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (seq, d_model))
+
+    def by_hand(scale, flip=1.0):
+        xn = np.asarray(x, np.float64)
+
+        def proj(lin):
+            w, b = np.asarray(lin.weight, np.float64), lin.bias
+            y = xn @ w.T + (0 if b is None else np.asarray(b, np.float64))
+            return y.reshape(seq, heads, -1)
+
+        q, k, v = proj(mha.query_proj), flip * proj(mha.key_proj), proj(mha.value_proj)
+        logits = scale(q.shape[-1]) * np.einsum("qhd,khd->hqk", q, k)
+        w = np.exp(logits - logits.max(-1, keepdims=True))
+        w /= w.sum(-1, keepdims=True)
+        out = np.einsum("hqk,khd->qhd", w, v).reshape(seq, -1)
+        wo = np.asarray(mha.output_proj.weight, np.float64)
+        bo = mha.output_proj.bias
+        return out @ wo.T + (0 if bo is None else np.asarray(bo, np.float64))
+
+    got = mha(x, x, x, process_heads=jaxinit.mup_process_heads(alpha))
+    np.testing.assert_allclose(got, by_hand(lambda d: alpha / d), rtol=1e-4, atol=1e-5)
+    default = mha(x, x, x)
+    np.testing.assert_allclose(default, by_hand(lambda d: d**-0.5), rtol=1e-4, atol=1e-5)
+    assert float(jnp.abs(got - default).max()) > 1e-2
+    flip = jaxinit.mup_process_heads(alpha, process_heads=lambda q, k, v: (q, -k, v))
+    np.testing.assert_allclose(
+        mha(x, x, x, process_heads=flip), by_hand(lambda d: alpha / d, -1.0), rtol=1e-4, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="mup_process_heads: attn_mult"):
+        jaxinit.mup_process_heads(0.0)
+    with pytest.raises(TypeError, match="mup_process_heads: process_heads must be callable"):
+        jaxinit.mup_process_heads(1.0, process_heads=3)

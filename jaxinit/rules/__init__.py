@@ -20,6 +20,7 @@ from jaxinit.rules._mup import infshapes as infshapes
 from jaxinit.rules._mup import lr_multiplier as lr_multiplier
 from jaxinit.rules._mup import mup_adam as mup_adam
 from jaxinit.rules._mup import mup_attention_fn as mup_attention_fn
+from jaxinit.rules._mup import mup_process_heads as mup_process_heads
 from jaxinit.rules._mup import mup_sgd as mup_sgd
 from jaxinit.rules._mup import readout_multiplier as readout_multiplier
 from jaxinit.rules._mup import scale_by_mup as scale_by_mup
@@ -77,6 +78,7 @@ __all__ = [
     "mup",
     "mup_adam",
     "mup_attention_fn",
+    "mup_process_heads",
     "mup_sgd",
     "optional",
     "param_shardings",

@@ -63,6 +63,8 @@ class LayerFans:
       per_layer: one layer's slice in the stored layout.
       stack_shape, stack_pos: the stack axes (sizes, and positions in the stored array
         before the final reshape).
+      gate_axes: how many of the last stack axes are one layer's own gate blocks (an
+        Equinox GRU/LSTM cell's fused gates), not layers.
       torch_shape: for torch-layout weights, ``per_layer`` itself: an initializer that
         carries its own torch layout is called on it directly (no second transpose).
       source: "recorded" (linen), "class" (nnx / Equinox layer), "shape" (stored shape),
@@ -79,6 +81,7 @@ class LayerFans:
     stack_pos: tuple[int, ...] = ()
     torch_shape: tuple[int, ...] | None = None
     source: str = "shape"
+    gate_axes: int = 0
 
     @property
     def fans(self) -> tuple[float, float]:
@@ -578,7 +581,9 @@ def eqx_spec(owner: Any, name: str, shape: tuple[int, ...]) -> LayerFans | None:
             if shape[-2:] == (g * h, i):
                 # the gates are stacked along the out axis: each gate is a layer
                 k = len(lead) + 1
-                return _replace(one, shape=shape, stack_shape=(*lead, g), stack_pos=tuple(range(k)))
+                return _replace(
+                    one, shape=shape, stack_shape=(*lead, g), stack_pos=tuple(range(k)), gate_axes=1
+                )
             return None
     return None
 

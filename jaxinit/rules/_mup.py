@@ -14,8 +14,8 @@ parameter's update by its μP learning-rate multiplier (mup's ``MuAdam`` / ``MuS
 :func:`mup_adam` and :func:`mup_sgd` chain it into complete optimizers.
 
 Part 3 — forward multipliers: :func:`readout_multiplier` (mup's ``MuReadout``) and
-:func:`mup_attention_fn` (attention logits :math:`q\\cdot k/d` instead of
-:math:`q\\cdot k/\\sqrt d`).
+:func:`mup_attention_fn` / :func:`mup_process_heads` (attention logits :math:`q\\cdot k/d`
+instead of :math:`q\\cdot k/\\sqrt d`, for flax and Equinox).
 
 Part 4 — :func:`coord_check`: the mean absolute coordinate of every layer's output over a
 few training steps at several widths, with a plot; flat in μP, growing in standard
@@ -24,6 +24,7 @@ parametrization.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ class BaseShape:
     shape: tuple[int, ...]
     infinite: tuple[bool, ...]
     layout: str
+    fan_axes: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,19 @@ class InfShape:
       base: per dimension, its size in the base model if the dimension is infinite, else
         ``None`` (finite).
       layout: ``"flax"`` or ``"torch"``; decides which axes are fan-in and fan-out.
+      fan_axes: ``(in_axes, out_axes)``, the stored axes that make up the layer's fan-in
+        and fan-out when its layer says so (a ``DenseGeneral`` / ``LinearGeneral`` kernel
+        ``(in, heads, head_dim)`` is ``((0,), (1, 2))``, its output kernel ``(heads,
+        head_dim, out)`` ``((0, 1), (2,))``, its bias ``(heads, head_dim)`` ``((), (0,
+        1))``: a vector); ``None``: the layout's last two axes
+        (``(..., in, out)`` in flax, ``(out, in, ...)`` in torch), as for Linear and Conv.
+        The multiplier of a group of axes is the product of its axes' multipliers.
     """
 
     shape: tuple[int, ...]
     base: tuple[int | None, ...]
     layout: str
+    fan_axes: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
     def _torch_order(self) -> list[int]:
         """Axes in torch's order (out, in, *rest), the order mup reasons in."""
@@ -74,6 +84,28 @@ class InfShape:
         if self.layout == "torch":
             return list(range(r))
         return list(flax_to_torch_axes(r))
+
+    def _groups(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(out axes, in axes) of a rank >= 2 parameter."""
+        if self.fan_axes is not None:
+            return self.fan_axes[1], self.fan_axes[0]
+        out_axis, in_axis = self._torch_order()[:2]
+        return (out_axis,), (in_axis,)
+
+    def _group_mult(self, axes: tuple[int, ...]) -> float:
+        return math.prod(self.dim_mult(a) for a in axes)
+
+    def _group_inf(self, axes: tuple[int, ...]) -> bool:
+        return any(self.base[a] is not None for a in axes)
+
+    def ninf_fans(self) -> int:
+        """The number of infinite dimensions counting a fan group (``fan_axes``) as one:
+        what μP's rules see (``ninf()`` when no fan group has several axes)."""
+        if self.fan_axes is None or len(self.shape) < 2:
+            return self.ninf()
+        grouped = set(self.fan_axes[0]) | set(self.fan_axes[1])
+        rest = sum(self.base[a] is not None for a in range(len(self.shape)) if a not in grouped)
+        return rest + sum(self._group_inf(g) for g in self.fan_axes)
 
     def dim_mult(self, axis: int) -> float:
         """``dim / base_dim`` for an infinite axis, 1 for a finite one."""
@@ -87,6 +119,11 @@ class InfShape:
     def width_mult(self) -> float:
         """mup's ``InfShape.width_mult``: the multiplier of the *last* infinite dimension in
         torch order ``(out, in, ...)`` — the fan-in when it is infinite — or 1."""
+        if self.fan_axes is not None and len(self.shape) >= 2:
+            out_axes, in_axes = self._groups()
+            for axes in (in_axes, out_axes):
+                if self._group_inf(axes):
+                    return self._group_mult(axes)
         inf = [a for a in self._torch_order() if self.base[a] is not None]
         return self.dim_mult(inf[-1]) if inf else 1.0
 
@@ -97,8 +134,8 @@ class InfShape:
                 f"InfShape.fanin_fanout_mult_ratio: shape {self.shape} has rank"
                 f" {len(self.shape)}; fan-in and fan-out need rank >= 2"
             )
-        out_axis, in_axis = self._torch_order()[:2]
-        return self.dim_mult(in_axis) / self.dim_mult(out_axis)
+        out_axes, in_axes = self._groups()
+        return self._group_mult(in_axes) / self._group_mult(out_axes)
 
     @property
     def kind(self) -> str:
@@ -106,28 +143,56 @@ class InfShape:
         only fan-out infinite), ``"output"`` (weights with only fan-in infinite),
         ``"vector"`` (rank-1 with an infinite dim: biases, norm scales) or ``"fixed"`` (no
         infinite dim)."""
-        n = self.ninf()
+        n = self.ninf_fans()
         if n == 0:
             return "fixed"
         if n >= 2:
             return "hidden"
-        if len(self.shape) < 2:
+        if len(self.shape) < 2 or (self.fan_axes is not None and not self.fan_axes[0]):
             return "vector"
-        out_axis, in_axis = self._torch_order()[:2]
-        if self.base[out_axis] is not None:
+        out_axes, in_axes = self._groups()
+        if self._group_inf(out_axes):
             return "input"
-        if self.base[in_axis] is not None:
+        if self._group_inf(in_axes):
             return "output"
         return "vector"
 
 
-def _param_leaves(tree: Any) -> list[tuple[str, tuple[int, ...], str]]:
-    """(path, shape, layout) of every floating-point leaf of a model / pytree / abstract
-    pytree (``jax.ShapeDtypeStruct`` leaves count)."""
+def _fan_split(shape: tuple[int, ...], layer: Any) -> tuple[tuple[int, ...], ...] | None:
+    """``(in_axes, out_axes)`` of a flax-layout parameter from its layer's call
+    (``LayerFans``): the trailing axes of one layer's slice whose sizes multiply to the
+    call's fan-out, then those before them that multiply to its fan-in (stack axes lead).
+    ``None`` when that is the default (the last two axes) or cannot be told."""
+    if layer is None or len(shape) < 2 or not layer.call_shape:
+        return None
+    per, call = layer.per_layer, layer.call_shape
+    if len(call) == 1:  # a bias (heads, head_dim): one vector, no fan-in
+        return (), tuple(range(len(shape) - len(per), len(shape)))
+
+    def take(end: int, n: int) -> int | None:  # fewest axes ending at `end` with product n
+        return next((j for j in range(1, end + 1) if math.prod(per[end - j : end]) == n), None)
+
+    j_out = take(len(per), call[-1])
+    j_in = None if j_out is None else take(len(per) - j_out, call[-2])
+    if j_in is None:
+        return None
+    end = len(shape)  # one layer's slice is the stored shape's tail
+    split = (tuple(range(end - j_out - j_in, end - j_out)), tuple(range(end - j_out, end)))
+    return None if split == ((end - 2,), (end - 1,)) else split
+
+
+def _param_leaves(tree: Any, recorded: Mapping | None = None) -> list[tuple]:
+    """(path, shape, layout, fan_axes) of every floating-point leaf of a model / pytree /
+    abstract pytree (``jax.ShapeDtypeStruct`` leaves count). ``fan_axes`` come from the
+    layers: nnx modules' classes, or ``recorded`` linen layer calls."""
+    from jaxinit.rules import _layers
+
+    specs: dict = {}
     try:
         from flax import nnx
 
         if isinstance(tree, nnx.Module):
+            specs = _layers.nnx_specs(tree)
             tree = nnx.state(tree)
     except ImportError:  # pragma: no cover - flax is a dependency
         pass
@@ -140,8 +205,39 @@ def _param_leaves(tree: Any) -> list[tuple[str, tuple[int, ...], str]]:
         path = path_str(kp, drop_value=not equinox)
         owner = _owner(tree, kp)
         layout = "torch" if (equinox or _is_equinox(owner)) else "flax"
-        out.append((path, tuple(v.shape), layout))
+        shape = tuple(v.shape)
+        layer = None
+        if path in specs:
+            layer = _layers.stacked(specs[path], shape)
+        elif recorded:
+            rec = recorded.get(path) or recorded.get(path.split("/", 1)[-1])
+            layer = None if rec is None else _layers.linen_spec(rec[0], rec[1], shape)
+        fans = _fan_split(shape, layer) if layout == "flax" else None
+        out.append((path, shape, layout, fans))
     return out
+
+
+def _linen_model(fn: str, arg: str, model: Any, sample: Any) -> tuple[Any, Mapping] | None:
+    """A linen Module's abstract variables and recorded layer calls, or ``None``."""
+    import sys
+
+    if "flax" not in sys.modules:
+        return None
+    import flax.linen as nn
+
+    if not isinstance(model, nn.Module):
+        return None
+    from jaxinit.rules import _layers
+
+    if sample is None:
+        raise ValueError(
+            f"{fn}: {arg} is the linen module {type(model).__name__}; give sample= (an"
+            " input, or a tuple of inputs, as for module.init(key, sample)) so its layers"
+            " are seen"
+        )
+    args = sample if isinstance(sample, tuple) else (sample,)
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), *args))
+    return variables, _layers.record_linen(fn, model, sample)
 
 
 def _abstract(fn: str, arg: str, model: Any) -> Any:
@@ -162,7 +258,7 @@ def _is_module(x: Any) -> bool:
     return mod.startswith("flax")
 
 
-def base_shapes(base: Any, delta: Any) -> dict[str, BaseShape]:
+def base_shapes(base: Any, delta: Any, *, sample: Any = None) -> dict[str, BaseShape]:
     """The base shapes of a model, from a base model and a delta model (microsoft/mup's
     ``make_base_shapes``): a dimension is *infinite* when its size differs between them.
 
@@ -171,8 +267,19 @@ def base_shapes(base: Any, delta: Any) -> dict[str, BaseShape]:
         an nnx ``State``), an nnx or Equinox module (abstract ones from ``nnx.eval_shape``
         / ``eqx.filter_eval_shape`` are fine), or a zero-argument callable that builds
         one, evaluated with ``eqx.filter_eval_shape`` (``jax.eval_shape``), so nothing is
-        allocated.
+        allocated; or a linen Module with ``sample=``.
       delta: the model at another width, in any of the forms ``base`` takes.
+      sample: for linen Modules, an input (or a tuple of inputs) as for
+        ``module.init(key, sample)``: the modules are initialised abstractly and each
+        layer's call is recorded.
+
+    Each parameter also records its layer's fan axes where the layer tells them (nnx
+    modules; linen Modules with ``sample=``), so that a ``DenseGeneral`` /
+    ``LinearGeneral`` kernel such as attention's ``(d, heads, head_dim)`` has fan-in
+    ``d`` and fan-out ``heads·head_dim`` (:attr:`InfShape.fan_axes`). Given linen
+    *variables*, a kernel's last two axes are taken as ``(in, out)`` (right for Dense and
+    Conv): for rank > 2 ``DenseGeneral`` kernels the SGD multiplier
+    (``fanin_fanout_mult_ratio``) is then wrong, so pass the modules and ``sample=``.
 
     Returns:
       ``{path: BaseShape}`` for every floating-point parameter, paths as :func:`reinit`
@@ -188,18 +295,25 @@ def base_shapes(base: Any, delta: Any) -> dict[str, BaseShape]:
       BaseShape(shape=(8, 64), infinite=(False, True), layout='flax')
     """
     fn = "base_shapes"
-    b = _param_leaves(_abstract(fn, "base", base))
-    d = {p: (s, lay) for p, s, lay in _param_leaves(_abstract(fn, "delta", delta))}
+
+    def leaves(arg: str, model: Any) -> list[tuple]:
+        linen = _linen_model(fn, arg, model, sample)
+        if linen is not None:
+            return _param_leaves(*linen)
+        return _param_leaves(_abstract(fn, arg, model))
+
+    b = leaves("base", base)
+    d = {p: (s, lay) for p, s, lay, _ in leaves("delta", delta)}
     if not b:
         raise ValueError(f"{fn}: base has no floating-point parameters")
-    bp = {p for p, _, _ in b}
+    bp = {p for p, _, _, _ in b}
     if bp != set(d):
         raise ValueError(
             f"{fn}: base and delta have different parameters: only in base"
             f" {sorted(bp - set(d))[:5]}, only in delta {sorted(set(d) - bp)[:5]}"
         )
     out = {}
-    for path, shape, layout in b:
+    for path, shape, layout, fans in b:
         dshape = d[path][0]
         if len(dshape) != len(shape):
             raise ValueError(
@@ -207,7 +321,7 @@ def base_shapes(base: Any, delta: Any) -> dict[str, BaseShape]:
                 " the ranks must agree"
             )
         out[path] = BaseShape(
-            shape, tuple(a != c for a, c in zip(shape, dshape, strict=True)), layout
+            shape, tuple(a != c for a, c in zip(shape, dshape, strict=True)), layout, fans
         )
     return out
 
@@ -245,14 +359,15 @@ def infshape_of(path: str, shape: Sequence[int], bsh: Mapping[str, BaseShape]) -
                 f" dimension) in the base shapes, so it must stay {bs}, got {s}"
             )
     base = tuple(bs if inf else None for bs, inf in zip(b.shape, b.infinite, strict=True))
-    return InfShape(shape, base, b.layout)
+    return InfShape(shape, base, b.layout, b.fan_axes)
 
 
 def infshapes(params: Any, bsh: Mapping[str, BaseShape]) -> dict[str, InfShape]:
     """``{path: InfShape}`` for every floating-point parameter of ``params`` (any model or
     pytree :func:`base_shapes` accepts) under the base shapes ``bsh`` (mup's
     ``set_base_shapes``, without mutating anything)."""
-    return {p: infshape_of(p, s, bsh) for p, s, _ in _param_leaves(_abstract("", "", params))}
+    leaves = _param_leaves(_abstract("", "", params))
+    return {p: infshape_of(p, s, bsh) for p, s, _, _ in leaves}
 
 
 # --------------------------------------------------------------------------- Part 2: optax
@@ -275,7 +390,7 @@ def lr_multiplier(infshape: InfShape, optimizer: Optimizer) -> float:
     the paper's Table 8; without it, Table 3 (readout init and Adam LR both :math:`1/n`).
     """
     check_choice("lr_multiplier", "optimizer", optimizer, ["adam", "sgd"])
-    n = infshape.ninf()
+    n = infshape.ninf_fans()
     if n > 2:
         raise ValueError(
             f"lr_multiplier: shape {infshape.shape} has {n} infinite dimensions (base"
@@ -492,8 +607,7 @@ def mup_attention_fn(
     flax's dot-product attention divides the query by :math:`\sqrt d`; the returned function
     multiplies it by :math:`\alpha/\sqrt d` first and calls ``attention_fn`` (default
     ``flax.linen.dot_product_attention``; pass ``flax.nnx.dot_product_attention`` for nnx).
-    Equinox: give ``MultiheadAttention`` a ``process_heads`` that scales the query heads
-    the same way.
+    Equinox: :func:`mup_process_heads`.
 
     >>> import flax.linen as nn
     >>> attn = nn.MultiHeadDotProductAttention(4, attention_fn=jaxinit.mup_attention_fn())
@@ -506,14 +620,51 @@ def mup_attention_fn(
     if attention_fn is not None and not callable(attention_fn):
         raise TypeError(f"mup_attention_fn: attention_fn must be callable, got {attention_fn!r}")
 
-    def mup_attention(query, key, value, *args, **kwargs):
+    if attention_fn is None:
         import flax.linen as nn
 
-        base = attention_fn or nn.dot_product_attention
+        attention_fn = nn.dot_product_attention
+
+    # functools.wraps: inspect.signature then reports attention_fn's parameters, which
+    # linen's attention uses to choose the keyword arguments it passes (mask among them)
+    @functools.wraps(attention_fn)
+    def mup_attention(query, key, value, *args, **kwargs):
         scale = jnp.asarray(attn_mult / math.sqrt(query.shape[-1]), query.dtype)
-        return base(query * scale, key, value, *args, **kwargs)
+        return attention_fn(query * scale, key, value, *args, **kwargs)
 
     return mup_attention
+
+
+def mup_process_heads(
+    attn_mult: float = 1.0, process_heads: Callable[..., tuple] | None = None
+) -> Callable[..., tuple]:
+    r"""μP's attention logits :math:`\alpha\,q\cdot k/d` for Equinox: a ``process_heads``
+    for ``eqx.nn.MultiheadAttention.__call__``.
+
+    Equinox's attention divides the query heads by :math:`\sqrt d` (``qk_size``); the
+    returned function multiplies them by :math:`\alpha/\sqrt d` first, so the logits are
+    :math:`\alpha\,q\cdot k/d`. ``process_heads`` (e.g. rotary embeddings) is applied
+    before the scaling.
+
+    Example:
+      >>> import equinox as eqx
+      >>> mha = eqx.nn.MultiheadAttention(4, 64, key=jax.random.key(0))
+      >>> x = jnp.ones((10, 64))
+      >>> mha(x, x, x, process_heads=jaxinit.mup_process_heads()).shape
+      (10, 64)
+    """
+    fn = "mup_process_heads"
+    check_positive(fn, "attn_mult", attn_mult)
+    if process_heads is not None and not callable(process_heads):
+        raise TypeError(f"{fn}: process_heads must be callable, got {process_heads!r}")
+
+    def mup_heads(query_heads, key_heads, value_heads):
+        if process_heads is not None:
+            query_heads, key_heads, value_heads = process_heads(query_heads, key_heads, value_heads)
+        scale = jnp.asarray(attn_mult / math.sqrt(query_heads.shape[-1]), query_heads.dtype)
+        return query_heads * scale, key_heads, value_heads
+
+    return mup_heads
 
 
 # --------------------------------------------------------------------------- Part 4: coord check

@@ -27,6 +27,7 @@ Every parameter is drawn as its own layer draws its ``kernel_init`` (see
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import sys
@@ -70,6 +71,30 @@ class LeafInfo:
         axes, the owning class. An initializer the rule returns is drawn there, as the
         layer would draw it (unless the rule is ``native``).
       sibling_layers: the same for the other parameters of the layer, by name.
+      layer_index: the parameter's layer number (0-based), or ``None`` (see below).
+      depth: the number of layers it is one of, or ``None``.
+      module: the module object that holds the parameter (nnx and Equinox), for what
+        shapes do not tell (an Equinox ``ConvTranspose``'s ``groups``); ``None`` for
+        plain dicts and linen variables.
+
+    ``layer_index`` and ``depth``:
+
+    * a parameter of a layer **stack** (``nn.scan``, ``nn.vmap``, ``nnx.vmap``,
+      ``eqx.filter_vmap``: the layer's leading stack axis; ``fan_axes(...,
+      stack_axes=0)``) is many layers: a rule that reads ``info.layer_index`` is built
+      once per layer of the stack, with ``layer_index`` its position along the stack axis
+      and ``depth`` the stack axis's length, and each layer's slice is drawn with its own
+      initializer. A rule that never reads ``layer_index`` is built once, as before.
+    * otherwise the index is the integer in the path: a segment ``layers_3``,
+      ``blocks.3``, or ``3`` after a named one (``layers/3``, ``h/3``: an nnx or Equinox
+      list), and ``depth`` is one more than the largest index of that name under the same
+      parent (``layers_0`` ... ``layers_11``: 12). With several indexed segments, the
+      outermost one that has indexed siblings wins (``encoder/layers_3/mlp/Dense_1``: 3;
+      linen's ``Encoder_0/EncoderBlock_3``: 3); with none, both are ``None``.
+
+    So a depth-dependent rule is one line, for listed and stacked layers alike, e.g.
+    torchtitan's ``ContextRule(lambda i: jaxinit.normal(0.02 / (2 * (i.layer_index + 1))
+    ** 0.5))``.
     """
 
     path: str
@@ -80,6 +105,16 @@ class LeafInfo:
     owner: type | None = None
     layer: Any = None
     sibling_layers: Mapping[str, Any] = field(default_factory=dict)
+    _index: int | None = field(default=None, repr=False)
+    depth: int | None = None
+    module: Any = field(default=None, repr=False, compare=False)
+    _reads: list = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def layer_index(self) -> int | None:
+        """The layer number (0-based) of this parameter, or ``None``."""
+        self._reads.append("layer_index")  # a stacked leaf is then built once per layer
+        return self._index
 
     @property
     def name(self) -> str:
@@ -586,6 +621,61 @@ def _alternatives(pattern: Pattern) -> list[Pattern]:
     ]
 
 
+_INDEXED_SEGMENT = re.compile(r"(.+?)[_.](\d+)")
+
+
+def _indexed(path: str) -> list[tuple[tuple[str, str], int]]:
+    """The indexed segments of a path, outermost first: ``((parent, name), index)`` for
+    ``layers_3`` / ``h.3`` (one segment) and ``layers/3`` (a number after a name)."""
+    segs = path.split("/")[:-1]  # the last segment is the parameter's own name
+    out = []
+    for j, seg in enumerate(segs):
+        if seg.isdigit():
+            parent = "/".join(segs[: max(j - 1, 0)])
+            out.append(((parent, segs[j - 1] if j else ""), int(seg)))
+        else:
+            m = _INDEXED_SEGMENT.fullmatch(seg)
+            if m is not None:
+                out.append((("/".join(segs[:j]), m.group(1)), int(m.group(2))))
+    return out
+
+
+def _path_layers(paths: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """``path -> (layer_index, depth)`` from the integers in the paths (see
+    :class:`LeafInfo`): depth is one more than the largest index of the same name under the
+    same parent; the outermost indexed segment with siblings wins."""
+    found = {p: _indexed(p) for p in paths}
+    depth: dict[tuple[str, str], int] = {}
+    for segs in found.values():
+        for group, i in segs:
+            depth[group] = max(depth.get(group, 0), i + 1)
+    out = {}
+    for p, segs in found.items():
+        if segs:
+            group, i = next(((g, i) for g, i in segs if depth[g] > 1), segs[0])
+            out[p] = (i, depth[group])
+    return out
+
+
+def _layer_stack(layer: Any, shape: tuple[int, ...]) -> int | None:
+    """The length of a parameter's leading layer-stack axis (scan/vmap layers, not a
+    cell's gate blocks), or ``None``."""
+    if layer is None:
+        return None
+    n_layers = len(layer.stack_shape) - layer.gate_axes
+    if n_layers < 1 or layer.stack_pos[0] != 0 or not shape or shape[0] != layer.stack_shape[0]:
+        return None
+    return layer.stack_shape[0]
+
+
+@dataclass(frozen=True)
+class _PerLayer:
+    """One initializer per layer of a stack (``None``: keep that layer's slice)."""
+
+    inits: tuple[Any, ...]
+    sub: Any  # LayerFans of one slice (the stack axis removed)
+
+
 _AMBIGUOUS = (
     "{fn}: {path} has shape {shape}, and its fans depend on the layer that made it: a Conv"
     " kernel (*window, in, out), a DenseGeneral/attention kernel (in, heads, head_dim) or a"
@@ -633,7 +723,9 @@ class _Plan:
             if it.init is None:
                 continue
             k = path_key(key, it.path)
-            if it.native:
+            if isinstance(it.init, _PerLayer):
+                out = self._per_layer(it, k)
+            elif it.native:
                 out = it.init(k, it.shape, it.dtype)
             else:
                 where = f"{self.fn}: the initializer for {it.path}"
@@ -652,6 +744,31 @@ class _Plan:
             new[it.index] = out
         return self.rebuild(jax.tree_util.tree_unflatten(self.treedef, new))
 
+    def _per_layer(self, it: _Item, key: jax.Array) -> jax.Array:
+        """Each layer of a stack drawn with its own initializer (its slice kept for None)."""
+        from jaxinit.rules import _layers
+
+        old = self.leaves[it.index]
+        slices = []
+        for i, init in enumerate(it.init.inits):
+            k = jax.random.fold_in(key, i)
+            where = f"{self.fn}: the initializer for {it.path} (layer {i} of its stack)"
+            if init is None:
+                slices.append(jnp.asarray(old[i]))
+                continue
+            out = (
+                init(k, it.shape[1:], it.dtype)
+                if it.native
+                else _layers.draw(it.init.sub, init, k, it.dtype, where)
+            )
+            if tuple(getattr(out, "shape", ())) != it.shape[1:] or out.dtype != it.dtype:
+                raise ValueError(
+                    f"{where} returned shape {tuple(getattr(out, 'shape', ()))} dtype"
+                    f" {getattr(out, 'dtype', None)}, expected {it.shape[1:]} {np.dtype(it.dtype)}"
+                )
+            slices.append(out)
+        return jnp.stack(slices)
+
     def table(self) -> str:
         from jaxinit.rules import _layers
 
@@ -665,6 +782,16 @@ class _Plan:
             rule = repr(it.rule) if isinstance(it.rule, re.Pattern) else str(it.rule)
             if it.init is None:
                 rows.append((it.path, str(it.shape), layer, rule, "None (kept)", "-", "-"))
+                continue
+            if isinstance(it.init, _PerLayer):  # first and last layer of the stack
+                ends = [(i, f) for i, f in enumerate(it.init.inits) if f is not None]
+                cols = []
+                for _, f in (ends[0], ends[-1]):
+                    shape = it.shape[1:] if it.native else _layers.draw_shape(it.init.sub, f)
+                    cols.append(_layers.describe(f, shape))
+                name = f"{cols[0][0]} (layer {ends[0][0]}) .. {cols[1][0]} (layer {ends[-1][0]})"
+                fans, stat = cols[0][1], f"{cols[0][2]} .. {cols[1][2]}"
+                rows.append((it.path, str(it.shape), layer, rule, name, fans, stat))
                 continue
             shape = it.shape if it.native else _layers.draw_shape(it.layer, it.init)
             name, fans, stat = _layers.describe(it.init, shape)
@@ -723,7 +850,7 @@ def _plan(
         from flax import nnx
 
         graphdef, tree = nnx.split(params)
-        owners = {"/".join(map(str, p)): type(m) for p, m in nnx.iter_modules(params) if p}
+        owners = {"/".join(map(str, p)): m for p, m in nnx.iter_modules(params) if p}
         specs = _layers.nnx_specs(params)
         rebuild = lambda state: nnx.merge(graphdef, state)
     elif module is not None:
@@ -733,7 +860,7 @@ def _plan(
             from flax import nnx
 
             specs = _layers.nnx_specs(module)
-            owners = {"/".join(map(str, p)): type(m) for p, m in nnx.iter_modules(module) if p}
+            owners = {"/".join(map(str, p)): m for p, m in nnx.iter_modules(module) if p}
         else:
             raise TypeError(
                 f"{fn}: module= must be the flax.linen Module (with sample=) that made the"
@@ -749,8 +876,8 @@ def _plan(
         path = path_str(kp, drop_value=drop_value)
         shape = tuple(v.shape)
         parent, _, name = path.rpartition("/")
-        obj = _owner_obj(tree, kp) if owners is None else None
-        owner = owners.get(parent) if owners is not None else type(obj) if obj is not None else None
+        obj = owners.get(parent) if owners is not None else _owner_obj(tree, kp)
+        owner = type(obj) if obj is not None else None
         natural = "torch" if _is_equinox(owner) else "flax"
         given = None if layout is None else ("flax" if layout == "flax" else "torch")
         item = _Item(i, path, shape, v.dtype, None)
@@ -794,6 +921,7 @@ def _plan(
         by_parent.setdefault(it.path.rpartition("/")[0], []).append(it)
     alts = [_alternatives(p) for p, _ in rule_list]
     used = [[False] * len(a) for a in alts]
+    path_layers = _path_layers([it.path for it in items])
     for it in items:
         for r, (pattern, init) in enumerate(rule_list):
             if not matches(pattern, it.path):
@@ -801,7 +929,7 @@ def _plan(
             for a, alt in enumerate(alts[r]):
                 used[r][a] = used[r][a] or matches(alt, it.path)
             it.matched, it.rule = True, pattern
-            _bind(fn, it, init, by_parent, framework, owners, tree, leaves, layout)
+            _bind(fn, it, init, by_parent, owners, tree, leaves, layout, path_layers)
             break
     missing = []
     for (pattern, init), options, u in zip(rule_list, alts, used, strict=True):
@@ -836,11 +964,11 @@ def _bind(
     it: _Item,
     init: Any,
     by_parent: dict,
-    framework: str,
     owners: dict | None,
     tree: Any,
     leaves: list,
     layout: str | None,
+    path_layers: Mapping[str, tuple[int, int]],
 ) -> None:
     """Resolve the initializer of a matched parameter (building a ContextRule) and check
     that its layer is known when its fans matter."""
@@ -856,28 +984,52 @@ def _bind(
         return
     if isinstance(init, ContextRule):
         siblings = [s for s in by_parent.get(it.path.rpartition("/")[0], []) if s is not it]
-        owner = None
         if owners is not None:
-            owner = owners.get(it.path.rpartition("/")[0])
+            obj = owners.get(it.path.rpartition("/")[0])
         else:
             obj = _owner_obj(tree, leaves[it.index][0])
-            owner = type(obj) if obj is not None else None
+        owner = type(obj) if obj is not None else None
         leaf_layout = layout or ("torch" if _is_equinox(owner) else "flax")
-        info = LeafInfo(
-            it.path,
-            it.shape,
-            it.dtype,
-            leaf_layout,
-            {s.path.rpartition("/")[2]: s.shape for s in siblings},
-            owner,
-            it.layer,
-            {s.path.rpartition("/")[2]: s.layer for s in siblings if s.layer is not None},
+        n_stack = _layer_stack(it.layer, it.shape)
+        index, depth = (
+            (0, n_stack) if n_stack is not None else path_layers.get(it.path, (None,) * 2)
         )
+
+        def leaf_info(i: int | None) -> LeafInfo:
+            return LeafInfo(
+                it.path,
+                it.shape,
+                it.dtype,
+                leaf_layout,
+                {s.path.rpartition("/")[2]: s.shape for s in siblings},
+                owner,
+                it.layer,
+                {s.path.rpartition("/")[2]: s.layer for s in siblings if s.layer is not None},
+                _index=i,
+                depth=depth,
+                module=obj,
+            )
+
+        info = leaf_info(index)
         built = init.build(info)
+        where = f"{fn}: {init!r} for {it.path}"
+        it.native = init.native
+        if n_stack is not None and info._reads:  # one initializer per stacked layer
+            inits = [built, *(init.build(leaf_info(i)) for i in range(1, n_stack))]
+            if all(b is None for b in inits):
+                return
+            resolved = tuple(None if b is None else _resolve(where, b) for b in inits)
+            sub = dataclasses.replace(
+                it.layer,
+                shape=it.shape[1:],
+                stack_shape=it.layer.stack_shape[1:],
+                stack_pos=tuple(p - 1 for p in it.layer.stack_pos[1:]),
+            )
+            it.init = _PerLayer(resolved, sub)
+            return
         if built is None:
             return
-        it.init = _resolve(f"{fn}: {init!r} for {it.path}", built)
-        it.native = init.native
+        it.init = _resolve(where, built)
         if it.native:
             return
     else:

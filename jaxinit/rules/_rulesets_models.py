@@ -323,7 +323,7 @@ def bert(
 
 
 def depth_scaled(
-    n_layers: int,
+    n_layers: int | None = None,
     *,
     std: float = 0.02,
     depth_init: bool = True,
@@ -340,44 +340,55 @@ def depth_scaled(
     r"""torchtitan's Llama init (``torchtitan/models/llama3``): depth-scaled residual outputs.
 
     * the residual-branch outputs (attention ``wo``, feed-forward ``w2``, ``w3``) of layer
-      :math:`\ell` (0-based, parsed from the path by :func:`layer_index`):
-      trunc-normal std :math:`0.02/\sqrt{2(\ell+1)}` (``depth_init=True``) or
-      :math:`0.02/\sqrt{2\,n_{layers}}` (``depth_init=False``, GPT-2's rule);
+      :math:`\ell` (0-based): trunc-normal std :math:`0.02/\sqrt{2(\ell+1)}`
+      (``depth_init=True``) or :math:`0.02/\sqrt{2\,n_{layers}}` (``depth_init=False``,
+      GPT-2's rule);
     * ``wq``, ``wk``, ``wv``, ``w1``: trunc-normal std 0.02;
     * token embeddings :math:`\mathcal N(0, 1)`;
     * the output projection trunc-normal std :math:`d^{-1/2}` cut at ±3 std (d its fan-in);
     * norm scales 1, biases 0.
 
-    torch's ``trunc_normal_`` cuts at absolute ±2, which is nothing at std 0.02. Layers
-    stacked on a leading axis (``nn.scan``, ``nnx.vmap``: no index in the path; the stack
-    the layer reports, or a leading axis of size ``n_layers``) get the std of each layer on
-    their own slice: the scaled rule is ``native`` (drawn on the stored array, elementwise,
-    so no fans are involved). The output's :math:`d` is its layer's fan-in.
+    The layer :math:`\ell` and :math:`n_{layers}` are :class:`jaxinit.LeafInfo`'s
+    ``layer_index`` and ``depth``: the integer in the path (``layers_3``, ``layers/3``)
+    and the number of such layers, or for a stack of layers (``nn.scan``, ``nnx.vmap``)
+    the position along the stack axis and its length, so each stacked layer's slice gets
+    its own std. ``n_layers`` (optional) checks the model's depth; it also serves a plain
+    parameter dict whose layers are stacked on a leading axis of that size without a
+    module to say so. ``layer_pattern``: a regex whose first group is the index (see
+    :func:`layer_index`), tried before the path's integer.
+
+    torch's ``trunc_normal_`` cuts at absolute ±2, which is nothing at std 0.02. The scaled
+    rule is ``native`` (drawn on the stored array, elementwise: no fans involved). The
+    output's :math:`d` is its layer's fan-in.
     """
     fn = "depth_scaled"
-    n = _check_int(fn, "n_layers", n_layers)
+    n = None if n_layers is None else _check_int(fn, "n_layers", n_layers)
     check_positive(fn, "std", std)
 
     def scaled_rule(info: LeafInfo):
-        layer = _layer(info)
-        if len(layer.call_shape) < 2:
+        if len(_layer(info).call_shape) < 2:
             return None
-        if depth_init:
-            i = layer_index(info.path, layer_pattern)
-            stack = layer.stack_shape or (info.shape[:1] if len(info.shape) >= 3 else ())
-            if i is None and stack == (n,) and layer.stack_pos in ((), (0,)):
-                return _stacked(n, std)  # nn.scan / nnx.vmap: layers on the leading axis
-            if i is None:
+        if not depth_init:
+            if not (n or info.depth):
                 raise ValueError(
-                    f"{fn}: no layer index in the path {info.path!r} and no leading stack"
-                    f" axis of size n_layers={n} in shape {info.shape}; name layers like"
-                    " 'layers/3' or 'layers_3', or give layer_pattern"
+                    f"{fn}: depth_init=False needs the number of layers, and {info.path!r}"
+                    " has no layer index in its path nor a stack of layers; give n_layers"
                 )
-            if i >= n:
-                raise ValueError(f"{fn}: layer index {i} in {info.path!r} >= n_layers={n}")
-            s = std / math.sqrt(2 * (i + 1))
-        else:
-            s = std / math.sqrt(2 * n)
+            return torch_trunc_normal(std=std / math.sqrt(2 * (n or info.depth)))
+        i = info.layer_index
+        if layer_pattern is not None and layer_index(info.path, layer_pattern) is not None:
+            i = layer_index(info.path, layer_pattern)
+        if i is None and n is not None and len(info.shape) >= 3 and info.shape[0] == n:
+            return _stacked(n, std)  # a plain dict's (n_layers, in, out) stack
+        if i is None:
+            raise ValueError(
+                f"{fn}: no layer index in the path {info.path!r} and no stack of layers in"
+                f" shape {info.shape}; name layers like 'layers/3' or 'layers_3', give"
+                " layer_pattern, or pass module= (and sample=) so a scan/vmap stack is seen"
+            )
+        if n is not None and i >= n:
+            raise ValueError(f"{fn}: layer index {i} in {info.path!r} >= n_layers={n}")
+        s = std / math.sqrt(2 * (i + 1))
         return torch_trunc_normal(std=s)  # elementwise: the stored shape is fine
 
     def _stacked(n_stack: int, base: float):
@@ -575,6 +586,7 @@ def torch_default_layer_rules(
     ),
     gates: Pattern = _GATE_PATTERN,
     fused_gates: Pattern = any_of("{dense_i,dense_h}/{kernel,bias}"),
+    simple_cell: Pattern = "SimpleCell_*/{i,h}/{kernel,bias}",
     norm_scales: Pattern = "scale",
     others: Pattern = any_of("{kernel,weight,weight_ih,weight_hh,bias,bias_n}"),
 ) -> dict[Pattern, object]:
@@ -588,20 +600,30 @@ def torch_default_layer_rules(
       output projection keeps ``nn.Linear``'s default :math:`U[\pm 1/\sqrt E]`;
     * ``nn.LayerNorm`` (and Group, RMS and batch norms): weight 1, bias 0;
     * ``nn.ConvTranspose``: :math:`U[\pm 1/\sqrt{n}]` for weight and bias with torch's
-      :math:`n = c_{out}\cdot k` (torch stores the weight ``(in, out, *k)`` and takes its
-      dim 1 as the fan-in), where the Linear/Conv rule would use :math:`c_{in}\cdot k`;
+      :math:`n = (c_{out}/\mathrm{groups})\cdot k` (torch stores the weight ``(in,
+      out/groups, *k)`` and takes its dim 1 as the fan-in), where the Linear/Conv rule
+      would use :math:`c_{in}\cdot k`; ``groups`` is read from an Equinox
+      ``ConvTranspose`` (flax's have none). A linen ``ConvTranspose(transpose_kernel=True)``
+      stores ``(*k, out, in)``, which the recorded call does not tell: not covered;
     * ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``: every weight and bias
       :math:`U[\pm 1/\sqrt H]` (H the hidden size, input weights included). Where flax
       keeps **one** bias for torch's two (``b_ih + b_hh``: linen/nnx LSTM's ``h*`` biases,
       linen GRU's ``ir``/``iz``, nnx's fused LSTM ``dense_h`` bias, the r and z blocks of
-      nnx GRU's ``dense_i`` bias, nnx SimpleCell's, Equinox ``LSTMCell.bias`` and the r, z
-      blocks of ``GRUCell.bias``) it is drawn as their sum, a triangular law on
-      :math:`[\pm 2/\sqrt H]` (variance :math:`2/(3H)`).
+      nnx GRU's ``dense_i`` bias, nnx and linen SimpleCell's, Equinox ``LSTMCell.bias``
+      and the r, z blocks of ``GRUCell.bias``) it is drawn as their sum, a triangular law
+      on :math:`[\pm 2/\sqrt H]` (variance :math:`2/(3H)`). The GRU's ``b_hn`` (inside
+      :math:`r\odot(W_{hn}h + b_{hn})`, so never summed) is linen's ``hn/bias`` and
+      Equinox's ``GRUCell.bias_n``, a single uniform; nnx's ``GRUCell`` has no such
+      parameter (its ``dense_h`` has no bias), so it cannot be matched there.
 
     Args:
       rnn_hidden: the hidden size of nnx's fused cells (``OptimizedLSTMCell``,
         ``GRUCell``, ``SimpleCell``), needed for their ``dense_i`` layers, whose shapes do not
         tell it; the ``dense_h`` layers read it from their kernel.
+      simple_cell: linen ``SimpleCell``'s layers ``i`` (input, with the one bias) and ``h``
+        (recurrent): its default name ``SimpleCell_<n>``; give the cell's own name (e.g.
+        ``"rnn_cell/{i,h}/{kernel,bias}"``) if it has one. Checked to be a cell: ``h`` a
+        square kernel without bias, ``i`` a kernel and a bias.
       others: the Equinox parameters (``weight``/``bias`` of Embedding, norms, RNN cells;
         any other ``weight``/``bias`` gets the Linear/Conv default).
 
@@ -610,8 +632,8 @@ def torch_default_layer_rules(
     kernels are an ambiguity error). Patterns with several names are
     :func:`jaxinit.any_of`: a model has whichever of them its framework uses.
 
-    Not covered: linen's ``SimpleCell`` (its layers are named ``i`` and ``h``, too generic
-    to match safely) and the ``b_hn`` of a GRU, which nnx's ``GRUCell`` does not have.
+    Not covered: the ``b_hn`` of a GRU, which nnx's ``GRUCell`` does not have; linen
+    ``ConvTranspose(transpose_kernel=True)``.
     """
     fn = "torch_default_layer_rules"
     if rnn_hidden is not None:
@@ -665,6 +687,24 @@ def torch_default_layer_rules(
             return _sum_of_uniforms(b)
         return _blocks([_sum_of_uniforms(b), _sum_of_uniforms(b), _uniform(b)], 0)  # GRU r,z,n
 
+    def simple_cell_rule(info: LeafInfo):
+        kernel = call_of_kernel(info)
+        layer = info.path.split("/")[-2]
+        if kernel is None or len(kernel) != 2:
+            return None
+        h = kernel[-1]
+        is_cell = (layer == "h" and kernel[0] == h and "bias" not in info.siblings) or (
+            layer == "i" and set(info.siblings) | {info.name} == {"kernel", "bias"}
+        )
+        if not is_cell:
+            raise ValueError(
+                f"{fn}: {info.path} matched simple_cell={simple_cell!r} but is not a linen"
+                " SimpleCell layer (h: a square kernel without bias, i: kernel and bias);"
+                f" its kernel call is {kernel}"
+            )
+        b = 1 / math.sqrt(h)
+        return _sum_of_uniforms(b) if info.name == "bias" else _uniform(b)
+
     linear_kernel = _torch_kernel_rule().build
     linear_bias = _torch_bias_rule().build
 
@@ -693,7 +733,8 @@ def torch_default_layer_rules(
             w = None if kernel is None else kernel.call_shape
             if w is None or len(w) < 3:
                 return None
-            return _fans_uniform(1 / math.sqrt(w[-1] * math.prod(w[:-2])))
+            groups = getattr(info.module, "groups", 1)  # Equinox's; flax's have none
+            return _fans_uniform(1 / math.sqrt(w[-1] // groups * math.prod(w[:-2])))
         if info.name == "bias":
             return linear_bias(info)
         if info.name in ("weight", "kernel"):
@@ -706,6 +747,7 @@ def torch_default_layer_rules(
         attention_biases: optional(zeros),
         gates: optional(ContextRule(gate_rule, "torch RNN U[±1/√H]")),
         fused_gates: optional(ContextRule(fused_rule, "torch RNN U[±1/√H] (nnx fused)")),
+        simple_cell: optional(ContextRule(simple_cell_rule, "torch RNN U[±1/√H] (SimpleCell)")),
         embeddings: optional(ContextRule(embed_rule, "torch Embedding N(0,1)")),
         norm_scales: optional(ones),
         others: optional(ContextRule(others_rule, "torch default (Equinox layers, biases)")),
