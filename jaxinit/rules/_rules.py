@@ -459,7 +459,6 @@ def _owner(tree: Any, keypath: Sequence[Any]) -> type | None:
     return None if obj is None else type(obj)
 
 
-##TAIL##
 def reinit(
     params: Any,
     rules: Rules,
