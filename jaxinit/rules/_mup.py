@@ -292,7 +292,7 @@ def base_shapes(base: Any, delta: Any, *, sample: Any = None) -> dict[str, BaseS
       >>> bsh = jaxinit.base_shapes(lambda: make(64).init(jax.random.key(0), x),
       ...                           lambda: make(128).init(jax.random.key(0), x))
       >>> bsh["params/layers_0/kernel"]  # (in, out): the output width is infinite
-      BaseShape(shape=(8, 64), infinite=(False, True), layout='flax')
+      BaseShape(shape=(8, 64), infinite=(False, True), layout='flax', fan_axes=None)
     """
     fn = "base_shapes"
 
