@@ -748,7 +748,9 @@ def test_explain_prints_a_table_and_draws_nothing(capsys):
     row = next(line for line in lines if line.startswith("params/kernel"))
     cells = [c.strip() for c in row.split("|")]
     assert cells[1] == "(64, 4, 16)" and cells[2] == "DenseGeneral" and cells[3] == "kernel"
-    assert cells[5] == "64, 64" and cells[6] == "std 0.125"
+    assert cells[4] == repr(LECUN) and cells[5] == "64, 64" and cells[6] == "std 0.125"
+    bias = next(line for line in lines if line.startswith("params/bias"))
+    assert [c.strip() for c in bias.split("|")][4:] == ["zeros", "-", "0"]
     out = jaxinit.reinit(v, {"kernel": GLOROT}, KEY, module=m, sample=x64, explain=True)
     assert out is v
     assert "bound 0.2165" in capsys.readouterr().out  # sqrt(6 / 128)

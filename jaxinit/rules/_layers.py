@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._types import LAYOUTS, flax_to_torch_axes, torch_to_flax_shape
+from jaxinit._values import Init
 
 LAYOUT_CHOICES = tuple(LAYOUTS)
 
@@ -633,8 +634,9 @@ def mark_fan_dependent(init: Any) -> Any:
 
 
 def _factory(init: Any) -> str:
-    qual = getattr(init, "__qualname__", None) or type(init).__name__
-    return qual.split(".<locals>")[0].lstrip("_")
+    """The scheme's name: an initializer value's ``__name__``, a closure's factory."""
+    qual = getattr(init, "__qualname__", None) or getattr(init, "__name__", None)
+    return (qual or type(init).__name__).split(".<locals>")[0].lstrip("_")
 
 
 def describe(init: Any, shape: tuple[int, ...]) -> tuple[str, str, str]:
@@ -646,9 +648,12 @@ def describe(init: Any, shape: tuple[int, ...]) -> tuple[str, str, str]:
     cells = closure_vars(init)
     if name in ("zeros", "ones"):
         return name, "-", "0" if name == "zeros" else "1 (constant)"
+    if isinstance(init, Init):  # a value: its repr is the call that made it
+        name = repr(init)
     if {"scale", "mode", "distribution"} <= cells.keys():
         scale, mode, dist = cells["scale"], cells["mode"], cells["distribution"]
-        name = f"variance_scaling({scale:g}, {mode!r}, {dist!r})"
+        if not isinstance(init, Init):
+            name = f"variance_scaling({scale:g}, {mode!r}, {dist!r})"
         try:
             fi, fo = fans_of(
                 "explain",

@@ -574,12 +574,12 @@ def explain(
       >>> model, x = nn.Sequential([nn.Dense(16), nn.relu, nn.Dense(3)]), jnp.ones((1, 8))
       >>> variables = model.init(jax.random.key(0), x)
       >>> print(jaxinit.explain(variables, {"kernel": jaxinit.he_normal()}, module=model, sample=x))
-      path                   | shape   | layer | rule   | initializer                                       | fans (in, out) | std / bound
-      -----------------------+---------+-------+--------+---------------------------------------------------+----------------+------------
-      params/layers_0/bias   | (16,)   | Dense | -      | (kept)                                            | -              | -
-      params/layers_0/kernel | (8, 16) | Dense | kernel | variance_scaling(2, 'fan_in', 'truncated_normal') | 8, 16          | std 0.5
-      params/layers_2/bias   | (3,)    | Dense | -      | (kept)                                            | -              | -
-      params/layers_2/kernel | (16, 3) | Dense | kernel | variance_scaling(2, 'fan_in', 'truncated_normal') | 16, 3          | std 0.3536
+      path                   | shape   | layer | rule   | initializer | fans (in, out) | std / bound
+      -----------------------+---------+-------+--------+-------------+----------------+------------
+      params/layers_0/bias   | (16,)   | Dense | -      | (kept)      | -              | -
+      params/layers_0/kernel | (8, 16) | Dense | kernel | he_normal() | 8, 16          | std 0.5
+      params/layers_2/bias   | (3,)    | Dense | -      | (kept)      | -              | -
+      params/layers_2/kernel | (16, 3) | Dense | kernel | he_normal() | 16, 3          | std 0.3536
     """
     return _plan("explain", params, rules, layout, module, sample).table()
 
