@@ -82,6 +82,15 @@ class HostData:
       2
     """
 
+    name: str
+    num_classes: int
+    x_test: Any
+    y_test: Any
+    batches: Callable[[int, int], tuple[Any, Any]] | None
+    eval_batch_size: int | None
+    arrays: tuple[Any, Any] | None  # (x, y) for an array source
+    source: Any  # a map-style source
+
     def __init__(
         self,
         name: str,
@@ -208,6 +217,7 @@ class HostData:
         return x.reshape(*rows.shape, *x.shape[1:]), y.reshape(*rows.shape, *y.shape[1:])
 
     def _batch(self, seed: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+        assert self.batches is not None  # a batches stream
         try:
             out = self.batches(seed, step)
         except Exception as e:
@@ -229,14 +239,14 @@ class HostData:
         if self.batches is not None:
             x, y = self._batch(0, 0)
             return x[:2], y[:2]
-        return self._rows(np.arange(min(2, self.train_size)))
+        return self._rows(np.arange(min(2, self.train_size or 0)))
 
     def _fingerprint(self) -> list:
         """What identifies the data for resume, without reading the whole training set."""
         if self.batches is not None:
             head = self._batch(0, 0)
         else:
-            n = self.train_size
+            n = self.train_size or 0
             head = self._rows(np.unique(np.r_[np.arange(min(n, 64)), np.arange(max(n - 64, 0), n)]))
         return [self.name, self.train_size, _checksum((head, self.x_test, self.y_test))]
 
@@ -435,13 +445,14 @@ class _Feed:
                 self.resident[prefix] = tuple(self._put(a) for a in arrays)
             x, y = self.resident[prefix]
             return _fetch(program(state.params, state.model_state, state.noise_key, x, y))
-        total = None
+        total: np.ndarray | None = None
         for lo in range(0, n_examples, size):
             hi = min(lo + size, n_examples)
             x, y = (self._put(a) for a in self._eval_arrays(prefix, lo, hi))
             v = _fetch(program(state.params, state.model_state, state.noise_key, x, y))
             v = v.astype(np.float64) * (hi - lo)
             total = v if total is None else total + v
+        assert total is not None  # n_examples >= 1
         return total / n_examples
 
 
