@@ -128,7 +128,7 @@ def test_stateless_equinox_dropout_without_state():
 
 
 def test_equinox_bad_models_raise_before_compiling():
-    model, state = eqx.nn.make_with_state(_Net)(jax.random.key(0))
+    model, _ = eqx.nn.make_with_state(_Net)(jax.random.key(0))
     with pytest.raises(TypeError, match=r"stateful layers.*model=\(model, state\)"):
         jaxinit.run_study(_study(model=_Net(jax.random.key(0)), dataset=SHIFTED), progress=False)
     with pytest.raises(TypeError, match=r"\(Equinox module, eqx.nn.State\).*\(_Net, dict\)"):

@@ -68,8 +68,13 @@ class Study:
         ``batch_stats`` (a ``train``, ``training`` or ``deterministic`` argument of
         ``__call__`` is set for training and evaluation; dropout gets a fresh key per member
         and step) and nnx ``BatchNorm``/``Dropout`` (``.train()``/``.eval()``). An
-        Equinox module (an instance, called on one example, stateless) trains too: its
-        arrays are the parameters; set ``kernel_pattern`` (e.g. ``"*weight"``).
+        Equinox module (an instance, called on one example and vmapped over the batch
+        with ``axis_name="batch"``) trains too: its floating-point arrays are the
+        parameters; set ``kernel_pattern`` (e.g. ``"*weight"``). With stateful layers
+        (``eqx.nn.BatchNorm``) pass ``model=(model, state)`` from
+        ``eqx.nn.make_with_state``; it is called ``model(x, state) -> (out, state)``. A
+        ``key`` argument of its ``__call__`` gets a fresh key per member, step and example
+        in training (``eqx.nn.Dropout``); evaluation runs ``eqx.nn.inference_mode``.
       dataset: a :class:`jaxinit.Dataset`.
       optimizer: an optax ``GradientTransformation``. With ``hparams``: one built with
         ``optax.inject_hyperparams`` (e.g. ``optax.inject_hyperparams(optax.sgd)(0.1)``), or
