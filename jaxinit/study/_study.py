@@ -48,12 +48,15 @@ from jaxinit.study._population import (
     _check_init,
     _hparam_grid,
     _init_program,
-    _member_keys,
-    _opt_init,
     _resolve_optimizer,
-    _state_init,
 )
-from jaxinit.study._program import MemberState, _chunk_program, _mesh_sharding, _Objective
+from jaxinit.study._program import (
+    MemberState,
+    _chunk_program,
+    _compile_ahead,
+    _mesh_sharding,
+    _Objective,
+)
 from jaxinit.study._results import StudyResult, _diverged, _eval_rows, _table, _train_rows
 
 
@@ -394,14 +397,13 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
 
     d = study.dataset
     train, val = _split_validation(len(d.x_train), study.validation)
-    x_train, y_train = jnp.asarray(d.x_train[train]), jnp.asarray(d.y_train[train])
-    x_test, y_test = jnp.asarray(d.x_test), jnp.asarray(d.y_test)
-    x_val, y_val = jnp.asarray(d.x_train[val]), jnp.asarray(d.y_train[val])
+    arrays = (d.x_train[train], d.y_train[train], d.x_test, d.y_test, d.x_train[val],
+              d.y_train[val])  # fmt: skip
+    arrays = tuple(np.asarray(a) for a in arrays)  # placed from the host: nothing compiled
     if replicated is not None:
-        x_train, y_train, x_test, y_test, x_val, y_val = _put(
-            (x_train, y_train, x_test, y_test, x_val, y_val), replicated
-        )
-    hp_values = jnp.asarray(np.asarray(grid, np.float32).reshape(len(grid), len(hp_names)))
+        arrays = _put(arrays, replicated)
+    x_train, y_train, x_test, y_test, x_val, y_val = (jnp.asarray(a) for a in arrays)
+    hp_values = np.asarray(grid, np.float32).reshape(len(grid), len(hp_names))
 
     train_names = (*objective.metrics("train"), "grad_norm", "param_norm")
     eval_sets = [("test", x_test, y_test)] + ([("val", x_val, y_val)] if len(val) else [])
@@ -417,27 +419,32 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
     for prefix, _, _ in eval_sets:
         metric_names += objective.metrics(prefix)
 
-    seed_keys, data_keys, noise_keys = _member_keys(study.seeds, study.fixed_data_order)(key)
-    abstract_state = jax.eval_shape(model.init_state, jax.random.key(0))
-
-    def initial_state(batch: list[tuple[str, int, int]]) -> MemberState:
+    def initial_state(batch: list[tuple[str, int, int]]) -> tuple[Callable, tuple]:
+        """The initial state's program and arguments."""
         parts = []  # consecutive runs of one initializer, in member order
         for name, s, _ in batch:
             if parts and parts[-1][0] == name:
                 parts[-1][1].append(s)
             else:
                 parts.append((name, [s]))
-        program = _init_program(model, tuple(spec_keys[n] for n, _ in parts), study.kernel_pattern)
-        params = program(*(seed_keys[jnp.array(seeds)] for _, seeds in parts))
-        values = hp_values[jnp.array([h for _, _, h in batch])]
-        opt_state = _opt_init(optimizer, hp_names)(params, values)
-        seeds = jnp.array([s for _, s, _ in batch])
-        if jax.tree.leaves(abstract_state):
-            mstate = _state_init(model)(seed_keys[seeds])
-        else:  # stateless: no program to compile
-            mstate = jax.tree.map(lambda a: a, abstract_state)
-        steps = jnp.zeros(len(batch), jnp.int32)
-        return MemberState(params, opt_state, data_keys[seeds], steps, mstate, noise_keys[seeds])
+        program = _init_program(
+            model, tuple(spec_keys[n] for n, _ in parts), study.kernel_pattern, optimizer,
+            hp_names, bool(study.fixed_data_order),
+        )  # fmt: skip
+        return program, (
+            key,
+            tuple(np.asarray(seeds, np.int32) for _, seeds in parts),
+            np.asarray([s for _, s, _ in batch], np.int32),
+            hp_values[[h for _, _, h in batch]],
+        )
+
+    def chunk_program(n: int) -> Callable:
+        return _chunk_program(
+            model, optimizer, objective, study.batch_size, study.log_every,
+            n // study.log_every, sharding,
+        )  # fmt: skip
+
+    chunks = sorted({min(eval_every, study.steps - d) for d in range(0, study.steps, eval_every)})
 
     fingerprint = {
         "dataset": [d.name, _checksum((d.x_train, d.y_train, d.x_test, d.y_test))],
@@ -463,7 +470,15 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
     for g0 in range(0, len(members), group):
         batch = members[g0 : g0 + group]
         padded = batch + [batch[0]] * (max(group_padded, len(batch)) - len(batch))
-        state = initial_state(padded)
+        init, args = initial_state(padded)
+        # the training programs compile (on a worker thread) while the initial state does
+        abstract = jax.eval_shape(init, *args)
+        if sharding is not None:
+            abstract = jax.tree.map(
+                lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract
+            )
+        compiled = {n: _compile_ahead(chunk_program(n), abstract, x_train, y_train) for n in chunks}
+        state = init(*args)
         ckpt = None
         if out_dir is not None:
             fp = dict(
@@ -482,11 +497,7 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
             group_records += evaluate(state, 0, len(batch), g0)
         while done < study.steps:
             n = min(eval_every, study.steps - done)
-            program = _chunk_program(
-                model, optimizer, objective, study.batch_size, study.log_every,
-                n // study.log_every, sharding,
-            )  # fmt: skip
-            state, metrics = program(state, x_train, y_train)
+            state, metrics = compiled[n].result()(state, x_train, y_train)
             metrics = _fetch(metrics)[: len(batch)]  # (members, logs, train metrics)
             steps = done + study.log_every * np.arange(1, metrics.shape[1] + 1)
             group_records.append(_train_rows(metrics, steps, g0))
