@@ -156,7 +156,9 @@ def _linen_variables(module: Any, sample: tuple[int, ...], mode: tuple = ()) -> 
 def _abstract_io(model: _Model) -> tuple[Any, Any]:
     params = jax.eval_shape(model.init, jax.random.key(0))
     state = jax.eval_shape(model.init_state, jax.random.key(0))
-    return params, jax.eval_shape(model.apply, params, jnp.zeros(model.sample_shape), state)
+    return params, jax.eval_shape(
+        model.apply, params, jax.ShapeDtypeStruct(model.sample_shape, jnp.float32), state
+    )
 
 
 _MODE_ARGS = ("train", "training", "deterministic")

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 @functools.lru_cache(maxsize=64)
 def _init_shapes(model: _Model, spec_key: Any, kernel_pattern: str) -> Any:
     program = jax.vmap(_member_init(model, spec_key, kernel_pattern))
-    return jax.eval_shape(program, jax.random.split(jax.random.key(0), 1))
+    return jax.eval_shape(lambda: program(jax.random.split(jax.random.key(0), 1)))
 
 
 @functools.lru_cache(maxsize=32)
@@ -158,7 +158,7 @@ def _member_init(model: _Model, spec_key: Any, kernel_pattern: str) -> Callable:
     # linen records them from the module on a sample, nnx reads an abstract module,
     # Equinox parameters are the module's own arrays (reinit reads their layer classes).
     if model.kind == "linen":
-        layers = {"module": model.module, "sample": jnp.zeros(model.sample_shape, jnp.float32)}
+        layers = {"module": model.module, "sample": np.zeros(model.sample_shape, np.float32)}
     elif model.kind == "equinox":
         layers = {}
     else:
@@ -177,13 +177,14 @@ def _member_init(model: _Model, spec_key: Any, kernel_pattern: str) -> Callable:
 def _init_program(
     model: _Model,
     spec_keys: tuple,
+    part_sizes: tuple[int, ...],
     kernel_pattern: str,
     optimizer: optax.GradientTransformation,
     hparams: tuple[str, ...],
     fixed_data_order: bool,
 ) -> Callable:
-    """jit((key, seeds of each spec's run of members, every member's seed and
-    hyperparameter values) -> the members' initial :class:`MemberState`).
+    """jit((key, every member's seed and hyperparameter values) -> the members' initial
+    :class:`MemberState`); the members are runs of ``part_sizes`` members per spec.
 
     One compiled program for the whole initial state of a member batch: member keys,
     every initializer's parameters, optimizer state with each member's hyperparameters and
@@ -204,16 +205,14 @@ def _init_program(
     stateful = bool(jax.tree.leaves(jax.eval_shape(model.init_state, jax.random.key(0))))
     opt_init = _opt_init(optimizer, hparams)
 
-    def init(key, part_seeds, seeds, values):
-        def seed_key(s):
-            return jax.random.fold_in(key, s)
-
+    def init(key, seeds, values):
+        seed_keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(seeds)
+        starts = itertools.accumulate(part_sizes, initial=0)
         parts = [
-            jax.vmap(lambda s, f=f: f(seed_key(s)))(ss)
-            for f, ss in zip(inits, part_seeds, strict=True)
+            jax.vmap(f)(seed_keys[a : a + n])
+            for f, a, n in zip(inits, starts, part_sizes, strict=False)
         ]
         params = jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
-        seed_keys = jax.vmap(seed_key)(seeds)
         if fixed_data_order:
             data_keys = jnp.broadcast_to(jax.random.fold_in(key, 3), seed_keys.shape)
         else:

@@ -428,15 +428,11 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
             else:
                 parts.append((name, [s]))
         program = _init_program(
-            model, tuple(spec_keys[n] for n, _ in parts), study.kernel_pattern, optimizer,
-            hp_names, bool(study.fixed_data_order),
+            model, tuple(spec_keys[n] for n, _ in parts), tuple(len(s) for _, s in parts),
+            study.kernel_pattern, optimizer, hp_names, bool(study.fixed_data_order),
         )  # fmt: skip
-        return program, (
-            key,
-            tuple(np.asarray(seeds, np.int32) for _, seeds in parts),
-            np.asarray([s for _, s, _ in batch], np.int32),
-            hp_values[[h for _, _, h in batch]],
-        )
+        seeds = np.asarray([s for _, s, _ in batch], np.int32)
+        return program, (key, seeds, hp_values[[h for _, _, h in batch]])
 
     def chunk_program(n: int) -> Callable:
         return _chunk_program(
