@@ -36,17 +36,21 @@ def _put(tree: Any, sharding: NamedSharding) -> Any:
     program per shape, ~30 ms each on the CPU; host copies of a member batch's state are
     cheaper.)"""
 
-    def put(x):
-        host = _to_numpy(x)
-        if jax.process_count() == 1:
-            arr = jax.device_put(host, sharding)
-        else:
-            arr = jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            return jax.random.wrap_key_data(arr, impl=jax.random.key_impl(x))
-        return arr
-
-    return jax.tree.map(put, tree)
+    leaves, treedef = jax.tree.flatten(tree)
+    hosts = [_to_numpy(x) for x in leaves]
+    if jax.process_count() == 1:
+        arrays = jax.device_put(hosts, sharding)  # one batched transfer
+    else:
+        arrays = [
+            jax.make_array_from_callback(h.shape, sharding, lambda idx, h=h: h[idx]) for h in hosts
+        ]
+    out = [
+        jax.random.wrap_key_data(a, impl=jax.random.key_impl(x))
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+        else a
+        for x, a in zip(leaves, arrays, strict=True)
+    ]
+    return jax.tree.unflatten(treedef, out)
 
 
 def _fetch(x: jax.Array) -> np.ndarray:

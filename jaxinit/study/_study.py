@@ -442,7 +442,8 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
 
     chunks = sorted({min(eval_every, study.steps - d) for d in range(0, study.steps, eval_every)})
 
-    fingerprint = {
+    # what a checkpoint must match (its checksums are computed only with an ``out_dir``)
+    fingerprint = lambda: {
         "dataset": [d.name, _checksum((d.x_train, d.y_train, d.x_test, d.y_test))],
         "model": repr(study.model) if model.kind == "linen" else str(model.graphdef),
         "key": _checksum(jax.random.key_data(key)),
@@ -478,7 +479,7 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
         ckpt = None
         if out_dir is not None:
             fp = dict(
-                fingerprint,
+                fingerprint(),
                 group=g0,
                 **_state_fingerprint(model, optimizer, objective, state, batch, (x_train, y_train)),
             )
