@@ -96,9 +96,12 @@ def _train_rows(metrics: np.ndarray, steps: np.ndarray, offset: int = 0) -> np.n
     return np.stack([member, step, metric, metrics], -1).reshape(-1, 4).astype(np.float64)
 
 
-def _eval_rows(model, objective, state, x, y, step, n_members, offset, first) -> np.ndarray:
-    """Rows of the evaluation metrics; ``first`` is the index of the loss metric's name."""
-    program = _eval_program(model, objective)
+def _eval_rows(
+    model, objective, state, x, y, step, n_members, offset, first, program=None
+) -> np.ndarray:
+    """Rows of the evaluation metrics; ``first`` is the index of the loss metric's name;
+    ``program``: the compiled evaluation, if compiled ahead."""
+    program = program or _eval_program(model, objective)
     values = _fetch(program(state.params, state.model_state, state.noise_key, x, y))
     values = values[:n_members]
     m, k = values.shape

@@ -54,6 +54,7 @@ from jaxinit.study._program import (
     MemberState,
     _chunk_program,
     _compile_ahead,
+    _eval_program,
     _mesh_sharding,
     _Objective,
 )
@@ -412,7 +413,8 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
     def evaluate(state: MemberState, step: int, n: int, offset: int) -> list[np.ndarray]:
         rows, first = [], len(train_names)
         for prefix, x, y in eval_sets:
-            rows.append(_eval_rows(model, objective, state, x, y, step, n, offset, first))
+            program = evals[prefix].result()
+            rows.append(_eval_rows(model, objective, state, x, y, step, n, offset, first, program))
             first += len(objective.metrics(prefix))
         return rows
 
@@ -475,6 +477,9 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
                 lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract
             )
         compiled = {n: _compile_ahead(chunk_program(n), abstract, x_train, y_train) for n in chunks}
+        evaluation = _eval_program(model, objective)
+        member_inputs = (abstract.params, abstract.model_state, abstract.noise_key)
+        evals = {p: _compile_ahead(evaluation, *member_inputs, x, y) for p, x, y in eval_sets}
         state = init(*args)
         ckpt = None
         if out_dir is not None:
