@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,10 @@ class _Model:
     rest: Any = field(default=None, compare=False, hash=False)
     collections: tuple[str, ...] = ()  # linen: the non-params collections
     mode_arg: str | None = None  # linen: "train", "training" or "deterministic"
-    token: str = ""  # equinox: checksum of the instance's arrays (``rest``)
+    token: str = ""  # equinox: checksum of the instance's arrays (``rest``) and state
+    eqx_state: Any = field(default=None, compare=False, hash=False)  # an eqx.nn.State
+    eqx_key: bool = False  # equinox: ``__call__`` takes ``key=`` (dropout)
+    axis_name: Any = "batch"  # equinox: the batch axis BatchNorm averages over
 
     def _mode(self, train: bool) -> dict:
         if self.mode_arg is None:
@@ -43,7 +47,10 @@ class _Model:
 
     @property
     def stochastic(self) -> bool:
-        """Whether training steps need a key (linen with a train/deterministic argument)."""
+        """Whether training steps need a key (linen with a train/deterministic argument,
+        Equinox with a ``key`` argument)."""
+        if self.kind == "equinox":
+            return self.eqx_key
         return self.kind == "linen" and self.mode_arg is not None
 
     def _variables(self, key: jax.Array) -> Any:
@@ -62,8 +69,8 @@ class _Model:
         return self._variables(key)["params"]
 
     def init_state(self, key: jax.Array) -> Any:
-        if self.kind == "equinox":
-            return {}
+        if self.kind == "equinox":  # the user's eqx.nn.State, the same for every member
+            return {} if self.eqx_state is None else jax.tree.map(lambda a: a, self.eqx_state)
         variables = self._variables(key)
         if self.kind == "linen":
             return {c: variables[c] for c in self.collections}
@@ -71,10 +78,8 @@ class _Model:
 
     def apply(self, params: Any, x: jax.Array, state: Any = None) -> jax.Array:
         """Evaluation: BatchNorm uses its running statistics, dropout is off."""
-        if self.kind == "equinox":  # called on one example: vmapped over the batch
-            import equinox as eqx
-
-            return jax.vmap(eqx.combine(params, self.module))(x)
+        if self.kind == "equinox":
+            return self._eqx_apply(params, state, x, None, train=False)[0]
         if state is None:
             state = self.init_state(jax.random.key(0))
         if self.kind == "linen":
@@ -89,7 +94,7 @@ class _Model:
         """Training: batch statistics are updated, dropout draws from ``key`` (linen) or
         from the model's own rng streams, carried in ``state`` (nnx)."""
         if self.kind == "equinox":
-            return self.apply(params, x), state
+            return self._eqx_apply(params, state, x, key, train=True)
         if self.kind == "linen":
             kw = self._mode(True)
             if key is not None:
@@ -108,6 +113,36 @@ class _Model:
         _, _, new_state = nnx.split(m, nnx.Param, ...)
         return out, new_state
 
+    def _eqx_apply(self, params: Any, state: Any, x: jax.Array, key: Any, train: bool) -> Any:
+        """An Equinox module is called on one example, vmapped over the batch with
+        ``axis_name`` (as Equinox's BatchNorm expects): ``m(x)``, ``m(x, key=k)``,
+        ``m(x, state)`` or ``m(x, state, key=k)``, the state shared across the batch
+        (``in_axes=None``, ``out_axes=None``). Training draws one key per example from the
+        member's step key; evaluation runs ``eqx.nn.inference_mode`` (running statistics,
+        dropout off) with ``key=None``."""
+        import equinox as eqx
+
+        m = eqx.combine(params, self.module)
+        if self.eqx_state is None and not self.eqx_key:  # stateless, deterministic
+            return jax.vmap(m)(x), state
+        if not train:
+            m = eqx.nn.inference_mode(m)
+        if state is None:
+            state = self.init_state(jax.random.key(0))
+        keys = None
+        if train and self.eqx_key:
+            keys = jax.random.split(key, x.shape[0])
+
+        def one(xi, s, k):
+            kw = {"key": k} if self.eqx_key else {}
+            if self.eqx_state is None:
+                return m(xi, **kw), s
+            return m(xi, s, **kw)
+
+        in_axes = (0, None, None if keys is None else 0)
+        run = jax.vmap(one, in_axes=in_axes, out_axes=(0, None), axis_name=self.axis_name)
+        return run(x, state, keys)
+
 
 # Tracing for validation costs ~0.1 s of Python per study; these caches make a repeated
 # study (same model and shapes) start as fast as its compiled programs run.
@@ -121,7 +156,9 @@ def _linen_variables(module: Any, sample: tuple[int, ...], mode: tuple = ()) -> 
 def _abstract_io(model: _Model) -> tuple[Any, Any]:
     params = jax.eval_shape(model.init, jax.random.key(0))
     state = jax.eval_shape(model.init_state, jax.random.key(0))
-    return params, jax.eval_shape(model.apply, params, jnp.zeros(model.sample_shape), state)
+    return params, jax.eval_shape(
+        model.apply, params, jax.ShapeDtypeStruct(model.sample_shape, jnp.float32), state
+    )
 
 
 _MODE_ARGS = ("train", "training", "deterministic")
@@ -132,8 +169,6 @@ def _make_model(model: Any, dataset: Dataset) -> _Model:
     import flax.linen as nn
 
     if isinstance(model, nn.Module):
-        import inspect
-
         try:
             params = inspect.signature(type(model).__call__).parameters
         except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
@@ -144,16 +179,15 @@ def _make_model(model: Any, dataset: Dataset) -> _Model:
         collections = tuple(sorted(set(variables) - {"params"}))
         return dataclasses.replace(m, collections=collections)
     eqx = sys.modules.get("equinox")  # an Equinox model means equinox is imported
+    if eqx is not None and isinstance(model, tuple) and len(model) == 2:
+        if isinstance(model[0], eqx.Module) and isinstance(model[1], eqx.nn.State):
+            return _make_equinox(eqx, *model, sample)
+        raise TypeError(
+            "Study: a model tuple must be (Equinox module, eqx.nn.State), as returned by"
+            f" eqx.nn.make_with_state(...)(...), got ({', '.join(type(m).__name__ for m in model)})"
+        )
     if eqx is not None and isinstance(model, eqx.Module):
-        params, static = eqx.partition(model, eqx.is_inexact_array)
-        try:
-            hash(static)
-        except TypeError as e:
-            raise TypeError(
-                "Study: the Equinox model's non-array fields must be hashable (so compiled"
-                f" programs are cached); {e}"
-            ) from e
-        return _Model(static, "equinox", sample, rest=params, token=_checksum(params))
+        return _make_equinox(eqx, model, None, sample)
     if callable(model):
         from flax import nnx
 
@@ -174,3 +208,39 @@ def _make_model(model: Any, dataset: Dataset) -> _Model:
         "Study: model must be a flax.linen Module, an Equinox Module or rngs ->"
         f" nnx.Module, got {model!r}"
     )
+
+
+def _make_equinox(eqx: Any, model: Any, state: Any, sample: tuple[int, ...]) -> _Model:
+    """An Equinox module (and its ``eqx.nn.State`` for stateful layers such as BatchNorm):
+    its floating-point arrays are the parameters, the rest is the hashable static part."""
+    is_index = lambda x: isinstance(x, eqx.nn.StateIndex)
+    if state is None and any(is_index(x) for x in jax.tree.leaves(model, is_leaf=is_index)):
+        raise TypeError(
+            "Study: the Equinox model has stateful layers (eqx.nn.BatchNorm or another"
+            " StateIndex); pass model=(model, state) with"
+            " model, state = eqx.nn.make_with_state(MyModel)(...)"
+        )
+    if state is not None:
+        model = eqx.nn.delete_init_state(model)  # initial values live in ``state``
+    is_bn = lambda x: isinstance(x, eqx.nn.BatchNorm)
+    axes = [x.axis_name for x in jax.tree.leaves(model, is_leaf=is_bn) if is_bn(x)]
+    if any(not isinstance(a, str) for a in axes) or len(set(axes)) > 1:
+        raise ValueError(
+            "Study: the Equinox model's BatchNorm layers must share one axis_name, a str (the"
+            f" batch axis the engine vmaps over, e.g. 'batch'), got {axes}"
+        )
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    try:
+        hash(static)
+    except TypeError as e:
+        raise TypeError(
+            "Study: the Equinox model's non-array fields must be hashable (so compiled"
+            f" programs are cached); {e}"
+        ) from e
+    try:
+        call = inspect.signature(type(model).__call__).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        call = {}
+    token = _checksum(params) if state is None else _checksum((params, state))
+    return _Model(static, "equinox", sample, rest=params, token=token, eqx_state=state,
+                  eqx_key="key" in call, axis_name=axes[0] if axes else "batch")  # fmt: skip

@@ -27,28 +27,13 @@ if TYPE_CHECKING:
 @functools.lru_cache(maxsize=64)
 def _init_shapes(model: _Model, spec_key: Any, kernel_pattern: str) -> Any:
     program = jax.vmap(_member_init(model, spec_key, kernel_pattern))
-    return jax.eval_shape(program, jax.random.split(jax.random.key(0), 1))
-
-
-@functools.lru_cache(maxsize=32)
-def _member_keys(seeds: int, fixed_data_order: bool) -> Callable:
-    """key -> (seed keys, data keys), one compiled program instead of eager dispatches."""
-
-    def keys(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        seed_keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(seeds))
-        data_keys = jax.vmap(lambda k: jax.random.fold_in(k, 3))(seed_keys)
-        if fixed_data_order:
-            data_keys = jnp.broadcast_to(jax.random.fold_in(key, 3), data_keys.shape)
-        noise_keys = jax.vmap(lambda k: jax.random.fold_in(k, 4))(seed_keys)
-        return seed_keys, data_keys, noise_keys
-
-    return jax.jit(keys)
+    return jax.eval_shape(lambda: program(jax.random.split(jax.random.key(0), 1)))
 
 
 @functools.lru_cache(maxsize=32)
 def _opt_init(optimizer: optax.GradientTransformation, hparams: tuple[str, ...] = ()) -> Callable:
-    """jit(vmap((params, hparam values) -> optimizer state)): each member's hyperparameters
-    are written into its ``inject_hyperparams`` state, which the update reads every step."""
+    """vmap((params, hparam values) -> optimizer state): each member's hyperparameters are
+    written into its ``inject_hyperparams`` state, which the update reads every step."""
 
     def init(params, values):
         with _optax_promotion():
@@ -60,7 +45,7 @@ def _opt_init(optimizer: optax.GradientTransformation, hparams: tuple[str, ...] 
             hp[name] = values[j].astype(jnp.result_type(hp[name]))
         return state._replace(hyperparams=hp)
 
-    return jax.jit(jax.vmap(init))
+    return jax.vmap(init)
 
 
 @functools.lru_cache(maxsize=32)
@@ -173,7 +158,7 @@ def _member_init(model: _Model, spec_key: Any, kernel_pattern: str) -> Callable:
     # linen records them from the module on a sample, nnx reads an abstract module,
     # Equinox parameters are the module's own arrays (reinit reads their layer classes).
     if model.kind == "linen":
-        layers = {"module": model.module, "sample": jnp.zeros(model.sample_shape, jnp.float32)}
+        layers = {"module": model.module, "sample": np.zeros(model.sample_shape, np.float32)}
     elif model.kind == "equinox":
         layers = {}
     else:
@@ -188,18 +173,70 @@ def _member_init(model: _Model, spec_key: Any, kernel_pattern: str) -> Callable:
     return init
 
 
+def _seed_data_keys(key: jax.Array, seed_keys: jax.Array, fixed: bool) -> jax.Array:
+    """Each member's data key (its minibatch order): ``fold_in(seed key, 3)``, or with
+    ``fixed_data_order`` ``fold_in(key, 3)`` for every member."""
+    if fixed:
+        return jnp.broadcast_to(jax.random.fold_in(key, 3), seed_keys.shape)
+    return jax.vmap(lambda k: jax.random.fold_in(k, 3))(seed_keys)
+
+
+def _data_keys(key: jax.Array, seeds: int, fixed: bool) -> jax.Array:
+    """Seeds ``0 .. seeds-1``'s data keys, as the initial state's program draws them (for
+    data fed from the host, whose minibatch indices the host draws)."""
+    seed_keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(seeds))
+    return _seed_data_keys(key, seed_keys, fixed)
+
+
 @functools.lru_cache(maxsize=64)
-def _init_program(model: _Model, spec_keys: tuple, kernel_pattern: str) -> Callable:
-    """jit((seed keys of each spec, ...) -> params of all members, in that order).
+def _init_program(
+    model: _Model,
+    spec_keys: tuple,
+    part_sizes: tuple[int, ...],
+    kernel_pattern: str,
+    optimizer: optax.GradientTransformation,
+    hparams: tuple[str, ...],
+    fixed_data_order: bool,
+) -> Callable:
+    """jit((key, every member's seed and hyperparameter values) -> the members' initial
+    :class:`MemberState`); the members are runs of ``part_sizes`` members per spec.
 
-    One compiled program for every initializer of a member batch rather than one per
-    initializer: on the CPU, compiling four inits together takes 2.3 s instead of 4.9 s.
+    One compiled program for the whole initial state of a member batch: member keys,
+    every initializer's parameters, optimizer state with each member's hyperparameters and
+    model state. Separate programs (and the eager gathers between them) cost a cold start
+    ~0.5 s more on the CPU; compiling four inits together takes 2.3 s instead of 4.9 s one
+    by one. The program is not partitioned (``out_shardings`` on the member axis makes XLA
+    partition every random draw: compiling takes ~40% longer); the caller places its
+    result on the devices.
+
+    Member (spec, seed ``s``) draws from ``fold_in(key, s)``: parameters from its
+    ``fold_in(., 1)``/``fold_in(., 2)``, data order from ``fold_in(., 3)`` (with
+    ``fixed_data_order``: ``fold_in(key, 3)`` for all), dropout and ``loss_fn`` keys from
+    ``fold_in(., 4)``, model state from ``fold_in(fold_in(., 1), 1)``.
     """
-    inits = [_member_init(model, k, kernel_pattern) for k in spec_keys]
+    from jaxinit.study._program import MemberState
 
-    def init(*seed_keys: jax.Array) -> Any:
-        parts = [jax.vmap(f)(k) for f, k in zip(inits, seed_keys, strict=True)]
-        return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+    inits = [_member_init(model, k, kernel_pattern) for k in spec_keys]
+    stateful = bool(jax.tree.leaves(jax.eval_shape(model.init_state, jax.random.key(0))))
+    opt_init = _opt_init(optimizer, hparams)
+
+    def init(key, seeds, values):
+        seed_keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(seeds)
+        starts = itertools.accumulate(part_sizes, initial=0)
+        parts = [
+            jax.vmap(f)(seed_keys[a : a + n])
+            for f, a, n in zip(inits, starts, part_sizes, strict=False)
+        ]
+        params = jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+        data_keys = _seed_data_keys(key, seed_keys, fixed_data_order)
+        noise_keys = jax.vmap(lambda k: jax.random.fold_in(k, 4))(seed_keys)
+        if stateful:
+            mstate = jax.vmap(lambda k: model.init_state(jax.random.fold_in(k, 1)))(seed_keys)
+        else:  # stateless: its (empty) structure, nothing traced
+            mstate = jax.eval_shape(model.init_state, jax.random.key(0))
+        opt_state = opt_init(params, values)
+        steps = jnp.zeros(seeds.shape, jnp.int32)
+        return MemberState(params, opt_state, data_keys, steps, mstate, noise_keys)
 
     return jax.jit(init)
 
@@ -212,9 +249,3 @@ def _check_init(study: Study, model: _Model, name: str, spec: Any) -> Any:
     except (ValueError, TypeError) as e:
         raise type(e)(f"Study: inits[{name!r}] does not fit the model: {e}") from e
     return key
-
-
-@functools.lru_cache(maxsize=32)
-def _state_init(model: _Model) -> Callable:
-    """seed keys -> the members' model state, from the key their parameters come from."""
-    return jax.jit(jax.vmap(lambda k: model.init_state(jax.random.fold_in(k, 1))))

@@ -3,6 +3,7 @@ the objective (built-in losses or the user's ``loss_fn``), and evaluation."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import math
 from collections.abc import Callable
@@ -160,6 +161,33 @@ def _chunk_program(
     if sharding is None:
         return jax.jit(run, donate_argnums=0)
     return jax.jit(run, donate_argnums=0, out_shardings=(sharding, sharding))
+
+
+_COMPILER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxinit-compile")
+_COMPILED: dict[Any, concurrent.futures.Future] = {}
+
+
+def _compile_ahead(program: Any, *args: Any) -> concurrent.futures.Future:
+    """The compiled ``program`` for ``args`` (arrays or ``jax.ShapeDtypeStruct``, with
+    their shardings), as a future: lowered here, so that tracing reads this thread's jax
+    configuration (``threefry_partitionable``, ``default_device``, promotion), and compiled
+    on a worker thread while the caller goes on (XLA releases the GIL). The training
+    program then compiles while the initial state is compiled and computed: on two cores
+    a cold start takes the longer of the two instead of their sum. Cached per program and
+    signature."""
+    leaves, treedef = jax.tree.flatten(args)
+    sig = (
+        program,
+        treedef,
+        tuple((a.shape, a.dtype, getattr(a, "sharding", None)) for a in leaves),
+    )
+    future = _COMPILED.get(sig)
+    if future is None:
+        future = _COMPILER.submit(program.lower(*args).compile)
+        if len(_COMPILED) >= 64:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[sig] = future
+    return future
 
 
 _EVAL_KEY = 0x7FFFFFFF  # the loss_fn's key in evaluation: fold_in(noise key, this)

@@ -110,17 +110,19 @@ def _train_rows(metrics: np.ndarray, steps: np.ndarray, offset: int = 0) -> np.n
     return np.stack([member, step, metric, metrics], -1).reshape(-1, 4).astype(np.float64)
 
 
-def _eval_rows(model, objective, state, x, y, step, n_members, offset, first) -> np.ndarray:
-    """Rows of the evaluation metrics; ``first`` is the index of the loss metric's name."""
-    program = _eval_program(model, objective)
+def _eval_rows(
+    model, objective, state, x, y, step, n_members, offset, first, program=None
+) -> np.ndarray:
+    """Rows of the evaluation metrics; ``first`` is the index of the loss metric's name;
+    ``program``: the compiled evaluation, if compiled ahead."""
+    program = program or _eval_program(model, objective)
     values = _fetch(program(state.params, state.model_state, state.noise_key, x, y))
     values = values[:n_members]
-    rows = [
-        (offset + i, step, first + j, values[i, j])
-        for i in range(n_members)
-        for j in range(values.shape[1])
-    ]
-    return np.asarray(rows, np.float64)
+    m, k = values.shape
+    member = np.broadcast_to(offset + np.arange(m)[:, None], (m, k))
+    metric = np.broadcast_to(first + np.arange(k)[None, :], (m, k))
+    step = np.full((m, k), step)
+    return np.stack([member, step, metric, values], -1).reshape(-1, 4).astype(np.float64)
 
 
 def _table(

@@ -47,14 +47,19 @@ from jaxinit.study._feed import HostData, _Feed, _value_rows
 from jaxinit.study._io import _atomic_write, _checksum, _fetch, _put
 from jaxinit.study._population import (
     _check_init,
+    _data_keys,
     _hparam_grid,
     _init_program,
-    _member_keys,
-    _opt_init,
     _resolve_optimizer,
-    _state_init,
 )
-from jaxinit.study._program import MemberState, _chunk_program, _mesh_sharding, _Objective
+from jaxinit.study._program import (
+    MemberState,
+    _chunk_program,
+    _compile_ahead,
+    _eval_program,
+    _mesh_sharding,
+    _Objective,
+)
 from jaxinit.study._results import StudyResult, _diverged, _eval_rows, _table, _train_rows
 
 
@@ -69,8 +74,13 @@ class Study:
         ``batch_stats`` (a ``train``, ``training`` or ``deterministic`` argument of
         ``__call__`` is set for training and evaluation; dropout gets a fresh key per member
         and step) and nnx ``BatchNorm``/``Dropout`` (``.train()``/``.eval()``). An
-        Equinox module (an instance, called on one example, stateless) trains too: its
-        arrays are the parameters; set ``kernel_pattern`` (e.g. ``"*weight"``).
+        Equinox module (an instance, called on one example and vmapped over the batch
+        with ``axis_name="batch"``) trains too: its floating-point arrays are the
+        parameters; set ``kernel_pattern`` (e.g. ``"*weight"``). With stateful layers
+        (``eqx.nn.BatchNorm``) pass ``model=(model, state)`` from
+        ``eqx.nn.make_with_state``; it is called ``model(x, state) -> (out, state)``. A
+        ``key`` argument of its ``__call__`` gets a fresh key per member, step and example
+        in training (``eqx.nn.Dropout``); evaluation runs ``eqx.nn.inference_mode``.
         A mapping name -> model is an architecture sweep (e.g. ``{"w64": MLP((64, 10)),
         "w256": MLP((256, 10))}``): every architecture trains the whole population as its
         own member batches (its own compiled program), with the same seeds (same data
@@ -461,25 +471,24 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
     writer = out_dir is not None and jax.process_index() == 0
 
     d = study.dataset
-    seed_keys, data_keys, noise_keys = _member_keys(study.seeds, study.fixed_data_order)(key)
     feed = None
     if isinstance(d, HostData):  # the training set stays on the host: fed chunk by chunk
         train, val = _split_validation(d.train_size or 0, study.validation)
         target = devices[0] if replicated is None else replicated
+        data_keys = _data_keys(key, study.seeds, bool(study.fixed_data_order))
         feed = _Feed(study, data_keys, target, sharding, train, val)
         feed.check(study)
         x_sample, y_sample = (jnp.asarray(a) for a in d._sample())
     else:
         train, val = _split_validation(len(d.x_train), study.validation)
-        x_train, y_train = jnp.asarray(d.x_train[train]), jnp.asarray(d.y_train[train])
-        x_test, y_test = jnp.asarray(d.x_test), jnp.asarray(d.y_test)
-        x_val, y_val = jnp.asarray(d.x_train[val]), jnp.asarray(d.y_train[val])
+        arrays = (d.x_train[train], d.y_train[train], d.x_test, d.y_test, d.x_train[val],
+                  d.y_train[val])  # fmt: skip
+        arrays = tuple(np.asarray(a) for a in arrays)  # placed from the host: nothing compiled
         if replicated is not None:
-            x_train, y_train, x_test, y_test, x_val, y_val = _put(
-                (x_train, y_train, x_test, y_test, x_val, y_val), replicated
-            )
+            arrays = _put(arrays, replicated)
+        x_train, y_train, x_test, y_test, x_val, y_val = (jnp.asarray(a) for a in arrays)
         x_sample, y_sample = x_train, y_train
-    hp_values = jnp.asarray(np.asarray(grid, np.float32).reshape(len(grid), len(hp_names)))
+    hp_values = np.asarray(grid, np.float32).reshape(len(grid), len(hp_names))
 
     train_names = (*objective.metrics("train"), "grad_norm", "param_norm")
     if feed is None:
@@ -487,43 +496,49 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
     else:  # (prefix, number of examples, None): read from the host by the feed
         eval_sets = [(prefix, n, None) for prefix, n in feed.eval_sets()]
     metric_names = list(train_names)
+    for prefix, _, _ in eval_sets:
+        metric_names += objective.metrics(prefix)
 
-    def evaluate(model, state: MemberState, step: int, n: int, offset: int) -> list[np.ndarray]:
+    def evaluate(model, evals, state: MemberState, step: int, n: int, offset: int) -> list:
         rows, first = [], len(train_names)
         for prefix, x, y in eval_sets:
             if feed is None:
-                rows.append(_eval_rows(model, objective, state, x, y, step, n, offset, first))
+                program = evals[prefix].result()
+                rows.append(
+                    _eval_rows(model, objective, state, x, y, step, n, offset, first, program)
+                )
             else:
                 values = feed.evaluate(model, objective, state, prefix, x)
                 rows.append(_value_rows(values, step, n, offset, first))
             first += len(objective.metrics(prefix))
         return rows
 
-    for prefix, _, _ in eval_sets:
-        metric_names += objective.metrics(prefix)
-
-    def initial_state(arch: _Arch, batch: list[tuple[str, int, int]]) -> MemberState:
-        model, spec_keys, optimizer = arch.model, arch.spec_keys, arch.optimizer
-        abstract_state = jax.eval_shape(model.init_state, jax.random.key(0))
-        parts = []  # consecutive runs of one initializer, in member order
+    def initial_state(arch: _Arch, batch: list[tuple[str, int, int]]) -> tuple[Callable, tuple]:
+        """The initial state's program and arguments."""
+        parts: list[tuple[str, list[int]]] = []  # runs of one initializer, in member order
         for name, s, _ in batch:
             if parts and parts[-1][0] == name:
                 parts[-1][1].append(s)
             else:
                 parts.append((name, [s]))
-        program = _init_program(model, tuple(spec_keys[n] for n, _ in parts), study.kernel_pattern)
-        params = program(*(seed_keys[jnp.array(seeds)] for _, seeds in parts))
-        values = hp_values[jnp.array([h for _, _, h in batch])]
-        opt_state = _opt_init(optimizer, hp_names)(params, values)
-        seeds = jnp.array([s for _, s, _ in batch])
-        if jax.tree.leaves(abstract_state):
-            mstate = _state_init(model)(seed_keys[seeds])
-        else:  # stateless: no program to compile
-            mstate = jax.tree.map(lambda a: a, abstract_state)
-        steps = jnp.zeros(len(batch), jnp.int32)
-        return MemberState(params, opt_state, data_keys[seeds], steps, mstate, noise_keys[seeds])
+        program = _init_program(
+            arch.model, tuple(arch.spec_keys[n] for n, _ in parts),
+            tuple(len(s) for _, s in parts), study.kernel_pattern, arch.optimizer, hp_names,
+            bool(study.fixed_data_order),
+        )  # fmt: skip
+        seeds = np.asarray([s for _, s, _ in batch], np.int32)
+        return program, (key, seeds, hp_values[[h for _, _, h in batch]])
 
-    fingerprint = {
+    def chunk_program(arch: _Arch, n: int) -> Callable:
+        return _chunk_program(
+            arch.model, arch.optimizer, objective, study.batch_size, study.log_every,
+            n // study.log_every, sharding, feed is not None,
+        )  # fmt: skip
+
+    chunks = sorted({min(eval_every, study.steps - d) for d in range(0, study.steps, eval_every)})
+
+    # what a checkpoint must match (its checksums are computed only with an ``out_dir``)
+    fingerprint = lambda: {
         "dataset": d._fingerprint()
         if feed is not None
         else [d.name, _checksum((d.x_train, d.y_train, d.x_test, d.y_test))],
@@ -556,12 +571,29 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
         model, optimizer = arch.model, arch.optimizer
         batch = members[g0 % len(members) : g0 % len(members) + group]
         padded = batch + [batch[0]] * (max(group_padded, len(batch)) - len(batch))
-        state = initial_state(arch, padded)
+        init, args = initial_state(arch, padded)
+        compiled, evals = {}, {}
+        if feed is None:
+            # the training and evaluation programs compile (on a worker thread) while the
+            # initial state does
+            abstract = jax.eval_shape(init, *args)
+            if sharding is not None:
+                abstract = jax.tree.map(
+                    lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract
+                )
+            compiled = {
+                n: _compile_ahead(chunk_program(arch, n), abstract, x_train, y_train)
+                for n in chunks
+            }
+            evaluation = _eval_program(model, objective)
+            member_inputs = (abstract.params, abstract.model_state, abstract.noise_key)
+            evals = {p: _compile_ahead(evaluation, *member_inputs, x, y) for p, x, y in eval_sets}
+        state = init(*args)
         ckpt = None
         if out_dir is not None:
             desc = repr(model.module) if model.kind == "linen" else str(model.graphdef)
             fp = dict(
-                fingerprint,
+                fingerprint(),
                 group=g0,
                 model=desc if arch.name is None else {arch.name: desc},
                 **_state_fingerprint(
@@ -569,7 +601,8 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
                 ),
             )
             ckpt = _Checkpoint(out_dir, g0, fp, writer)
-        done, group_records = 0, []
+        done = 0
+        group_records: list[np.ndarray] = []
         if ckpt is not None and (loaded := ckpt.load(state, len(batch))) is not None:
             state, done, group_records = loaded
             bar.update(done * len(batch))
@@ -579,25 +612,21 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
         if feed is not None and done < study.steps:
             feed.request(seeds, done, min(eval_every, study.steps - done))
         if done == 0:
-            group_records += evaluate(model, state, 0, len(batch), g0)
+            group_records += evaluate(model, evals, state, 0, len(batch), g0)
         while done < study.steps:
             n = min(eval_every, study.steps - done)
-            program = _chunk_program(
-                model, optimizer, objective, study.batch_size, study.log_every,
-                n // study.log_every, sharding, feed is not None,
-            )  # fmt: skip
             if feed is None:
-                state, metrics = program(state, x_train, y_train)
+                state, metrics = compiled[n].result()(state, x_train, y_train)
             else:  # this chunk's batches; the next chunk's are assembled meanwhile
                 inputs = feed.take(seeds, done, n)
                 if done + n < study.steps:
                     feed.request(seeds, done + n, min(eval_every, study.steps - done - n))
-                state, metrics = program(state, *inputs)
+                state, metrics = chunk_program(arch, n)(state, *inputs)
             metrics = _fetch(metrics)[: len(batch)]  # (members, logs, train metrics)
             steps = done + study.log_every * np.arange(1, metrics.shape[1] + 1)
             group_records.append(_train_rows(metrics, steps, g0))
             done += n
-            group_records += evaluate(model, state, done, len(batch), g0)
+            group_records += evaluate(model, evals, state, done, len(batch), g0)
             bar.update(n * len(batch))
             if ckpt is not None:
                 ckpt.save(state, done, group_records, len(batch))
