@@ -174,7 +174,7 @@ def _fan_split(shape: tuple[int, ...], layer: Any) -> tuple[tuple[int, ...], ...
 
     j_out = take(len(per), call[-1])
     j_in = None if j_out is None else take(len(per) - j_out, call[-2])
-    if j_in is None:
+    if j_out is None or j_in is None:
         return None
     end = len(shape)  # one layer's slice is the stored shape's tail
     split = (tuple(range(end - j_out - j_in, end - j_out)), tuple(range(end - j_out, end)))

@@ -369,12 +369,13 @@ def depth_scaled(
         if len(_layer(info).call_shape) < 2:
             return None
         if not depth_init:
-            if not (n or info.depth):
+            depth = n or info.depth
+            if not depth:
                 raise ValueError(
                     f"{fn}: depth_init=False needs the number of layers, and {info.path!r}"
                     " has no layer index in its path nor a stack of layers; give n_layers"
                 )
-            return torch_trunc_normal(std=std / math.sqrt(2 * (n or info.depth)))
+            return torch_trunc_normal(std=std / math.sqrt(2 * depth))
         i = info.layer_index
         if layer_pattern is not None and layer_index(info.path, layer_pattern) is not None:
             i = layer_index(info.path, layer_pattern)

@@ -7,14 +7,18 @@ import dataclasses
 import functools
 import inspect
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 
 from jaxinit.study._datasets import Dataset
 from jaxinit.study._io import _checksum
+
+if TYPE_CHECKING:
+    from jaxinit.study._feed import HostData
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ class _Model:
             return self.module.init(rngs, x, **self._mode(False))
         from flax import nnx
 
-        _, params, rest = nnx.split(self.module(nnx.Rngs(key)), nnx.Param, ...)
+        _, params, rest = nnx.split(self.module(nnx.Rngs(key)), nnx.Param, ...)  # type: ignore[misc]  # nnx.split's variadic stub
         return {"params": params, "rest": rest}
 
     def init(self, key: jax.Array) -> Any:
@@ -110,7 +114,7 @@ class _Model:
         m = nnx.merge(self.graphdef, *jax.tree.map(lambda a: a, (params, state)))
         m.train()
         out = m(x)
-        _, _, new_state = nnx.split(m, nnx.Param, ...)
+        _, _, new_state = nnx.split(m, nnx.Param, ...)  # type: ignore[misc]  # nnx.split's variadic stub
         return out, new_state
 
     def _eqx_apply(self, params: Any, state: Any, x: jax.Array, key: Any, train: bool) -> Any:
@@ -164,11 +168,12 @@ def _abstract_io(model: _Model) -> tuple[Any, Any]:
 _MODE_ARGS = ("train", "training", "deterministic")
 
 
-def _make_model(model: Any, dataset: Dataset) -> _Model:
+def _make_model(model: Any, dataset: Dataset | HostData) -> _Model:
     sample = (1, *dataset.x_test.shape[1:])  # the same example shape as train
     import flax.linen as nn
 
     if isinstance(model, nn.Module):
+        params: Mapping[str, inspect.Parameter]
         try:
             params = inspect.signature(type(model).__call__).parameters
         except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
@@ -202,7 +207,7 @@ def _make_model(model: Any, dataset: Dataset) -> _Model:
             raise TypeError(
                 f"Study: model(rngs) returned {type(abstract).__name__}, not nnx.Module"
             )
-        graphdef, _, rest = nnx.split(model(nnx.Rngs(0)), nnx.Param, ...)
+        graphdef, _, rest = nnx.split(model(nnx.Rngs(0)), nnx.Param, ...)  # type: ignore[misc]  # nnx.split's variadic stub
         return _Model(model, "nnx", sample, graphdef, rest)
     raise TypeError(
         "Study: model must be a flax.linen Module, an Equinox Module or rngs ->"
@@ -237,6 +242,7 @@ def _make_equinox(eqx: Any, model: Any, state: Any, sample: tuple[int, ...]) -> 
             "Study: the Equinox model's non-array fields must be hashable (so compiled"
             f" programs are cached); {e}"
         ) from e
+    call: Mapping[str, inspect.Parameter]
     try:
         call = inspect.signature(type(model).__call__).parameters
     except (TypeError, ValueError):  # pragma: no cover - builtins without a signature

@@ -103,7 +103,7 @@ class _Checkpoint:
         import io
 
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub: **kw may reach allow_pickle
         _atomic_write(self.path, buf.getvalue())
 
     def load(self, like: MemberState, n: int) -> tuple[MemberState, int, list[np.ndarray]] | None:

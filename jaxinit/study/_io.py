@@ -3,6 +3,7 @@ devices (also when the mesh spans several processes)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -42,7 +43,8 @@ def _put(tree: Any, sharding: NamedSharding) -> Any:
         arrays = jax.device_put(hosts, sharding)  # one batched transfer
     else:
         arrays = [
-            jax.make_array_from_callback(h.shape, sharding, lambda idx, h=h: h[idx]) for h in hosts
+            jax.make_array_from_callback(h.shape, sharding, functools.partial(_index, h))
+            for h in hosts
         ]
     out = [
         jax.random.wrap_key_data(a, impl=jax.random.key_impl(x))
@@ -74,3 +76,8 @@ def _from_numpy(a: np.ndarray, like: jax.Array) -> jax.Array:
     if jax.dtypes.issubdtype(like.dtype, jax.dtypes.prng_key):
         return jax.random.wrap_key_data(jnp.asarray(a), impl=jax.random.key_impl(like))
     return jnp.asarray(a, like.dtype)
+
+
+def _index(host: np.ndarray, idx: Any) -> np.ndarray:
+    """``host[idx]``: one process's shard, for ``jax.make_array_from_callback``."""
+    return host[idx]

@@ -147,6 +147,7 @@ def _spec_key(spec: Any) -> Any:
 def _member_init(model: _Model, spec_key: Any, kernel_pattern: str) -> Callable:
     """seed_key -> params for one init spec."""
     kind, spec = spec_key
+    rules: Any
     if kind == "rules":
         rules = list(spec)
     else:

@@ -172,7 +172,9 @@ def _normalize(study: Study) -> Study:
         raise TypeError(
             f"Study: dataset must be a jaxinit.Dataset or jaxinit.HostData, got {type(d).__name__}"
         )
-    ints = {n: _as_int(n, getattr(study, n)) for n in ("seeds", "steps", "batch_size", "log_every")}
+    ints: dict[str, Any] = {
+        n: _as_int(n, getattr(study, n)) for n in ("seeds", "steps", "batch_size", "log_every")
+    }
     for name in ("eval_every", "max_members"):
         ints[name] = _as_int(name, getattr(study, name), allow_none=True)
     return dataclasses.replace(study, **ints)
@@ -304,7 +306,7 @@ def _as_key(key: Any) -> jax.Array:
     if isinstance(key, numbers.Integral):
         return jax.random.key(int(key))
     if isinstance(key, jax.Array | np.ndarray):
-        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
             if key.shape != ():
                 raise ValueError(
                     f"{fn}: key must be a single PRNG key, got a key array of shape {key.shape}"
@@ -431,6 +433,7 @@ def _architectures(study: Study, hp_names: tuple, grid: list) -> list[_Arch]:
         try:
             model = _make_model(m, study.dataset)
             objective = _validate(study, model)
+            assert objective is not None  # a model was given
             optimizer = _resolve_optimizer(study, model, hp_names, grid)
             spec_keys = {n: _check_init(study, model, n, spec) for n, spec in study.inits.items()}
         except (ValueError, TypeError) as e:
@@ -463,7 +466,7 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
     # order; a sweep's architectures follow one another (member i of the study is member
     # i % len(members) of architecture i // len(members)) and never share a batch
     members = [(n, s, h) for n in names for s in range(study.seeds) for h in range(len(grid))]
-    models = tuple(a.name for a in archs) if archs[0].name is not None else ()
+    models = tuple(a.name for a in archs if a.name is not None)  # () without a sweep
     eval_every = study.eval_every or study.steps
     group = study.max_members or len(members)
     sharding, group_padded = _mesh_sharding(min(group, len(members)), devices)
@@ -483,14 +486,14 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
         train, val = _split_validation(len(d.x_train), study.validation)
         arrays = (d.x_train[train], d.y_train[train], d.x_test, d.y_test, d.x_train[val],
                   d.y_train[val])  # fmt: skip
-        arrays = tuple(np.asarray(a) for a in arrays)  # placed from the host: nothing compiled
-        if replicated is not None:
-            arrays = _put(arrays, replicated)
-        x_train, y_train, x_test, y_test, x_val, y_val = (jnp.asarray(a) for a in arrays)
+        host = tuple(np.asarray(a) for a in arrays)  # placed from the host: nothing compiled
+        placed = host if replicated is None else _put(host, replicated)
+        x_train, y_train, x_test, y_test, x_val, y_val = (jnp.asarray(a) for a in placed)
         x_sample, y_sample = x_train, y_train
     hp_values = np.asarray(grid, np.float32).reshape(len(grid), len(hp_names))
 
     train_names = (*objective.metrics("train"), "grad_norm", "param_norm")
+    eval_sets: list[tuple[str, Any, Any]]
     if feed is None:
         eval_sets = [("test", x_test, y_test)] + ([("val", x_val, y_val)] if len(val) else [])
     else:  # (prefix, number of examples, None): read from the host by the feed
@@ -508,7 +511,7 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
                     _eval_rows(model, objective, state, x, y, step, n, offset, first, program)
                 )
             else:
-                values = feed.evaluate(model, objective, state, prefix, x)
+                values = feed.evaluate(model, objective, state, prefix, int(x))
                 rows.append(_value_rows(values, step, n, offset, first))
             first += len(objective.metrics(prefix))
         return rows
