@@ -387,35 +387,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = ("model", "param", "width", "best log2 LR", "loss at best grid LR",
               "loss at narrowest net's best LR")  # fmt: skip
     rows, claims, payload = [header], [], {}
+
+    def run(label: str, cfg, train) -> None:
+        """One model family: train every (param, width), analyse, plot, record."""
+        t0 = time.perf_counter()
+        loss = {p: {w: train(p, w) for w in cfg.widths} for p in PARAMS}
+        out, r, c = _analyse(label, cfg, loss)
+        rows.extend(r)
+        claims.extend(c)
+        name = label.lower()
+        _figure(f"{args.out}/{'mup' if name == 'mlp' else 'mup_' + name}.png", cfg, loss,
+                out["best"], label)  # fmt: skip
+        payload[name] = {
+            "config": cfg.__dict__,
+            "seconds": round(time.perf_counter() - t0, 1),
+            "results": {p: {str(k): v for k, v in x.items()} for p, x in out["res"].items()},
+        }
+
     if "mlp" in parts:
         from jaxinit.study import digits
 
         cfg = Config() if not args.quick else QUICK
         data = digits()
-        t0 = time.perf_counter()
-        loss = {p: {w: _train_width(p, w, cfg, data) for w in cfg.widths} for p in PARAMS}
-        out, r, c = _analyse("MLP", cfg, loss)
-        rows, claims = rows + r, claims + c
-        _figure(f"{args.out}/mup.png", cfg, loss, out["best"], "MLP")
-        payload["mlp"] = {
-            "config": cfg.__dict__,
-            "seconds": round(time.perf_counter() - t0, 1),
-            "results": {p: {str(k): v for k, v in x.items()} for p, x in out["res"].items()},
-        }
+        run("MLP", cfg, lambda p, w: _train_width(p, w, cfg, data))
     if "transformer" in parts:
-        cfg = TConfig() if not args.quick else TQUICK
+        tcfg = TConfig() if not args.quick else TQUICK
         tokens, vocab = text_tokens()
-        cfg = TConfig(**{**cfg.__dict__, "vocab": vocab})
-        t0 = time.perf_counter()
-        loss = {p: {w: _train_width_lm(p, w, cfg, tokens) for w in cfg.widths} for p in PARAMS}
-        out, r, c = _analyse("transformer", cfg, loss)
-        rows, claims = rows + r, claims + c
-        _figure(f"{args.out}/mup_transformer.png", cfg, loss, out["best"], "transformer")
-        payload["transformer"] = {
-            "config": cfg.__dict__,
-            "seconds": round(time.perf_counter() - t0, 1),
-            "results": {p: {str(k): v for k, v in x.items()} for p, x in out["res"].items()},
-        }
+        tcfg = TConfig(**{**tcfg.__dict__, "vocab": vocab})
+        run("transformer", tcfg, lambda p, w: _train_width_lm(p, w, tcfg, tokens))
     print(table_text(rows))
     return report(args, "Yang, Hu et al. 2021 (μP)", payload, claims, started)
 

@@ -4,11 +4,7 @@ over a 2-device mesh that spans both, and get the results of a single process; o
 process 0 writes ``out_dir``, both read its checkpoint on resume, and two processes killed
 together mid-study and relaunched end with the uninterrupted results."""
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import textwrap
 import time
 
@@ -18,6 +14,7 @@ import pandas as pd
 import pytest
 
 import jaxinit
+from tests._processes import finish, launch
 
 # argv: port, process id, out, steps, runs. Every file the engine writes and every
 # checkpoint it loads is logged per process (log-<pid>.txt); with runs=2 the study is run
@@ -74,31 +71,8 @@ def _study(steps=20):
     )  # fmt: skip
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(out, steps, runs=1):
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
-    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_backend_optimization_level=0")
-    port = str(_free_port())
-    return [
-        subprocess.Popen([sys.executable, "-c", WORKER, port, str(i), str(out), str(steps),
-                          str(runs)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True)
-        for i in range(2)
-    ]  # fmt: skip
-
-
-def _finish(procs):
-    try:
-        logs = [p.communicate(timeout=240)[0] for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(logs)[-3000:]
+    return launch(WORKER, out, steps, runs)
 
 
 def _logs(out):
@@ -122,7 +96,7 @@ def _assert_single_process_results(table, steps):
 
 
 def test_two_processes_run_one_study_with_single_process_results(tmp_path):
-    _finish(_launch(tmp_path, steps=20, runs=2))
+    finish(_launch(tmp_path, steps=20, runs=2))
     tables = [pd.read_csv(tmp_path / f"table-{i}-0.csv") for i in range(2)]
     pd.testing.assert_frame_equal(tables[0], tables[1])  # both processes get every member
     _assert_single_process_results(tables[0], 20)
@@ -173,7 +147,7 @@ def test_both_processes_killed_resume_to_the_uninterrupted_results(tmp_path):
     assert "checkpoint-0.npz" in _writes(killed[0])
     assert _writes(killed[1]) == set()  # process 1 never writes
 
-    _finish(_launch(tmp_path, steps))
+    finish(_launch(tmp_path, steps))
     resumed = _logs(tmp_path)
     for lines in resumed:  # both processes read process 0's checkpoint, at its step
         assert lines[0] == f"load checkpoint-0.npz {done}"

@@ -2,10 +2,6 @@
 seeds, bounded reads, resume mid-stream, and bad sources rejected before compiling."""
 
 import functools
-import os
-import socket
-import subprocess
-import sys
 import textwrap
 import threading
 
@@ -18,6 +14,7 @@ import pytest
 
 import jaxinit
 from jaxinit.study import _checkpoint, _study
+from tests._processes import finish, launch
 
 DATA = jaxinit.digits()
 TEST = (DATA.x_test, DATA.y_test)
@@ -317,22 +314,7 @@ WORKER = textwrap.dedent(
 def test_two_processes_feed_one_study_from_the_host(tmp_path):
     """Each process assembles the chunks and places them on its own device of the global
     mesh: the table matches the in-memory study in one process."""
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
-    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_backend_optimization_level=0")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
-    procs = [
-        subprocess.Popen([sys.executable, "-c", WORKER, port, str(i), str(tmp_path)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for i in range(2)
-    ]  # fmt: skip
-    try:
-        logs = [p.communicate(timeout=240)[0] for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(logs)[-3000:]
+    finish(launch(WORKER, tmp_path))
     tables = [pd.read_csv(tmp_path / f"table-{i}.csv") for i in range(2)]
     pd.testing.assert_frame_equal(tables[0], tables[1])
     single = jaxinit.run_study(
