@@ -328,3 +328,17 @@ def test_two_processes_feed_one_study_from_the_host(tmp_path):
     expected = single.table.reset_index(drop=True)
     pd.testing.assert_frame_equal(tables[0].drop(columns="value"), expected.drop(columns="value"))
     np.testing.assert_allclose(tables[0].value, expected.value, rtol=1e-5, atol=1e-6)
+
+
+def test_host_fed_architecture_sweep_equals_in_memory_sweep():
+    """A sweep over two widths fed from the host trains exactly as the in-memory sweep
+    (each architecture's members read their seed's stream)."""
+    kw = {**KW, "model": {"w8": jaxinit.MLP((8, 10)), "w16": jaxinit.MLP((16, 10))}}
+    data = jaxinit.HostData("digits", train=(DATA.x_train, DATA.y_train), test=TEST, num_classes=10)
+    mem = jaxinit.run_study(jaxinit.Study(dataset=DATA, **kw), progress=False).table
+    host = jaxinit.run_study(jaxinit.Study(dataset=data, **kw), progress=False).table
+    assert set(host.model) == {"w8", "w16"} and len(host) == len(mem)
+    m = mem.merge(host, on=["model", *KEYS], suffixes=("_mem", "_host"))
+    train = m.metric.str.startswith("train_") | m.metric.isin(["grad_norm", "param_norm"])
+    np.testing.assert_array_equal(m.value_mem[train], m.value_host[train])
+    np.testing.assert_allclose(m.value_mem[~train], m.value_host[~train], rtol=2e-6, atol=1e-7)
