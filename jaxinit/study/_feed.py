@@ -454,12 +454,3 @@ class _Feed:
             total = v if total is None else total + v
         assert total is not None  # n_examples >= 1
         return total / n_examples
-
-
-def _value_rows(values: np.ndarray, step: int, n_members: int, offset: int, first: int):
-    """Tidy rows ``(member, step, metric index, value)`` of (members, metrics) values."""
-    values = np.asarray(values, np.float64)[:n_members]
-    members = np.repeat(np.arange(n_members) + offset, values.shape[1])
-    metrics = np.tile(np.arange(values.shape[1]) + first, n_members)
-    steps = np.full(members.shape, step)
-    return np.stack([members, steps, metrics, values.reshape(-1)], axis=1).astype(np.float64)

@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxinit.study._io import _atomic_write, _fetch
-from jaxinit.study._program import _eval_program
+from jaxinit.study._io import _atomic_write
 
 METRICS = ("train_loss", "train_accuracy", "grad_norm", "param_norm")
 
@@ -110,19 +109,14 @@ def _train_rows(metrics: np.ndarray, steps: np.ndarray, offset: int = 0) -> np.n
     return np.stack([member, step, metric, metrics], -1).reshape(-1, 4).astype(np.float64)
 
 
-def _eval_rows(
-    model, objective, state, x, y, step, n_members, offset, first, program=None
-) -> np.ndarray:
-    """Rows of the evaluation metrics; ``first`` is the index of the loss metric's name;
-    ``program``: the compiled evaluation, if compiled ahead."""
-    program = program or _eval_program(model, objective)
-    values = _fetch(program(state.params, state.model_state, state.noise_key, x, y))
-    values = values[:n_members]
+def _value_rows(values: np.ndarray, step: int, n_members: int, offset: int, first: int):
+    """Tidy rows ``(member, step, metric index, value)`` of evaluation values (members,
+    metrics); ``first`` is the index of the loss metric's name."""
+    values = np.asarray(values, np.float64)[:n_members]
     m, k = values.shape
     member = np.broadcast_to(offset + np.arange(m)[:, None], (m, k))
     metric = np.broadcast_to(first + np.arange(k)[None, :], (m, k))
-    step = np.full((m, k), step)
-    return np.stack([member, step, metric, values], -1).reshape(-1, 4).astype(np.float64)
+    return np.stack([member, np.full((m, k), step), metric, values], -1).reshape(-1, 4)
 
 
 def _table(

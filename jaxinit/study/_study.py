@@ -43,7 +43,7 @@ from jaxinit._checks import check_key
 from jaxinit.study._adapters import _abstract_io, _make_model, _Model
 from jaxinit.study._checkpoint import _Checkpoint, _state_fingerprint
 from jaxinit.study._datasets import Dataset
-from jaxinit.study._feed import HostData, _Feed, _value_rows
+from jaxinit.study._feed import HostData, _Feed
 from jaxinit.study._io import _atomic_write, _checksum, _fetch, _put
 from jaxinit.study._population import (
     _check_init,
@@ -60,7 +60,7 @@ from jaxinit.study._program import (
     _mesh_sharding,
     _Objective,
 )
-from jaxinit.study._results import StudyResult, _diverged, _eval_rows, _table, _train_rows
+from jaxinit.study._results import StudyResult, _diverged, _table, _train_rows, _value_rows
 
 
 @dataclass(frozen=True)
@@ -505,14 +505,12 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
     def evaluate(model, evals, state: MemberState, step: int, n: int, offset: int) -> list:
         rows, first = [], len(train_names)
         for prefix, x, y in eval_sets:
-            if feed is None:
+            if feed is None:  # the evaluation program compiled ahead
                 program = evals[prefix].result()
-                rows.append(
-                    _eval_rows(model, objective, state, x, y, step, n, offset, first, program)
-                )
+                values = _fetch(program(state.params, state.model_state, state.noise_key, x, y))
             else:
                 values = feed.evaluate(model, objective, state, prefix, int(x))
-                rows.append(_value_rows(values, step, n, offset, first))
+            rows.append(_value_rows(values, step, n, offset, first))
             first += len(objective.metrics(prefix))
         return rows
 
