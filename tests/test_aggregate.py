@@ -349,3 +349,21 @@ def test_null_calibration_experiment_quick(tmp_path, capsys):
     # the rate is measured by the full run (and by the simulations above), not by 2 studies
     assert len(result["pvalues"]) == 2 * 3 and (tmp_path / "null_calibration.png").exists()
     assert "published claims vs this measurement" in capsys.readouterr().out
+
+
+def test_support_bounds_the_interval_where_the_studentized_one_leaves_it():
+    """With 2 seeds near 1 the t interval of an accuracy reaches above 1; ``support``
+    intersects it with [0, 1] (the value, and every interval inside the range, unchanged)."""
+    acc = np.array([[0.97, 0.99], [0.95, 0.999]])
+    free = agg.aggregate_intervals(acc)["mean"]
+    held = agg.aggregate_intervals(acc, support=(0.0, 1.0))
+    assert free.hi > 1 and held["mean"].hi == 1.0
+    assert held["mean"].value == free.value and held["mean"].lo == free.lo
+    assert held["optimality_gap"].lo == 0.0 and held["optimality_gap"].hi <= 1.0
+    for name in ("median", "iqm"):
+        assert 0.0 <= held[name].lo <= held[name].value <= held[name].hi <= 1.0
+    assert (
+        jaxinit.bootstrap_ci(acc[0], support=(0.0, 1.0)).hi == 1.0 < jaxinit.bootstrap_ci(acc[0]).hi
+    )
+    with pytest.raises(ValueError, match="support"):
+        agg.stratified_bootstrap(agg.aggregate_mean, acc, support=(1.0, 0.0))

@@ -227,6 +227,7 @@ def stratified_bootstrap(
     level: float = 0.95,
     reps: int = N_BOOT,
     seed: int = 0,
+    support: tuple[float, float] | None = None,
 ) -> Interval:
     """Point estimate and stratified-bootstrap interval of ``statistic(*samples)``.
 
@@ -245,6 +246,10 @@ def stratified_bootstrap(
       level: confidence level, in (0, 1).
       reps: bootstrap resamples.
       seed: seed of the numpy Generator (reports are reproducible).
+      support: ``(low, high)``, the values the statistic can take (``(0, 1)`` for an
+        accuracy, ``(0, inf)`` for a loss): the interval is intersected with it. With few
+        runs a studentized interval can reach past it (an accuracy's above 1); the true
+        value lies in the support, so the intersection covers it whenever the interval did.
 
     Returns:
       :class:`Interval` of arrays with the leading shape of the samples.
@@ -254,6 +259,16 @@ def stratified_bootstrap(
     >>> bool(iv.lo < 0.6325 < iv.hi)
     True
     """
+    iv = _bootstrap(statistic, samples, method, se, level, reps, seed)
+    if support is None:
+        return iv
+    low, high = support
+    if not low < high:
+        raise ValueError(f"stratified_bootstrap: support={support!r}; needs low < high")
+    return Interval(iv.value, np.clip(iv.lo, low, high), np.clip(iv.hi, low, high))
+
+
+def _bootstrap(statistic, samples, method, se, level, reps, seed) -> Interval:
     from scipy import special, stats
 
     if method not in METHODS:
@@ -374,11 +389,18 @@ _SE = {"mean": _se_mean, "iqm": _se_iqm, "optimality_gap": _se_optimality_gap}
 
 
 def aggregate_intervals(
-    scores, level: float = 0.95, reps: int = N_BOOT, seed: int = 0, gamma: float = 1.0
+    scores,
+    level: float = 0.95,
+    reps: int = N_BOOT,
+    seed: int = 0,
+    gamma: float = 1.0,
+    support: tuple[float, float] | None = None,
 ) -> dict[str, Interval]:
     """Mean, median, IQM and optimality gap of a (..., tasks, runs) score matrix, each with a
     stratified-bootstrap interval: studentized for mean (SE √(Σ s_t²/n_t)/T), IQM
     (Tukey–McLaughlin winsorized SE) and optimality gap; BCa for the median of task means.
+    ``support``: the scores' possible range (``(0, 1)`` for accuracies); the intervals are
+    intersected with the range each statistic can take (the gap's: ``[0, γ − low]``).
 
     >>> acc = np.array([[0.91, 0.93, 0.90, 0.95, 0.92], [0.80, 0.85, 0.82, 0.79, 0.84]])
     >>> cis = aggregate_intervals(acc)
@@ -391,8 +413,11 @@ def aggregate_intervals(
         stat = (lambda s: aggregate_optimality_gap(s, gamma)) if name == "optimality_gap" else fn
         se = (lambda s: _se_optimality_gap(s, gamma)) if name == "optimality_gap" else _SE.get(name)
         method = "studentized" if se is not None else "bca"
+        bounds = support
+        if support is not None and name == "optimality_gap":
+            bounds = (0.0, max(gamma - support[0], 0.0) or np.inf)
         out[name] = stratified_bootstrap(stat, x, method=method, se=se, level=level, reps=reps,
-                                         seed=seed)  # fmt: skip
+                                         seed=seed, support=bounds)  # fmt: skip
     return out
 
 

@@ -262,7 +262,10 @@ def summarize(table, target: float, alpha: float = 0.05) -> dict:
         final_test[init] = last["test_loss"].value.to_numpy()[None]
         rows[init] = {
             "steps_to_target": _stats.time_to_target(crossing)._asdict(),
-            **{m: _stats.bootstrap_ci(v.value)._asdict() for m, v in last.items()},
+            **{
+                m: _stats.bootstrap_ci(v.value, support=_support(m))._asdict()
+                for m, v in last.items()
+            },
             "diverged_seeds": diverged,
         }
     acts = list(dict.fromkeys(table["activation"])) if "activation" in table else []
@@ -309,7 +312,8 @@ def summarize_aggregate(table, alpha: float = 0.05, taus=None) -> dict:
         taus = np.union1d(np.linspace(0.0, 1.0, 101), np.linspace(top.min(), top.max(), 101))
     taus = np.asarray(taus, np.float64)
     names = list(scores)
-    metrics = {n: {k: iv._asdict() for k, iv in _aggregate.aggregate_intervals(s).items()}
+    metrics = {n: {k: iv._asdict()
+                   for k, iv in _aggregate.aggregate_intervals(s, support=(0.0, 1.0)).items()}
                for n, s in scores.items()}  # fmt: skip
     poi = []
     for x in names:
@@ -454,3 +458,8 @@ def plot_profiles(agg: dict, path: str) -> None:
     axes[1].set_title(f"zoom: τ ≥ {taus[zoom].min():.3f}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+def _support(metric: str) -> tuple[float, float]:
+    """The values a final metric can take: accuracies in [0, 1], losses in [0, inf)."""
+    return (0.0, 1.0) if metric.endswith("accuracy") else (0.0, np.inf)

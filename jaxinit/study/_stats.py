@@ -38,9 +38,15 @@ class Estimate(NamedTuple):
         return f"{self.mean:.4g} [{self.lo:.4g}, {self.hi:.4g}]"
 
 
-def bootstrap_ci(values: np.ndarray, level: float = 0.95, seed: int = 0) -> Estimate:
+def bootstrap_ci(
+    values: np.ndarray,
+    level: float = 0.95,
+    seed: int = 0,
+    support: tuple[float, float] | None = None,
+) -> Estimate:
     """Mean and studentized-bootstrap CI of the finite ``values`` (non-finite are dropped:
-    report divergence separately)."""
+    report divergence separately); ``support``, the values' possible range (e.g. ``(0, 1)``
+    for accuracies), bounds the interval (see :func:`jaxinit.study.stratified_bootstrap`)."""
     from jaxinit.study._aggregate import _se_mean, aggregate_mean, stratified_bootstrap
 
     v = np.asarray(values, np.float64)
@@ -51,7 +57,7 @@ def bootstrap_ci(values: np.ndarray, level: float = 0.95, seed: int = 0) -> Esti
         return Estimate(float(v[0]), float(v[0]), float(v[0]), 1)
     iv = stratified_bootstrap(
         aggregate_mean, v[None], method="studentized", se=_se_mean, level=level, reps=N_BOOT,
-        seed=seed,
+        seed=seed, support=support,
     )  # fmt: skip
     return Estimate(float(v.mean()), float(iv.lo), float(iv.hi), len(v))
 
