@@ -32,7 +32,7 @@ from jaxinit._checks import (
     default_float,
 )
 from jaxinit._fans import check_axes, fan_of_mode, fans_of, resolve_axes
-from jaxinit._types import Array, Axes, DTypeLike, Initializer, OutSharding, Shape
+from jaxinit._types import Array, Axes, DTypeLike, Initializer, Layout, OutSharding, Shape
 from jaxinit._values import initializer, plain_initializer
 from jaxinit.initializers import _fast, _truncnorm
 from jaxinit.initializers._precision import wide_dtype
@@ -455,7 +455,7 @@ def variance_scaling(
     batch_axis: Axes = (),
     dtype: DTypeLike = None,
     *,
-    layout: Literal["flax", "torch", "equinox"] | None = None,
+    layout: Layout | None = None,
 ) -> Initializer:
     r"""Zero-mean draws with variance :math:`\mathrm{scale}/n`, where n is the chosen fan.
 
@@ -498,7 +498,7 @@ def glorot_uniform(
     batch_axis: Axes = (),
     dtype: DTypeLike = None,
     *,
-    layout: Literal["flax", "torch", "equinox"] | None = None,
+    layout: Layout | None = None,
 ) -> Initializer:
     r"""Glorot & Bengio 2010 "normalized" init: :math:`U[\pm\sqrt{6/(n_{in}+n_{out})}]`.
 
@@ -519,7 +519,7 @@ def glorot_normal(
     batch_axis: Axes = (),
     dtype: DTypeLike = None,
     *,
-    layout: Literal["flax", "torch", "equinox"] | None = None,
+    layout: Layout | None = None,
 ) -> Initializer:
     r"""Glorot normal: truncated normal with σ = :math:`\sqrt{2/(n_{in}+n_{out})}`.
 
@@ -540,7 +540,7 @@ def lecun_uniform(
     batch_axis: Axes = (),
     dtype: DTypeLike = None,
     *,
-    layout: Literal["flax", "torch", "equinox"] | None = None,
+    layout: Layout | None = None,
 ) -> Initializer:
     r"""LeCun uniform: :math:`U[\pm\sqrt{3/n_{in}}]`, ``variance_scaling(1.0, "fan_in", "uniform")``.
 
@@ -557,7 +557,7 @@ def lecun_normal(
     batch_axis: Axes = (),
     dtype: DTypeLike = None,
     *,
-    layout: Literal["flax", "torch", "equinox"] | None = None,
+    layout: Layout | None = None,
 ) -> Initializer:
     r"""LeCun normal: truncated normal with variance :math:`1/n_{in}`.
 
@@ -577,7 +577,7 @@ def he_uniform(
     batch_axis: Axes = (),
     dtype: DTypeLike = None,
     *,
-    layout: Literal["flax", "torch", "equinox"] | None = None,
+    layout: Layout | None = None,
 ) -> Initializer:
     r"""He et al. 2015 uniform: :math:`U[-\sqrt{6/n_{in}}, +\sqrt{6/n_{in}}]`.
 
@@ -597,7 +597,7 @@ def he_normal(
     batch_axis: Axes = (),
     dtype: DTypeLike = None,
     *,
-    layout: Literal["flax", "torch", "equinox"] | None = None,
+    layout: Layout | None = None,
 ) -> Initializer:
     r"""He normal: truncated normal with variance :math:`2/n_{in}`.
 
@@ -629,7 +629,7 @@ def glorot_bengio_standard(
     batch_axis: Axes = (),
     dtype: DTypeLike = None,
     *,
-    layout: Literal["flax", "torch", "equinox"] | None = None,
+    layout: Layout | None = None,
 ) -> Initializer:
     r"""The "standard" heuristic of Glorot & Bengio 2010 (their eq. 1): :math:`U[\pm 1/\sqrt{n_{in}}]`.
 
