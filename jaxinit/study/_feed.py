@@ -444,12 +444,12 @@ class _Feed:
                 arrays = self._eval_arrays(prefix, 0, n_examples)
                 self.resident[prefix] = tuple(self._put(a) for a in arrays)
             x, y = self.resident[prefix]
-            return _fetch(program(state.params, state.model_state, state.noise_key, x, y))
+            return _fetch(program(state, x, y))
         total: np.ndarray | None = None
         for lo in range(0, n_examples, size):
             hi = min(lo + size, n_examples)
             x, y = (self._put(a) for a in self._eval_arrays(prefix, lo, hi))
-            v = _fetch(program(state.params, state.model_state, state.noise_key, x, y))
+            v = _fetch(program(state, x, y))
             v = v.astype(np.float64) * (hi - lo)
             total = v if total is None else total + v
         assert total is not None  # n_examples >= 1

@@ -95,12 +95,21 @@ def _chunk_program(
     n_logs: int,
     sharding: NamedSharding | None,
     fed: bool = False,
+    n_evals: int = 0,
 ) -> Callable:
     """jit(vmap(scan(scan(step)))) for ``n_logs * log_every`` steps; cached per config.
 
+    In memory (``fed=False``) the program is ``(state, x, y, evals, first) -> (state,
+    metrics, values)``: ``evals`` holds ``n_evals`` evaluation sets ``(x, y)``, and
+    ``values`` (members, 2, metrics of every set) their evaluation of the chunk's first
+    state (only where ``first``, an unbatched flag, so the branch is real; zeros
+    otherwise) and of its last: one program and one transfer per chunk, no evaluation
+    program to compile and dispatch.
+
     ``fed``: the minibatches come from the host (``_feed``): ``x``, ``y`` hold the chunk's
     batches of every data stream, flattened, and the program takes a fourth argument, per
-    member the row of its stream's batch for step 0 (members of one seed share a stream)."""
+    member the row of its stream's batch for step 0 (members of one seed share a stream);
+    it returns ``(state, metrics)`` (the feed evaluates)."""
     needs_key = model.stochastic or objective.fn is not None
     n_metrics = 1 + len(objective.names)
 
@@ -143,24 +152,44 @@ def _chunk_program(
                 )
             )(steps)
         zero = jnp.zeros((), jnp.float32)
+        # two steps per loop iteration: ~10 % faster on the CPU (fewer loop iterations to
+        # dispatch), the same numbers, no longer to compile (measured on workloads A and B
+        # of experiments/bench_multiseed.py; unrolling more compiles longer, gains nothing)
         (state, sums, gnorm), _ = jax.lax.scan(
             functools.partial(step, x=x, y=y),
             (state, jnp.zeros(n_metrics, jnp.float32), zero),
             (jnp.arange(log_every), idx),
+            unroll=2,
         )
         metrics = jnp.concatenate(
             [sums / log_every, jnp.stack([gnorm, _global_norm(state.params)])]
         )
         return state, metrics
 
-    def member(state, x, y, offset=None):
+    def train(state, x, y, offset=None):
         body = functools.partial(interval, x=x, y=y, offset=offset)
         return jax.lax.scan(body, state, length=n_logs)
 
-    run = jax.vmap(member, in_axes=(0, None, None, 0) if fed else (0, None, None))
+    width = n_evals * n_metrics
+
+    def evaluate(state, evals):
+        return jnp.concatenate([_member_values(model, objective, state, *xy) for xy in evals])
+
+    def member(state, x, y, evals, first):
+        skip = lambda state, evals: jnp.zeros(width, jnp.float32)  # noqa: E731
+        start = jax.lax.cond(first, evaluate, skip, state, evals)
+        state, metrics = train(state, x, y)
+        return state, metrics, jnp.stack([start, evaluate(state, evals)])
+
+    if fed:
+        run = jax.vmap(train, in_axes=(0, None, None, 0))
+        outs = (sharding, sharding)
+    else:
+        run = jax.vmap(member, in_axes=(0, None, None, None, None))
+        outs = (sharding, sharding, sharding)
     if sharding is None:
         return jax.jit(run, donate_argnums=0)
-    return jax.jit(run, donate_argnums=0, out_shardings=(sharding, sharding))
+    return jax.jit(run, donate_argnums=0, out_shardings=outs)
 
 
 _COMPILER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxinit-compile")
@@ -193,14 +222,20 @@ def _compile_ahead(program: Any, *args: Any) -> concurrent.futures.Future:
 _EVAL_KEY = 0x7FFFFFFF  # the loss_fn's key in evaluation: fold_in(noise key, this)
 
 
+def _member_values(model: _Model, objective: _Objective, state: Any, x, y) -> jax.Array:
+    """One member's evaluation metrics ``[loss, *extra]`` on ``(x, y)``."""
+    key = jax.random.fold_in(state.noise_key, _EVAL_KEY)
+    _, (values, _) = _objective_value(
+        model, objective, state.params, state.model_state, x, y, key, False
+    )
+    return values
+
+
 @functools.lru_cache(maxsize=32)
 def _eval_program(model: _Model, objective: _Objective) -> Callable:
-    def member(params, mstate, noise_key, x, y):
-        key = jax.random.fold_in(noise_key, _EVAL_KEY)
-        _, (values, _) = _objective_value(model, objective, params, mstate, x, y, key, False)
-        return values
-
-    return jax.jit(jax.vmap(member, in_axes=(0, 0, 0, None, None)))
+    """jit(vmap(member state -> metrics on (x, y))) (data fed from the host)."""
+    run = jax.vmap(functools.partial(_member_values, model, objective), in_axes=(0, None, None))
+    return jax.jit(run)
 
 
 def _mesh_sharding(n_members: int, devices: list) -> tuple[NamedSharding | None, int]:

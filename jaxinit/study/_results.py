@@ -135,33 +135,40 @@ def _table(
     import pandas as pd
 
     rows = np.concatenate(records)
-    member, arch = rows[:, 0].astype(int), None
+    member, arch = rows[:, 0].astype(int), np.zeros(len(rows), int)
     if models:
         member, arch = member % len(members), member // len(members)
+    metric = rows[:, 2].astype(int)
+    step = rows[:, 1].astype(int)
+    init_names = sorted({m[0] for m in members})
+    init = np.asarray([init_names.index(m[0]) for m in members])[member]
+    seed = np.asarray([m[1] for m in members], np.int64)[member]
+    h = np.asarray([m[2] for m in members], np.int64)[member]
+    hp = np.asarray(grid, np.float64).reshape(len(grid), len(hp_names))[h]
+    metric_rank = np.argsort(np.argsort(np.asarray(metric_names), kind="stable"))[metric]
+    # sorted by model, init, seed, hyperparameters, metric (names alphabetically), step
+    keys = [step, metric_rank, *hp.T[::-1], seed, init]
+    if models:
+        keys.append(np.argsort(np.argsort(np.asarray(models), kind="stable"))[arch])
+    order = np.lexsort(keys)
     columns = {
-        **({"model": np.asarray(models, object)[arch]} if models else {}),
-        "init": [members[i][0] for i in member],
-        "seed": np.asarray([members[i][1] for i in member], np.int64),
+        **({"model": np.asarray(models, object)[arch[order]]} if models else {}),
+        "init": np.asarray(init_names, object)[init[order]],
+        "seed": seed[order],
+        **{name: hp[order, j] for j, name in enumerate(hp_names)},
+        "step": step[order],
+        "metric": np.asarray(metric_names, object)[metric[order]],
+        "value": rows[order, 3],
     }
-    h = np.asarray([members[i][2] for i in member], np.int64)
-    for j, name in enumerate(hp_names):
-        columns[name] = np.asarray([g[j] for g in grid], np.float64)[h]
-    table = pd.DataFrame(
-        {
-            **columns,
-            "step": rows[:, 1].astype(int),
-            "metric": np.asarray(metric_names)[rows[:, 2].astype(int)],
-            "value": rows[:, 3],
-        }
-    )
-    order = [*(["model"] if models else []), "init", "seed", *hp_names, "metric", "step"]
-    return table.sort_values(order, kind="stable").reset_index(drop=True)
+    return pd.DataFrame(columns)
 
 
 def _diverged(table: Any, hp_names: tuple = ()) -> Any:
     import pandas as pd
 
     keys = [*(["model"] if "model" in table.columns else []), "init", "seed", *hp_names]
+    if np.isfinite(table["value"].to_numpy()).all():
+        return pd.DataFrame({**{k: [] for k in keys}, "step": []})
     loss = table[table.metric == "train_loss"]
     bad = loss[~np.isfinite(loss.value)]
     if bad.empty:

@@ -56,7 +56,6 @@ from jaxinit.study._program import (
     MemberState,
     _chunk_program,
     _compile_ahead,
-    _eval_program,
     _mesh_sharding,
     _Objective,
 )
@@ -501,18 +500,23 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
     metric_names = list(train_names)
     for prefix, _, _ in eval_sets:
         metric_names += objective.metrics(prefix)
+    evals = tuple((x, y) for _, x, y in eval_sets) if feed is None else ()
 
-    def evaluate(model, evals, state: MemberState, step: int, n: int, offset: int) -> list:
+    def value_rows(values: np.ndarray, step: int, n: int, offset: int) -> list:
+        """Rows of evaluation values (members, metrics of every evaluation set)."""
         rows, first = [], len(train_names)
-        for prefix, x, y in eval_sets:
-            if feed is None:  # the evaluation program compiled ahead
-                program = evals[prefix].result()
-                values = _fetch(program(state.params, state.model_state, state.noise_key, x, y))
-            else:
-                values = feed.evaluate(model, objective, state, prefix, int(x))
-            rows.append(_value_rows(values, step, n, offset, first))
-            first += len(objective.metrics(prefix))
+        for prefix, _, _ in eval_sets:
+            k = len(objective.metrics(prefix))
+            v = values[:, first - len(train_names) : first - len(train_names) + k]
+            rows.append(_value_rows(v, step, n, offset, first))
+            first += k
         return rows
+
+    def fed_values(model: _Model, state: MemberState) -> np.ndarray:
+        """Evaluation values with the evaluation sets read from the host."""
+        assert feed is not None
+        parts = [feed.evaluate(model, objective, state, p, int(n)) for p, n, _ in eval_sets]
+        return np.concatenate(parts, axis=1)
 
     def initial_state(arch: _Arch, batch: list[tuple[str, int, int]]) -> tuple[Callable, tuple]:
         """The initial state's program and arguments."""
@@ -533,7 +537,7 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
     def chunk_program(arch: _Arch, n: int) -> Callable:
         return _chunk_program(
             arch.model, arch.optimizer, objective, study.batch_size, study.log_every,
-            n // study.log_every, sharding, feed is not None,
+            n // study.log_every, sharding, feed is not None, len(eval_sets),
         )  # fmt: skip
 
     chunks = sorted({min(eval_every, study.steps - d) for d in range(0, study.steps, eval_every)})
@@ -573,22 +577,20 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
         batch = members[g0 % len(members) : g0 % len(members) + group]
         padded = batch + [batch[0]] * (max(group_padded, len(batch)) - len(batch))
         init, args = initial_state(arch, padded)
-        compiled, evals = {}, {}
+        compiled = {}
         if feed is None:
-            # the training and evaluation programs compile (on a worker thread) while the
-            # initial state does
+            # the training programs compile (on a worker thread) while the initial state does
             abstract = jax.eval_shape(init, *args)
             if sharding is not None:
                 abstract = jax.tree.map(
                     lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract
                 )
             compiled = {
-                n: _compile_ahead(chunk_program(arch, n), abstract, x_train, y_train)
+                n: _compile_ahead(
+                    chunk_program(arch, n), abstract, x_train, y_train, evals, np.bool_(True)
+                )
                 for n in chunks
             }
-            evaluation = _eval_program(model, objective)
-            member_inputs = (abstract.params, abstract.model_state, abstract.noise_key)
-            evals = {p: _compile_ahead(evaluation, *member_inputs, x, y) for p, x, y in eval_sets}
         state = init(*args)
         ckpt = None
         if out_dir is not None:
@@ -612,12 +614,17 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
         seeds = [s for _, s, _ in padded]
         if feed is not None and done < study.steps:
             feed.request(seeds, done, min(eval_every, study.steps - done))
-        if done == 0:
-            group_records += evaluate(model, evals, state, 0, len(batch), g0)
+        if feed is not None and done == 0:
+            group_records += value_rows(fed_values(model, state), 0, len(batch), g0)
         while done < study.steps:
             n = min(eval_every, study.steps - done)
-            if feed is None:
-                state, metrics = compiled[n].result()(state, x_train, y_train)
+            if feed is None:  # evaluates its first state (the first chunk) and its last
+                program = compiled[n].result()
+                state, metrics, values = program(state, x_train, y_train, evals, done == 0)
+                values = _fetch(values)
+                if done == 0:
+                    group_records += value_rows(values[:, 0], 0, len(batch), g0)
+                values = values[:, 1]
             else:  # this chunk's batches; the next chunk's are assembled meanwhile
                 inputs = feed.take(seeds, done, n)
                 if done + n < study.steps:
@@ -627,7 +634,9 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
             steps = done + study.log_every * np.arange(1, metrics.shape[1] + 1)
             group_records.append(_train_rows(metrics, steps, g0))
             done += n
-            group_records += evaluate(model, evals, state, done, len(batch), g0)
+            if feed is not None:
+                values = fed_values(model, state)
+            group_records += value_rows(values, done, len(batch), g0)
             bar.update(n * len(batch))
             if ckpt is not None:
                 ckpt.save(state, done, group_records, len(batch))
