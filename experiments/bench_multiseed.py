@@ -10,10 +10,14 @@ Workloads on scikit-learn's digits (issue 4):
 * C (a hyperparameter grid): 256 members (4 initializers × 16 seeds × 4 learning rates),
   A's model and steps; the engine runs the grid as one program (``Study(hparams=...)``).
 
-The engine and the hand-written program are timed in the same device configurations: one
+The engine and the hand-written programs are timed in the same device configurations: one
 device, and one device per CPU core (members sharded over them); the naive loops and
-PyTorch run as written. "cold" of the engine vs the hand-written program is the cold-start
-(compilation) ratio.
+PyTorch run as written. The ratios compare the engine with the hand-written program that
+does the study's job (each initializer's members drawn by that initializer, the test set
+evaluated at the end); beside it, the same program compiled with the engine's XLA options
+(LLVM level 1 on the CPU), and the minimal program (flax's default init for every member,
+the loss only), with the engine's ratios to it. "cold" ratios are cold-start (compilation)
+ratios.
 
 Every implementation trains the same members for the same number of steps with in-run
 minibatches. "cold" is the first call (compilation included), "warm" the median of the
@@ -111,6 +115,9 @@ def _timeit(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
 
 _SGD_MOMENTUM = functools.partial(optax.sgd, momentum=0.9)
 HAND = "hand-written jit(vmap(scan))"
+HAND_OPTIONS = "hand-written, engine's XLA options"
+# the option the engine compiles its CPU programs with (tests/test_benchmarks.py checks it)
+ENGINE_CPU_OPTIONS = {"xla_backend_optimization_level": 1}
 HAND_MINIMAL = "hand-written, default init"
 
 
@@ -178,7 +185,11 @@ def naive(w: Workload, data: jaxinit.Dataset, members: int) -> Callable[[], obje
 
 
 def handwritten(
-    w: Workload, data: jaxinit.Dataset, devices: list | None = None, same_work: bool = True
+    w: Workload,
+    data: jaxinit.Dataset,
+    devices: list | None = None,
+    same_work: bool = True,
+    options: dict | None = None,
 ) -> Callable[[], object]:
     """purejaxrl style: ``jit(vmap(train))`` with ``lax.scan`` over steps, loss per step;
     on several devices the members (keys) are sharded over them, as the engine does.
@@ -188,7 +199,8 @@ def handwritten(
     initializer as ``kernel_init`` (concatenated into one population), trained by one
     ``vmap(scan)``, and the test set evaluated at the end (loss and accuracy). Without it,
     the minimal program: flax's default init for every member, the loss only (a study
-    would need 16 random draws where it has 4, and no evaluation).
+    would need 16 random draws where it has 4, and no evaluation). ``options``: XLA compiler
+    options of its program (the engine's own, to show what they are worth).
 
     Its member keys are drawn and placed on the first call, so that its cold time starts
     from the same point as the engine's (which draws and places its own inside
@@ -243,7 +255,7 @@ def handwritten(
         if len(devices) == 1:
             with jax.default_device(devices[0]):
                 keys = jax.device_put(keys, devices[0])
-            return jax.jit(population), keys
+            return jax.jit(population, compiler_options=options), keys
         from jax.sharding import AxisType, NamedSharding
         from jax.sharding import PartitionSpec as P
 
@@ -251,7 +263,10 @@ def handwritten(
         mesh = jax.make_mesh((len(devices),), ("m",), (AxisType.Auto,), devices=devices)
         sharding = NamedSharding(mesh, P("m"))
         keys = jax.device_put(keys, sharding)
-        return jax.jit(population, in_shardings=sharding, out_shardings=sharding), keys
+        program = jax.jit(
+            population, in_shardings=sharding, out_shardings=sharding, compiler_options=options
+        )
+        return program, keys
 
     def run():
         program, keys = setup()
@@ -398,8 +413,12 @@ def main(argv: list[str] | None = None) -> dict:
                     info = host_info.setdefault((name, len(devs)), {})
                     impls.append((name, len(devs), engine(w, d, devs, every, info), 1.0))
             if not w.lrs:
-                impls.append((HAND, len(devs), handwritten(w, data, devs), 1.0))
-                impls.append((HAND_MINIMAL, len(devs), handwritten(w, data, devs, False), 1.0))
+                options = ENGINE_CPU_OPTIONS if devs[0].platform == "cpu" else None
+                impls += [
+                    (HAND, len(devs), handwritten(w, data, devs), 1.0),
+                    (HAND_OPTIONS, len(devs), handwritten(w, data, devs, True, options), 1.0),
+                    (HAND_MINIMAL, len(devs), handwritten(w, data, devs, False), 1.0),
+                ]
         impls.append(("naive Flax loop", 1, naive(w, data, nm), w.members / nm))
         impls += [(k, 1, f, w.members / nm if "seq" in k else 1.0) for k, f in
                   torch_impls(w, data, nm).items()]  # fmt: skip
@@ -432,13 +451,13 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({platform.processor()}),"
           f" {jax.device_count()} device(s)")  # fmt: skip
     print("matmul ceiling GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in ceiling.items()))
-    head = (f"{'wl':<3}{'implementation':<30}{'dev':>4}{'cold s':>9}{'warm s':>10}{'× naive':>9}"
+    head = (f"{'wl':<3}{'implementation':<36}{'dev':>4}{'cold s':>9}{'warm s':>10}{'× naive':>9}"
             f"{'GFLOP/s':>9}{'% ceil':>8}")  # fmt: skip
     print(head)
     print("-" * len(head))
     for r in rows:
         mark = "*" if r["extrapolated"] else " "
-        print(f"{r['workload']:<3}{r['impl']:<30}{r['devices']:>4}{r['cold_s']:>9.2f} "
+        print(f"{r['workload']:<3}{r['impl']:<36}{r['devices']:>4}{r['cold_s']:>9.2f} "
               f"{r['warm_s']:>8.3f}{mark}"
               f"{r['speedup_vs_naive']:>9.1f}{r['gflops']:>9.1f}{r['pct_ceiling']:>7.0f}%")  # fmt: skip
     if any(r["extrapolated"] for r in rows):

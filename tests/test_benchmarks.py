@@ -25,7 +25,13 @@ def _load(name):
         ("bench_sampling", {"jax.nn", "default", "fast", "numpy"}),
         (
             "bench_multiseed",
-            {"engine (run_study)", "hand-written jit(vmap(scan))", "naive Flax loop"},
+            {
+                "engine (run_study)",
+                "hand-written jit(vmap(scan))",
+                "hand-written, engine's XLA options",
+                "hand-written, default init",
+                "naive Flax loop",
+            },
         ),
     ],
 )
@@ -38,3 +44,9 @@ def test_benchmark_quick_mode(name, impls, tmp_path):
     for r in rows:
         seconds = r["ms"] / 1e3 if "ms" in r else r["warm_s"]
         assert seconds > 0
+
+
+def test_multiseed_contender_uses_the_engines_compiler_options():
+    from jaxinit.study._program import _compiler_options
+
+    assert _load("bench_multiseed").ENGINE_CPU_OPTIONS == dict(_compiler_options("cpu"))

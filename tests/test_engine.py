@@ -1,5 +1,7 @@
 """The training engine: one compiled program, paired seeds, sharding, divergence, errors."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,8 +11,8 @@ import pytest
 from flax import nnx
 
 import jaxinit
-from jaxinit.study._population import _init_program
-from jaxinit.study._program import _chunk_program
+from jaxinit.study._population import _init_program, _member_init, _spec_key
+from jaxinit.study._program import _chunk_program, _compiler_options
 from jaxinit.study._results import EVAL_METRICS, METRICS
 
 DATA = jaxinit.digits()
@@ -48,6 +50,51 @@ def test_tidy_table(result):
     # Learning happens: every member's test loss drops from its value at init.
     wide = result.metric("test_loss")
     assert (wide[40] < wide[0]).all()
+
+
+def test_first_evaluation_is_of_the_initial_parameters(result):
+    # The first training chunk evaluates its input state (step 0) inside the training
+    # program: the same values as evaluating each member's initial parameters directly.
+    t = result.table
+    x, y = jnp.asarray(DATA.x_test), jnp.asarray(DATA.y_test)
+    adapter = jaxinit.study._adapters._make_model(MODEL, DATA)
+    for name, spec in STUDY.inits.items():
+        init = _member_init(adapter, _spec_key(spec), STUDY.kernel_pattern)
+        for seed in range(STUDY.seeds):
+            params = init(jax.random.fold_in(jax.random.key(0), seed))
+            logits = MODEL.apply({"params": params}, x)
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+            accuracy = (jnp.argmax(logits, -1) == y).mean()
+            row = t[(t.init == name) & (t.seed == seed) & (t.step == 0)].set_index("metric")
+            np.testing.assert_allclose(row.value["test_loss"], loss, rtol=1e-5)
+            np.testing.assert_allclose(row.value["test_accuracy"], accuracy, atol=1e-7)
+
+
+@pytest.mark.parametrize("model", [MODEL, lambda rngs: nnx.Linear(64, 10, rngs=rngs)])
+def test_initial_state_program_is_bit_identical_at_llvm_level_1(model):
+    # The CPU programs compile at LLVM level 1 (_compiler_options); the initial state must
+    # be the same bits as XLA's default level 2 gives (level 0 is not: no fused multiply-add).
+    inits = ("he_normal", "orthogonal", "glorot_uniform", "torch_default", "lecun_uniform",
+             jaxinit.truncated_normal(0.3), jaxinit.variance_scaling(2.0, "fan_avg", "uniform"))  # fmt: skip
+    study = _study(model=model, inits={str(i): i for i in range(len(inits))})
+    adapter = jaxinit.study._adapters._make_model(study.model, DATA)
+    specs = tuple(_spec_key(i) for i in inits)
+    args = (jax.random.key(3), np.tile(np.arange(2, dtype=np.int32), len(inits)),
+            np.zeros((2 * len(inits), 0), np.float32))  # fmt: skip
+    optimizer = optax.sgd(0.1, momentum=0.9)
+    program = functools.partial(
+        _init_program, adapter, specs, (2,) * len(inits), study.kernel_pattern, optimizer, (), False
+    )
+    default = (("xla_backend_optimization_level", 2),)  # XLA's own (conftest sets 0)
+    states = [program(options)(*args) for options in (default, _compiler_options("cpu"))]
+    leaves = [jax.tree.leaves(s.params) + jax.tree.leaves(s.opt_state) for s in states]
+    for a, b in zip(*leaves, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_compiler_options_are_cpu_only():
+    assert dict(_compiler_options("cpu")) == {"xla_backend_optimization_level": 1}
+    assert _compiler_options("gpu") == () and _compiler_options("tpu") == ()
 
 
 def test_members_differ_by_seed_and_init(result):

@@ -9,27 +9,49 @@ import textwrap
 import time
 
 import numpy as np
-import optax
 import pandas as pd
 import pytest
 
 import jaxinit
 from tests._processes import finish, launch
 
-# argv: port, process id, out, steps, runs. Every file the engine writes and every
+# The studies, built the same way here and in the worker processes.
+STUDIES = textwrap.dedent(
+    """
+    import functools
+    import optax, jaxinit
+
+    def make_study(kind, steps):
+        common = dict(dataset=jaxinit.digits(), inits={"he": "he_normal",
+                      "glorot": "glorot_uniform"}, steps=steps, batch_size=16, log_every=10,
+                      eval_every=10)
+        if kind == "study":
+            return jaxinit.Study(jaxinit.MLP((8, 10)), optimizer=optax.sgd(0.1, momentum=0.9),
+                                 seeds=3, **common)
+        # an architecture sweep with a learning-rate grid and a validation split
+        return jaxinit.Study({"w8": jaxinit.MLP((8, 10)), "w4": jaxinit.MLP((4, 10))},
+                             optimizer=functools.partial(optax.sgd, momentum=0.9),
+                             hparams={"learning_rate": [0.1, 0.03]}, validation=0.1, seeds=2,
+                             **common)
+    """
+)
+_namespace: dict = {}
+exec(STUDIES, _namespace)
+make_study = _namespace["make_study"]
+
+# argv: port, process id, out, steps, runs, kind. Every file the engine writes and every
 # checkpoint it loads is logged per process (log-<pid>.txt); with runs=2 the study is run
 # again into the same out_dir, which resumes from the finished checkpoint.
-WORKER = textwrap.dedent(
+WORKER = STUDIES + textwrap.dedent(
     """
     import sys
     import jax
 
     port, pid, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    steps, runs = int(sys.argv[4]), int(sys.argv[5])
+    steps, runs, kind = int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=pid)
     assert jax.process_count() == 2 and len(jax.devices()) == 2
-    import optax, jaxinit
     from jaxinit.study import _checkpoint, _results, _study
 
     def log(line):
@@ -51,11 +73,7 @@ WORKER = textwrap.dedent(
         module._atomic_write = logged_write
     _checkpoint._Checkpoint.load = logged_load
 
-    study = jaxinit.Study(
-        jaxinit.MLP((8, 10)), jaxinit.digits(), optax.sgd(0.1, momentum=0.9),
-        {"he": "he_normal", "glorot": "glorot_uniform"}, seeds=3, steps=steps,
-        batch_size=16, log_every=10, eval_every=10,
-    )
+    study = make_study(kind, steps)
     for run in range(runs):
         result = jaxinit.run_study(study, out_dir=out + "/run", progress=False)
         result.table.to_csv(f"{out}/table-{pid}-{run}.csv", index=False)
@@ -63,16 +81,8 @@ WORKER = textwrap.dedent(
 )
 
 
-def _study(steps=20):
-    return jaxinit.Study(
-        jaxinit.MLP((8, 10)), jaxinit.digits(), optax.sgd(0.1, momentum=0.9),
-        {"he": "he_normal", "glorot": "glorot_uniform"}, seeds=3, steps=steps, batch_size=16,
-        log_every=10, eval_every=10,
-    )  # fmt: skip
-
-
-def _launch(out, steps, runs=1):
-    return launch(WORKER, out, steps, runs)
+def _launch(out, steps, runs=1, kind="study"):
+    return launch(WORKER, out, steps, runs, kind)
 
 
 def _logs(out):
@@ -89,8 +99,8 @@ def _writes(lines):
     return {line.split()[1] for line in lines if line.startswith("write")}
 
 
-def _assert_single_process_results(table, steps):
-    expected = jaxinit.run_study(_study(steps), progress=False).table  # 4 devices, 1 process
+def _assert_single_process_results(table, steps, kind="study"):
+    expected = jaxinit.run_study(make_study(kind, steps), progress=False).table  # 1 process
     pd.testing.assert_frame_equal(table.drop(columns="value"), expected.drop(columns="value"))
     np.testing.assert_allclose(table.value, expected.value, rtol=1e-5, atol=1e-6)
 
@@ -115,8 +125,24 @@ def test_two_processes_run_one_study_with_single_process_results(tmp_path):
     saved = pd.read_csv(tmp_path / "run" / "results.csv")
     pd.testing.assert_frame_equal(saved, tables[0])
     # and the two processes' checkpoint resumes here, in one process on 4 devices
-    resumed = jaxinit.run_study(_study(), out_dir=tmp_path / "run", progress=False)
+    resumed = jaxinit.run_study(make_study("study", 20), out_dir=tmp_path / "run", progress=False)
     np.testing.assert_allclose(resumed.table.value, tables[0].value, rtol=1e-6)
+
+
+def test_two_processes_run_an_architecture_sweep_with_a_grid(tmp_path):
+    # two architectures (two member batches, a checkpoint each) × a learning-rate grid with
+    # a validation split: the single-process table, written by process 0 only
+    finish(_launch(tmp_path, steps=20, kind="sweep"))
+    tables = [pd.read_csv(tmp_path / f"table-{i}-0.csv") for i in range(2)]
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    _assert_single_process_results(tables[0], 20, "sweep")
+    assert {"model", "learning_rate"} <= set(tables[0].columns)
+    assert "val_loss" in set(tables[0].metric)
+    logs = _logs(tmp_path)
+    assert _writes(logs[0]) == {
+        "checkpoint-0.npz", "checkpoint-8.npz", "results.partial.csv", "results.csv"
+    }  # fmt: skip
+    assert _writes(logs[1]) == set()
 
 
 @pytest.mark.slow

@@ -198,6 +198,36 @@ def test_grain_map_dataset_source(in_memory):
     assert (result.metric("test_loss")[40] < result.metric("test_loss")[0]).all()
 
 
+class _BatchedSource:
+    """A map-style source with ``__getitems__`` (as torch's ``Subset`` has): counts calls."""
+
+    def __init__(self, lost: int = 0):
+        self.calls = {"one": 0, "many": 0}
+        self.lost = lost
+
+    def __len__(self):
+        return len(DATA.x_train)
+
+    def __getitem__(self, i):
+        self.calls["one"] += 1
+        return DATA.x_train[i], DATA.y_train[i]
+
+    def __getitems__(self, indices):
+        self.calls["many"] += 1
+        return [(DATA.x_train[i], DATA.y_train[i]) for i in indices[self.lost :]]
+
+
+def test_source_with_getitems_is_read_a_chunk_at_a_time(in_memory):
+    source = _BatchedSource()
+    data = jaxinit.HostData("digits", train=source, test=TEST, num_classes=10)
+    result = jaxinit.run_study(jaxinit.Study(dataset=data, validation=0.1, **KW), progress=False)
+    pd.testing.assert_frame_equal(result.table, in_memory.table)
+    chunks = result.info["host_data"]["chunks"]
+    assert source.calls["many"] >= chunks and source.calls["one"] <= 2  # the sample only
+    with pytest.raises(ValueError, match=r"__getitems__ returned \d+ examples for \d+ indices"):
+        _run(jaxinit.HostData("digits", train=_BatchedSource(lost=1), test=TEST, num_classes=10))
+
+
 @pytest.fixture
 def no_compile(monkeypatch):
     """Fails the test if the engine gets as far as building the population."""

@@ -30,7 +30,7 @@ import numpy as np
 
 from jaxinit.study._datasets import _check_split
 from jaxinit.study._io import _checksum, _fetch, _put
-from jaxinit.study._program import _eval_program
+from jaxinit.study._program import _compiler_options, _eval_program
 
 _FN = "HostData"
 
@@ -50,7 +50,9 @@ class HostData:
       train: ``(x, y)``, two host arrays indexed by an integer array (numpy arrays,
         ``np.memmap`` / ``np.load(..., mmap_mode="r")`` for data on disk), or a map-style
         source: ``len(source)`` and ``source[i] -> (x_i, y_i)`` (a ``grain.MapDataset``, a
-        torch map-style dataset), read one example at a time.
+        torch map-style dataset), read one example at a time, or a chunk's examples in
+        one call where the source has ``__getitems__(indices)`` (as torch's ``Subset`` and
+        Hugging Face datasets do).
       test: ``(x_test, y_test)`` host arrays, evaluated every ``eval_every`` steps (in
         batches of ``eval_batch_size`` read from the host, or resident on the device when
         ``eval_batch_size`` is None).
@@ -200,7 +202,16 @@ class HostData:
         if self.arrays is not None:
             x, y = (np.asarray(a[flat]) for a in self.arrays)
         else:
-            items = [self.source[int(i)] for i in flat]
+            getitems = getattr(self.source, "__getitems__", None)  # a batched read
+            if getitems is not None:  # (PyTorch's and Hugging Face's map-style datasets)
+                items = list(getitems([int(i) for i in flat]))
+            else:
+                items = [self.source[int(i)] for i in flat]
+            if len(items) != len(flat):
+                raise ValueError(
+                    f"{_FN} {self.name!r}: train source.__getitems__ returned {len(items)}"
+                    f" examples for {len(flat)} indices"
+                )
             for i, it in zip(flat, items, strict=True):
                 if not (isinstance(it, tuple | list) and len(it) == 2):
                     raise TypeError(
@@ -296,6 +307,8 @@ class _Feed:
         self.fixed = bool(study.fixed_data_order)
         self.data_keys = data_keys
         self.target = target  # where chunk batches go: a device or a replicated sharding
+        device = target if isinstance(target, jax.Device) else next(iter(target.device_set))
+        self.options = _compiler_options(device.platform)
         self.member_sharding = member_sharding
         self.train_rows, self.val_rows = train_rows, val_rows
         self.pending: dict[int, concurrent.futures.Future] = {}
@@ -437,7 +450,7 @@ class _Feed:
     def evaluate(self, model, objective, state, prefix: str, n_examples: int) -> np.ndarray:
         """(members, metrics) on one evaluation set: the example-weighted mean of the batch
         means (equal to the whole set's mean for mean metrics, the built-in ones)."""
-        program = _eval_program(model, objective)
+        program = _eval_program(model, objective, self.options)
         size = self.data.eval_batch_size
         if size is None:
             if prefix not in self.resident:

@@ -198,6 +198,7 @@ def _init_program(
     optimizer: optax.GradientTransformation,
     hparams: tuple[str, ...],
     fixed_data_order: bool,
+    options: tuple = (),
 ) -> Callable:
     """jit((key, every member's seed and hyperparameter values) -> the members' initial
     :class:`MemberState`); the members are runs of ``part_sizes`` members per spec.
@@ -239,7 +240,7 @@ def _init_program(
         steps = jnp.zeros(seeds.shape, jnp.int32)
         return MemberState(params, opt_state, data_keys, steps, mstate, noise_keys)
 
-    return jax.jit(init)
+    return jax.jit(init, compiler_options=dict(options) or None)
 
 
 def _check_init(study: Study, model: _Model, name: str, spec: Any) -> Any:

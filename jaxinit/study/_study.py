@@ -56,6 +56,7 @@ from jaxinit.study._program import (
     MemberState,
     _chunk_program,
     _compile_ahead,
+    _compiler_options,
     _mesh_sharding,
     _Objective,
 )
@@ -469,6 +470,7 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
     eval_every = study.eval_every or study.steps
     group = study.max_members or len(members)
     sharding, group_padded = _mesh_sharding(min(group, len(members)), devices)
+    options = _compiler_options(devices[0].platform)
     replicated = None if sharding is None else NamedSharding(sharding.mesh, P())
     writer = out_dir is not None and jax.process_index() == 0
 
@@ -529,7 +531,7 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
         program = _init_program(
             arch.model, tuple(arch.spec_keys[n] for n, _ in parts),
             tuple(len(s) for _, s in parts), study.kernel_pattern, arch.optimizer, hp_names,
-            bool(study.fixed_data_order),
+            bool(study.fixed_data_order), options,
         )  # fmt: skip
         seeds = np.asarray([s for _, s, _ in batch], np.int32)
         return program, (key, seeds, hp_values[[h for _, _, h in batch]])
@@ -537,7 +539,7 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
     def chunk_program(arch: _Arch, n: int) -> Callable:
         return _chunk_program(
             arch.model, arch.optimizer, objective, study.batch_size, study.log_every,
-            n // study.log_every, sharding, feed is not None, len(eval_sets),
+            n // study.log_every, sharding, feed is not None, len(eval_sets), options,
         )  # fmt: skip
 
     chunks = sorted({min(eval_every, study.steps - d) for d in range(0, study.steps, eval_every)})
