@@ -20,8 +20,11 @@ the loss only), with the engine's ratios to it. "cold" ratios are cold-start (co
 ratios.
 
 Every implementation trains the same members for the same number of steps with in-run
-minibatches. "cold" is the first call (compilation included), "warm" the median of the
-repeated calls. FLOPs count the matrix products only: forward ``2·b·Σ in·out`` per step and
+minibatches. "cold" is the first call (compilation included): for the engine and the
+hand-written programs measured in a fresh process each (after the imports), so that none
+profits from what an earlier one compiled; "warm" is the median of the repeated calls,
+made in rounds (one call of every implementation per round) so that the machine's drift
+falls on all of them alike. FLOPs count the matrix products only: forward ``2·b·Σ in·out`` per step and
 member, training = 3× forward. The ceiling is the best of a large square float32 matmul and
 a batched matmul with workload B's shapes, both measured here.
 
@@ -99,26 +102,42 @@ class Workload:
 
 def _timeit(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     """(cold seconds, warm median seconds) of ``fn`` (which must block on its result)."""
-    t0 = time.perf_counter()
-    fn()
-    cold = time.perf_counter() - t0
-    warm = []
-    for _ in range(repeats):
+    colds, warms = _time_round_robin([fn], [repeats])
+    return colds[0], warms[0]
+
+
+def _time_round_robin(
+    fns: list[Callable[[], object]], repeats: list[int]
+) -> tuple[list[float], list[float]]:
+    """Each function's first call (cold seconds), then the repeated calls in rounds, one
+    call of every function per round, so that the machine's drift between rounds falls on
+    every contender alike; the median of each one's repeated calls (warm seconds)."""
+
+    def seconds(fn: Callable[[], object]) -> float:
         t0 = time.perf_counter()
         fn()
-        warm.append(time.perf_counter() - t0)
-    return cold, statistics.median(warm) if warm else cold
+        return time.perf_counter() - t0
+
+    colds = [seconds(fn) for fn in fns]
+    warms: list[list[float]] = [[] for _ in fns]
+    for r in range(max(repeats, default=0)):
+        for i, fn in enumerate(fns):
+            if r < repeats[i]:
+                warms[i].append(seconds(fn))
+    return colds, [statistics.median(w) if w else c for w, c in zip(warms, colds, strict=True)]
 
 
 # --------------------------------------------------------------------------- implementations
 
 
 _SGD_MOMENTUM = functools.partial(optax.sgd, momentum=0.9)
+ENGINE = "engine (run_study)"
 HAND = "hand-written jit(vmap(scan))"
 HAND_OPTIONS = "hand-written, engine's XLA options"
 # the option the engine compiles its CPU programs with (tests/test_benchmarks.py checks it)
 ENGINE_CPU_OPTIONS = {"xla_backend_optimization_level": 1}
 HAND_MINIMAL = "hand-written, default init"
+HANDS = (HAND, HAND_OPTIONS, HAND_MINIMAL)
 
 
 def engine(
@@ -332,6 +351,32 @@ def torch_impls(w: Workload, data: jaxinit.Dataset, members: int) -> dict[str, C
     return {"torch sequential": sequential, "torch.func vmap": ensemble}
 
 
+def _contender(name: str, w: Workload, data: jaxinit.Dataset, devices: list) -> Callable:
+    """The engine or a hand-written program by its row name (built again in a fresh process
+    for its cold start)."""
+    options = ENGINE_CPU_OPTIONS if devices[0].platform == "cpu" else None
+    return {
+        ENGINE: lambda: engine(w, data, devices),
+        HAND: lambda: handwritten(w, data, devices),
+        HAND_OPTIONS: lambda: handwritten(w, data, devices, True, options),
+        HAND_MINIMAL: lambda: handwritten(w, data, devices, False),
+    }[name]()
+
+
+def _cold_in_fresh_process(name: str, workload: str, n_devices: int) -> float:
+    """Seconds of the first call of a contender in a new process (imports excluded): every
+    contender compiles from the same empty caches, whatever ran before it here."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, __file__, "--cold-of", name, "--only", workload,
+         "--devices", str(n_devices)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 # --------------------------------------------------------------------------- ceiling
 
 
@@ -369,6 +414,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--only", choices=["A", "B", "C"], default=None)
     parser.add_argument("--host-data", action="store_true", help="add host-fed engine rows")
+    parser.add_argument("--cold-of", metavar="NAME", help=argparse.SUPPRESS)  # a child's job
+    parser.add_argument("--devices", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     data = jaxinit.digits()
     host = jaxinit.HostData(
@@ -383,7 +430,13 @@ def main(argv: list[str] | None = None) -> dict:
                       lrs=(0.01, 0.02, 0.05, 0.1)),
     }  # fmt: skip
     one, every = jax.devices()[:1], jax.devices()
-    repeats = args.repeats or (1 if args.quick else 3)
+    if args.cold_of:  # in a fresh process: one contender's first call, in seconds
+        fn = _contender(args.cold_of, workloads[args.only or "A"], data, every[: args.devices])
+        t0 = time.perf_counter()
+        fn()
+        print(time.perf_counter() - t0)
+        return {}
+    repeats = args.repeats or (1 if args.quick else 5)
     # --quick times the one-member-at-a-time loops on a few members and scales linearly.
     naive_members = 2 if args.quick else None
     ceiling = matmul_ceiling(workloads["B"])
@@ -402,7 +455,7 @@ def main(argv: list[str] | None = None) -> dict:
         configs = [every] if args.quick or len(every) == 1 else [one, every]
         impls: list[tuple[str, int, Callable, float]] = []
         for devs in configs:
-            impls.append(("engine (run_study)", len(devs), engine(w, data, devs), 1.0))
+            impls.append((ENGINE, len(devs), engine(w, data, devs), 1.0))
             if args.host_data:
                 chunk = w.steps // 6
                 for name, d, every in (
@@ -413,19 +466,17 @@ def main(argv: list[str] | None = None) -> dict:
                     info = host_info.setdefault((name, len(devs)), {})
                     impls.append((name, len(devs), engine(w, d, devs, every, info), 1.0))
             if not w.lrs:
-                options = ENGINE_CPU_OPTIONS if devs[0].platform == "cpu" else None
-                impls += [
-                    (HAND, len(devs), handwritten(w, data, devs), 1.0),
-                    (HAND_OPTIONS, len(devs), handwritten(w, data, devs, True, options), 1.0),
-                    (HAND_MINIMAL, len(devs), handwritten(w, data, devs, False), 1.0),
-                ]
+                impls += [(n, len(devs), _contender(n, w, data, devs), 1.0) for n in HANDS]
         impls.append(("naive Flax loop", 1, naive(w, data, nm), w.members / nm))
         impls += [(k, 1, f, w.members / nm if "seq" in k else 1.0) for k, f in
                   torch_impls(w, data, nm).items()]  # fmt: skip
+        reps = [1 if scale != 1.0 or "naive" in n or "seq" in n else repeats
+                for n, _, _, scale in impls]  # fmt: skip
+        colds, warms = _time_round_robin([fn for _, _, fn, _ in impls], reps)
         results = {}
-        for name, ndev, fn, scale in impls:
-            reps = 1 if scale != 1.0 or "naive" in name or "seq" in name else repeats
-            cold, warm = _timeit(fn, reps)
+        for (name, ndev, _, scale), cold, warm in zip(impls, colds, warms, strict=True):
+            if not args.quick and (name == ENGINE or name in HANDS):
+                cold = _cold_in_fresh_process(name, wname, ndev)
             # Extrapolated rows: one compilation, then every member costs a warm run's share.
             results[name, ndev] = (cold + warm * (scale - 1), warm * scale, scale != 1.0)
         base = results["naive Flax loop", 1][1]

@@ -144,8 +144,10 @@ def _spec_key(spec: Any) -> Any:
     return ("init", spec)
 
 
+@functools.lru_cache(maxsize=64)
 def _member_init(model: _Model, spec_key: Any, kernel_pattern: str) -> Callable:
-    """seed_key -> params for one init spec."""
+    """jit(seed_key -> params) for one init spec: traced once, by the study's validation
+    (``_init_shapes``), then reused by every initial-state program that vmaps it."""
     kind, spec = spec_key
     rules: Any
     if kind == "rules":
@@ -171,7 +173,7 @@ def _member_init(model: _Model, spec_key: Any, kernel_pattern: str) -> Callable:
         params = model.init(jax.random.fold_in(seed_key, 1))
         return reinit(params, rules, jax.random.fold_in(seed_key, 2), **layers)
 
-    return init
+    return jax.jit(init)
 
 
 def _seed_data_keys(key: jax.Array, seed_keys: jax.Array, fixed: bool) -> jax.Array:
