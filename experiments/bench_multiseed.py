@@ -49,6 +49,7 @@ import argparse
 import functools
 import itertools
 import json
+import math
 import platform
 import statistics
 import time
@@ -102,16 +103,16 @@ class Workload:
 
 def _timeit(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     """(cold seconds, warm median seconds) of ``fn`` (which must block on its result)."""
-    colds, warms = _time_round_robin([fn], [repeats])
-    return colds[0], warms[0]
+    colds, rounds = _time_round_robin([fn], [repeats])
+    return colds[0], statistics.median(rounds[0] or colds)
 
 
 def _time_round_robin(
     fns: list[Callable[[], object]], repeats: list[int]
-) -> tuple[list[float], list[float]]:
+) -> tuple[list[float], list[list[float]]]:
     """Each function's first call (cold seconds), then the repeated calls in rounds, one
     call of every function per round, so that the machine's drift between rounds falls on
-    every contender alike; the median of each one's repeated calls (warm seconds)."""
+    every contender alike (and ratios can be paired by round); each one's round times."""
 
     def seconds(fn: Callable[[], object]) -> float:
         t0 = time.perf_counter()
@@ -119,12 +120,18 @@ def _time_round_robin(
         return time.perf_counter() - t0
 
     colds = [seconds(fn) for fn in fns]
-    warms: list[list[float]] = [[] for _ in fns]
+    rounds: list[list[float]] = [[] for _ in fns]
     for r in range(max(repeats, default=0)):
         for i, fn in enumerate(fns):
             if r < repeats[i]:
-                warms[i].append(seconds(fn))
-    return colds, [statistics.median(w) if w else c for w, c in zip(warms, colds, strict=True)]
+                rounds[i].append(seconds(fn))
+    return colds, rounds
+
+
+def _paired_ratio(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """Median, min and max of the per-round ratios a / b (rounds paired)."""
+    ratios = [x / y for x, y in zip(a, b, strict=False)] or [math.nan]
+    return statistics.median(ratios), min(ratios), max(ratios)
 
 
 # --------------------------------------------------------------------------- implementations
@@ -472,13 +479,15 @@ def main(argv: list[str] | None = None) -> dict:
                   torch_impls(w, data, nm).items()]  # fmt: skip
         reps = [1 if scale != 1.0 or "naive" in n or "seq" in n else repeats
                 for n, _, _, scale in impls]  # fmt: skip
-        colds, warms = _time_round_robin([fn for _, _, fn, _ in impls], reps)
-        results = {}
-        for (name, ndev, _, scale), cold, warm in zip(impls, colds, warms, strict=True):
+        colds, rounds = _time_round_robin([fn for _, _, fn, _ in impls], reps)
+        results, times = {}, {}
+        for (name, ndev, _, scale), cold, each in zip(impls, colds, rounds, strict=True):
             if not args.quick and (name == ENGINE or name in HANDS):
                 cold = _cold_in_fresh_process(name, wname, ndev)
+            warm = statistics.median(each or [cold])
             # Extrapolated rows: one compilation, then every member costs a warm run's share.
             results[name, ndev] = (cold + warm * (scale - 1), warm * scale, scale != 1.0)
+            times[name, ndev] = each
         base = results["naive Flax loop", 1][1]
         best_engine = min(v[1] for (n, _), v in results.items() if n.startswith("engine"))
         for (name, ndev), (cold, warm, scaled) in results.items():
@@ -490,12 +499,13 @@ def main(argv: list[str] | None = None) -> dict:
                 "gflops": gflops, "pct_ceiling": 100 * gflops / peak, "extrapolated": scaled,
             }  # fmt: skip
             hand, minimal = results.get((HAND, ndev)), results.get((HAND_MINIMAL, ndev))
-            if name.startswith("engine") and hand is not None and minimal is not None:
-                # same device configuration: > 1 means the engine is slower
-                row["warm_vs_handwritten"] = warm / hand[1]
-                row["cold_vs_handwritten"] = cold / hand[0]
-                row["warm_vs_minimal"] = warm / minimal[1]
-                row["cold_vs_minimal"] = cold / minimal[0]
+            if name == ENGINE and hand is not None and minimal is not None:
+                # same device configuration, > 1 means the engine is slower; warm: the median
+                # [min, max] of the ratios paired by round
+                for key, other in (("handwritten", HAND), ("minimal", HAND_MINIMAL)):
+                    mid, lo, hi = _paired_ratio(times[name, ndev], times[other, ndev])
+                    row[f"warm_vs_{key}"], row[f"warm_vs_{key}_range"] = mid, [lo, hi]
+                    row[f"cold_vs_{key}"] = cold / results[other, ndev][0]
             if (name, ndev) in host_info:
                 row.update({f"host_{k}": v for k, v in host_info[name, ndev].items()})
             rows.append(row)
@@ -513,12 +523,17 @@ def main(argv: list[str] | None = None) -> dict:
               f"{r['speedup_vs_naive']:>9.1f}{r['gflops']:>9.1f}{r['pct_ceiling']:>7.0f}%")  # fmt: skip
     if any(r["extrapolated"] for r in rows):
         print("* measured on fewer members (--quick: 2; C: 16), scaled linearly to all members")
+    where = "this process" if args.quick else "a fresh process each"
+    print("engine / hand-written, same devices: warm = median [min, max] of the ratios of"
+          f" {repeats} paired rounds; cold = first calls in {where}")  # fmt: skip
     for r in rows:
         if "warm_vs_handwritten" in r:
-            print(f"{r['workload']}, {r['devices']} device(s): engine / hand-written = "
-                  f"{r['warm_vs_handwritten']:.2f} warm, {r['cold_vs_handwritten']:.2f} cold"
-                  f" (/ minimal hand-written: {r['warm_vs_minimal']:.2f} warm,"
-                  f" {r['cold_vs_minimal']:.2f} cold)")  # fmt: skip
+            ratios = [
+                f"/ {label}: {r[f'warm_vs_{key}']:.2f} [{r[f'warm_vs_{key}_range'][0]:.2f},"
+                f" {r[f'warm_vs_{key}_range'][1]:.2f}] warm, {r[f'cold_vs_{key}']:.2f} cold"
+                for key, label in (("handwritten", "study's job"), ("minimal", "minimal"))
+            ]
+            print(f"{r['workload']}, {r['devices']} device(s): " + "; ".join(ratios))
     for r in rows:
         if "host_bytes" in r:
             print(f"{r['workload']}, {r['devices']} device(s), {r['impl']}: "
