@@ -174,6 +174,7 @@ def _compare(args: argparse.Namespace) -> int:
         inits=args.inits if args.inits is not None else study.CompareConfig.inits,
         activations=args.activation, dataset=args.dataset, optimizer=args.optimizer,
         lr=args.lr, lrs=_parse_lrs(args.lrs), batch_size=args.batch_size, target=args.target,
+        reference=args.reference,
         **sizes, **({"out": args.out} if args.out else {}),
     )  # fmt: skip
     start = time.perf_counter()
@@ -273,6 +274,11 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=positive_int, help=f"default: {d.steps}")
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
     p.add_argument("--target", type=positive_float, default=d.target, help="train loss to reach")
+    p.add_argument(
+        "--reference",
+        help="the init every other is tested against, named before the data (one of --inits;"
+        " default: the first the registry recommends for each activation, e.g. He for relu)",
+    )
     p.add_argument("--out", help="output directory (default: runs/compare-<time>)")
     p.add_argument("--quick", action="store_true",
                    help=f"tiny sizes for a smoke test ({quick}); explicit options win")  # fmt: skip

@@ -46,7 +46,8 @@ def test_benchmark_quick_mode(name, impls, tmp_path):
         assert seconds > 0
 
 
-def test_multiseed_contender_uses_the_engines_compiler_options():
+def test_multiseed_contender_uses_the_engines_compiler_options(monkeypatch):
     from jaxinit.study._program import _compiler_options
 
+    monkeypatch.delenv("XLA_FLAGS")  # as the benchmark runs: XLA's defaults
     assert _load("bench_multiseed").ENGINE_CPU_OPTIONS == dict(_compiler_options("cpu"))

@@ -86,15 +86,20 @@ def test_initial_state_program_is_bit_identical_at_llvm_level_1(model):
         _init_program, adapter, specs, (2,) * len(inits), study.kernel_pattern, optimizer, (), False
     )
     default = (("xla_backend_optimization_level", 2),)  # XLA's own (conftest sets 0)
-    states = [program(options)(*args) for options in (default, _compiler_options("cpu"))]
+    level_1 = (("xla_backend_optimization_level", 1),)  # _compiler_options("cpu")
+    states = [program(options)(*args) for options in (default, level_1)]
     leaves = [jax.tree.leaves(s.params) + jax.tree.leaves(s.opt_state) for s in states]
     for a, b in zip(*leaves, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
-def test_compiler_options_are_cpu_only():
+def test_compiler_options_are_cpu_only_and_yield_to_xla_flags(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
     assert dict(_compiler_options("cpu")) == {"xla_backend_optimization_level": 1}
     assert _compiler_options("gpu") == () and _compiler_options("tpu") == ()
+    # a level the user chose (conftest's 0, for a fast suite) wins
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
+    assert _compiler_options("cpu") == ()
 
 
 def test_members_differ_by_seed_and_init(result):

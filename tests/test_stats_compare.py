@@ -61,3 +61,17 @@ def test_compare_quick_writes_tables_json_and_plot(tmp_path, capsys):
 def test_compare_rejects_unknown_init(tmp_path):
     with pytest.raises(ValueError, match="did you mean 'he_normal'"):
         main(["compare", "--quick", "--inits", "he_nromal", "--out", str(tmp_path)])
+
+
+def test_compare_reference_flag(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["compare", "--quick", "--inits", "zeros,he_normal,glorot_uniform", "--activation",
+            "relu", "--out", str(out)]  # fmt: skip
+    assert main([*args, "--reference", "glorot_uniform"]) == 0
+    relu = json.loads((out / "summary.json").read_text())["activations"]["relu"]
+    assert relu["reference"] == "glorot_uniform"
+    assert relu["inits"]["glorot_uniform"]["verdict"] == "reference"
+    assert {t["b"] for t in relu["tests"]} == {"glorot_uniform"} and len(relu["tests"]) == 2
+    assert "test loss − glorot_uniform" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"--reference 'lecun_normal' is not one of the"):
+        main([*args, "--reference", "lecun_normal"])

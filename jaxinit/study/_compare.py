@@ -51,6 +51,9 @@ class CompareConfig:
     steps: int = 1500
     batch_size: int = 64
     target: float = 0.1  # train loss
+    # the scheme every other is tested against, named before the data; None: the first
+    # scheme the registry recommends for each activation (He for ReLU, Glorot for tanh)
+    reference: str | None = None
     out: str = field(
         default_factory=lambda: os.path.join("runs", time.strftime("compare-%Y%m%d-%H%M%S"))
     )
@@ -98,6 +101,11 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
 
     for name in cfg.inits:
         scheme(name)  # unknown names fail before any work, with close matches
+    if cfg.reference is not None and cfg.reference not in cfg.inits:
+        raise ValueError(
+            f"jaxinit compare: --reference {cfg.reference!r} is not one of the compared"
+            f" --inits {', '.join(cfg.inits)}"
+        )
     data = load_dataset(cfg.dataset)
     if not data.is_classification:
         raise ValueError(f"jaxinit compare: dataset {cfg.dataset!r} is not a classification task")
@@ -112,7 +120,7 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
                                           hparams, validation)  # fmt: skip
             tables.append(table)
             grids.append(grid)
-            summary["activations"][act] = summarize(table, cfg.target)
+            summary["activations"][act] = summarize(table, cfg.target, reference=cfg.reference)
             if rates:
                 summary["activations"][act]["learning_rates"] = rates
                 for init, lr in rates.items():
@@ -241,13 +249,14 @@ def _final(t, metric: str):
     return m[m.step == m.step.max()].sort_values("seed")
 
 
-def summarize(table, target: float, alpha: float = 0.05) -> dict:
+def summarize(table, target: float, alpha: float = 0.05, reference: str | None = None) -> dict:
     """Per initializer: time to target, final metrics with CIs, and a verdict.
 
     Verdicts compare final test losses with seed-matched paired t-tests, Holm-adjusted so
-    the chance of any false verdict in the study is ≤ ``alpha``: each scheme against the
-    activation's recommended scheme (:func:`jaxinit.study._aggregate.recommended_reference`, taken
-    from the table's ``activation`` column) when the study has one, else all pairs.
+    the chance of any false verdict in the study is ≤ ``alpha``: each scheme against
+    ``reference`` (named before the data), by default the activation's recommended scheme
+    (:func:`jaxinit.study._aggregate.recommended_reference`, taken from the table's
+    ``activation`` column) when the study has one, else all pairs.
     """
     rows = {}
     final_test = {}
@@ -269,9 +278,12 @@ def summarize(table, target: float, alpha: float = 0.05) -> dict:
             "diverged_seeds": diverged,
         }
     acts = list(dict.fromkeys(table["activation"])) if "activation" in table else []
-    # The reference depends on names only (never on results): the alphabetically first
-    # scheme the registry recommends for the activation.
-    reference = _aggregate.recommended_reference(acts[0], sorted(rows)) if len(acts) == 1 else None
+    # The reference depends on names only (never on results): the user's, or the
+    # alphabetically first scheme the registry recommends for the activation.
+    if reference is not None and reference not in rows:
+        raise ValueError(f"summarize: reference {reference!r} is not in the table's inits")
+    if reference is None and len(acts) == 1:
+        reference = _aggregate.recommended_reference(acts[0], sorted(rows))
     v = _aggregate.verdicts(final_test, reference, higher_is_better=False, alpha=alpha)
     for test in v["tests"]:
         if reference is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -245,11 +246,13 @@ def _eval_program(model: _Model, objective: _Objective, options: tuple = ()) -> 
 def _compiler_options(platform: str) -> tuple:
     """XLA options of the study's programs (per program: jax's configuration is left as it
     is). On the CPU, LLVM's optimisation level 1 instead of 2: the programs compile ~40 %
-    faster, the training program of a small model also runs ~15 % faster (workload A of
-    experiments/bench_multiseed.py; B equal), and the numbers are the same bits (checked on
-    7 studies: linen, nnx, Equinox, BatchNorm, dropout, grids; level 0 is not: it forms no
-    fused multiply-adds)."""
-    return (("xla_backend_optimization_level", 1),) if platform == "cpu" else ()
+    faster and the training program of a small model runs ~15 % faster (workload A of
+    experiments/bench_multiseed.py; B equal). The initial parameters are the same bits as
+    at level 2 (level 0 changes them: it forms no fused multiply-adds); training numbers
+    differ in the last bits (summation order). A level the user set in ``XLA_FLAGS`` wins."""
+    if platform != "cpu" or "xla_backend_optimization_level" in os.environ.get("XLA_FLAGS", ""):
+        return ()
+    return (("xla_backend_optimization_level", 1),)
 
 
 def _mesh_sharding(n_members: int, devices: list) -> tuple[NamedSharding | None, int]:

@@ -506,12 +506,12 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
 
     def value_rows(values: np.ndarray, step: int, n: int, offset: int) -> list:
         """Rows of evaluation values (members, metrics of every evaluation set)."""
-        rows, first = [], len(train_names)
+        rows, col = [], 0
         for prefix, _, _ in eval_sets:
             k = len(objective.metrics(prefix))
-            v = values[:, first - len(train_names) : first - len(train_names) + k]
-            rows.append(_value_rows(v, step, n, offset, first))
-            first += k
+            first = len(train_names) + col  # the index of the set's loss in metric_names
+            rows.append(_value_rows(values[:, col : col + k], step, n, offset, first))
+            col += k
         return rows
 
     def fed_values(model: _Model, state: MemberState) -> np.ndarray:
