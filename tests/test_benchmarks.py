@@ -51,3 +51,10 @@ def test_multiseed_contender_uses_the_engines_compiler_options(monkeypatch):
 
     monkeypatch.delenv("XLA_FLAGS")  # as the benchmark runs: XLA's defaults
     assert _load("bench_multiseed").ENGINE_CPU_OPTIONS == dict(_compiler_options("cpu"))
+
+
+def test_multiseed_cold_start_in_a_fresh_process():
+    # the full run's cold starts: each contender's first call in a new process (~5 s here)
+    bench = _load("bench_multiseed")
+    seconds = bench._cold_in_fresh_process(bench.HAND_MINIMAL, "A", 1)
+    assert 0 < seconds < 120
