@@ -276,6 +276,7 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", type=positive_float, default=d.target, help="train loss to reach")
     p.add_argument(
         "--reference",
+        metavar="NAME",
         help="the init every other is tested against, named before the data (one of --inits;"
         " default: the first the registry recommends for each activation, e.g. He for relu)",
     )
