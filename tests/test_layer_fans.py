@@ -788,3 +788,31 @@ def test_init_params_rules_record_the_linen_layers():
     np.testing.assert_array_equal(
         sharded["params"]["DenseGeneral_0"]["kernel"], out["params"]["DenseGeneral_0"]["kernel"]
     )
+
+
+@pytest.mark.parametrize("scheme", ["lecun", "glorot", "ortho"])
+def test_linen_transposed_conv_kernel_has_the_layers_fans(scheme):
+    # ConvTranspose(transpose_kernel=True) hands its initializer (*k, out, in) = (3, 3, 32,
+    # 16): the fans are still the layer's in = 16·9 and out = 32·9 (the shape alone says
+    # the reverse, which doubled lecun's variance here)
+    init = {"lecun": LECUN, "glorot": GLOROT, "ortho": ORTHO}[scheme]
+    module = nn.ConvTranspose(32, (3, 3), transpose_kernel=True)
+    v = jax.eval_shape(module.init, KEY, img)
+    w = jaxinit.reinit(v, {"kernel": init}, jax.random.key(1), module=module, sample=img)
+    w = w["params"]["kernel"]
+    assert w.shape == (3, 3, 32, 16)
+    _check(np.swapaxes(np.asarray(w), -1, -2), (3, 3, 16, 32), 1, scheme, scheme)
+
+
+@pytest.mark.parametrize("transpose_kernel", [False, True])
+def test_torch_default_linen_conv_transpose(transpose_kernel):
+    # torch's ConvTranspose2d(16, 32, 3): weight (16, 32, 3, 3), U[±1/√(32·9)] for either
+    # of linen's kernel layouts
+    module = nn.ConvTranspose(32, (3, 3), transpose_kernel=transpose_kernel)
+    v = jax.eval_shape(module.init, KEY, img)
+    rules = jaxinit.torch_default_layer_rules()
+    w = jaxinit.reinit(v, rules, jax.random.key(2), module=module, sample=img)["params"]["kernel"]
+    bound = 1 / math.sqrt(32 * 9)
+    w = np.asarray(w).ravel()
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.99 * bound
+    assert stats.kstest(w, stats.uniform(-bound, 2 * bound).cdf).pvalue > 1e-3

@@ -455,6 +455,8 @@ def linen_recording() -> Iterator[dict[str, tuple[str, tuple[int, ...]]]]:
             if callable(value) and not isinstance(value, nn.Module):
                 where = (path, name[: -len("_init")])
                 owner[where] = type(mod).__name__
+                if name == "kernel_init" and getattr(mod, "transpose_kernel", False) is True:
+                    owner[where] += TRANSPOSED  # ConvTranspose: (*k, out, in), not (*k, in, out)
                 swapped[name] = value
                 object.__setattr__(mod, name, spy_for(value, where))
         try:
@@ -470,20 +472,33 @@ def linen_recording() -> Iterator[dict[str, tuple[str, tuple[int, ...]]]]:
             out["/".join(map(str, (*path, name)))] = (owner[(path, name)], next(iter(shapes)))
 
 
+# A recorded layer whose kernel is handed to its initializer as ``(*k, out, in)`` (linen's
+# ``ConvTranspose(transpose_kernel=True)``): its class name carries this suffix.
+TRANSPOSED = "(transpose_kernel)"
+
+
 def linen_spec(layer: str, call: tuple[int, ...], shape: tuple[int, ...]) -> LayerFans | None:
     """A recorded call fitted to the stored shape: extra leading axes (scan/vmap) are a
-    stack, the rest is the call reshaped (DenseGeneral's flattening)."""
+    stack, the rest is the call reshaped (DenseGeneral's flattening). A transposed kernel
+    (``layer`` ends in :data:`TRANSPOSED`) is drawn in flax's ``(*k, in, out)`` call and
+    stored with its last two axes swapped, so its fans are the layer's real in and out."""
     shape = tuple(shape)
     n = math.prod(call)
     for k in range(len(shape) + 1):
         if math.prod(shape[k:]) == n:
             per = shape[k:]
+            perm = tuple(range(len(per)))
+            mid = per
+            if layer.endswith(TRANSPOSED) and len(call) >= 2 and per == call:
+                mid = (*call[:-2], call[-1], call[-2])  # the conventional call
+                perm = (*range(len(call) - 2), len(call) - 1, len(call) - 2)
+                call = mid
             return LayerFans(
                 layer,
                 shape,
                 call,
-                per,
-                tuple(range(len(per))),
+                mid,
+                perm,
                 per,
                 stack_shape=shape[:k],
                 stack_pos=tuple(range(k)),

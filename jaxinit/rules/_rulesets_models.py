@@ -605,7 +605,8 @@ def torch_default_layer_rules(
       out/groups, *k)`` and takes its dim 1 as the fan-in), where the Linear/Conv rule
       would use :math:`c_{in}\cdot k`; ``groups`` is read from an Equinox
       ``ConvTranspose`` (flax's have none). A linen ``ConvTranspose(transpose_kernel=True)``
-      stores ``(*k, out, in)``, which the recorded call does not tell: not covered;
+      stores ``(*k, out, in)``; recorded with ``module=``/``sample=``, it is drawn with the
+      same law;
     * ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``: every weight and bias
       :math:`U[\pm 1/\sqrt H]` (H the hidden size, input weights included). Where flax
       keeps **one** bias for torch's two (``b_ih + b_hh``: linen/nnx LSTM's ``h*`` biases,
@@ -633,8 +634,7 @@ def torch_default_layer_rules(
     kernels are an ambiguity error). Patterns with several names are
     :func:`jaxinit.any_of`: a model has whichever of them its framework uses.
 
-    Not covered: the ``b_hn`` of a GRU, which nnx's ``GRUCell`` does not have; linen
-    ``ConvTranspose(transpose_kernel=True)``.
+    Not covered: the ``b_hn`` of a GRU, which nnx's ``GRUCell`` does not have.
     """
     fn = "torch_default_layer_rules"
     if rnn_hidden is not None:
