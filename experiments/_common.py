@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jaxinit.study import TimeToTarget, bootstrap_ci, first_crossing, time_to_target
+from jaxinit.study import TimeToTarget, bootstrap_ci, first_crossing, json_safe, time_to_target
 
 
 def parse(doc: str, name: str, argv: Sequence[str] | None) -> argparse.Namespace:
@@ -133,22 +133,9 @@ def report(args, name: str, payload: dict, claims: list[dict], started: float) -
         **payload,
     }
     with open(os.path.join(args.out, "result.json"), "w") as f:
-        json.dump(_json_safe(payload), f, indent=2, allow_nan=False)
+        json.dump(json_safe(payload), f, indent=2, allow_nan=False)
     print(f"\nwrote result.json and figures to {args.out} ({payload['seconds']:.0f} s)")
     return 0
-
-
-def _json_safe(x):
-    """JSON has no inf/NaN: write them as null (e.g. a target never reached)."""
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _json_safe(x.tolist())
-    if isinstance(x, float | np.floating):
-        return float(x) if np.isfinite(x) else None
-    return x.item() if isinstance(x, np.generic) else x
 
 
 def layer_stats(model, params, x, activation) -> tuple[np.ndarray, np.ndarray]:

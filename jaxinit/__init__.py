@@ -34,7 +34,7 @@ Studies and their statistics (``jaxinit.study``):
   ACTIVATIONS, aggregate_intervals, aggregate_iqm, aggregate_mean, aggregate_median,
   aggregate_optimality_gap, bootstrap_ci, CNN1D, CompareConfig, curve_band, Dataset, digits,
   Estimate, first_crossing, format_summary, holm, HostData, improvement_interval, Interval,
-  linear_teacher, load_dataset, MLP, mnist1d, paired_difference, paired_t_test,
+  json_safe, linear_teacher, load_dataset, MLP, mnist1d, paired_difference, paired_t_test,
   performance_profile, plot_performance_profiles, probability_of_improvement,
   recommended_reference, ResNet, run_compare, run_study, shapeset, stratified_bootstrap,
   Study, StudyResult, time_to_target, TimeToTarget, verdicts
@@ -179,6 +179,7 @@ if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
     from jaxinit.study import format_summary as format_summary
     from jaxinit.study import holm as holm
     from jaxinit.study import improvement_interval as improvement_interval
+    from jaxinit.study import json_safe as json_safe
     from jaxinit.study import linear_teacher as linear_teacher
     from jaxinit.study import load_dataset as load_dataset
     from jaxinit.study import mnist1d as mnist1d
@@ -254,6 +255,7 @@ _LAZY = {
     "paired_difference": "jaxinit.study",
     "time_to_target": "jaxinit.study",
     "format_summary": "jaxinit.study",
+    "json_safe": "jaxinit.study",
     "CNN1D": "jaxinit.study",
     "MLP": "jaxinit.study",
     "ResNet": "jaxinit.study",

@@ -32,6 +32,7 @@ from jaxinit.study._datasets import load_dataset as load_dataset
 from jaxinit.study._datasets import mnist1d as mnist1d
 from jaxinit.study._datasets import shapeset as shapeset
 from jaxinit.study._feed import HostData as HostData
+from jaxinit.study._io import json_safe as json_safe
 from jaxinit.study._models import ACTIVATIONS as ACTIVATIONS
 from jaxinit.study._models import CNN1D as CNN1D
 from jaxinit.study._models import MLP as MLP
@@ -72,6 +73,7 @@ __all__ = [
     "format_summary",
     "holm",
     "improvement_interval",
+    "json_safe",
     "linear_teacher",
     "load_dataset",
     "mnist1d",

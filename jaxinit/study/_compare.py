@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from jaxinit.study import _aggregate, _stats
+from jaxinit.study._io import json_safe
 
 SEED_DOC_INITS = (
     "zeros", "random_normal", "random_uniform", "glorot_uniform", "glorot_normal",
@@ -172,7 +173,7 @@ def _write_outputs(cfg: CompareConfig, full, table, summary: dict, interrupt) ->
     try:
         full.to_csv(partial("results.csv"), index=False)
         with open(partial("summary.json"), "w") as f:
-            json.dump(_finite(summary), f, indent=2, allow_nan=False)
+            json.dump(json_safe(summary), f, indent=2, allow_nan=False)
         plot_curves(table, cfg.target, partial("loss_curves.png"))
         plot_profiles(summary["aggregate"], partial("profiles.png"))
         interrupt.check()
@@ -228,19 +229,6 @@ def _sigint():
         yield interrupt
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _finite(x):
-    """JSON has no inf/NaN: write them as null (e.g. a target never reached)."""
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_finite(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _finite(x.tolist())
-    if isinstance(x, float | np.floating):
-        return float(x) if np.isfinite(x) else None
-    return x.item() if isinstance(x, np.generic) else x
 
 
 def _final(t, metric: str):

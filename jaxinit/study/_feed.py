@@ -30,7 +30,7 @@ import numpy as np
 
 from jaxinit.study._datasets import _check_split
 from jaxinit.study._io import _checksum, _fetch, _put
-from jaxinit.study._program import _compiler_options, _eval_program
+from jaxinit.study._program import _eval_program
 
 _FN = "HostData"
 
@@ -301,14 +301,13 @@ class _Feed:
     """Assembles each chunk's minibatches on the host (in a background thread, one chunk
     ahead) and puts them on the device; evaluates on host-held sets."""
 
-    def __init__(self, study, data_keys, target, member_sharding, train_rows, val_rows):
+    def __init__(self, study, data_keys, target, member_sharding, train_rows, val_rows, options):
         self.data: HostData = study.dataset
         self.batch_size = study.batch_size
         self.fixed = bool(study.fixed_data_order)
         self.data_keys = data_keys
         self.target = target  # where chunk batches go: a device or a replicated sharding
-        device = target if isinstance(target, jax.Device) else next(iter(target.device_set))
-        self.options = _compiler_options(device.platform)
+        self.options = options  # the study's programs' XLA options
         self.member_sharding = member_sharding
         self.train_rows, self.val_rows = train_rows, val_rows
         self.pending: dict[int, concurrent.futures.Future] = {}
@@ -375,7 +374,7 @@ class _Feed:
         idx = None
         if self.data.batches is None:  # drawn here: jax's config contexts are per thread
             n_train = len(self.train_rows)
-            keys = self.data_keys[jnp.asarray([s for s in streams])]
+            keys = self.data_keys[jnp.asarray(streams)]
             idx = _index_program(self.batch_size, n, n_train)(keys, np.int32(start))
         self.pending[start] = _in_background(self._assemble, streams, start, n, idx)
 
@@ -418,10 +417,8 @@ class _Feed:
         slot = np.asarray([streams.index(0 if self.fixed else int(s)) for s in seeds])
         offset = ((slot * n - start) * self.batch_size).astype(np.int32)
         if self.member_sharding is not None:
-            offset = _put(jnp.asarray(offset), self.member_sharding)
-        else:
-            offset = jnp.asarray(offset)
-        return x, y, offset
+            return x, y, _put(offset, self.member_sharding)
+        return x, y, jnp.asarray(offset)
 
     def _put(self, a: np.ndarray) -> jax.Array:
         """A host array on the target device(s), in the dtype jax gives it (float32 for

@@ -81,3 +81,23 @@ def _from_numpy(a: np.ndarray, like: jax.Array) -> jax.Array:
 def _index(host: np.ndarray, idx: Any) -> np.ndarray:
     """``host[idx]``: one process's shard, for ``jax.make_array_from_callback``."""
     return host[idx]
+
+
+def json_safe(x: Any) -> Any:
+    """``x`` as plain JSON values: numpy scalars and arrays as Python numbers and lists,
+    infinities and NaN as ``None`` (JSON has neither; e.g. a target never reached), dicts,
+    lists and tuples converted throughout. What ``jaxinit compare`` and the experiments
+    write with ``json.dump(..., allow_nan=False)``.
+
+    >>> jaxinit.study.json_safe({"steps": float("inf"), "loss": np.float32(0.5), "n": (np.int64(3),)})
+    {'steps': None, 'loss': 0.5, 'n': [3]}
+    """
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [json_safe(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return json_safe(x.tolist())
+    if isinstance(x, float | np.floating):
+        return float(x) if np.isfinite(x) else None
+    return x.item() if isinstance(x, np.generic) else x

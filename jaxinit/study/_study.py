@@ -480,7 +480,7 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
         train, val = _split_validation(d.train_size or 0, study.validation)
         target = devices[0] if replicated is None else replicated
         data_keys = _data_keys(key, study.seeds, bool(study.fixed_data_order))
-        feed = _Feed(study, data_keys, target, sharding, train, val)
+        feed = _Feed(study, data_keys, target, sharding, train, val, options)
         feed.check(study)
         x_sample, y_sample = (jnp.asarray(a) for a in d._sample())
     else:
