@@ -790,18 +790,27 @@ def test_init_params_rules_record_the_linen_layers():
     )
 
 
+def _transposed_conv_kernel(framework, rules, key):
+    """A ConvTranspose(16 -> 32, 3×3, transpose_kernel=True) kernel reinitialised."""
+    if framework == "linen":
+        module = nn.ConvTranspose(32, (3, 3), transpose_kernel=True)
+        v = jax.eval_shape(module.init, KEY, img)
+        return jaxinit.reinit(v, rules, key, module=module, sample=img)["params"]["kernel"]
+    layer = nnx.ConvTranspose(16, 32, (3, 3), transpose_kernel=True, rngs=nnx.Rngs(0))
+    new = jaxinit.reinit(nnx.state(layer, nnx.Param), rules, key, module=layer)
+    return new["kernel"][...]
+
+
+@pytest.mark.parametrize("framework", ["linen", "nnx"])
 @pytest.mark.parametrize("scheme", ["lecun", "glorot", "ortho"])
-def test_linen_transposed_conv_kernel_has_the_layers_fans(scheme):
+def test_transposed_conv_kernel_has_the_layers_fans(scheme, framework):
     # ConvTranspose(transpose_kernel=True) hands its initializer (*k, out, in) = (3, 3, 32,
     # 16): the fans are still the layer's in = 16·9 and out = 32·9 (the shape alone says
-    # the reverse, which doubled lecun's variance here)
+    # the reverse, which halved lecun's variance here)
     init = {"lecun": LECUN, "glorot": GLOROT, "ortho": ORTHO}[scheme]
-    module = nn.ConvTranspose(32, (3, 3), transpose_kernel=True)
-    v = jax.eval_shape(module.init, KEY, img)
-    w = jaxinit.reinit(v, {"kernel": init}, jax.random.key(1), module=module, sample=img)
-    w = w["params"]["kernel"]
+    w = _transposed_conv_kernel(framework, {"kernel": init}, jax.random.key(1))
     assert w.shape == (3, 3, 32, 16)
-    _check(np.swapaxes(np.asarray(w), -1, -2), (3, 3, 16, 32), 1, scheme, scheme)
+    _check(np.swapaxes(np.asarray(w), -1, -2), (3, 3, 16, 32), 1, scheme, framework)
 
 
 @pytest.mark.parametrize("transpose_kernel", [False, True])
@@ -814,5 +823,13 @@ def test_torch_default_linen_conv_transpose(transpose_kernel):
     w = jaxinit.reinit(v, rules, jax.random.key(2), module=module, sample=img)["params"]["kernel"]
     bound = 1 / math.sqrt(32 * 9)
     w = np.asarray(w).ravel()
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.99 * bound
+    assert stats.kstest(w, stats.uniform(-bound, 2 * bound).cdf).pvalue > 1e-3
+
+
+def test_torch_default_nnx_transposed_conv():
+    rules = jaxinit.torch_default_layer_rules()
+    w = np.asarray(_transposed_conv_kernel("nnx", rules, jax.random.key(2))).ravel()
+    bound = 1 / math.sqrt(32 * 9)  # torch's ConvTranspose2d(16, 32, 3)
     assert np.abs(w).max() <= bound and np.abs(w).max() > 0.99 * bound
     assert stats.kstest(w, stats.uniform(-bound, 2 * bound).cdf).pvalue > 1e-3

@@ -472,9 +472,16 @@ def linen_recording() -> Iterator[dict[str, tuple[str, tuple[int, ...]]]]:
             out["/".join(map(str, (*path, name)))] = (owner[(path, name)], next(iter(shapes)))
 
 
-# A recorded layer whose kernel is handed to its initializer as ``(*k, out, in)`` (linen's
-# ``ConvTranspose(transpose_kernel=True)``): its class name carries this suffix.
+# A layer whose kernel is handed to its initializer as ``(*k, out, in)`` (linen's and nnx's
+# ``ConvTranspose(transpose_kernel=True)``): its layer name carries this suffix.
 TRANSPOSED = "(transpose_kernel)"
+
+
+def _transposed(per: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """A transposed kernel ``(*k, out, in)``: its conventional call ``(*k, in, out)`` (the
+    layer's real fans) and the permutation from a draw of that call back to ``per``."""
+    n = len(per)
+    return (*per[:-2], per[-1], per[-2]), (*range(n - 2), n - 1, n - 2)
 
 
 def linen_spec(layer: str, call: tuple[int, ...], shape: tuple[int, ...]) -> LayerFans | None:
@@ -487,12 +494,10 @@ def linen_spec(layer: str, call: tuple[int, ...], shape: tuple[int, ...]) -> Lay
     for k in range(len(shape) + 1):
         if math.prod(shape[k:]) == n:
             per = shape[k:]
-            perm = tuple(range(len(per)))
-            mid = per
+            mid, perm = per, tuple(range(len(per)))
             if layer.endswith(TRANSPOSED) and len(call) >= 2 and per == call:
-                mid = (*call[:-2], call[-1], call[-2])  # the conventional call
-                perm = (*range(len(call) - 2), len(call) - 1, len(call) - 2)
-                call = mid
+                call, perm = _transposed(per)
+                mid = call
             return LayerFans(
                 layer,
                 shape,
@@ -546,7 +551,11 @@ def _nnx_layer(m: Any) -> dict[str, LayerFans]:
         )
     elif isinstance(m, nnx.Einsum | nnx.Conv | nnx.ConvTranspose) or hasattr(m, "kernel_shape"):
         ks = getattr(m, "kernel_shape", None)
-        if isinstance(ks, tuple):
+        if isinstance(ks, tuple) and getattr(m, "transpose_kernel", False) is True:
+            call, perm = _transposed(tuple(ks))
+            out["kernel"] = LayerFans(cls + TRANSPOSED, tuple(ks), call, call, perm, tuple(ks),
+                                      source="class")  # fmt: skip
+        elif isinstance(ks, tuple):
             out["kernel"] = _flat(cls, tuple(ks), tuple(ks))
         bs = getattr(m, "bias_shape", None)
         if isinstance(bs, tuple):

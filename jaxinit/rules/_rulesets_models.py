@@ -604,9 +604,9 @@ def torch_default_layer_rules(
       :math:`n = (c_{out}/\mathrm{groups})\cdot k` (torch stores the weight ``(in,
       out/groups, *k)`` and takes its dim 1 as the fan-in), where the Linear/Conv rule
       would use :math:`c_{in}\cdot k`; ``groups`` is read from an Equinox
-      ``ConvTranspose`` (flax's have none). A linen ``ConvTranspose(transpose_kernel=True)``
-      stores ``(*k, out, in)``; recorded with ``module=``/``sample=``, it is drawn with the
-      same law;
+      ``ConvTranspose`` (flax's have none). A linen or nnx
+      ``ConvTranspose(transpose_kernel=True)`` stores ``(*k, out, in)``; known from the
+      layer (linen: ``module=``/``sample=``), it is drawn with the same law;
     * ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``: every weight and bias
       :math:`U[\pm 1/\sqrt H]` (H the hidden size, input weights included). Where flax
       keeps **one** bias for torch's two (``b_ih + b_hh``: linen/nnx LSTM's ``h*`` biases,
