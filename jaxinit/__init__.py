@@ -27,7 +27,7 @@ Rules for whole models (``jaxinit.rules``):
   deepnorm_constants, depth_scaled, explain, fan_axes, fixup, gpt2, InfShape, infshape_of,
   infshapes, init_params, layer_index, LayerFans, LayerReport, LeafInfo, lr_multiplier,
   lsuv, make_init, mup, mup_adam, mup_attention_fn, mup_process_heads, mup_sgd, optional,
-  param_shardings, readout_multiplier, recurrent, reinit, rezero, scale_by_mup, skipinit,
+  param_shardings, readout_multiplier, recurrent, reinit, resnet, rezero, scale_by_mup, skipinit,
   t_fixup, torch_default_layer_rules, torch_default_rules, vit
 
 Studies and their statistics (``jaxinit.study``):
@@ -146,6 +146,7 @@ from jaxinit.rules import param_shardings as param_shardings
 from jaxinit.rules import readout_multiplier as readout_multiplier
 from jaxinit.rules import recurrent as recurrent
 from jaxinit.rules import reinit as reinit
+from jaxinit.rules import resnet as resnet
 from jaxinit.rules import rezero as rezero
 from jaxinit.rules import scale_by_mup as scale_by_mup
 from jaxinit.rules import skipinit as skipinit

@@ -45,6 +45,7 @@ from jaxinit.rules._rulesets_models import layer_index as layer_index
 from jaxinit.rules._rulesets_models import recurrent as recurrent
 from jaxinit.rules._rulesets_models import torch_default_layer_rules as torch_default_layer_rules
 from jaxinit.rules._rulesets_models import vit as vit
+from jaxinit.rules._rulesets_torchvision import resnet as resnet
 from jaxinit.rules._sharded import init_params as init_params
 from jaxinit.rules._sharded import make_init as make_init
 from jaxinit.rules._sharded import param_shardings as param_shardings
@@ -85,6 +86,7 @@ __all__ = [
     "readout_multiplier",
     "recurrent",
     "reinit",
+    "resnet",
     "rezero",
     "scale_by_mup",
     "skipinit",
