@@ -25,10 +25,11 @@ Initializers (``jaxinit.initializers``):
 Rules for whole models (``jaxinit.rules``):
   any_of, base_shapes, BaseShape, bert, ContextRule, coord_check, CoordCheck, deepnet,
   deepnorm_constants, depth_scaled, explain, fan_axes, fixup, gpt2, InfShape, infshape_of,
-  infshapes, init_params, layer_index, LayerFans, LayerReport, LeafInfo, lr_multiplier,
-  lsuv, make_init, mup, mup_adam, mup_attention_fn, mup_process_heads, mup_sgd, optional,
-  param_shardings, readout_multiplier, recurrent, reinit, resnet, rezero, scale_by_mup, skipinit,
-  t_fixup, torch_default_layer_rules, torch_default_rules, vit
+  infshapes, init_params, layer_index, LayerFans, LayerReport, LeafInfo, llama,
+  lr_multiplier, lsuv, make_init, mup, mup_adam, mup_attention_fn, mup_process_heads,
+  mup_sgd, optional, param_shardings, readout_multiplier, recurrent, reinit, resnet, rezero,
+  roberta, scale_by_mup, skipinit, t5, t_fixup, torch_default_layer_rules,
+  torch_default_rules, vit
 
 Studies and their statistics (``jaxinit.study``):
   ACTIVATIONS, aggregate_intervals, aggregate_iqm, aggregate_mean, aggregate_median,
@@ -133,6 +134,7 @@ from jaxinit.rules import infshape_of as infshape_of
 from jaxinit.rules import infshapes as infshapes
 from jaxinit.rules import init_params as init_params
 from jaxinit.rules import layer_index as layer_index
+from jaxinit.rules import llama as llama
 from jaxinit.rules import lr_multiplier as lr_multiplier
 from jaxinit.rules import lsuv as lsuv
 from jaxinit.rules import make_init as make_init
@@ -148,8 +150,10 @@ from jaxinit.rules import recurrent as recurrent
 from jaxinit.rules import reinit as reinit
 from jaxinit.rules import resnet as resnet
 from jaxinit.rules import rezero as rezero
+from jaxinit.rules import roberta as roberta
 from jaxinit.rules import scale_by_mup as scale_by_mup
 from jaxinit.rules import skipinit as skipinit
+from jaxinit.rules import t5 as t5
 from jaxinit.rules import t_fixup as t_fixup
 from jaxinit.rules import torch_default_layer_rules as torch_default_layer_rules
 from jaxinit.rules import torch_default_rules as torch_default_rules

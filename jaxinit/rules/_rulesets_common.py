@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from jaxinit._types import Pattern
 from jaxinit.rules._rules import ContextRule, LeafInfo, any_of
@@ -33,28 +34,38 @@ def call_rank(info: LeafInfo) -> int:
     return len(layer.call_shape) if layer is not None else len(info.shape)
 
 
-def not_covered(fn: str, family: str, names: Iterable[str]) -> tuple[re.Pattern, ContextRule]:
+def not_covered(
+    fn: str, family: str, names: Iterable[str] = (), patterns: Iterable[Pattern] = ()
+) -> tuple[re.Pattern, ContextRule]:
     """The last rule of a family's set: every parameter whose last path segment is none of
-    ``names`` is an error that names it (and its layer's other parameters), before
-    anything is drawn.
+    ``names`` and that none of ``patterns`` matches is an error that names it (and its
+    layer's other parameters), before anything is drawn. It matches nothing the set's
+    other rules take, so it shadows nothing and is shadowed by nothing.
 
     Args:
       fn: the rule set's function name, for the message.
       family: what the set initialises ("a torchvision ResNet").
       names: the parameter names the set's other rules take (``kernel``, ``bias``, ...).
+      patterns: or the set's other patterns themselves.
     """
     known = sorted(set(names))
-    alternatives = "|".join(re.escape(n) for n in known)
-    pattern = re.compile(rf"(?:.*/)?(?!(?:{alternatives})\Z)[^/]+")
+    covers = list(patterns)
+    pattern = re.compile(r"(?:.*/)?[^/]+")
+    if known:
+        alternatives = "|".join(re.escape(n) for n in known)
+        pattern = re.compile(rf"(?:.*/)?(?!(?:{alternatives})\Z)[^/]+")
+    if covers:
+        pattern = excluding(pattern, *covers)
+    what = f"parameters named {', '.join(known)}" if known else "the parameters of its layers"
 
     def build(info: LeafInfo):
         siblings = ", ".join(f"{n} {s}" for n, s in sorted(info.siblings.items())) or "none"
         raise ValueError(
             f"{fn}: {info.path} {info.shape} is not a parameter of {family}: these rules"
-            f" cover parameters named {', '.join(known)}, so it would keep its value (its"
-            f" layer's other parameters: {siblings}); give it a rule of its own before"
-            f" these with strict=False ({{'{info.name}': init, **jaxinit.{fn}(...,"
-            " strict=False)}), or use the rule set of its family"
+            f" cover {what}, so it would keep its value (its layer's other parameters:"
+            f" {siblings}); give it a rule of its own before these with strict=False"
+            f" ({{'{info.name}': init, **jaxinit.{fn}(..., strict=False)}}), or use the rule"
+            " set of its family"
         )
 
     return pattern, ContextRule(build, f"{fn}: not covered", optional=True)
@@ -69,3 +80,25 @@ def unknown_kind(fn: str, family: str, info: LeafInfo, kinds: str) -> ValueError
         f" layer of {family} ({kinds}); it is not covered: give it a rule of its own before"
         " these, or use the rule set of its family"
     )
+
+
+def padded_embedding(fn: str, base: Any, padding_idx: int) -> ContextRule:
+    """An embedding table drawn by ``base`` with row ``padding_idx`` set to 0 (torch's
+    ``nn.Embedding(..., padding_idx=i)`` after ``normal_``, as Hugging Face's
+    ``_init_weights`` does). ``native``: the row is a row of the stored table. A table that
+    has no such row is an error, before anything is drawn."""
+
+    def init(key, shape, dtype=None):
+        return base(key, shape, dtype).at[padding_idx].set(0)
+
+    def build(info: LeafInfo):
+        if len(info.shape) != 2 or padding_idx >= info.shape[0]:
+            raise ValueError(
+                f"{fn}: padding_idx={padding_idx} >= vocabulary size"
+                f" {info.shape[0] if info.shape else 0} of {info.path} {info.shape}: this"
+                " embedding has no padding row (give the config's pad_token_id, or"
+                " padding_idx=None)"
+            )
+        return init
+
+    return ContextRule(build, f"{fn} embedding (padding row {padding_idx} zero)", native=True)

@@ -43,6 +43,7 @@ from jaxinit.initializers import (
 )
 from jaxinit.rules._layers import LayerFans, mark_fan_dependent, plain
 from jaxinit.rules._rules import ContextRule, LeafInfo, Pattern, any_of, matches, optional
+from jaxinit.rules._rulesets_common import excluding, not_covered, padded_embedding, unknown_kind
 
 # --------------------------------------------------------------------------- helpers
 
@@ -274,49 +275,111 @@ def _torch_bias_rule() -> ContextRule:
 def bert(
     initializer_range: float = 0.02,
     *,
-    padding_idx: int | None = None,
+    padding_idx: int | None = 0,
+    padded: Pattern = any_of("word_embeddings/{embedding,weight}"),
     embeddings: Pattern = any_of("{embedding,*_embeddings/weight}"),
     weights: Pattern = any_of("{kernel,weight}"),
     biases: Pattern = "bias",
     norm_scales: Pattern = any_of("{scale,LayerNorm/weight}"),
+    strict: bool = True,
 ) -> dict[Pattern, object]:
-    r"""BERT and most Hugging Face encoders (``BertPreTrainedModel._init_weights``): Linear
-    weights and embedding tables :math:`\mathcal N(0, \mathrm{initializer\_range}^2)`
-    (0.02), biases 0, LayerNorm weight 1 and bias 0; the ``padding_idx`` row of the
-    embeddings 0, as HF does.
+    r"""BERT and most Hugging Face encoders, as ``BertPreTrainedModel._init_weights`` and
+    ``BertEmbeddings`` (``transformers/models/bert/modeling_bert.py``, transformers commit
+    004ad5f, v4.x; the same law in later releases): Linear weights and embedding tables
+    :math:`\mathcal N(0, \mathrm{initializer\_range}^2)` (0.02), Linear biases 0,
+    LayerNorm weight 1 and bias 0; the ``padding_idx`` row of the **word** embeddings 0
+    (``nn.Embedding(vocab_size, hidden_size, padding_idx=config.pad_token_id)``, 0 in
+    ``BertConfig``). The position and token-type embeddings have no padding row.
+
+    Args:
+      initializer_range: the config's ``initializer_range``.
+      padding_idx: the config's ``pad_token_id``; ``None`` for a model whose word
+        embeddings have none (then no row is zeroed).
+      padded: the embedding tables that have the padding row (default the word
+        embeddings, flax's ``word_embeddings/embedding`` or torch's
+        ``word_embeddings/weight``); it must exist when ``padding_idx`` is given.
+      embeddings: every embedding table (those of ``padded`` excepted).
+      weights, biases, norm_scales: Linear weights (rank >= 2), biases, LayerNorm scales.
+      strict: a parameter none of these patterns names is an error (``False`` leaves it to
+        rules given before these).
 
     Default patterns cover flax (``embedding``, ``kernel``, ``scale``) and HF's torch names
     (``word_embeddings/weight``, ``LayerNorm/weight``), whichever the model uses. The
-    embedding rule is ``native``: the ``padding_idx`` row is a row of the stored table.
+    padded rule is ``native``: the padding row is a row of the stored table.
+
+    >>> rules = jaxinit.bert(padding_idx=0)  # HF's default pad_token_id
     """
-    fn = "bert"
+    return _hf_normal(
+        "bert", "a BERT encoder", initializer_range, padding_idx, [padded], embeddings,
+        weights, biases, norm_scales, strict,
+    )  # fmt: skip
+
+
+def roberta(
+    initializer_range: float = 0.02,
+    *,
+    padding_idx: int | None = 1,
+    word_embeddings: Pattern = any_of("word_embeddings/{embedding,weight}"),
+    position_embeddings: Pattern = any_of("position_embeddings/{embedding,weight}"),
+    embeddings: Pattern = any_of("{embedding,*_embeddings/weight}"),
+    weights: Pattern = any_of("{kernel,weight}"),
+    biases: Pattern = "bias",
+    norm_scales: Pattern = any_of("{scale,LayerNorm/weight}"),
+    strict: bool = True,
+) -> dict[Pattern, object]:
+    r"""RoBERTa as Hugging Face initialises it (``RobertaPreTrainedModel._init_weights``
+    and ``RobertaEmbeddings`` in ``transformers/models/roberta/modeling_roberta.py``): BERT's
+    law (:func:`bert`), with the ``padding_idx`` row (``pad_token_id``, 1 in
+    ``RobertaConfig``) zeroed in the word **and** the position embeddings, both of which
+    HF builds with ``padding_idx``; the token-type embeddings have none.
+
+    >>> rules = jaxinit.roberta()
+    """
+    return _hf_normal(
+        "roberta", "a RoBERTa encoder", initializer_range, padding_idx,
+        [word_embeddings, position_embeddings], embeddings, weights, biases, norm_scales,
+        strict,
+    )  # fmt: skip
+
+
+def _hf_normal(
+    fn: str,
+    family: str,
+    initializer_range: float,
+    padding_idx: int | None,
+    padded: list[Pattern],
+    embeddings: Pattern,
+    weights: Pattern,
+    biases: Pattern,
+    norm_scales: Pattern,
+    strict: bool,
+) -> dict[Pattern, object]:
     check_positive(fn, "initializer_range", initializer_range)
+    base = normal(initializer_range)
+    rules: dict[Pattern, object] = {}
     if padding_idx is not None:
         _check_int(fn, "padding_idx", padding_idx, minimum=0)
-    base = normal(initializer_range)
+        for pattern in padded:
+            rules[pattern] = padded_embedding(fn, base, padding_idx)
+        embeddings = excluding(embeddings, *padded)
 
-    def embed_init(key, shape, dtype=None):
-        table = base(key, shape, dtype)
-        if padding_idx is None:
-            return table
-        if padding_idx >= shape[0]:
-            raise ValueError(f"{fn}: padding_idx={padding_idx} >= vocabulary size {shape[0]}")
-        return table.at[padding_idx].set(0)
+    def weight_rule(info: LeafInfo):
+        if len(_layer(info).call_shape) >= 2:
+            return base
+        raise unknown_kind(
+            fn, family, info, f"a 1-D weight that norm_scales={norm_scales!r} does not match"
+        )
 
-    def embed_rule(info: LeafInfo):
-        if padding_idx is not None and (len(info.shape) != 2 or padding_idx >= info.shape[0]):
-            raise ValueError(
-                f"{fn}: padding_idx={padding_idx} >= vocabulary size"
-                f" {info.shape[0] if info.shape else 0} of {info.path} {info.shape}"
-            )
-        return embed_init  # checked before anything is drawn
-
-    return {
-        embeddings: ContextRule(embed_rule, "bert embedding", optional=True, native=True),
-        norm_scales: optional(ones),
-        weights: _matrix_rule(base, f"normal({initializer_range})"),
-        biases: optional(zeros),
-    }
+    rules[embeddings] = optional(base)
+    rules[norm_scales] = optional(ones)
+    rules[excluding(weights, norm_scales)] = ContextRule(
+        weight_rule, f"normal({initializer_range})"
+    )
+    rules[biases] = optional(zeros)
+    if strict:
+        pattern, rule = not_covered(fn, family, ["embedding", "kernel", "weight", "bias", "scale"])
+        rules[pattern] = rule
+    return rules
 
 
 # --------------------------------------------------------------------------- depth-scaled
