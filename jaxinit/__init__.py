@@ -23,13 +23,13 @@ Initializers (``jaxinit.initializers``):
   xavier_normal, xavier_uniform, zero_init, zeros, zeros_init
 
 Rules for whole models (``jaxinit.rules``):
-  any_of, base_shapes, BaseShape, bert, ContextRule, coord_check, CoordCheck, deepnet,
-  deepnorm_constants, depth_scaled, explain, fan_axes, fixup, gpt2, InfShape, infshape_of,
-  infshapes, init_params, layer_index, LayerFans, LayerReport, LeafInfo, llama,
-  lr_multiplier, lsuv, make_init, mup, mup_adam, mup_attention_fn, mup_process_heads,
-  mup_sgd, optional, param_shardings, readout_multiplier, recurrent, reinit, resnet, rezero,
-  roberta, scale_by_mup, skipinit, t5, t_fixup, torch_default_layer_rules,
-  torch_default_rules, vit
+  any_of, base_shapes, BaseShape, bert, ContextRule, convnext, coord_check, CoordCheck,
+  deepnet, deepnorm_constants, depth_scaled, efficientnet, explain, fan_axes, fixup, gpt2,
+  InfShape, infshape_of, infshapes, init_params, layer_index, LayerFans, LayerReport,
+  LeafInfo, llama, lr_multiplier, lsuv, make_init, mobilenet, mup, mup_adam,
+  mup_attention_fn, mup_process_heads, mup_sgd, optional, param_shardings,
+  readout_multiplier, recurrent, reinit, resnet, rezero, roberta, scale_by_mup, skipinit, t5,
+  t_fixup, torch_default_layer_rules, torch_default_rules, vit
 
 Studies and their statistics (``jaxinit.study``):
   ACTIVATIONS, aggregate_intervals, aggregate_iqm, aggregate_mean, aggregate_median,
@@ -122,10 +122,12 @@ from jaxinit.rules import LeafInfo as LeafInfo
 from jaxinit.rules import any_of as any_of
 from jaxinit.rules import base_shapes as base_shapes
 from jaxinit.rules import bert as bert
+from jaxinit.rules import convnext as convnext
 from jaxinit.rules import coord_check as coord_check
 from jaxinit.rules import deepnet as deepnet
 from jaxinit.rules import deepnorm_constants as deepnorm_constants
 from jaxinit.rules import depth_scaled as depth_scaled
+from jaxinit.rules import efficientnet as efficientnet
 from jaxinit.rules import explain as explain
 from jaxinit.rules import fan_axes as fan_axes
 from jaxinit.rules import fixup as fixup
@@ -138,6 +140,7 @@ from jaxinit.rules import llama as llama
 from jaxinit.rules import lr_multiplier as lr_multiplier
 from jaxinit.rules import lsuv as lsuv
 from jaxinit.rules import make_init as make_init
+from jaxinit.rules import mobilenet as mobilenet
 from jaxinit.rules import mup as mup
 from jaxinit.rules import mup_adam as mup_adam
 from jaxinit.rules import mup_attention_fn as mup_attention_fn

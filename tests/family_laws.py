@@ -83,12 +83,13 @@ def check_random(x: np.ndarray, law, where: str) -> None:
 def check_leaf(draws: np.ndarray, law, where: str) -> None:
     """``draws``: the leaf stacked over seeds (seed axis first)."""
     if isinstance(law, Const):
-        np.testing.assert_array_equal(draws, law.value, err_msg=where)
+        np.testing.assert_array_equal(draws, np.asarray(law.value, draws.dtype), err_msg=where)
         return
     if isinstance(law, Rows):
         keep = np.ones(draws.shape[1], bool)
         for row, value in law.rows.items():
-            np.testing.assert_array_equal(draws[:, row], value, err_msg=f"{where} row {row}")
+            expected = np.asarray(value, draws.dtype)
+            np.testing.assert_array_equal(draws[:, row], expected, err_msg=f"{where} row {row}")
             keep[row] = False
         check_random(draws[:, keep], law.law, where)
         return

@@ -194,3 +194,114 @@ def test_kaiming_normal_names():
         jaxinit.torch_kaiming_normal(mode="fan_out", nonlinearity="relu")
     )
     assert jaxinit.get("kaiming_normal") == jaxinit.he_normal()
+
+
+# --------------------------------------------------------------------------- ConvNeXt
+# torchvision/models/convnext.py: for Conv2d and Linear, trunc_normal_(w, std=0.02) (torch's
+#   absolute cut at ±2) and bias 0; LayerNorm / LayerNorm2d keep torch's default 1 / 0;
+#   CNBlock.layer_scale = torch.ones(dim, 1, 1) * layer_scale (1e-6).
+
+
+class CNBlock(nn.Module):
+    dim: int
+
+    @nn.compact
+    def __call__(self, x):
+        y = nn.Conv(self.dim, (7, 7), feature_group_count=self.dim, name="block_0")(x)
+        y = nn.LayerNorm(name="block_2")(y)
+        y = nn.Dense(self.dim, name="block_5")(nn.gelu(nn.Dense(4 * self.dim, name="block_3")(y)))
+        scale = self.param("layer_scale", nn.initializers.constant(1e-6), (self.dim,))
+        return x + scale[None, None, None, :] * y
+
+
+class ConvNeXt(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Conv(C, (4, 4), 4, name="features_0_0")(x)
+        x = nn.LayerNorm(name="features_0_1")(x)
+        x = CNBlock(C, name="features_1_0")(x)
+        x = nn.LayerNorm(name="features_2_0")(x)
+        x = nn.Conv(2 * C, (2, 2), 2, name="features_2_1")(x)
+        x = CNBlock(2 * C, name="features_3_0")(x)
+        x = nn.LayerNorm(name="classifier_0")(jnp.mean(x, axis=(1, 2)))
+        return nn.Dense(10, name="classifier_2")(x)
+
+
+def test_convnext_matches_torchvision():
+    from tests.family_laws import TruncNormal
+
+    def law(path, shape):
+        name = path.rsplit("/", 1)[-1]
+        if name == "kernel":
+            return TruncNormal(0.02, -2.0, 2.0)
+        if name == "layer_scale":
+            return Const(1e-6)
+        return Const(1.0) if name == "scale" else Const(0.0) if name == "bias" else None
+
+    model = ConvNeXt()
+    v = jax.tree.map(lambda s: jnp.full(s.shape, 7.0, s.dtype), _variables(model))
+    rules = jaxinit.convnext()
+    n = check(lambda k: jaxinit.reinit(v, rules, k, module=model, sample=SAMPLE), law)
+    assert n == 4 + 2 * 9 + 2 + 2 + 4
+
+
+# --------------------------------------------------------------------------- MobileNet, EfficientNet
+# torchvision/models/mobilenetv2.py, mobilenetv3.py: Conv2d kaiming_normal_(mode="fan_out")
+#   (leaky_relu with a=0: gain sqrt(2)), bias 0; BatchNorm / GroupNorm 1 / 0; Linear
+#   N(0, 0.01²), bias 0.
+# torchvision/models/efficientnet.py: the same, but Linear U[±1/sqrt(out_features)], bias 0.
+
+
+class MBConv(nn.Module):
+    """An inverted residual (expand 1×1, depthwise 3×3, project 1×1), with EfficientNet's
+    squeeze-excitation (two 1×1 convs with bias) when ``se``."""
+
+    out: int
+    se: bool
+
+    @nn.compact
+    def __call__(self, x):
+        bn = lambda name: nn.BatchNorm(use_running_average=True, name=name)
+        hidden = 2 * x.shape[-1]
+        y = bn("conv_0_1")(nn.Conv(hidden, (1, 1), use_bias=False, name="conv_0_0")(x))
+        dw = nn.Conv(hidden, (3, 3), feature_group_count=hidden, use_bias=False, name="conv_1_0")
+        y = nn.relu6(bn("conv_1_1")(dw(y)))
+        if self.se:
+            s = jnp.mean(y, axis=(1, 2), keepdims=True)
+            s = nn.Conv(hidden // 4, (1, 1), name="se_fc1")(s)
+            y = y * nn.sigmoid(nn.Conv(hidden, (1, 1), name="se_fc2")(nn.silu(s)))
+        return bn("conv_3")(nn.Conv(self.out, (1, 1), use_bias=False, name="conv_2")(y))
+
+
+class MobileNet(nn.Module):
+    se: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        bn = lambda name: nn.BatchNorm(use_running_average=True, name=name)
+        x = bn("features_0_1")(nn.Conv(C, (3, 3), 2, use_bias=False, name="features_0_0")(x))
+        x = MBConv(C, self.se, name="features_1")(x)
+        x = MBConv(FC_IN, self.se, name="features_2")(x)
+        x = jnp.mean(x, axis=(1, 2))
+        return nn.Dense(10, name="classifier_1")(nn.Dense(FC_IN, name="classifier_0")(x))
+
+
+@pytest.mark.parametrize("family", ["mobilenet", "efficientnet"])
+def test_mobilenet_and_efficientnet_match_torchvision(family):
+    se = family == "efficientnet"
+
+    def law(path, shape):
+        name = path.rsplit("/", 1)[-1]
+        if name == "kernel" and len(shape) == 4:
+            return Normal(math.sqrt(2 / (shape[-1] * shape[0] * shape[1])))
+        if name == "kernel":  # Linear (in, out)
+            return Uniform(1 / math.sqrt(shape[1])) if se else Normal(0.01)
+        if name in ("scale", "var"):
+            return Const(1.0)
+        return Const(0.0) if name in ("bias", "mean") else None
+
+    model = MobileNet(se)
+    v = jax.tree.map(lambda s: jnp.full(s.shape, 7.0, s.dtype), _variables(model))
+    rules = jaxinit.efficientnet() if se else jaxinit.mobilenet()
+    n = check(lambda k: jaxinit.reinit(v, rules, k, module=model, sample=SAMPLE), law)
+    assert n == 5 + 2 * (3 + 12 + (4 if se else 0)) + 4

@@ -48,6 +48,9 @@ from jaxinit.rules._rulesets_models import recurrent as recurrent
 from jaxinit.rules._rulesets_models import roberta as roberta
 from jaxinit.rules._rulesets_models import torch_default_layer_rules as torch_default_layer_rules
 from jaxinit.rules._rulesets_models import vit as vit
+from jaxinit.rules._rulesets_torchvision import convnext as convnext
+from jaxinit.rules._rulesets_torchvision import efficientnet as efficientnet
+from jaxinit.rules._rulesets_torchvision import mobilenet as mobilenet
 from jaxinit.rules._rulesets_torchvision import resnet as resnet
 from jaxinit.rules._sharded import init_params as init_params
 from jaxinit.rules._sharded import make_init as make_init
@@ -64,10 +67,12 @@ __all__ = [
     "any_of",
     "base_shapes",
     "bert",
+    "convnext",
     "coord_check",
     "deepnet",
     "deepnorm_constants",
     "depth_scaled",
+    "efficientnet",
     "explain",
     "fan_axes",
     "fixup",
@@ -80,6 +85,7 @@ __all__ = [
     "lr_multiplier",
     "lsuv",
     "make_init",
+    "mobilenet",
     "mup",
     "mup_adam",
     "mup_attention_fn",

@@ -328,7 +328,8 @@ def roberta(
     strict: bool = True,
 ) -> dict[Pattern, object]:
     r"""RoBERTa as Hugging Face initialises it (``RobertaPreTrainedModel._init_weights``
-    and ``RobertaEmbeddings`` in ``transformers/models/roberta/modeling_roberta.py``): BERT's
+    and ``RobertaEmbeddings`` in ``transformers/models/roberta/modeling_roberta.py``,
+    transformers commit 000824f, v4.x): BERT's
     law (:func:`bert`), with the ``padding_idx`` row (``pad_token_id``, 1 in
     ``RobertaConfig``) zeroed in the word **and** the position embeddings, both of which
     HF builds with ``padding_idx``; the token-type embeddings have none.

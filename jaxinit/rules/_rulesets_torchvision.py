@@ -20,12 +20,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from jaxinit._checks import check_choice
+from jaxinit._checks import check_choice, check_positive
 from jaxinit._types import Pattern
 from jaxinit.initializers import (
+    constant,
+    normal,
     ones,
     torch_default_kernel,
     torch_kaiming_normal,
+    torch_trunc_normal,
+    variance_scaling,
     zeros,
 )
 from jaxinit.rules._rules import ContextRule, LeafInfo, any_of, optional
@@ -99,7 +103,7 @@ def _cnn(
     rules["mean"] = optional(zeros)  # torch's running_mean
     rules["var"] = optional(ones)  # torch's running_var
     if strict:
-        pattern, rule = not_covered(fn, family, _KNOWN)
+        pattern, rule = not_covered(fn, family, _KNOWN, patterns=taken)
         rules[pattern] = rule
     return rules
 
@@ -178,5 +182,99 @@ def resnet(
         linear=torch_default_kernel(),
         linear_bias="torch",
         conv_bias="torch",
+        strict=strict,
+    )
+
+
+# --------------------------------------------------------------------------- ConvNeXt
+
+
+def convnext(
+    layer_scale: float = 1e-6,
+    *,
+    layer_scales: Pattern = any_of("{layer_scale,gamma}"),
+    strict: bool = True,
+) -> dict[Pattern, object]:
+    r"""torchvision's ConvNeXt (``ConvNeXt.__init__`` and ``CNBlock`` in
+    ``torchvision/models/convnext.py``, pytorch/vision commit 086fe1f):
+
+    * every Conv2d and Linear weight (stem, depthwise 7×7, the block MLP, downsampling
+      convs, classifier): ``trunc_normal_(std=0.02)``, torch's absolute cut at ±2 (nothing
+      is cut at this std); their biases 0;
+    * LayerNorm (and ``LayerNorm2d``): weight 1, bias 0 (torch's default, not re-drawn);
+    * each block's ``layer_scale`` (``torch.ones(dim, 1, 1) * layer_scale``): the constant
+      ``layer_scale`` (1e-6).
+
+    Args:
+      layer_scale: the model's ``layer_scale``.
+      layer_scales: the layer-scale parameters' pattern (torchvision's ``layer_scale``,
+        the original repository's ``gamma``).
+      strict: a parameter of another kind is an error.
+
+    >>> rules = jaxinit.convnext()
+    """
+    fn = "convnext"
+    check_positive(fn, "layer_scale", layer_scale)
+    return _cnn(
+        fn,
+        "a torchvision ConvNeXt",
+        {layer_scales: optional(constant(layer_scale))},
+        conv=torch_trunc_normal(std=0.02),
+        linear=torch_trunc_normal(std=0.02),
+        linear_bias="zeros",
+        conv_bias="zeros",
+        strict=strict,
+    )
+
+
+# --------------------------------------------------------------------------- MobileNet, EfficientNet
+
+
+def mobilenet(*, strict: bool = True) -> dict[Pattern, object]:
+    r"""torchvision's MobileNetV2 and MobileNetV3 (the init loop of ``MobileNetV2.__init__``
+    in ``torchvision/models/mobilenetv2.py``, pytorch/vision commit 9173b13, and of
+    ``MobileNetV3.__init__`` in ``mobilenetv3.py``, commit 2f7f558, which is the same):
+
+    * every conv kernel (depthwise included): ``kaiming_normal_(mode="fan_out")``, whose
+      default nonlinearity (leaky_relu, a=0) has ReLU's gain: plain
+      :math:`\mathcal N(0, 2/(c_{out} k^2))`; conv biases 0;
+    * BatchNorm (and GroupNorm) weight 1, bias 0; running mean 0, variance 1;
+    * every Linear weight :math:`\mathcal N(0, 0.01^2)`, bias 0.
+
+    >>> rules = jaxinit.mobilenet()
+    """
+    return _cnn(
+        "mobilenet",
+        "a torchvision MobileNet",
+        {},
+        conv=torch_kaiming_normal(mode="fan_out"),
+        linear=normal(0.01),
+        linear_bias="zeros",
+        conv_bias="zeros",
+        strict=strict,
+    )
+
+
+def efficientnet(*, strict: bool = True) -> dict[Pattern, object]:
+    r"""torchvision's EfficientNet (the init loop of ``EfficientNet.__init__`` in
+    ``torchvision/models/efficientnet.py``, pytorch/vision commit 5393845):
+
+    * every conv kernel (squeeze-excitation 1×1 convs included):
+      ``kaiming_normal_(mode="fan_out")``, plain :math:`\mathcal N(0, 2/(c_{out} k^2))`;
+      conv biases 0;
+    * BatchNorm (and GroupNorm) weight 1, bias 0; running mean 0, variance 1;
+    * every Linear weight :math:`U[\pm 1/\sqrt{n_{out}}]` (``1 / sqrt(out_features)``:
+      the **output** size), bias 0.
+
+    >>> rules = jaxinit.efficientnet()
+    """
+    return _cnn(
+        "efficientnet",
+        "a torchvision EfficientNet",
+        {},
+        conv=torch_kaiming_normal(mode="fan_out"),
+        linear=variance_scaling(1.0 / 3.0, "fan_out", "uniform"),
+        linear_bias="zeros",
+        conv_bias="zeros",
         strict=strict,
     )
