@@ -79,30 +79,33 @@ def t5(
     ``transformers/models/t5/modeling_t5.py``, transformers commit 6b8b757, v4.4x), the
     Mesh TensorFlow scheme; :math:`f` is ``initializer_factor`` (1.0):
 
-    ==========================================  ============================================
-    parameter                                   law
-    ==========================================  ============================================
-    attention ``q``                             :math:`\mathcal N(0, f^2/(d_{model} d_{kv}))`
-    attention ``k``, ``v``                      :math:`\mathcal N(0, f^2/d_{model})`
-    attention ``o``                             :math:`\mathcal N(0, f^2/(n_{heads} d_{kv}))`
-    ``relative_attention_bias`` (first block)   :math:`\mathcal N(0, f^2/d_{model})`
-    ``wi`` (``wi_0``, ``wi_1`` when gated)      :math:`\mathcal N(0, f^2/d_{model})`
-    ``wo``                                      :math:`\mathcal N(0, f^2/d_{ff})`
-    ``shared`` embedding, untied ``lm_head``    :math:`\mathcal N(0, f^2)`
-    ``layer_norm`` / ``final_layer_norm``       :math:`f`
-    biases (none in T5)                         0
-    ==========================================  ============================================
+    * attention ``q``: :math:`\mathcal N(0, f^2/(d_{model} d_{kv}))`;
+    * attention ``k``, ``v``: :math:`\mathcal N(0, f^2/d_{model})`;
+    * attention ``o``: :math:`\mathcal N(0, f^2/(n_{heads} d_{kv}))`;
+    * ``relative_attention_bias`` (first block of each stack):
+      :math:`\mathcal N(0, f^2/d_{model})`;
+    * feed-forward ``wi`` (``wi_0``, ``wi_1`` when gated): :math:`\mathcal N(0, f^2/d_{model})`;
+    * feed-forward ``wo``: :math:`\mathcal N(0, f^2/d_{ff})`;
+    * the ``shared`` embedding and an untied ``lm_head``: :math:`\mathcal N(0, f^2)`;
+    * ``layer_norm`` / ``final_layer_norm`` weight: the constant :math:`f`;
+    * biases (T5 has none): 0.
 
     Self- and cross-attention (``EncDecAttention``) of encoder and decoder alike. The
     stds come from the config, as in the source, whatever the stored shapes.
 
     Args:
-      d_model, d_kv, num_heads, d_ff: the config's.
+      d_model: the config's ``d_model``.
+      d_kv: the config's ``d_kv`` (one head's size).
+      num_heads: the config's ``num_heads``.
+      d_ff: the config's ``d_ff``.
       factor: the config's ``initializer_factor``.
       attention: the attention modules' names (a glob of one segment).
       feed_forward: the feed-forward module's name (``DenseReluDense``, also for the
         gated variant).
-      shared, lm_head, norm_scales, biases: the other parameters' patterns.
+      shared: the shared token embedding.
+      lm_head: an untied output projection (optional).
+      norm_scales: the layer norms' weights.
+      biases: biases (T5 has none; 0 if a port adds them).
       strict: a parameter these rules do not cover is an error.
 
     >>> rules = jaxinit.t5(d_model=512, d_kv=64, num_heads=8, d_ff=2048)  # t5-small

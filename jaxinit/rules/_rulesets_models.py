@@ -299,7 +299,9 @@ def bert(
         embeddings, flax's ``word_embeddings/embedding`` or torch's
         ``word_embeddings/weight``); it must exist when ``padding_idx`` is given.
       embeddings: every embedding table (those of ``padded`` excepted).
-      weights, biases, norm_scales: Linear weights (rank >= 2), biases, LayerNorm scales.
+      weights: Linear weights (rank >= 2).
+      biases: every bias (0).
+      norm_scales: LayerNorm scales (1).
       strict: a parameter none of these patterns names is an error (``False`` leaves it to
         rules given before these).
 
