@@ -305,3 +305,59 @@ def test_mobilenet_and_efficientnet_match_torchvision(family):
     rules = jaxinit.efficientnet() if se else jaxinit.mobilenet()
     n = check(lambda k: jaxinit.reinit(v, rules, k, module=model, sample=SAMPLE), law)
     assert n == 5 + 2 * (3 + 12 + (4 if se else 0)) + 4
+
+
+def test_resnet_equinox_basic_block():
+    """An Equinox port (torch layout ``(out, in, kh, kw)``, BatchNorm ``weight``/``bias``),
+    ``zero_init_residual``: the weights' laws in torch's own shapes."""
+    import equinox as eqx
+
+    keys = iter(jax.random.split(jax.random.key(0), 8))
+
+    class Block(eqx.Module):
+        conv1: eqx.nn.Conv2d
+        bn1: eqx.nn.BatchNorm
+        conv2: eqx.nn.Conv2d
+        bn2: eqx.nn.BatchNorm
+
+        def __init__(self):
+            self.conv1 = eqx.nn.Conv2d(C, C, 3, padding=1, use_bias=False, key=next(keys))
+            self.bn1 = eqx.nn.BatchNorm(C, "batch", mode="batch")
+            self.conv2 = eqx.nn.Conv2d(C, C, 3, padding=1, use_bias=False, key=next(keys))
+            self.bn2 = eqx.nn.BatchNorm(C, "batch", mode="batch")
+
+    class Net(eqx.Module):
+        conv1: eqx.nn.Conv2d
+        bn1: eqx.nn.BatchNorm
+        layer1: list
+        fc: eqx.nn.Linear
+
+        def __init__(self):
+            self.conv1 = eqx.nn.Conv2d(3, C, 3, use_bias=False, key=next(keys))
+            self.bn1 = eqx.nn.BatchNorm(C, "batch", mode="batch")
+            self.layer1 = [Block(), Block()]
+            self.fc = eqx.nn.Linear(C, 10, key=next(keys))
+
+    net = Net()
+    rules = jaxinit.resnet(zero_init_residual=True, block="basic")
+
+    def draw(k):
+        params = eqx.filter(jaxinit.reinit(net, rules, k), eqx.is_inexact_array)
+        flat = jax.tree_util.tree_flatten_with_path(params)[0]
+        return {
+            "/".join(str(getattr(p, "name", getattr(p, "idx", p))) for p in kp): v
+            for kp, v in flat
+            if not any("state_index" in str(p) for p in kp)
+        }
+
+    def law(path, shape):
+        name = path.rsplit("/", 1)[-1]
+        if name == "weight" and len(shape) == 4:  # (out, in, kh, kw)
+            return Normal(math.sqrt(2 / (shape[0] * shape[2] * shape[3])))
+        if path.startswith("fc/"):
+            return Uniform(1 / math.sqrt(C))
+        if name == "weight":  # BatchNorm
+            return Const(0.0 if re.search(r"layer1/\d+/bn2/", path) else 1.0)
+        return Const(0.0) if name == "bias" else None
+
+    assert check(draw, law) == 1 + 2 + 2 * 6 + 2

@@ -8,7 +8,9 @@ Linear), the normalisation layers' scales and biases (flax ``scale``/``bias``, E
 ``reset_running_stats``). A parameter of another kind is an error that names it
 (``strict=False`` drops that check, for models with parameters of their own, given rules
 before these). Conv kernels are drawn with the layer's own fans: pass ``module=`` and
-``sample=`` with linen variables.
+``sample=`` with linen variables. flax.linen, flax.nnx and Equinox ports alike (an Equinox
+``BatchNorm``'s ``StateIndex`` buffers are left alone: its running statistics live in the
+separate ``eqx.nn.State``).
 
 torch's ``kaiming_normal_`` is a **plain** normal; ``jaxinit.kaiming_normal`` (jax's
 ``he_normal``) is truncated and uses fan_in. These sets use
@@ -83,8 +85,8 @@ def _cnn(
 
     def bias_rule(info: LeafInfo):
         rank = _kernel_rank(info)
-        if rank is None:
-            return zeros  # a normalisation layer's bias
+        if rank is None or rank < 2:
+            return zeros  # a normalisation layer's bias (flax: beside scale; Equinox: weight)
         how = conv_bias if rank >= 3 else linear_bias
         if how == "zeros":
             return zeros
@@ -102,6 +104,9 @@ def _cnn(
     rules[keep_out("bias")] = ContextRule(bias_rule, f"{fn} bias", optional=True)
     rules["mean"] = optional(zeros)  # torch's running_mean
     rules["var"] = optional(ones)  # torch's running_var
+    # Equinox BatchNorm's StateIndex initial buffers: its running statistics live in the
+    # separate eqx.nn.State (made by make_with_state), not in these; they stay as they are
+    rules["*state_index/**"] = optional(None)
     if strict:
         pattern, rule = not_covered(fn, family, _KNOWN, patterns=taken)
         rules[pattern] = rule
