@@ -67,8 +67,8 @@ def t5(
     d_ff: int,
     *,
     factor: float = 1.0,
-    attention: Pattern = "{SelfAttention,EncDecAttention}",
-    feed_forward: Pattern = "DenseReluDense",
+    attention: str = "{SelfAttention,EncDecAttention}",
+    feed_forward: str = "DenseReluDense",
     shared: Pattern = any_of("shared/{embedding,weight}"),
     lm_head: Pattern = any_of("lm_head/{kernel,weight}"),
     norm_scales: Pattern = any_of("{layer_norm,final_layer_norm}/{weight,scale}"),
@@ -115,6 +115,9 @@ def t5(
                         ("d_ff", d_ff)):  # fmt: skip
         _check_int(fn, name, value)
     check_positive(fn, "factor", factor)
+    for name, glob in (("attention", attention), ("feed_forward", feed_forward)):
+        if not isinstance(glob, str) or "/" in glob:
+            raise TypeError(f"{fn}: {name} must be a glob of one path segment, got {glob!r}")
     family = "a T5 model"
     w = "{kernel,weight}"
 

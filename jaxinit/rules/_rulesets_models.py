@@ -375,12 +375,12 @@ def _hf_normal(
 
     rules[embeddings] = optional(base)
     rules[norm_scales] = optional(ones)
-    rules[excluding(weights, norm_scales)] = ContextRule(
+    rules[excluding(weights, norm_scales, *rules)] = ContextRule(
         weight_rule, f"normal({initializer_range})"
     )
     rules[biases] = optional(zeros)
     if strict:
-        pattern, rule = not_covered(fn, family, ["embedding", "kernel", "weight", "bias", "scale"])
+        pattern, rule = not_covered(fn, family, patterns=list(rules))
         rules[pattern] = rule
     return rules
 

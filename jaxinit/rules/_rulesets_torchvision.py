@@ -39,7 +39,6 @@ from jaxinit.rules._rulesets_common import call_rank, excluding, not_covered, un
 from jaxinit.rules._rulesets_models import _torch_bias_rule
 
 _WEIGHTS = any_of("{kernel,weight}")
-_KNOWN = ("kernel", "weight", "bias", "scale", "mean", "var")
 
 
 def _kernel_rank(info: LeafInfo) -> int | None:
@@ -108,7 +107,7 @@ def _cnn(
     # separate eqx.nn.State (made by make_with_state), not in these; they stay as they are
     rules["*state_index/**"] = optional(None)
     if strict:
-        pattern, rule = not_covered(fn, family, _KNOWN, patterns=taken)
+        pattern, rule = not_covered(fn, family, patterns=list(rules))
         rules[pattern] = rule
     return rules
 
