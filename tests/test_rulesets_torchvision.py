@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 
 import jaxinit
-from tests.family_laws import Const, Normal, Uniform, check
+from tests.family_laws import SEEDS, Const, Normal, Uniform, check, check_random
 
 # --------------------------------------------------------------------------- ResNet
 # torchvision/models/resnet.py (ResNet.__init__):
@@ -194,6 +194,14 @@ def test_kaiming_normal_names():
         jaxinit.torch_kaiming_normal(mode="fan_out", nonlinearity="relu")
     )
     assert jaxinit.get("kaiming_normal") == jaxinit.he_normal()
+    # the check of these tests tells them apart on a conv kernel (c_in 8, c_out 16)
+    shape, law = (3, 3, 8, 16), Normal(math.sqrt(2 / (16 * 9)))
+    keys = jax.random.split(jax.random.key(1), SEEDS)
+    draw = lambda init: jax.vmap(lambda k: init(k, shape))(keys)
+    check_random(draw(jaxinit.torch_kaiming_normal(mode="fan_out", nonlinearity="relu")), law, "ok")
+    for wrong in (jaxinit.kaiming_normal(), jaxinit.torch_default_kernel()):
+        with pytest.raises(AssertionError):
+            check_random(draw(wrong), law, repr(wrong))
 
 
 # --------------------------------------------------------------------------- ConvNeXt

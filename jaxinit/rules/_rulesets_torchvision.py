@@ -152,6 +152,8 @@ def resnet(
     >>> rules = jaxinit.resnet(zero_init_residual=True, block="basic")
     """
     fn = "resnet"
+    if not isinstance(zero_init_residual, bool):
+        raise TypeError(f"{fn}: zero_init_residual must be a bool, got {zero_init_residual!r}")
     first: dict[Pattern, Any] = {}
     if zero_init_residual or block is not None or last_norm is not None:
         if block is None and last_norm is None:
