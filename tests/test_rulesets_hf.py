@@ -282,3 +282,37 @@ def test_t5_bad_input():
         jaxinit.explain(bad, jaxinit.t5(D, DKV, NH, DFF), layout="flax")
     with pytest.raises(ValueError, match="t5: d_kv must be an int >= 1"):
         jaxinit.t5(D, 0, NH, DFF)
+
+
+def test_llama_nnx_port():
+    """An nnx port (layers in a list: ``layers/0/self_attn/q_proj/kernel``; nnx's RMSNorm
+    calls its weight ``scale``), grouped-query attention (k, v narrower than q)."""
+    from flax import nnx
+
+    class Layer(nnx.Module):
+        def __init__(self, rngs):
+            lin = lambda i, o: nnx.Linear(i, o, use_bias=False, rngs=rngs)
+            self.self_attn = nnx.Dict(q_proj=lin(H, H), k_proj=lin(H, 8), v_proj=lin(H, 8),
+                                      o_proj=lin(H, H))  # fmt: skip
+            self.mlp = nnx.Dict(gate_proj=lin(H, FF), up_proj=lin(H, FF), down_proj=lin(FF, H))
+            self.input_layernorm = nnx.RMSNorm(H, rngs=rngs)
+            self.post_attention_layernorm = nnx.RMSNorm(H, rngs=rngs)
+
+    class Llama(nnx.Module):
+        def __init__(self, rngs):
+            self.embed_tokens = nnx.Embed(V, H, rngs=rngs)
+            self.layers = nnx.List([Layer(rngs), Layer(rngs)])
+            self.norm = nnx.RMSNorm(H, rngs=rngs)
+            self.lm_head = nnx.Linear(H, V, use_bias=False, rngs=rngs)
+
+    net = Llama(nnx.Rngs(0))
+    state = nnx.state(net, nnx.Param)
+
+    def law(path, shape):
+        name = path.rsplit("/", 1)[-1]
+        if name in ("kernel", "embedding"):
+            return Normal(0.02)
+        return Const(1.0) if name == "scale" else None
+
+    rules = jaxinit.llama()
+    assert check(lambda k: jaxinit.reinit(state, rules, k, module=net), law) == 21
