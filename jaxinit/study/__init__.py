@@ -37,6 +37,8 @@ from jaxinit.study._models import ACTIVATIONS as ACTIVATIONS
 from jaxinit.study._models import CNN1D as CNN1D
 from jaxinit.study._models import MLP as MLP
 from jaxinit.study._models import ResNet as ResNet
+from jaxinit.study._results import StudyResult as StudyResult
+from jaxinit.study._spec import Study as Study
 from jaxinit.study._stats import Estimate as Estimate
 from jaxinit.study._stats import TimeToTarget as TimeToTarget
 from jaxinit.study._stats import bootstrap_ci as bootstrap_ci
@@ -44,8 +46,6 @@ from jaxinit.study._stats import curve_band as curve_band
 from jaxinit.study._stats import first_crossing as first_crossing
 from jaxinit.study._stats import paired_difference as paired_difference
 from jaxinit.study._stats import time_to_target as time_to_target
-from jaxinit.study._study import Study as Study
-from jaxinit.study._study import StudyResult as StudyResult
 from jaxinit.study._study import run_study as run_study
 
 __all__ = [
