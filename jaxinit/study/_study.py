@@ -35,6 +35,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxinit._checks import check_key
 from jaxinit.study._adapters import _Model
+from jaxinit.study._callbacks import Callback, _check_callbacks, _notify
 from jaxinit.study._checkpoint import _Checkpoint, _state_fingerprint
 from jaxinit.study._datasets import _split_validation
 from jaxinit.study._feed import HostData, _Feed
@@ -71,6 +72,7 @@ def run_study(
     out_dir: str | os.PathLike | None = None,
     progress: bool | None = None,
     devices: Sequence[Any] | None = None,
+    callbacks: Sequence[Callback] | None = None,
 ) -> StudyResult:
     """Train every (initializer × seed) member of ``study`` and return the tidy results.
 
@@ -86,19 +88,23 @@ def run_study(
       progress: show a progress bar; default: only when stderr is a terminal.
       devices: the devices the members are sharded over; default ``jax.devices()`` (every
         device of every process). One device runs the study on that device alone.
+      callbacks: called on the host after every chunk as ``callback(rows, start, stop)``
+        with that chunk's tidy rows (see :class:`jaxinit.Callback`), after its checkpoint
+        is written; e.g. :class:`jaxinit.MetricWriter`, :class:`jaxinit.TensorBoardWriter`.
 
     Bad input (shapes, sizes, types, an ``out_dir`` that cannot be written) raises before
     anything is compiled.
     """
     check_key("run_study", key, allow_int=True)
     devices = _check_devices(devices)
+    callbacks_ = _check_callbacks("run_study", callbacks)
     if len(devices) == 1:
         with jax.default_device(devices[0]):
-            return _run_study(study, key, out_dir, progress, devices)
-    return _run_study(study, key, out_dir, progress, devices)
+            return _run_study(study, key, out_dir, progress, devices, callbacks_)
+    return _run_study(study, key, out_dir, progress, devices, callbacks_)
 
 
-def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
+def _run_study(study, key, out_dir, progress, devices, callbacks=()) -> StudyResult:
     study = _normalize(study)
     _validate(study, None)
     hp_names, grid = _hparam_grid(study)
@@ -266,6 +272,7 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
             group_records += value_rows(fed_values(model, state), 0, len(batch), g0)
         while done < study.steps:
             n = min(eval_every, study.steps - done)
+            first_row = 0 if done == 0 else len(group_records)  # this chunk's rows
             if feed is None:  # evaluates its first state (the first chunk) and its last
                 program = compiled[n].result()
                 state, metrics, values = program(state, x_train, y_train, evals, done == 0)
@@ -296,6 +303,10 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
                         os.path.join(out_dir, "results.partial.csv"),
                         partial.to_csv(index=False).encode(),
                     )
+            if callbacks:
+                chunk = group_records[first_row:]
+                rows = _table(chunk, members, metric_names, hp_names, grid, models)
+                _notify("run_study", callbacks, rows, done - n, done)
         records += group_records
     bar.close()
     info: dict[str, Any] = {"loss": loss}
