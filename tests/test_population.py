@@ -332,3 +332,20 @@ def test_bad_arguments_name_the_function():
         jaxinit.train_population(_population(), builtin_step, SMALL, steps=10, callbacks=print)
     with pytest.raises(ValueError, match=r"MetricWriter: path='m.txt' must end in"):
         jaxinit.MetricWriter("m.txt")
+
+
+def test_the_guide_page_example_runs():
+    """docs/guide/own-step.md's example (its first python block) trains a population with
+    clipping, warmup-cosine over a learning-rate grid, an EMA and label smoothing."""
+    import pathlib
+    import re
+
+    page = pathlib.Path(__file__).parents[1] / "docs" / "guide" / "own-step.md"
+    code = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)[0]
+    namespace: dict = {}
+    exec(compile(code, str(page), "exec"), namespace)
+    result = namespace["result"]
+    assert set(result.table.metric) == {"train_loss", "grad_norm", "test_ema_accuracy"}
+    assert namespace["pop"].size == 16 and result.diverged.empty
+    acc = result.metric("test_ema_accuracy")
+    assert (acc[namespace["STEPS"]] > acc[0]).all()
