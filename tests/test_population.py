@@ -330,6 +330,12 @@ def test_bad_arguments_name_the_function():
         jaxinit.train_population(_population(), builtin_step, SMALL, steps=25, log_every=10)
     with pytest.raises(TypeError, match=r"train_population: callbacks must be a sequence"):
         jaxinit.train_population(_population(), builtin_step, SMALL, steps=10, callbacks=print)
+    host = jaxinit.HostData("small", train=(SMALL.x_train, SMALL.y_train),
+                            test=(SMALL.x_test, SMALL.y_test), num_classes=10)  # fmt: skip
+    with pytest.raises(
+        TypeError, match=r"train_population: dataset must be a jaxinit.Dataset.*HostData"
+    ):
+        jaxinit.train_population(_population(), builtin_step, host, steps=10)
     with pytest.raises(ValueError, match=r"MetricWriter: path='m.txt' must end in"):
         jaxinit.MetricWriter("m.txt")
 

@@ -449,7 +449,11 @@ def train_population(
     if not isinstance(population, Population):
         raise TypeError(f"{fn}: population must come from make_population, got {population!r}")
     if not isinstance(dataset, Dataset):
-        raise TypeError(f"{fn}: dataset must be a jaxinit.Dataset, got {type(dataset).__name__}")
+        raise TypeError(
+            f"{fn}: dataset must be a jaxinit.Dataset (on the device), got"
+            f" {type(dataset).__name__}; data fed from the host (jaxinit.HostData) trains"
+            " through jaxinit.Study for now"
+        )
     n_steps = as_int(fn, "steps", steps, minimum=1)
     batch = as_int(fn, "batch_size", batch_size, minimum=1)
     log = as_int(fn, "log_every", log_every, minimum=1)
