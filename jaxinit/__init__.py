@@ -39,6 +39,9 @@ Studies and their statistics (``jaxinit.study``):
   performance_profile, plot_performance_profiles, probability_of_improvement,
   recommended_reference, ResNet, run_compare, run_study, shapeset, stratified_bootstrap,
   Study, StudyResult, time_to_target, TimeToTarget, verdicts
+  Populations with your own training step: make_population, train_population,
+  evaluate_population, Population, TrainState; callbacks: Callback, MetricWriter,
+  TensorBoardWriter
 
 Theory (``jaxinit.theory``):
   c_star, chi, correlation_map, critical_gain, critical_weight_variance, diagnose,
@@ -166,15 +169,20 @@ if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
     from jaxinit.study import ACTIVATIONS as ACTIVATIONS
     from jaxinit.study import CNN1D as CNN1D
     from jaxinit.study import MLP as MLP
+    from jaxinit.study import Callback as Callback
     from jaxinit.study import CompareConfig as CompareConfig
     from jaxinit.study import Dataset as Dataset
     from jaxinit.study import Estimate as Estimate
     from jaxinit.study import HostData as HostData
     from jaxinit.study import Interval as Interval
+    from jaxinit.study import MetricWriter as MetricWriter
+    from jaxinit.study import Population as Population
     from jaxinit.study import ResNet as ResNet
     from jaxinit.study import Study as Study
     from jaxinit.study import StudyResult as StudyResult
+    from jaxinit.study import TensorBoardWriter as TensorBoardWriter
     from jaxinit.study import TimeToTarget as TimeToTarget
+    from jaxinit.study import TrainState as TrainState
     from jaxinit.study import aggregate_intervals as aggregate_intervals
     from jaxinit.study import aggregate_iqm as aggregate_iqm
     from jaxinit.study import aggregate_mean as aggregate_mean
@@ -183,6 +191,7 @@ if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
     from jaxinit.study import bootstrap_ci as bootstrap_ci
     from jaxinit.study import curve_band as curve_band
     from jaxinit.study import digits as digits
+    from jaxinit.study import evaluate_population as evaluate_population
     from jaxinit.study import first_crossing as first_crossing
     from jaxinit.study import format_summary as format_summary
     from jaxinit.study import holm as holm
@@ -190,6 +199,7 @@ if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
     from jaxinit.study import json_safe as json_safe
     from jaxinit.study import linear_teacher as linear_teacher
     from jaxinit.study import load_dataset as load_dataset
+    from jaxinit.study import make_population as make_population
     from jaxinit.study import mnist1d as mnist1d
     from jaxinit.study import paired_difference as paired_difference
     from jaxinit.study import paired_t_test as paired_t_test
@@ -202,6 +212,7 @@ if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
     from jaxinit.study import shapeset as shapeset
     from jaxinit.study import stratified_bootstrap as stratified_bootstrap
     from jaxinit.study import time_to_target as time_to_target
+    from jaxinit.study import train_population as train_population
     from jaxinit.study import verdicts as verdicts
     from jaxinit.theory import MeanField as MeanField
     from jaxinit.theory import Propagation as Propagation
@@ -254,6 +265,14 @@ _LAZY = {
     "Study": "jaxinit.study",
     "StudyResult": "jaxinit.study",
     "run_study": "jaxinit.study",
+    "Callback": "jaxinit.study",
+    "MetricWriter": "jaxinit.study",
+    "TensorBoardWriter": "jaxinit.study",
+    "Population": "jaxinit.study",
+    "TrainState": "jaxinit.study",
+    "evaluate_population": "jaxinit.study",
+    "make_population": "jaxinit.study",
+    "train_population": "jaxinit.study",
     "ACTIVATIONS": "jaxinit.study",
     "Estimate": "jaxinit.study",
     "TimeToTarget": "jaxinit.study",

@@ -1,6 +1,9 @@
 """Studies: multi-seed training of initializers, and the statistics that compare them.
 
-:class:`Study` / :func:`run_study` (the vmapped population engine), the datasets and
+:class:`Study` / :func:`run_study` (the vmapped population engine), built on the public
+population layers (:func:`make_population`, :func:`train_population` with your own step,
+:func:`evaluate_population`; :class:`TrainState`, :class:`Population`), callbacks and
+metric writers (:class:`Callback`, :class:`MetricWriter`, :class:`TensorBoardWriter`), the datasets and
 flax models it trains, ``jaxinit compare`` (:func:`run_compare`), and the aggregate
 statistics (interval estimates, performance profiles, verdicts). Builds on
 :mod:`jaxinit.rules` and :mod:`jaxinit.initializers`. Every name here is also
@@ -22,6 +25,9 @@ from jaxinit.study._aggregate import probability_of_improvement as probability_o
 from jaxinit.study._aggregate import recommended_reference as recommended_reference
 from jaxinit.study._aggregate import stratified_bootstrap as stratified_bootstrap
 from jaxinit.study._aggregate import verdicts as verdicts
+from jaxinit.study._callbacks import Callback as Callback
+from jaxinit.study._callbacks import MetricWriter as MetricWriter
+from jaxinit.study._callbacks import TensorBoardWriter as TensorBoardWriter
 from jaxinit.study._compare import CompareConfig as CompareConfig
 from jaxinit.study._compare import format_summary as format_summary
 from jaxinit.study._compare import run_compare as run_compare
@@ -37,6 +43,8 @@ from jaxinit.study._models import ACTIVATIONS as ACTIVATIONS
 from jaxinit.study._models import CNN1D as CNN1D
 from jaxinit.study._models import MLP as MLP
 from jaxinit.study._models import ResNet as ResNet
+from jaxinit.study._results import StudyResult as StudyResult
+from jaxinit.study._spec import Study as Study
 from jaxinit.study._stats import Estimate as Estimate
 from jaxinit.study._stats import TimeToTarget as TimeToTarget
 from jaxinit.study._stats import bootstrap_ci as bootstrap_ci
@@ -44,23 +52,31 @@ from jaxinit.study._stats import curve_band as curve_band
 from jaxinit.study._stats import first_crossing as first_crossing
 from jaxinit.study._stats import paired_difference as paired_difference
 from jaxinit.study._stats import time_to_target as time_to_target
-from jaxinit.study._study import Study as Study
-from jaxinit.study._study import StudyResult as StudyResult
 from jaxinit.study._study import run_study as run_study
+from jaxinit.study.population import Population as Population
+from jaxinit.study.population import TrainState as TrainState
+from jaxinit.study.population import evaluate_population as evaluate_population
+from jaxinit.study.population import make_population as make_population
+from jaxinit.study.population import train_population as train_population
 
 __all__ = [
     "ACTIVATIONS",
     "CNN1D",
     "MLP",
+    "Callback",
     "CompareConfig",
     "Dataset",
     "Estimate",
     "HostData",
     "Interval",
+    "MetricWriter",
+    "Population",
     "ResNet",
     "Study",
     "StudyResult",
+    "TensorBoardWriter",
     "TimeToTarget",
+    "TrainState",
     "aggregate_intervals",
     "aggregate_iqm",
     "aggregate_mean",
@@ -69,6 +85,7 @@ __all__ = [
     "bootstrap_ci",
     "curve_band",
     "digits",
+    "evaluate_population",
     "first_crossing",
     "format_summary",
     "holm",
@@ -76,6 +93,7 @@ __all__ = [
     "json_safe",
     "linear_teacher",
     "load_dataset",
+    "make_population",
     "mnist1d",
     "paired_difference",
     "paired_t_test",
@@ -88,5 +106,6 @@ __all__ = [
     "shapeset",
     "stratified_bootstrap",
     "time_to_target",
+    "train_population",
     "verdicts",
 ]

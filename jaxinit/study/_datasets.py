@@ -275,3 +275,10 @@ def load_dataset(name: str, seed: int = 0) -> Dataset:
     if name not in DATASETS:
         raise ValueError(f"load_dataset: name={name!r}; allowed: {', '.join(DATASETS)}")
     return DATASETS[name](seed=seed) if name != "mnist1d" else mnist1d(seed=42 + seed)
+
+
+def _split_validation(n: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation row indices: a fixed random ``fraction`` of the ``n`` rows."""
+    order = np.random.default_rng(0x5EED).permutation(n)
+    n_val = round(n * fraction)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])

@@ -9,7 +9,7 @@ import itertools
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +20,17 @@ from jaxinit.rules import reinit
 from jaxinit.study._adapters import _abstract_io, _Model
 from jaxinit.study._program import _optax_promotion
 
-if TYPE_CHECKING:
-    from jaxinit.study._study import Study
+
+class Study(Protocol):
+    """The fields of a :class:`jaxinit.Study` that the population reads (the spec lives
+    above this module: no import cycle)."""
+
+    @property
+    def hparams(self) -> Mapping[str, Sequence[float]] | None: ...
+    @property
+    def optimizer(self) -> Any: ...
+    @property
+    def kernel_pattern(self) -> str: ...
 
 
 @functools.lru_cache(maxsize=64)
