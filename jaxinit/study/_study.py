@@ -44,6 +44,12 @@ from jaxinit.study._adapters import _abstract_io, _make_model, _Model
 from jaxinit.study._checkpoint import _Checkpoint, _state_fingerprint
 from jaxinit.study._datasets import Dataset
 from jaxinit.study._feed import HostData, _Feed
+from jaxinit.study._guards import (
+    check_bookkeeping,
+    model_fingerprint,
+    read_checkpoint,
+    schedule_fingerprint,
+)
 from jaxinit.study._io import _atomic_write, _checksum, _fetch, _put
 from jaxinit.study._population import (
     _check_init,
@@ -597,10 +603,13 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
         ckpt = None
         if out_dir is not None:
             desc = repr(model.module) if model.kind == "linen" else str(model.graphdef)
+            desc = model_fingerprint(desc)  # issue 29: no memory addresses
+            p0, s0 = jax.tree.map(lambda a: a[0], (state.params, state.opt_state))
             fp = dict(
                 fingerprint(),
                 group=g0,
                 model=desc if arch.name is None else {arch.name: desc},
+                schedule=schedule_fingerprint(optimizer, p0, s0, study.steps),
                 **_state_fingerprint(
                     model, optimizer, objective, state, batch, (x_sample, y_sample)
                 ),
@@ -608,8 +617,14 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
             ckpt = _Checkpoint(out_dir, g0, fp, writer)
         done = 0
         group_records: list[np.ndarray] = []
-        if ckpt is not None and (loaded := ckpt.load(state, len(batch))) is not None:
+        if (
+            ckpt is not None
+            and (loaded := read_checkpoint(ckpt.path, ckpt.load, state, len(batch))) is not None
+        ):
             state, done, group_records = loaded
+            check_bookkeeping(ckpt.path, done, group_records, steps=study.steps,
+                              eval_every=eval_every, log_every=study.log_every,
+                              members=range(g0, g0 + len(batch)))  # fmt: skip
             bar.update(done * len(batch))
         if sharding is not None:
             state = _put(state, sharding)
