@@ -96,7 +96,7 @@ SCHEDULE_CHANGES = {
 def test_a_changed_schedule_does_not_resume(tmp_path, change):
     old, new = SCHEDULE_CHANGES[change]
     first = _run(_study(optax.sgd(old)), tmp_path)
-    with pytest.raises(ValueError, match=r"belongs to a different study \(.*schedule"):
+    with pytest.raises(ValueError, match=r"belongs to a different study \(optimizer changed"):
         _run(_study(optax.sgd(new)), tmp_path)
     # the same schedule resumes, to the same table
     again = _run(_study(optax.sgd(old)), tmp_path)
@@ -105,7 +105,7 @@ def test_a_changed_schedule_does_not_resume(tmp_path, change):
 
 def test_an_adam_schedule_change_late_in_the_study_does_not_resume(tmp_path):
     _run(_study(optax.adam(optax.piecewise_constant_schedule(1e-3, {8: 0.1}))), tmp_path)
-    with pytest.raises(ValueError, match="schedule"):
+    with pytest.raises(ValueError, match=r"\(optimizer changed"):
         _run(_study(optax.adam(optax.piecewise_constant_schedule(1e-3, {9: 0.1}))), tmp_path)
 
 

@@ -120,8 +120,9 @@ def _hex(*parts: Any) -> str:
 
 def schedule_fingerprint(optimizer: Any, params: Any, opt_state: Any, steps: int) -> str:
     """A fingerprint of the optimizer's updates over ``steps`` steps: from one member's
-    ``params`` and ``opt_state``, ``steps`` updates for a fixed gradient (ones), each step's
-    updates summed to a number; the hash of those numbers.
+    ``opt_state`` (its hyperparameters included) and zero ``params`` of the member's shapes,
+    ``steps`` updates for a fixed gradient (ones), each step's updates summed to a number;
+    the hash of those numbers.
 
     Any learning-rate schedule enters the update of its step, so a schedule changed at any
     step within the study (a ``piecewise_constant_schedule`` boundary, a staircase
@@ -143,6 +144,9 @@ def _updates_program(optimizer: Any, steps: int) -> Callable:
     """jit((params, opt_state) -> each step's summed updates), cached per optimizer."""
 
     def run(params, opt_state):
+        # zero parameters (weight decay then adds nothing) and a gradient of ones: the
+        # updates depend on the optimizer and its state alone, not on the member's draw
+        params = jax.tree.map(jnp.zeros_like, params)
         grads = jax.tree.map(jnp.ones_like, params)
 
         def step(carry, _):

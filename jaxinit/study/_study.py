@@ -609,11 +609,11 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
                 fingerprint(),
                 group=g0,
                 model=desc if arch.name is None else {arch.name: desc},
-                schedule=schedule_fingerprint(optimizer, p0, s0, study.steps),
                 **_state_fingerprint(
                     model, optimizer, objective, state, batch, (x_sample, y_sample)
                 ),
             )
+            fp["optimizer"].append(schedule_fingerprint(optimizer, p0, s0, study.steps))
             ckpt = _Checkpoint(out_dir, g0, fp, writer)
         done = 0
         group_records: list[np.ndarray] = []
