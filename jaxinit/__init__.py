@@ -16,7 +16,8 @@ Initializers (``jaxinit.initializers``):
   fast, fast_key, from_config, get, glorot_bengio_standard, glorot_normal, glorot_uniform,
   he_normal, he_uniform, identity, Init, Initializer, is_fast_key, kaiming_normal,
   kaiming_uniform, lecun_normal, lecun_uniform, names, normal, ones, ones_init, orthogonal,
-  random_normal, random_truncated_normal, random_uniform, register, RuleSet, Scheme, scheme,
+  random_normal, random_truncated_normal, random_uniform, register, register_function,
+  RuleSet, Scheme, scheme,
   schemes, sparse, stft, torch_default_bias, torch_default_kernel, torch_kaiming_normal,
   torch_kaiming_uniform, torch_normal, torch_sparse, torch_trunc_normal, torch_uniform,
   torch_xavier_normal, torch_xavier_uniform, truncated_normal, uniform, variance_scaling,
@@ -93,6 +94,7 @@ from jaxinit.initializers import random_normal as random_normal
 from jaxinit.initializers import random_truncated_normal as random_truncated_normal
 from jaxinit.initializers import random_uniform as random_uniform
 from jaxinit.initializers import register as register
+from jaxinit.initializers import register_function as register_function
 from jaxinit.initializers import scheme as scheme
 from jaxinit.initializers import schemes as schemes
 from jaxinit.initializers import sparse as sparse

@@ -176,7 +176,14 @@ def fast(init: Any) -> Any:
         check_key("fast", key)
         key = fast_key(key)
         args = (key, shape) if dtype is None else (key, shape, dtype)
-        return call_init("fast", init, args, out_sharding)
+        out = call_init("fast", init, args, out_sharding)
+        if not (hasattr(out, "shape") and hasattr(out, "dtype")):
+            name = getattr(init, "__name__", repr(init))
+            raise TypeError(
+                f"fast: the wrapped initializer {name} returned {type(out).__name__}, not an"
+                f" array; an initializer is init(key, shape, dtype) -> jax.Array (shape {shape})"
+            )
+        return out
 
     return wrapped
 

@@ -26,8 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._checks import check_shape, default_float
+from jaxinit._config import from_config
 from jaxinit._types import Initializer
-from jaxinit._values import Init, bound_options, from_config, initializer, use_registry
+from jaxinit._values import Init, bound_options, initializer, use_registry
 from jaxinit.initializers import _core, _torch
 from jaxinit.initializers._protocol import with_out_sharding
 
@@ -162,8 +163,12 @@ def scheme(name: str) -> Scheme:
     )
 
 
-def get(name: str | Initializer, **options: Any) -> Initializer:
+def get(name: str | Initializer, *, safe_mode: bool = True, **options: Any) -> Initializer:
     """Return the initializer called ``name`` built with ``options``.
+
+    A config dict (``get_config()``'s form) is rebuilt by :func:`jaxinit.from_config`, which
+    never imports code; ``safe_mode=False`` lets a trusted config name unregistered
+    functions.
 
     An initializer (any callable) is returned unchanged, so APIs can accept either. An array
     (numpy or jax) gives an initializer that returns it, cast to the requested dtype, for its
@@ -183,7 +188,11 @@ def get(name: str | Initializer, **options: Any) -> Initializer:
     if isinstance(name, Mapping):
         if options:
             raise ValueError("jaxinit.get: options are only accepted with a scheme name")
-        return from_config(name)
+        return from_config(name, safe_mode=safe_mode)
+    if safe_mode is not True:
+        raise TypeError(
+            f"jaxinit.get: safe_mode={safe_mode!r} applies to a config dict only, got {name!r}"
+        )
     if isinstance(name, np.ndarray | np.generic | jax.Array):
         if options:
             raise ValueError("jaxinit.get: options are only accepted with a scheme name")

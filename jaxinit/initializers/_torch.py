@@ -26,6 +26,7 @@ from jaxinit._checks import (
     check_finite,
     check_in_dtype,
     check_positive,
+    check_shape,
     squared,
 )
 from jaxinit._fans import fans_of, resolve_axes
@@ -222,7 +223,10 @@ def torch_default_bias(
         raise ValueError(f"{fn}: give exactly one of fan_in or kernel_shape (the weight's shape)")
     if kernel_shape is not None:
         in_axis, out_axis = resolve_axes(fn, layout, None, None)
-        fan_in = int(fans_of(fn, tuple(kernel_shape), in_axis, out_axis)[0])
+        fan = fans_of(fn, check_shape(fn, kernel_shape), in_axis, out_axis)[0]
+        if fan != int(fan):
+            raise ValueError(f"{fn}: kernel_shape {kernel_shape} gives fan_in {fan}; need an int")
+        fan_in = int(fan)
     fan_in = as_int(fn, "fan_in", fan_in)
     if fan_in <= 0:
         raise ValueError(f"{fn}: fan_in must be a positive int, got {fan_in!r}")

@@ -18,6 +18,7 @@ import optax
 
 from jaxinit.rules import reinit
 from jaxinit.study._adapters import _abstract_io, _Model
+from jaxinit.study._guards import check_grid
 from jaxinit.study._program import _optax_promotion
 
 
@@ -141,6 +142,7 @@ def _resolve_optimizer(study: Study, model: _Model, names: tuple, grid: list) ->
             f"Study: hparams {missing} are not hyperparameters of the optimizer; it has"
             f" {sorted(have)}"
         )
+    check_grid(names, grid, opt, params)  # issue 29: the grid's values reach the members
     return opt
 
 

@@ -35,6 +35,12 @@ from jaxinit._checks import check_key
 from jaxinit.study._callbacks import Callback, _check_callbacks, _notify
 from jaxinit.study._checkpoint import _Checkpoint, _state_fingerprint
 from jaxinit.study._feeds import _make_feed
+from jaxinit.study._guards import (
+    check_bookkeeping,
+    model_fingerprint,
+    read_checkpoint,
+    schedule_fingerprint,
+)
 from jaxinit.study._io import _atomic_write, _checksum, _fetch, _put
 from jaxinit.study._population import (
     _hparam_grid,
@@ -201,7 +207,9 @@ def _fingerprint(run: _Run, arch: _Arch, g0: int, state: MemberState, batch: lis
     ``out_dir``)."""
     s, model = run.study, arch.model
     desc = repr(model.module) if model.kind == "linen" else str(model.graphdef)
-    return {
+    desc = model_fingerprint(desc)  # no memory addresses
+    p0, s0 = jax.tree.map(lambda a: a[0], (state.params, state.opt_state))
+    fp = {
         "dataset": run.feed.fingerprint(),
         "key": _checksum(jax.random.key_data(run.key)),
         "config": [
@@ -221,6 +229,9 @@ def _fingerprint(run: _Run, arch: _Arch, g0: int, state: MemberState, batch: lis
         "model": desc if arch.name is None else {arch.name: desc},
         **_state_fingerprint(model, arch.optimizer, run.objective, state, batch, run.feed.sample),
     }
+    # the optimizer's whole update sequence over the study's steps (schedules included)
+    fp["optimizer"].append(schedule_fingerprint(arch.optimizer, p0, s0, s.steps))
+    return fp
 
 
 def _value_rows_of(run: _Run, values: np.ndarray, step: int, n: int, offset: int) -> list:
@@ -250,8 +261,14 @@ def _train_group(run: _Run, g0: int, records: list, bar: Any, callbacks: tuple) 
         ckpt = _Checkpoint(run.out_dir, g0, fp, run.writer)
     done = 0
     group_records: list[np.ndarray] = []
-    if ckpt is not None and (loaded := ckpt.load(state, len(batch))) is not None:
+    if (
+        ckpt is not None
+        and (loaded := read_checkpoint(ckpt.path, ckpt.load, state, len(batch))) is not None
+    ):
         state, done, group_records = loaded
+        check_bookkeeping(ckpt.path, done, group_records, steps=s.steps,
+                          eval_every=s.eval_every or s.steps, log_every=s.log_every,
+                          members=range(g0, g0 + len(batch)))  # fmt: skip
         bar.update(done * len(batch))
     if run.sharding is not None:
         state = _put(state, run.sharding)
