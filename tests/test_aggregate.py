@@ -22,8 +22,8 @@ import pytest
 from scipy import integrate, stats
 
 import jaxinit
-from jaxinit.study import _aggregate as agg
-from jaxinit.study import _stats
+from jaxinit.stats import _aggregate as agg
+from jaxinit.stats import _seeds as _stats
 from jaxinit.study._compare import summarize
 
 # ---------------------------------------------------------------- rliable's formulas by hand

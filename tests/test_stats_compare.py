@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from jaxinit.cli import main
-from jaxinit.study import _stats
+from jaxinit.stats import _seeds as _stats
 
 
 def test_bootstrap_ci_covers_the_mean_and_drops_nonfinite():

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from jaxinit.study import _aggregate, _stats
+from jaxinit import stats
 from jaxinit.study._io import json_safe
 
 SEED_DOC_INITS = (
@@ -243,7 +243,7 @@ def summarize(table, target: float, alpha: float = 0.05, reference: str | None =
     Verdicts compare final test losses with seed-matched paired t-tests, Holm-adjusted so
     the chance of any false verdict in the study is ≤ ``alpha``: each scheme against
     ``reference`` (named before the data), by default the activation's recommended scheme
-    (:func:`jaxinit.study._aggregate.recommended_reference`, taken from the table's
+    (:func:`jaxinit.stats.recommended_reference`, taken from the table's
     ``activation`` column) when the study has one, else all pairs.
     """
     rows = {}
@@ -251,16 +251,16 @@ def summarize(table, target: float, alpha: float = 0.05, reference: str | None =
     for init, t in table.groupby("init", sort=False):
         train = t[t.metric == "train_loss"].pivot(index="seed", columns="step", values="value")
         steps = train.columns.to_numpy()
-        crossing = _stats.first_crossing(steps, np.nan_to_num(train.to_numpy(), nan=np.inf), target)
+        crossing = stats.first_crossing(steps, np.nan_to_num(train.to_numpy(), nan=np.inf), target)
         last = {
             m: _final(t, m) for m in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
         }
         diverged = int((~np.isfinite(last["train_loss"].value)).sum())
         final_test[init] = last["test_loss"].value.to_numpy()[None]
         rows[init] = {
-            "steps_to_target": _stats.time_to_target(crossing)._asdict(),
+            "steps_to_target": stats.time_to_target(crossing)._asdict(),
             **{
-                m: _stats.bootstrap_ci(v.value, support=_support(m))._asdict()
+                m: stats.bootstrap_ci(v.value, support=_support(m))._asdict()
                 for m, v in last.items()
             },
             "diverged_seeds": diverged,
@@ -271,8 +271,8 @@ def summarize(table, target: float, alpha: float = 0.05, reference: str | None =
     if reference is not None and reference not in rows:
         raise ValueError(f"summarize: reference {reference!r} is not in the table's inits")
     if reference is None and len(acts) == 1:
-        reference = _aggregate.recommended_reference(acts[0], sorted(rows))
-    v = _aggregate.verdicts(final_test, reference, higher_is_better=False, alpha=alpha)
+        reference = stats.recommended_reference(acts[0], sorted(rows))
+    v = stats.verdicts(final_test, reference, higher_is_better=False, alpha=alpha)
     for test in v["tests"]:
         if reference is not None:
             rows[test["a"]]["test_loss_minus_reference"] = test
@@ -313,16 +313,16 @@ def summarize_aggregate(table, alpha: float = 0.05, taus=None) -> dict:
     taus = np.asarray(taus, np.float64)
     names = list(scores)
     metrics = {n: {k: iv._asdict()
-                   for k, iv in _aggregate.aggregate_intervals(s, support=(0.0, 1.0)).items()}
+                   for k, iv in stats.aggregate_intervals(s, support=(0.0, 1.0)).items()}
                for n, s in scores.items()}  # fmt: skip
     poi = []
     for x in names:
         for y in names:
             if x != y:
-                iv = _aggregate.improvement_interval(scores[x], scores[y])
+                iv = stats.improvement_interval(scores[x], scores[y])
                 poi.append({"x": x, "y": y, **iv._asdict()})
-    profiles = {n: _aggregate.performance_profile(s, taus)._asdict() for n, s in scores.items()}
-    v = _aggregate.verdicts(scores, None, higher_is_better=True, alpha=alpha)
+    profiles = {n: stats.performance_profile(s, taus)._asdict() for n, s in scores.items()}
+    v = stats.verdicts(scores, None, higher_is_better=True, alpha=alpha)
     return {
         "score": "final test accuracy",
         "tasks": tasks,
@@ -364,8 +364,8 @@ def format_summary(summary: dict) -> str:
                   f"test loss − {ref}" if ref else "", "p (Holm)" if ref else "", "verdict")  # fmt: skip
         rows = [header]
         for init, r in s["inits"].items():
-            t = _stats.TimeToTarget(**r["steps_to_target"])
-            est = {m: _stats.Estimate(**r[m]) for m in ("train_loss", "test_loss", "test_accuracy")}
+            t = stats.TimeToTarget(**r["steps_to_target"])
+            est = {m: stats.Estimate(**r[m]) for m in ("train_loss", "test_loss", "test_accuracy")}
             verdict = r["verdict"] + (
                 f" ({r['diverged_seeds']} diverged)" if r["diverged_seeds"] else ""
             )
@@ -392,9 +392,7 @@ def format_aggregate(agg: dict) -> list[str]:
         ("init", "mean", "median", "IQM", "optimality gap", "verdict (all pairs)")
     ]
     for init, m in agg["metrics"].items():
-        cells = [
-            str(_aggregate.Interval(**m[k])) for k in ("mean", "median", "iqm", "optimality_gap")
-        ]
+        cells = [str(stats.Interval(**m[k])) for k in ("mean", "median", "iqm", "optimality_gap")]
         rows.append((init, *cells, agg["verdict"][init]))
     lines += _table(rows)
     names = list(agg["metrics"])
@@ -428,7 +426,7 @@ def plot_curves(table, target: float, path: str) -> None:
         t = table[(table.activation == act) & (table.metric == "train_loss")]
         for init, g in t.groupby("init", sort=False):
             wide = g.pivot(index="seed", columns="step", values="value")
-            mean, lo, hi = _stats.curve_band(np.where(np.isfinite(wide), wide, np.nan))
+            mean, lo, hi = stats.curve_band(np.where(np.isfinite(wide), wide, np.nan))
             line = ax.plot(wide.columns, mean, label=init)[0]
             ax.fill_between(wide.columns, lo, hi, color=line.get_color(), alpha=0.2)
         ax.axhline(target, color="k", ls=":", lw=1)
@@ -444,15 +442,15 @@ def plot_profiles(agg: dict, path: str) -> None:
     from matplotlib.figure import Figure
 
     taus = np.asarray(agg["profiles"]["taus"], np.float64)
-    profiles = {n: _aggregate.Interval(**{k: np.asarray(v, np.float64) for k, v in p.items()})
+    profiles = {n: stats.Interval(**{k: np.asarray(v, np.float64) for k, v in p.items()})
                 for n, p in agg["profiles"].items() if n != "taus"}  # fmt: skip
     scores = np.array([m["iqm"]["value"] for m in agg["metrics"].values()], np.float64)
     zoom = taus >= np.nanmedian(scores) - 0.02
     fig = Figure(figsize=(12, 4.2))
     axes = fig.subplots(1, 2)
     for ax, keep in zip(axes, (np.ones_like(zoom), zoom), strict=True):
-        _aggregate.plot_performance_profiles(
-            {n: _aggregate.Interval(*(np.asarray(a)[keep] for a in p)) for n, p in profiles.items()},
+        stats.plot_performance_profiles(
+            {n: stats.Interval(*(np.asarray(a)[keep] for a in p)) for n, p in profiles.items()},
             taus[keep], ax=ax, xlabel="final test accuracy τ",
         )  # fmt: skip
     axes[1].set_title(f"zoom: τ ≥ {taus[zoom].min():.3f}", fontsize=10)

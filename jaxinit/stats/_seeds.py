@@ -47,7 +47,7 @@ def bootstrap_ci(
     """Mean and studentized-bootstrap CI of the finite ``values`` (non-finite are dropped:
     report divergence separately); ``support``, the values' possible range (e.g. ``(0, 1)``
     for accuracies), bounds the interval (see :func:`jaxinit.study.stratified_bootstrap`)."""
-    from jaxinit.study._aggregate import _se_mean, aggregate_mean, stratified_bootstrap
+    from jaxinit.stats._aggregate import _se_mean, aggregate_mean, stratified_bootstrap
 
     v = np.asarray(values, np.float64)
     v = v[np.isfinite(v)]
