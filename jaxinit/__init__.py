@@ -32,10 +32,11 @@ Rules for whole models (``jaxinit.rules``):
 
 Statistics over seeds and tasks (``jaxinit.stats``; also ``jaxinit.study.<name>``):
   aggregate_intervals, aggregate_iqm, aggregate_mean, aggregate_median,
-  aggregate_optimality_gap, bootstrap_ci, curve_band, Estimate, first_crossing, holm,
-  improvement_interval, Interval, paired_difference, paired_t_test, performance_profile,
-  plot_performance_profiles, probability_of_improvement, recommended_reference,
-  stratified_bootstrap, time_to_target, TimeToTarget, verdicts
+  aggregate_optimality_gap, bootstrap_ci, curve_band, Estimate, family_alphas,
+  first_crossing, holm, improvement_interval, Interval, paired_difference, paired_t_test,
+  performance_profile, plot_performance_profiles, probability_of_improvement,
+  recommended_reference, sign_flip_test, SignFlipTest, stratified_bootstrap, time_to_target,
+  TimeToTarget, verdicts
 
 Studies (``jaxinit.study``):
   ACTIVATIONS, CNN1D, CompareConfig, Dataset, digits, format_summary, HostData, json_safe,
@@ -160,6 +161,7 @@ from jaxinit.rules import vit as vit
 if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
     from jaxinit.stats import Estimate as Estimate
     from jaxinit.stats import Interval as Interval
+    from jaxinit.stats import SignFlipTest as SignFlipTest
     from jaxinit.stats import TimeToTarget as TimeToTarget
     from jaxinit.stats import aggregate_intervals as aggregate_intervals
     from jaxinit.stats import aggregate_iqm as aggregate_iqm
@@ -168,6 +170,7 @@ if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
     from jaxinit.stats import aggregate_optimality_gap as aggregate_optimality_gap
     from jaxinit.stats import bootstrap_ci as bootstrap_ci
     from jaxinit.stats import curve_band as curve_band
+    from jaxinit.stats import family_alphas as family_alphas
     from jaxinit.stats import first_crossing as first_crossing
     from jaxinit.stats import holm as holm
     from jaxinit.stats import improvement_interval as improvement_interval
@@ -177,6 +180,7 @@ if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
     from jaxinit.stats import plot_performance_profiles as plot_performance_profiles
     from jaxinit.stats import probability_of_improvement as probability_of_improvement
     from jaxinit.stats import recommended_reference as recommended_reference
+    from jaxinit.stats import sign_flip_test as sign_flip_test
     from jaxinit.stats import stratified_bootstrap as stratified_bootstrap
     from jaxinit.stats import time_to_target as time_to_target
     from jaxinit.stats import verdicts as verdicts
@@ -229,6 +233,9 @@ _LAZY = {
     "aggregate_median": "jaxinit.stats",
     "aggregate_optimality_gap": "jaxinit.stats",
     "holm": "jaxinit.stats",
+    "family_alphas": "jaxinit.stats",
+    "sign_flip_test": "jaxinit.stats",
+    "SignFlipTest": "jaxinit.stats",
     "improvement_interval": "jaxinit.stats",
     "paired_t_test": "jaxinit.stats",
     "performance_profile": "jaxinit.stats",

@@ -6,19 +6,22 @@ numpy alone (scipy and matplotlib load on first use). Every name here is also
 
 Estimators (rliable's): aggregate_iqm, aggregate_mean, aggregate_median,
 aggregate_optimality_gap, probability_of_improvement, performance_profile.
-Intervals: Interval, Estimate, aggregate_intervals, bootstrap_ci, curve_band,
+Intervals (one type, :class:`Interval`; ``Estimate`` is its old name): Interval, Estimate, aggregate_intervals, bootstrap_ci, curve_band,
 improvement_interval, paired_difference, stratified_bootstrap, time_to_target,
 TimeToTarget, first_crossing.
-Tests and verdicts: holm, paired_t_test, recommended_reference, verdicts.
+Tests and verdicts: family_alphas, holm, paired_t_test, recommended_reference,
+sign_flip_test, SignFlipTest, verdicts.
 Plots: plot_performance_profiles.
 """
 
 from jaxinit.stats._aggregate import Interval as Interval
+from jaxinit.stats._aggregate import SignFlipTest as SignFlipTest
 from jaxinit.stats._aggregate import aggregate_intervals as aggregate_intervals
 from jaxinit.stats._aggregate import aggregate_iqm as aggregate_iqm
 from jaxinit.stats._aggregate import aggregate_mean as aggregate_mean
 from jaxinit.stats._aggregate import aggregate_median as aggregate_median
 from jaxinit.stats._aggregate import aggregate_optimality_gap as aggregate_optimality_gap
+from jaxinit.stats._aggregate import family_alphas as family_alphas
 from jaxinit.stats._aggregate import holm as holm
 from jaxinit.stats._aggregate import improvement_interval as improvement_interval
 from jaxinit.stats._aggregate import paired_t_test as paired_t_test
@@ -26,6 +29,7 @@ from jaxinit.stats._aggregate import performance_profile as performance_profile
 from jaxinit.stats._aggregate import plot_performance_profiles as plot_performance_profiles
 from jaxinit.stats._aggregate import probability_of_improvement as probability_of_improvement
 from jaxinit.stats._aggregate import recommended_reference as recommended_reference
+from jaxinit.stats._aggregate import sign_flip_test as sign_flip_test
 from jaxinit.stats._aggregate import stratified_bootstrap as stratified_bootstrap
 from jaxinit.stats._aggregate import verdicts as verdicts
 from jaxinit.stats._seeds import Estimate as Estimate
@@ -39,6 +43,7 @@ from jaxinit.stats._seeds import time_to_target as time_to_target
 __all__ = [
     "Estimate",
     "Interval",
+    "SignFlipTest",
     "TimeToTarget",
     "aggregate_intervals",
     "aggregate_iqm",
@@ -47,6 +52,7 @@ __all__ = [
     "aggregate_optimality_gap",
     "bootstrap_ci",
     "curve_band",
+    "family_alphas",
     "first_crossing",
     "holm",
     "improvement_interval",
@@ -56,6 +62,7 @@ __all__ = [
     "plot_performance_profiles",
     "probability_of_improvement",
     "recommended_reference",
+    "sign_flip_test",
     "stratified_bootstrap",
     "time_to_target",
     "verdicts",
