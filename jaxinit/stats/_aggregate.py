@@ -16,17 +16,29 @@ precipice", google-research/rliable) exactly:
   ``P(x > y) + ½ P(x = y)`` over all run pairs, averaged over tasks;
 * performance profile: the fraction of runs with score > τ, averaged over tasks.
 
-Intervals resample runs within each task (the *stratified bootstrap*; two samples, as in
-P(X > Y), are resampled independently). rliable reports the percentile interval, which with
-5–10 runs per task under-covers (measured 88 % at a nominal 95 % for the mean of 8
-normal runs, 82–86 % for skewed ones). Chosen by measured coverage (tests/test_aggregate.py, docs/guide/compare.md): the mean, IQM
-and optimality gap use the studentized bootstrap (bootstrap-t) with a closed-form SE (for
-the IQM, Tukey–McLaughlin's winsorized SE); the median of task means and P(X > Y) use BCa
-(Efron 1987; acceleration from the stratified jackknife); profile bands are percentile.
+Intervals resample runs within each task (the *stratified bootstrap*; ``N_BOOT`` resamples,
+the one bootstrap size of :mod:`jaxinit.stats`). rliable reports the percentile interval,
+which with 5–10 runs per task under-covers (measured 88 % at a nominal 95 % for the mean of 8
+normal runs). The rule here, by measured coverage (tests/test_stats_simulation.py,
+docs/guide/compare.md), gives one :class:`Interval` that is always finite and never reaches
+past the range of the resampled statistic:
 
-Verdicts are tests with a family-wise error rate: paired (seed-matched) t-tests, stratified
-over tasks, with Holm's step-down correction over the family — either every scheme against a
-reference fixed before the data (:func:`recommended_reference`) or all pairs.
+* mean, IQM, optimality gap: studentized (bootstrap-t) with a closed-form SE (for the IQM,
+  Yuen's winsorized SE), *guarded*: resamples whose SE* is 0 (tied runs) are left out of the
+  t* quantiles instead of counting as ±∞; Student's t quantile (Welch–Satterthwaite df) when
+  a task has fewer than 4 runs or fewer than half of the resamples have SE* > 0; the ends are
+  then intersected with the range of the resampled statistic. The IQM of fewer than 8 pooled
+  scores takes that whole range (its SE rests on 3–5 central scores);
+* median of task means: BCa (Efron 1987; acceleration from the stratified jackknife);
+* P(X > Y): no bootstrap (it gives [1, 1] when X beats Y on every pair) — Newcombe's (2006)
+  score-type interval for the Mann–Whitney probability (:func:`improvement_interval`);
+* profile bands: percentile.
+
+Verdicts are tests with a family-wise error rate: exact sign-flip permutation tests of the
+seed-matched differences, stratified over tasks (null hypothesis: within each seed the two
+schemes' scores are exchangeable), with Holm's step-down correction over the family — either
+every scheme against a reference fixed before the data (:func:`recommended_reference`) or all
+pairs. A report of several tables gives each its share of α (:func:`family_alphas`).
 """
 
 from __future__ import annotations
@@ -426,8 +438,9 @@ def _se_mean(x: np.ndarray) -> np.ndarray:
 
 
 def _se_iqm(x: np.ndarray) -> np.ndarray:
-    """Tukey–McLaughlin SE of the pooled 25 %-trimmed mean: s_w / ((1 − 2g/N)·√N), s_w² the
-    winsorized variance of the scores centred within each task."""
+    """Yuen's (1974) SE of the pooled 25 %-trimmed mean: s_w·√(N − 1) / √(h(h − 1)), h = N − 2g
+    the scores kept and s_w² the winsorized variance (ddof 1) of the scores centred within
+    each task (Tukey–McLaughlin's s_w / ((1 − 2g/N)·√N) differs from it by O(1/N))."""
     c = x - _task_means(x)[..., None]
     flat = np.sort(c.reshape(*c.shape[:-2], -1), axis=-1)
     n = np.sum(~np.isnan(flat), axis=-1, keepdims=True)
