@@ -239,6 +239,17 @@ def test_report_error_rate_smoke(null):
     assert rate <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / studies), rate
 
 
+def test_report_rejections_are_what_verdicts_decides():
+    """The simulation's batched report is the one run_compare prints: on one study with a
+    real gap, verdicts() at the aggregate's share finds exactly the pairs it finds."""
+    s = _studies(np.random.default_rng(3), "normal", 1, 8, shift=4.0)
+    sim = report_rejections(s)["aggregate"][0]
+    alphas = agg.family_alphas({"relu": 7, "tanh": 7, "aggregate": 28})
+    v = agg.verdicts({str(k): s[0, k] for k in range(INITS)}, None, alpha=alphas["aggregate"])
+    assert [t["verdict"] != "indistinguishable" for t in v["tests"]] == sim.tolist()
+    assert sim.any() and v["reachable"]
+
+
 def test_report_power_smoke():
     assert power(8, 200, shift=3.0) > 0.8  # a 3-noise-SD gap is found at 8 seeds
 

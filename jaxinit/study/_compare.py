@@ -363,9 +363,9 @@ def summarize_aggregate(table, alpha: float = 0.05, taus=None) -> dict:
             "mean, IQM, optimality gap": "studentized stratified bootstrap, guarded SE, "
             "within the resampled range",
             "median": "BCa stratified bootstrap",
-            "probability of improvement": "BCa stratified bootstrap (X, Y resampled apart)",
+            "probability of improvement": "Newcombe's score interval (method 5)",
             "profiles": "percentile stratified bootstrap bands",
-            "verdicts": v["procedure"] + f"; family-wise error ≤ {alpha:.0%}",
+            "verdicts": v["procedure"] + f" at α = {alpha:.2g}; null: {v['null']}",
         },
         "metrics": metrics,
         "probability_of_improvement": poi,
