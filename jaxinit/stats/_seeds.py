@@ -25,9 +25,9 @@ import numpy as np
 
 from jaxinit.stats._aggregate import N_BOOT, Interval
 
-# The one interval type: a per-scheme estimate over seeds is an Interval too (``.mean`` is
-# its ``.value``); ``Estimate`` is kept as its old name.
 Estimate = Interval
+"""The old name of :class:`jaxinit.stats.Interval`, the one interval type: a per-scheme
+estimate over seeds is an ``Interval`` too (``.mean`` is its ``.value``)."""
 
 
 def bootstrap_ci(
