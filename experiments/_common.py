@@ -86,7 +86,8 @@ def diverged(result) -> dict[str, int]:
 
 
 def est(values) -> dict:
-    return bootstrap_ci(np.asarray(values, np.float64))._asdict()
+    e = bootstrap_ci(np.asarray(values, np.float64))  # an Interval: its .mean is its .value
+    return {"mean": e.mean, "lo": e.lo, "hi": e.hi, "n": e.n}
 
 
 def ttt(times) -> dict:
