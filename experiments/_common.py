@@ -95,6 +95,8 @@ def ttt(times) -> dict:
 
 
 def fmt(e: dict, scale: float = 1.0, digits: int = 3) -> str:
+    if "mean" not in e and "value" in e:  # an Interval's dict: its point estimate is "value"
+        e = {**e, "mean": e["value"]}
     if e.get("n", 1) == 0 or e["mean"] is None or not np.isfinite(e["mean"]):
         return "n/a"
     f = f"{{:.{digits}g}}"
