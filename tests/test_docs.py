@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBPACKAGES = ["initializers", "rules", "study", "theory"]
+SUBPACKAGES = ["initializers", "rules", "stats", "study", "theory"]
 
 
 def _nav_files(nav: list) -> set[str]:

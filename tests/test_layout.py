@@ -24,7 +24,7 @@ PACKAGE = pathlib.Path(jaxinit.__file__).parent
 REPO = PACKAGE.parent
 # Higher layers may import lower ones, never the reverse. Rank 0: jaxinit/_<name>.py, the
 # shared private modules any layer may use.
-RANK = {"initializers": 1, "rules": 2, "study": 3, "theory": 4, "cli": 5}
+RANK = {"initializers": 1, "rules": 2, "stats": 3, "study": 4, "theory": 5, "cli": 6}
 HEAVY = ("flax", "optax", "pandas", "matplotlib")
 
 
@@ -99,7 +99,7 @@ def test_initializers_import_nothing_above_them():
     jaxinit/initializers imports rules, study, theory or the CLI."""
     paths = sorted((PACKAGE / "initializers").glob("*.py"))
     assert {p.stem for p in paths} >= {"__init__", "_core", "_registry", "_torch", "_structured"}
-    upper = ("jaxinit.rules", "jaxinit.study", "jaxinit.theory", "jaxinit.cli")
+    upper = ("jaxinit.rules", "jaxinit.stats", "jaxinit.study", "jaxinit.theory", "jaxinit.cli")
     bad = [
         f"{p.name}:{line} imports {module}"
         for p in paths
@@ -361,10 +361,17 @@ def test_public_names():
     and ``jaxinit.<name>`` is the very object of ``jaxinit.<layer>.<name>``."""
     import jaxinit.initializers
     import jaxinit.rules
+    import jaxinit.stats
     import jaxinit.study
     import jaxinit.theory
 
-    subpackages = [jaxinit.initializers, jaxinit.rules, jaxinit.study, jaxinit.theory]
+    subpackages = [
+        jaxinit.initializers,
+        jaxinit.rules,
+        jaxinit.stats,
+        jaxinit.study,
+        jaxinit.theory,
+    ]
     assert len(jaxinit.__all__) == len(set(jaxinit.__all__))
     union = set()
     for sub in subpackages:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from jaxinit.cli import main
-from jaxinit.study import _stats
+from jaxinit.stats import _seeds as _stats
 
 
 def test_bootstrap_ci_covers_the_mean_and_drops_nonfinite():
@@ -52,6 +52,18 @@ def test_compare_quick_writes_tables_json_and_plot(tmp_path, capsys):
     assert agg["tasks"] == ["relu"] and set(agg["metrics"]) == set(rows)
     assert {"mean", "median", "iqm", "optimality_gap"} <= set(agg["metrics"]["zeros"])
     assert len(agg["probability_of_improvement"]) == 6 and len(agg["tests"]) == 3
+    # one error rate for the whole report: 2 + 3 tests, each table at its share of 5 %
+    rate = summary["error_rate"]
+    assert rate["tests"] == 5 and rate["families"] == pytest.approx(
+        {"relu": 0.02, "aggregate": 0.03}
+    )
+    assert relu["alpha"] == pytest.approx(0.02) and agg["alpha"] == pytest.approx(0.03)
+    assert "error rate: any false verdict in this report ≤ 5%" in text
+    assert "sign-flip" in relu["procedure"] and "exchangeable" in relu["procedure"]
+    # --quick runs 2 seeds: 2 pairs cannot give p below 1/2, and the report says so
+    assert not relu["reachable"] and "no verdict is reachable here" in text
+    for poi in agg["probability_of_improvement"]:
+        assert 0 <= poi["lo"] < poi["hi"] <= 1  # never collapsed, even when separated
     assert len(agg["profiles"]["zeros"]["value"]) == len(agg["profiles"]["taus"]) > 101
     assert (out / "results.csv").stat().st_size > 0
     for png in ("loss_curves.png", "profiles.png"):

@@ -4,12 +4,14 @@ Trains every initializer × seed on a deep ReLU MLP and a deep tanh MLP in one c
 program per activation, then reports per initializer: steps to reach a target train loss
 (Kaplan–Meier median over seeds, censored members counted as not reaching it), final train
 and test loss and accuracy (mean and 95 % studentized bootstrap CI over seeds), and a
-verdict with a family-wise error rate ≤ 5 %: paired t-tests of the final test loss against
-the activation's recommended scheme (registry table, fixed before the data), Holm-adjusted
-(all pairs, Holm-adjusted, when no scheme in the study is recommended for the activation).
-Across activations (the tasks) it reports rliable's aggregates of the final test accuracy
-(mean, median, IQM, optimality gap with stratified bootstrap CIs), the probability of
-improvement of every pair, performance profiles, and all-pairs Holm verdicts.
+verdict: exact sign-flip permutation tests of the seed-paired final test losses against the
+activation's recommended scheme (registry table, fixed before the data), Holm-adjusted (all
+pairs when no scheme in the study is recommended for the activation). Across activations
+(the tasks) it reports rliable's aggregates of the final test accuracy (mean, median, IQM,
+optimality gap with stratified bootstrap CIs), the probability of improvement of every pair
+(Newcombe's score interval), performance profiles, and all-pairs Holm verdicts. One error
+rate holds for the whole report: each table runs Holm at its share of 5 %, so the chance of
+any false verdict anywhere in it is ≤ 5 %.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from jaxinit.study import _aggregate, _stats
+from jaxinit import stats
 from jaxinit.study._io import json_safe
 
 SEED_DOC_INITS = (
@@ -114,6 +116,8 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
     os.makedirs(cfg.out, exist_ok=True)
     tables, grids, summary = [], [], {"config": asdict(cfg), "activations": {}}
     log_every = max(10, cfg.steps // 100 // 10 * 10)
+    alphas = _report_alphas(cfg)
+    summary["error_rate"] = alphas
     with _sigint() as interrupt:
         for act in cfg.activations:
             interrupt.check()
@@ -121,18 +125,41 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
                                           hparams, validation)  # fmt: skip
             tables.append(table)
             grids.append(grid)
-            summary["activations"][act] = summarize(table, cfg.target, reference=cfg.reference)
+            summary["activations"][act] = summarize(
+                table, cfg.target, alpha=alphas["families"][act], reference=cfg.reference
+            )
             if rates:
                 summary["activations"][act]["learning_rates"] = rates
                 for init, lr in rates.items():
                     summary["activations"][act]["inits"][init]["learning_rate"] = lr
         interrupt.check()
         table = pd.concat(tables, ignore_index=True)
-        summary["aggregate"] = summarize_aggregate(table)
+        summary["aggregate"] = summarize_aggregate(table, alpha=alphas["families"]["aggregate"])
         # results.csv: with a rate grid, every rate's rows (learning_rate column); the
         # summary and the plots use each init's chosen rate
         _write_outputs(cfg, pd.concat(grids, ignore_index=True), table, summary, interrupt)
     return summary
+
+
+REPORT_ALPHA = 0.05  # the chance of any false verdict in the whole report
+
+
+def _report_alphas(cfg: CompareConfig) -> dict:
+    """Each verdict table's share of the report's error rate (:func:`jaxinit.stats.family_alphas`):
+    a table of k tests gets α·k/K, K the tests of the whole report, so any false verdict
+    anywhere in it has probability ≤ α. The table sizes follow from the names alone."""
+    k = len(cfg.inits)
+    pairs = k * (k - 1) // 2
+    sizes = {}
+    for act in cfg.activations:
+        ref = cfg.reference or stats.recommended_reference(act, sorted(cfg.inits))
+        sizes[act] = k - 1 if ref is not None else pairs
+    sizes["aggregate"] = pairs
+    families = stats.family_alphas(sizes, REPORT_ALPHA)
+    return {"alpha": REPORT_ALPHA, "tests": sum(sizes.values()), "families": families,
+            "procedure": f"any false verdict in this report ≤ {REPORT_ALPHA:.0%}: each table "
+            f"runs Holm at its share α·k/K of the report's {sum(sizes.values())} tests "
+            "(Bonferroni over the tables)"}  # fmt: skip
 
 
 def _run_one(cfg: CompareConfig, act: str, data, log_every: int, progress, optimizer,
@@ -240,10 +267,11 @@ def _final(t, metric: str):
 def summarize(table, target: float, alpha: float = 0.05, reference: str | None = None) -> dict:
     """Per initializer: time to target, final metrics with CIs, and a verdict.
 
-    Verdicts compare final test losses with seed-matched paired t-tests, Holm-adjusted so
-    the chance of any false verdict in the study is ≤ ``alpha``: each scheme against
+    Verdicts compare final test losses with exact sign-flip permutation tests of the
+    seed-paired differences, Holm-adjusted so the chance of any false verdict in the table
+    is ≤ ``alpha``: each scheme against
     ``reference`` (named before the data), by default the activation's recommended scheme
-    (:func:`jaxinit.study._aggregate.recommended_reference`, taken from the table's
+    (:func:`jaxinit.stats.recommended_reference`, taken from the table's
     ``activation`` column) when the study has one, else all pairs.
     """
     rows = {}
@@ -251,16 +279,16 @@ def summarize(table, target: float, alpha: float = 0.05, reference: str | None =
     for init, t in table.groupby("init", sort=False):
         train = t[t.metric == "train_loss"].pivot(index="seed", columns="step", values="value")
         steps = train.columns.to_numpy()
-        crossing = _stats.first_crossing(steps, np.nan_to_num(train.to_numpy(), nan=np.inf), target)
+        crossing = stats.first_crossing(steps, np.nan_to_num(train.to_numpy(), nan=np.inf), target)
         last = {
             m: _final(t, m) for m in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
         }
         diverged = int((~np.isfinite(last["train_loss"].value)).sum())
         final_test[init] = last["test_loss"].value.to_numpy()[None]
         rows[init] = {
-            "steps_to_target": _stats.time_to_target(crossing)._asdict(),
+            "steps_to_target": stats.time_to_target(crossing)._asdict(),
             **{
-                m: _stats.bootstrap_ci(v.value, support=_support(m))._asdict()
+                m: stats.bootstrap_ci(v.value, support=_support(m))._asdict()
                 for m, v in last.items()
             },
             "diverged_seeds": diverged,
@@ -271,8 +299,8 @@ def summarize(table, target: float, alpha: float = 0.05, reference: str | None =
     if reference is not None and reference not in rows:
         raise ValueError(f"summarize: reference {reference!r} is not in the table's inits")
     if reference is None and len(acts) == 1:
-        reference = _aggregate.recommended_reference(acts[0], sorted(rows))
-    v = _aggregate.verdicts(final_test, reference, higher_is_better=False, alpha=alpha)
+        reference = stats.recommended_reference(acts[0], sorted(rows))
+    v = stats.verdicts(final_test, reference, higher_is_better=False, alpha=alpha)
     for test in v["tests"]:
         if reference is not None:
             rows[test["a"]]["test_loss_minus_reference"] = test
@@ -283,8 +311,10 @@ def summarize(table, target: float, alpha: float = 0.05, reference: str | None =
         row["verdict"] = verdict
     return {
         "target": target,
+        "alpha": alpha,
         "reference": reference,
-        "procedure": v["procedure"] + f"; family-wise error ≤ {alpha:.0%}",
+        "procedure": v["procedure"] + f" at α = {alpha:.2g}; null: {v['null']}",
+        "reachable": v["reachable"],
         "tests": v["tests"],
         "inits": rows,
     }
@@ -295,9 +325,10 @@ def summarize_aggregate(table, alpha: float = 0.05, taus=None) -> dict:
 
     Per initializer: mean, median, IQM and optimality gap (γ = 1: the mean error rate) with
     95 % stratified bootstrap CIs; for every ordered pair the probability of improvement
-    P(X > Y) with its BCa CI; performance profiles (fraction of runs with accuracy > τ) with
-    bands; and all-pairs verdicts (seed-matched paired t-tests stratified over tasks,
-    Holm-adjusted over every pair).
+    P(X > Y) with Newcombe's score CI; performance profiles (fraction of runs with accuracy
+    > τ) with bands; and all-pairs verdicts (exact sign-flip permutation tests of the
+    seed-paired differences stratified over tasks, Holm-adjusted over every pair at
+    ``alpha``).
     """
     acc = table[table.metric == "test_accuracy"]
     acc = acc[acc.step == acc.step.max()]
@@ -313,30 +344,33 @@ def summarize_aggregate(table, alpha: float = 0.05, taus=None) -> dict:
     taus = np.asarray(taus, np.float64)
     names = list(scores)
     metrics = {n: {k: iv._asdict()
-                   for k, iv in _aggregate.aggregate_intervals(s, support=(0.0, 1.0)).items()}
+                   for k, iv in stats.aggregate_intervals(s, support=(0.0, 1.0)).items()}
                for n, s in scores.items()}  # fmt: skip
     poi = []
     for x in names:
         for y in names:
             if x != y:
-                iv = _aggregate.improvement_interval(scores[x], scores[y])
+                iv = stats.improvement_interval(scores[x], scores[y])
                 poi.append({"x": x, "y": y, **iv._asdict()})
-    profiles = {n: _aggregate.performance_profile(s, taus)._asdict() for n, s in scores.items()}
-    v = _aggregate.verdicts(scores, None, higher_is_better=True, alpha=alpha)
+    profiles = {n: stats.performance_profile(s, taus)._asdict() for n, s in scores.items()}
+    v = stats.verdicts(scores, None, higher_is_better=True, alpha=alpha)
     return {
         "score": "final test accuracy",
+        "alpha": alpha,
         "tasks": tasks,
         "runs_per_task": {n: int(s.shape[-1]) for n, s in scores.items()},
         "methods": {
-            "mean, IQM, optimality gap": "studentized stratified bootstrap (bootstrap-t)",
+            "mean, IQM, optimality gap": "studentized stratified bootstrap, guarded SE, "
+            "within the resampled range",
             "median": "BCa stratified bootstrap",
-            "probability of improvement": "BCa stratified bootstrap (X, Y resampled apart)",
+            "probability of improvement": "Newcombe's score interval (method 5)",
             "profiles": "percentile stratified bootstrap bands",
-            "verdicts": v["procedure"] + f"; family-wise error ≤ {alpha:.0%}",
+            "verdicts": v["procedure"] + f" at α = {alpha:.2g}; null: {v['null']}",
         },
         "metrics": metrics,
         "probability_of_improvement": poi,
         "profiles": {"taus": taus, **profiles},
+        "reachable": v["reachable"],
         "tests": v["tests"],
         "verdict": v["verdict"],
     }
@@ -364,8 +398,8 @@ def format_summary(summary: dict) -> str:
                   f"test loss − {ref}" if ref else "", "p (Holm)" if ref else "", "verdict")  # fmt: skip
         rows = [header]
         for init, r in s["inits"].items():
-            t = _stats.TimeToTarget(**r["steps_to_target"])
-            est = {m: _stats.Estimate(**r[m]) for m in ("train_loss", "test_loss", "test_accuracy")}
+            t = stats.TimeToTarget(**r["steps_to_target"])
+            est = {m: stats.Estimate(**r[m]) for m in ("train_loss", "test_loss", "test_accuracy")}
             verdict = r["verdict"] + (
                 f" ({r['diverged_seeds']} diverged)" if r["diverged_seeds"] else ""
             )
@@ -377,9 +411,24 @@ def format_summary(summary: dict) -> str:
         keep = [i for i, h in enumerate(header) if h]  # no reference: no difference columns
         lines += _table([tuple(r[i] for i in keep) for r in rows])
         lines.append(f"verdicts: {s['procedure']}")
+        if not s.get("reachable", True):
+            lines.append(_unreachable(s))
     if "aggregate" in summary:
         lines += format_aggregate(summary["aggregate"])
+    if "error_rate" in summary:
+        lines.append(f"\nerror rate: {summary['error_rate']['procedure']}")
     return "\n".join(lines)
+
+
+def _unreachable(s: dict) -> str:
+    """Why a table can issue no verdict: its smallest attainable p-value fails Holm's first
+    threshold (an exact permutation test of n seed pairs cannot go below 2/2^n)."""
+    tests = s["tests"]
+    p_min = min(t["p_min"] for t in tests)
+    return (
+        f"  (no verdict is reachable here: with {tests[0]['n']} seed pairs the smallest "
+        f"p-value is {p_min:.2g}, Holm's first threshold {s['alpha'] / len(tests):.2g})"
+    )
 
 
 def format_aggregate(agg: dict) -> list[str]:
@@ -392,11 +441,11 @@ def format_aggregate(agg: dict) -> list[str]:
         ("init", "mean", "median", "IQM", "optimality gap", "verdict (all pairs)")
     ]
     for init, m in agg["metrics"].items():
-        cells = [
-            str(_aggregate.Interval(**m[k])) for k in ("mean", "median", "iqm", "optimality_gap")
-        ]
+        cells = [str(stats.Interval(**m[k])) for k in ("mean", "median", "iqm", "optimality_gap")]
         rows.append((init, *cells, agg["verdict"][init]))
     lines += _table(rows)
+    if not agg.get("reachable", True):
+        lines.append(_unreachable(agg))
     names = list(agg["metrics"])
     poi = {(r["x"], r["y"]): r for r in agg["probability_of_improvement"]}
     lines.append("\nprobability of improvement P(row > column) in final test accuracy "
@@ -428,7 +477,7 @@ def plot_curves(table, target: float, path: str) -> None:
         t = table[(table.activation == act) & (table.metric == "train_loss")]
         for init, g in t.groupby("init", sort=False):
             wide = g.pivot(index="seed", columns="step", values="value")
-            mean, lo, hi = _stats.curve_band(np.where(np.isfinite(wide), wide, np.nan))
+            mean, lo, hi = stats.curve_band(np.where(np.isfinite(wide), wide, np.nan))
             line = ax.plot(wide.columns, mean, label=init)[0]
             ax.fill_between(wide.columns, lo, hi, color=line.get_color(), alpha=0.2)
         ax.axhline(target, color="k", ls=":", lw=1)
@@ -444,15 +493,16 @@ def plot_profiles(agg: dict, path: str) -> None:
     from matplotlib.figure import Figure
 
     taus = np.asarray(agg["profiles"]["taus"], np.float64)
-    profiles = {n: _aggregate.Interval(**{k: np.asarray(v, np.float64) for k, v in p.items()})
+    profiles = {n: stats.Interval(**{k: np.asarray(v, np.float64) for k, v in p.items()
+                                     if k != "n"})
                 for n, p in agg["profiles"].items() if n != "taus"}  # fmt: skip
     scores = np.array([m["iqm"]["value"] for m in agg["metrics"].values()], np.float64)
     zoom = taus >= np.nanmedian(scores) - 0.02
     fig = Figure(figsize=(12, 4.2))
     axes = fig.subplots(1, 2)
     for ax, keep in zip(axes, (np.ones_like(zoom), zoom), strict=True):
-        _aggregate.plot_performance_profiles(
-            {n: _aggregate.Interval(*(np.asarray(a)[keep] for a in p)) for n, p in profiles.items()},
+        stats.plot_performance_profiles(
+            {n: stats.Interval(*(np.asarray(a)[keep] for a in p[:3])) for n, p in profiles.items()},
             taus[keep], ax=ax, xlabel="final test accuracy τ",
         )  # fmt: skip
     axes[1].set_title(f"zoom: τ ≥ {taus[zoom].min():.3f}", fontsize=10)

@@ -598,7 +598,8 @@ def evaluate_population(
       population: from :func:`make_population` or :func:`train_population`.
       evaluate: ``evaluate(state, (x, y)) -> metrics`` for one member (a
         :class:`TrainState`), metrics a dict name -> scalar.
-      x, y: the evaluation set (every member sees all of it).
+      x: the evaluation set's inputs (every member sees all of it).
+      y: its targets.
       prefix: the rows' metric names are ``<prefix>_<name>``.
       step: the rows' ``step`` column.
 
