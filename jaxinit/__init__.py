@@ -32,11 +32,11 @@ Rules for whole models (``jaxinit.rules``):
 
 Studies and their statistics (``jaxinit.study``):
   ACTIVATIONS, aggregate_intervals, aggregate_iqm, aggregate_mean, aggregate_median,
-  aggregate_optimality_gap, bootstrap_ci, CNN1D, CompareConfig, curve_band, Dataset, digits,
-  Estimate, first_crossing, format_summary, holm, HostData, improvement_interval, Interval,
+  aggregate_optimality_gap, bootstrap_ci, CNN1D, curve_band, Dataset, digits,
+  Estimate, first_crossing, holm, HostData, improvement_interval, Interval,
   json_safe, linear_teacher, load_dataset, MLP, mnist1d, paired_difference, paired_t_test,
   performance_profile, plot_performance_profiles, probability_of_improvement,
-  recommended_reference, ResNet, run_compare, run_study, shapeset, stratified_bootstrap,
+  recommended_reference, ResNet, run_study, shapeset, stratified_bootstrap,
   Study, StudyResult, time_to_target, TimeToTarget, verdicts
 
 Theory (``jaxinit.theory``):
@@ -44,8 +44,8 @@ Theory (``jaxinit.theory``):
   length_map, mean_field, MeanField, plot_variance_by_depth, predict_propagation, propagate,
   Propagation, propagation_table, q_star
 
-Process-wide settings the command line uses (``jaxinit.cli``):
-  use_cpu_cores
+The command line (``jaxinit.cli``, loaded on first use; the library never imports it):
+  CompareConfig, format_summary, run_compare, use_cpu_cores
 """
 
 from importlib import import_module
@@ -53,7 +53,6 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from jaxinit import initializers, rules
-from jaxinit.cli import use_cpu_cores as use_cpu_cores
 from jaxinit.initializers import Init as Init
 from jaxinit.initializers import Initializer as Initializer
 from jaxinit.initializers import RuleSet as RuleSet
@@ -155,10 +154,13 @@ from jaxinit.rules import torch_default_rules as torch_default_rules
 from jaxinit.rules import vit as vit
 
 if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
+    from jaxinit.cli import CompareConfig as CompareConfig
+    from jaxinit.cli import format_summary as format_summary
+    from jaxinit.cli import run_compare as run_compare
+    from jaxinit.cli import use_cpu_cores as use_cpu_cores
     from jaxinit.study import ACTIVATIONS as ACTIVATIONS
     from jaxinit.study import CNN1D as CNN1D
     from jaxinit.study import MLP as MLP
-    from jaxinit.study import CompareConfig as CompareConfig
     from jaxinit.study import Dataset as Dataset
     from jaxinit.study import Estimate as Estimate
     from jaxinit.study import HostData as HostData
@@ -176,7 +178,6 @@ if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
     from jaxinit.study import curve_band as curve_band
     from jaxinit.study import digits as digits
     from jaxinit.study import first_crossing as first_crossing
-    from jaxinit.study import format_summary as format_summary
     from jaxinit.study import holm as holm
     from jaxinit.study import improvement_interval as improvement_interval
     from jaxinit.study import json_safe as json_safe
@@ -189,7 +190,6 @@ if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
     from jaxinit.study import plot_performance_profiles as plot_performance_profiles
     from jaxinit.study import probability_of_improvement as probability_of_improvement
     from jaxinit.study import recommended_reference as recommended_reference
-    from jaxinit.study import run_compare as run_compare
     from jaxinit.study import run_study as run_study
     from jaxinit.study import shapeset as shapeset
     from jaxinit.study import stratified_bootstrap as stratified_bootstrap
@@ -234,8 +234,6 @@ _LAZY = {
     "recommended_reference": "jaxinit.study",
     "stratified_bootstrap": "jaxinit.study",
     "verdicts": "jaxinit.study",
-    "CompareConfig": "jaxinit.study",
-    "run_compare": "jaxinit.study",
     "Dataset": "jaxinit.study",
     "HostData": "jaxinit.study",
     "digits": "jaxinit.study",
@@ -254,7 +252,6 @@ _LAZY = {
     "first_crossing": "jaxinit.study",
     "paired_difference": "jaxinit.study",
     "time_to_target": "jaxinit.study",
-    "format_summary": "jaxinit.study",
     "json_safe": "jaxinit.study",
     "CNN1D": "jaxinit.study",
     "MLP": "jaxinit.study",
@@ -274,8 +271,13 @@ _LAZY = {
     "mean_field": "jaxinit.theory",
     "predict_propagation": "jaxinit.theory",
     "q_star": "jaxinit.theory",
+    # the command line's names (the application on top; nothing in the library imports it)
+    "CompareConfig": "jaxinit.cli",
+    "format_summary": "jaxinit.cli",
+    "run_compare": "jaxinit.cli",
+    "use_cpu_cores": "jaxinit.cli",
 }
-_SUBPACKAGES = ("study", "theory")
+_SUBPACKAGES = ("study", "theory", "cli")
 
 
 def __getattr__(name: str) -> Any:
@@ -294,4 +296,4 @@ def __dir__() -> list[str]:
 
 # Every public name, grouped by layer in the module docstring: the eager layers' own lists,
 # the lazily loaded names and the CLI's process setting.
-__all__ = sorted({*initializers.__all__, *rules.__all__, *_LAZY, "use_cpu_cores"})
+__all__ = sorted({*initializers.__all__, *rules.__all__, *_LAZY})

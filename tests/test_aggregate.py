@@ -22,9 +22,9 @@ import pytest
 from scipy import integrate, stats
 
 import jaxinit
+from jaxinit.cli.compare import summarize
 from jaxinit.study import _aggregate as agg
 from jaxinit.study import _stats
-from jaxinit.study._compare import summarize
 
 # ---------------------------------------------------------------- rliable's formulas by hand
 X = np.array([[0.2, 0.5, 0.9, 1.2], [0.1, 0.4, 0.4, 0.8]])  # (tasks, runs)

@@ -1,8 +1,8 @@
 """Studies: multi-seed training of initializers, and the statistics that compare them.
 
 :class:`Study` / :func:`run_study` (the vmapped population engine), the datasets and
-flax models it trains, ``jaxinit compare`` (:func:`run_compare`), and the aggregate
-statistics (interval estimates, performance profiles, verdicts). Builds on
+flax models it trains, and the aggregate statistics (interval estimates, performance
+profiles, verdicts) that ``jaxinit compare`` (``jaxinit.cli``) reports. Builds on
 :mod:`jaxinit.rules` and :mod:`jaxinit.initializers`. Every name here is also
 ``jaxinit.<name>``.
 """
@@ -22,9 +22,6 @@ from jaxinit.study._aggregate import probability_of_improvement as probability_o
 from jaxinit.study._aggregate import recommended_reference as recommended_reference
 from jaxinit.study._aggregate import stratified_bootstrap as stratified_bootstrap
 from jaxinit.study._aggregate import verdicts as verdicts
-from jaxinit.study._compare import CompareConfig as CompareConfig
-from jaxinit.study._compare import format_summary as format_summary
-from jaxinit.study._compare import run_compare as run_compare
 from jaxinit.study._datasets import Dataset as Dataset
 from jaxinit.study._datasets import digits as digits
 from jaxinit.study._datasets import linear_teacher as linear_teacher
@@ -52,7 +49,6 @@ __all__ = [
     "ACTIVATIONS",
     "CNN1D",
     "MLP",
-    "CompareConfig",
     "Dataset",
     "Estimate",
     "HostData",
@@ -70,7 +66,6 @@ __all__ = [
     "curve_band",
     "digits",
     "first_crossing",
-    "format_summary",
     "holm",
     "improvement_interval",
     "json_safe",
@@ -83,7 +78,6 @@ __all__ = [
     "plot_performance_profiles",
     "probability_of_improvement",
     "recommended_reference",
-    "run_compare",
     "run_study",
     "shapeset",
     "stratified_bootstrap",

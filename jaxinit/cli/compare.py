@@ -24,8 +24,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from jaxinit.study import _aggregate, _stats
-from jaxinit.study._io import json_safe
+# The statistics by their public names (the module aliases are the names this file used
+# when it lived in jaxinit.study).
+import jaxinit.study as _aggregate
+import jaxinit.study as _stats
+from jaxinit.study import json_safe
 
 SEED_DOC_INITS = (
     "zeros", "random_normal", "random_uniform", "glorot_uniform", "glorot_normal",
@@ -98,7 +101,7 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
     import pandas as pd
 
     from jaxinit.initializers import scheme
-    from jaxinit.study._datasets import load_dataset
+    from jaxinit.study import load_dataset
 
     for name in cfg.inits:
         scheme(name)  # unknown names fail before any work, with close matches
@@ -138,8 +141,7 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
 def _run_one(cfg: CompareConfig, act: str, data, log_every: int, progress, optimizer,
              hparams, validation):  # fmt: skip
     """One activation's study: (table at each init's rate, every rate's rows, the rates)."""
-    from jaxinit.study._models import MLP
-    from jaxinit.study._study import Study, run_study
+    from jaxinit.study import MLP, Study, run_study
 
     study = Study(
         model=MLP((cfg.width,) * cfg.depth + (data.num_classes,), act),
@@ -243,7 +245,7 @@ def summarize(table, target: float, alpha: float = 0.05, reference: str | None =
     Verdicts compare final test losses with seed-matched paired t-tests, Holm-adjusted so
     the chance of any false verdict in the study is ≤ ``alpha``: each scheme against
     ``reference`` (named before the data), by default the activation's recommended scheme
-    (:func:`jaxinit.study._aggregate.recommended_reference`, taken from the table's
+    (:func:`jaxinit.study.recommended_reference`, taken from the table's
     ``activation`` column) when the study has one, else all pairs.
     """
     rows = {}

@@ -162,7 +162,7 @@ QUICK = {"seeds": 2, "steps": 100, "depth": 3, "width": 32}
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from jaxinit import study
+    from jaxinit.cli import compare as study
 
     d = study.CompareConfig()
     sizes: dict[str, Any] = {
@@ -250,7 +250,7 @@ def _reset_compilation_cache() -> None:
 
 
 def add_compare(sub: argparse._SubParsersAction) -> None:
-    from jaxinit.study import CompareConfig
+    from jaxinit.cli.compare import CompareConfig
 
     d = CompareConfig()
     quick = ", ".join(f"{k} {v}" for k, v in QUICK.items())
