@@ -7,7 +7,7 @@ import jax
 import pandas as pd
 import pytest
 
-from jaxinit.cli import _main as cli
+from jaxinit.cli import _settings as cli
 from jaxinit.cli import main
 
 

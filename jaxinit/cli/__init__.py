@@ -12,8 +12,8 @@ Public names:
 from typing import TYPE_CHECKING, Any
 
 from jaxinit.cli._main import main as main
-from jaxinit.cli._main import process_settings as process_settings
-from jaxinit.cli._main import use_cpu_cores as use_cpu_cores
+from jaxinit.cli._settings import process_settings as process_settings
+from jaxinit.cli._settings import use_cpu_cores as use_cpu_cores
 
 if TYPE_CHECKING:  # loaded on first use: the comparison imports the study layer
     from jaxinit.cli.compare import CompareConfig as CompareConfig
