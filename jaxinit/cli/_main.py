@@ -6,16 +6,43 @@ settings the command chooses live in ``_settings.py``."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from jaxinit.cli._interrupt import EXIT_INTERRUPTED, Interrupt, sigint
 from jaxinit.cli._settings import _compilation_cache, process_settings
+from jaxinit.cli._table import paragraph, table
+
+DESCRIPTION = (
+    "Weight initializers for JAX and Flax: list the schemes, compare them in multi-seed"
+    " training studies, and measure how signals propagate through a deep network at"
+    " initialization."
+)
+EPILOG = (
+    "A mistake in the command is one line 'jaxinit: error: ...' with exit status 2, found"
+    " before any computation; Ctrl-C ends a command with exit status 130. --debug (anywhere"
+    " on the line) shows the traceback of an error."
+)
 
 
-# Option types: bad values become argparse errors (usage + message, exit status 2).
+class UsageError(Exception):
+    """A mistake in the command line: one line ``jaxinit: error: ...``, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors raised as :class:`UsageError` (one line, no usage block)."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# Option types: bad values become argparse errors (one line, exit status 2).
 def positive_int(text: str) -> int:
     """An ``int >= 1`` (for sizes and counts)."""
     try:
@@ -51,81 +78,160 @@ def name_list(text: str) -> tuple[str, ...]:
     return names
 
 
-def _list(args: argparse.Namespace) -> int:
+def names_or_error(option: str, names: Sequence[str]) -> None:
+    """Every name must be one the registry knows (its error lists close matches)."""
+    from jaxinit.initializers import get
+
+    for name in names:
+        try:
+            get(name)
+        except ValueError as e:
+            raise UsageError(f"{option} {name!r}: {str(e).removeprefix('jaxinit.get: ')}") from None
+
+
+def activations_or_error(option: str, names: Sequence[str]) -> None:
+    from jaxinit.study import ACTIVATIONS
+
+    bad = [n for n in names if n not in ACTIVATIONS]
+    if bad:
+        raise UsageError(
+            f"{option} {bad[0]!r} is not an activation; allowed: {', '.join(ACTIVATIONS)}"
+        )
+
+
+def extras_or_error(command: str, modules: Sequence[tuple[str, str]]) -> None:
+    """Each (module, why) must import; else name the extra that installs it."""
+    import importlib
+
+    for module, why in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            package = {"sklearn": "scikit-learn"}.get(module, module)
+            raise UsageError(
+                f"{command} needs {package} ({why}): pip install 'jaxinit[experiments]'"
+            ) from None
+
+
+def writable_dir_or_error(option: str, path: str) -> None:
+    """``path`` must be a directory that can be written, or one that can be made: checked
+    by writing a probe file in it (or in the nearest existing folder above it)."""
+    path = os.path.abspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"{option} {path!r} exists and is not a directory")
+    probe = path
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise UsageError(f"{option} {path!r} cannot be made: {probe!r} is not a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=probe, prefix=".jaxinit-write-test-")
+        os.close(fd)
+        os.remove(tmp)
+    except OSError as e:
+        raise UsageError(f"{option} {path!r} is not writable ({e.strerror or e})") from None
+
+
+# --------------------------------------------------------------------------- list
+
+
+def _list(args: argparse.Namespace, interrupt: Interrupt) -> int:
     from jaxinit.initializers import schemes
 
     families = sorted({s.family for s in schemes()})
     if args.family is not None and args.family not in families:
-        print(
-            f"jaxinit list: error: --family {args.family!r} is not a family; allowed:"
-            f" {', '.join(families)}",
-            file=sys.stderr,
+        raise UsageError(
+            f"--family {args.family!r} is not a family; allowed: {', '.join(families)}"
         )
-        return 2
-    rows = [("name", "distribution", "variance", "suits", "aliases")]
+    rows = []
     for s in schemes():
         if args.family and s.family != args.family:
             continue
-        rows.append(
-            (
-                s.name,
-                s.distribution,
-                s.variance,
-                ", ".join(s.activations) or "-",
-                ", ".join(s.aliases) or "-",
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for i, r in enumerate(rows):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
-        if i == 0:
-            print("  ".join("-" * w for w in widths) + "  " + "-" * 7)
+        rows.append((s.name, s.distribution, s.variance, ", ".join(s.activations) or "-",
+                     ", ".join(s.aliases) or "-"))  # fmt: skip
+    print(table(("name", "distribution", "variance", "suits", "aliases"), rows))
     return 0
 
 
 def add_list(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="table of every scheme: formula and suggested activations")
+    p = sub.add_parser(
+        "list",
+        help="table of every scheme: formula and suggested activations",
+        description="Every registered initializer scheme: its distribution, variance,"
+        " the activations it suits and its aliases (the table fits the terminal width, or"
+        " $COLUMNS).",
+    )
     p.add_argument("--family", help="only this family (constant, random, variance_scaling, ...)")
     p.set_defaults(func=_list)
 
 
 # --------------------------------------------------------------------------- compare
 
-# What --quick sets, unless the option is given explicitly.
-QUICK = {"seeds": 2, "steps": 100, "depth": 3, "width": 32}
+# What --quick sets, unless the option is given explicitly. The target is one that good
+# schemes reach within the quick budget (the main job's 0.1 is not reached in 100 steps).
+QUICK = {"seeds": 2, "steps": 100, "depth": 3, "width": 32, "target": 0.5}
+DATASET_NEEDS = {
+    "digits": [("sklearn", "the digits data set")],
+    "mnist1d": [("mnist1d", "the MNIST-1D data set")],
+}
 
 
-def _compare(args: argparse.Namespace) -> int:
-    from jaxinit.cli import compare as study
+def compare_config(args: argparse.Namespace) -> Any:
+    """The :class:`CompareConfig` of the command line, every option checked (names, numbers,
+    the output folder, the extras it needs) before any computation."""
+    from jaxinit.cli import compare
 
-    d = study.CompareConfig()
+    d = compare.CompareConfig()
     sizes: dict[str, Any] = {
         k: getattr(args, k) if getattr(args, k) is not None else
         (QUICK[k] if args.quick else getattr(d, k))
         for k in QUICK
     }  # fmt: skip
-    cfg = study.CompareConfig(
-        inits=args.inits if args.inits is not None else study.CompareConfig.inits,
-        activations=args.activation, dataset=args.dataset, optimizer=args.optimizer,
-        lr=args.lr, lrs=_parse_lrs(args.lrs), batch_size=args.batch_size, target=args.target,
-        reference=args.reference,
-        **sizes, **({"out": args.out} if args.out else {}),
+    inits = args.inits if args.inits is not None else compare.CompareConfig.inits
+    names_or_error("--inits", inits)
+    activations_or_error("--activation", args.activation)
+    if args.reference is not None and args.reference not in inits:
+        raise UsageError(
+            f"--reference {args.reference!r} is not one of the compared --inits"
+            f" ({', '.join(inits)})"
+        )
+    lrs = _parse_lrs(args.lrs)
+    out = args.out or d.out
+    writable_dir_or_error("--out", out)
+    extras_or_error(
+        "jaxinit compare", [("matplotlib", "its figures"), *DATASET_NEEDS.get(args.dataset, [])]
+    )
+    return compare.CompareConfig(
+        inits=inits, activations=args.activation, dataset=args.dataset,
+        optimizer=args.optimizer, lr=args.lr, lrs=lrs, batch_size=args.batch_size,
+        reference=args.reference, out=out, keep_checkpoints=args.keep_checkpoints, **sizes,
     )  # fmt: skip
+
+
+def _compare(args: argparse.Namespace, interrupt: Interrupt | None = None) -> int:
+    from jaxinit.cli import compare
+
+    cfg = compare_config(args)
+    if interrupt is None:
+        interrupt = Interrupt()
+    interrupt.message = (
+        f"jaxinit compare: interrupted; no final outputs written to {cfg.out} (the same"
+        " command resumes from the checkpoints saved so far)"
+    )
     start = time.perf_counter()
-    try:
-        with _compilation_cache(not args.no_compile_cache):
-            summary = study.run_compare(cfg)
-    except KeyboardInterrupt:
-        print(f"\njaxinit compare: interrupted; no final outputs written to {cfg.out}",
-              file=sys.stderr)  # fmt: skip
-        return 130
-    print(study.format_summary(summary))
+    with _compilation_cache(not args.no_compile_cache):
+        summary = compare.run_compare(cfg, interrupt=interrupt)
+    print(compare.format_summary(summary))
     for act, s in summary.get("activations", {}).items():
         if "learning_rates" in s:
             rates = ", ".join(f"{k} {v:g}" for k, v in s["learning_rates"].items())
-            print(f"\n{act}: learning rate of each init, chosen on validation: {rates}")
-    print(f"\nwrote results.csv, summary.json, loss_curves.png, profiles.png to {cfg.out}"
-          f" ({time.perf_counter() - start:.0f} s)")  # fmt: skip
+            print(paragraph(f"\n{act}: learning rate of each init, chosen on validation: {rates}"))
+    kept = f"; checkpoints kept in {', '.join(cfg.activations)}/" if cfg.keep_checkpoints else ""
+    print(paragraph(f"\nwrote {', '.join(compare.OUTPUTS)} to {cfg.out}{kept}"
+                    f" ({time.perf_counter() - start:.0f} s)"))  # fmt: skip
     return 0
 
 
@@ -135,10 +241,11 @@ def _parse_lrs(text: str | None) -> tuple[float, ...]:
     try:
         rates = tuple(float(t) for t in text.split(","))
     except ValueError:
-        raise ValueError(
-            f"jaxinit compare: --lrs must be comma-separated numbers, e.g. 0.003,0.01,0.03;"
-            f" got {text!r}"
+        raise UsageError(
+            f"--lrs must be comma-separated numbers, e.g. 0.003,0.01,0.03; got {text!r}"
         ) from None
+    if not all(math.isfinite(r) and r > 0 for r in rates) or len(set(rates)) != len(rates):
+        raise UsageError(f"--lrs must be distinct positive numbers, got {text!r}")
     return rates
 
 
@@ -147,26 +254,42 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
 
     d = CompareConfig()
     quick = ", ".join(f"{k} {v}" for k, v in QUICK.items())
-    p = sub.add_parser("compare", help="multi-seed convergence comparison of initializers")
+    p = sub.add_parser(
+        "compare",
+        help="multi-seed convergence comparison of initializers",
+        description="Train every initializer x seed on a deep ReLU and a deep tanh MLP (one"
+        " compiled program per activation) and report steps to a target train loss, final"
+        " metrics with 95%% intervals over seeds, and verdicts against a reference named"
+        " before the data. Writes results.csv, summary.json, loss_curves.png and"
+        " profiles.png to --out; the per-activation checkpoints (<out>/<activation>/) are"
+        " removed once the comparison completes unless --keep-checkpoints.",
+    )
     p.add_argument("--inits", type=name_list,
                    help=f"comma-separated registry names (default: {','.join(d.inits)})")  # fmt: skip
     p.add_argument("--activation", type=name_list, default=d.activations,
-                   help=f"comma-separated (default: {','.join(d.activations)})")  # fmt: skip
+                   help=f"comma-separated activations, one MLP each (default: {','.join(d.activations)})")  # fmt: skip
     p.add_argument("--depth", type=positive_int, help=f"hidden layers (default: {d.depth})")
-    p.add_argument("--width", type=positive_int, help=f"default: {d.width}")
-    p.add_argument("--dataset", default=d.dataset, choices=["digits", "mnist1d"])
-    p.add_argument("--optimizer", default=d.optimizer, choices=["sgd", "adam"])
-    p.add_argument("--lr", type=positive_float, default=d.lr)
+    p.add_argument(
+        "--width", type=positive_int, help=f"units per hidden layer (default: {d.width})"
+    )
+    p.add_argument("--dataset", default=d.dataset, choices=["digits", "mnist1d"],
+                   help=f"classification data set (default: {d.dataset})")  # fmt: skip
+    p.add_argument("--optimizer", default=d.optimizer, choices=["sgd", "adam"],
+                   help=f"sgd (momentum 0.9) or adam (default: {d.optimizer})")  # fmt: skip
+    p.add_argument("--lr", type=positive_float, default=d.lr,
+                   help=f"learning rate (default: {d.lr}; ignored with --lrs)")  # fmt: skip
     p.add_argument(
         "--lrs",
         help="comma-separated learning rates, e.g. 0.003,0.01,0.03 (sgd) or 1e-4,3e-4,1e-3"
         " (adam): every init at every rate, each compared at its own best rate, chosen on"
         " a validation split of train (overrides --lr)",
     )
-    p.add_argument("--seeds", type=positive_int, help=f"default: {d.seeds}")
-    p.add_argument("--steps", type=positive_int, help=f"default: {d.steps}")
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--target", type=positive_float, default=d.target, help="train loss to reach")
+    p.add_argument("--seeds", type=positive_int, help=f"seeds per init (default: {d.seeds})")
+    p.add_argument("--steps", type=positive_int, help=f"training steps (default: {d.steps})")
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
+                   help=f"examples per step (default: {d.batch_size})")  # fmt: skip
+    p.add_argument("--target", type=positive_float,
+                   help=f"train loss to reach (default: {d.target}; {QUICK['target']} with --quick)")  # fmt: skip
     p.add_argument(
         "--reference",
         metavar="NAME",
@@ -176,6 +299,13 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output directory (default: runs/compare-<time>)")
     p.add_argument("--quick", action="store_true",
                    help=f"tiny sizes for a smoke test ({quick}); explicit options win")  # fmt: skip
+    p.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep <out>/<activation>/ (each study's checkpoint and its own results.csv)"
+        " after the comparison completes (default: removed; an interrupted run keeps them,"
+        " and the same command resumes from them)",
+    )
     p.add_argument(
         "--no-compile-cache",
         action="store_true",
@@ -187,8 +317,38 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
 
 # --------------------------------------------------------------------------- propagate
 
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff", ".webp")
 
-def _propagate(args: argparse.Namespace) -> int:
+
+def plot_path(plot: str | None, activation: str) -> str:
+    """The file ``propagate --plot`` writes: a path with an image suffix as given; an
+    existing directory (or a path ending in a separator) gets ``propagate_<activation>.png``
+    inside it; any other path gets ``.png`` appended. Its folder must be writable."""
+    name = f"propagate_{activation}.png"
+    if plot is None:
+        path = name
+    elif os.path.isdir(plot) or plot.endswith(("/", os.sep)):
+        path = os.path.join(plot, name)
+    elif plot.lower().endswith(IMAGE_SUFFIXES):
+        path = plot
+    else:
+        path = plot + ".png"
+    if os.path.isdir(path):
+        raise UsageError(f"--plot {path!r} is a directory")
+    writable_dir_or_error("--plot", os.path.dirname(os.path.abspath(path)))
+    return path
+
+
+def _propagate(args: argparse.Namespace, interrupt: Interrupt | None = None) -> int:
+    names_or_error("--inits", args.inits)
+    activations_or_error("--activation", (args.activation,))
+    path = plot_path(getattr(args, "plot", None), args.activation)
+    extras_or_error("jaxinit propagate", [("matplotlib", "its figure")])
+    if interrupt is not None:
+        interrupt.message = "jaxinit propagate: interrupted; nothing written"
+
+    import pandas as pd
+
     from jaxinit.theory import (
         plot_variance_by_depth,
         predict_propagation,
@@ -196,11 +356,21 @@ def _propagate(args: argparse.Namespace) -> int:
         propagation_table,
     )
 
-    df = propagate(
-        args.activation, args.inits.split(","), depth=args.depth, width=args.width,
-        seeds=args.seeds, batch_size=args.batch_size,
-    )  # fmt: skip
-    table = propagation_table(df)
+    frames, weight_variance = [], {}
+    for i, name in enumerate(args.inits):  # one init at a time: the same numbers, and progress
+        start = time.perf_counter()
+        print(f"jaxinit propagate: [{i + 1}/{len(args.inits)}] {name} ...", end="",
+              file=sys.stderr, flush=True)  # fmt: skip
+        part = propagate(
+            args.activation, [name], depth=args.depth, width=args.width, seeds=args.seeds,
+            batch_size=args.batch_size,
+        )  # fmt: skip
+        print(f" {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+        frames.append(part)
+        weight_variance.update(part.attrs["weight_variance"])
+    df = pd.concat(frames, ignore_index=True)
+    df.attrs["weight_variance"] = weight_variance
+    tab = propagation_table(df)
     columns = {
         "pre_activation.second_moment": "q",
         "activation.variance": "act var",
@@ -209,50 +379,129 @@ def _propagate(args: argparse.Namespace) -> int:
         "gradient.second_moment": "grad",
         "jacobian.sv_mean": "J sv mean",
     }
-    for label, sw2 in df.attrs["weight_variance"].items():
-        t = table.loc[label][[c for c in columns if c in table.columns]].rename(columns=columns)
+    for label, sw2 in weight_variance.items():
+        t = tab.loc[label][[c for c in columns if c in tab.columns]].rename(columns=columns)
         theory = predict_propagation(args.activation, sw2, depth=args.depth)
         t.insert(1, "q (mean field)", theory.q)
         t.insert(len(t.columns) - ("J sv mean" in t.columns), "grad (mean field)", theory.gradient)
-        print(f"\n{label}: {args.activation} MLP, {args.depth} x {args.width}, "
-              f"sigma_w^2 = {sw2:.3f}, {args.seeds} seeds (means)")  # fmt: skip
-        print(t.to_string(float_format=lambda v: f"{v:.3g}"))
-    path = args.plot or f"propagate_{args.activation}.png"
+        print(paragraph(f"\n{label}: {args.activation} MLP, {args.depth} x {args.width},"
+                        f" sigma_w^2 = {sw2:.3f}, {args.seeds} seeds (means)"))  # fmt: skip
+        rows = [(str(i), *t.loc[i].tolist()) for i in t.index]
+        print(table((str(t.index.name or "layer"), *map(str, t.columns)), rows))
     title = f"{args.activation} MLP, width {args.width}, {args.seeds} seeds (band: min-max)"
-    plot_variance_by_depth(df, path, title=title)
+    _atomic_figure(lambda tmp: plot_variance_by_depth(df, tmp, title=title), path, interrupt)
     print(f"\nwrote {path}")
     return 0
+
+
+def _atomic_figure(draw: Any, path: str, interrupt: Interrupt | None) -> None:
+    """``draw(tmp)`` to a temporary file beside ``path``, then renamed to ``path``."""
+    folder, base = os.path.split(os.path.abspath(path))
+    stem, ext = os.path.splitext(base)
+    tmp = os.path.join(folder, f".{stem}.partial{ext}")
+    if interrupt is not None:
+        interrupt.on_exit(lambda: os.path.exists(tmp) and os.remove(tmp))
+    try:
+        draw(tmp)
+        with interrupt.deferred() if interrupt is not None else contextlib.nullcontext():
+            os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def depth_at_least_2(text: str) -> int:
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be >= 2, got {value}")
+    return value
 
 
 def add_propagate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "propagate",
         help="per-layer signal statistics at init, measured and mean-field, per initializer",
+        description="Per-layer statistics of a deep MLP at initialization (second moment of"
+        " the pre-activations, activation variance, saturated and dead units, gradient"
+        " second moment, Jacobian singular values), measured over seeds and predicted by"
+        " mean-field theory, one table per initializer, and a figure of them by depth.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--activation", default="tanh", help="activation of every hidden layer")
-    p.add_argument("--inits", default="glorot_normal,he_normal,lecun_normal,orthogonal",
-                   help="comma-separated registry names")  # fmt: skip
-    p.add_argument("--depth", type=positive_int, default=20, help="Dense layers")
+    p.add_argument("--inits", type=name_list, default="glorot_normal,he_normal,lecun_normal,orthogonal",
+                   metavar="NAMES", help="comma-separated registry names")  # fmt: skip
+    p.add_argument("--depth", type=depth_at_least_2, default=20, help="Dense layers (>= 2)")
     p.add_argument("--width", type=positive_int, default=256, help="units per layer")
     p.add_argument("--seeds", type=positive_int, default=8, help="initializations per scheme")
     p.add_argument("--batch-size", type=positive_int, default=256, help="standard-normal inputs")
-    p.add_argument("--plot", help="figure path (default: propagate_<activation>.png)")
+    p.add_argument(
+        "--plot",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="the figure: a file (png, pdf, svg, ...; other names get .png), or a directory"
+        " to hold propagate_<activation>.png (default: propagate_<activation>.png here)",
+    )
     p.set_defaults(func=_propagate)
 
 
 SUBCOMMANDS = [add_list, add_compare, add_propagate]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="jaxinit", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def parser() -> argparse.ArgumentParser:
+    """The ``jaxinit`` argument parser (errors raise :class:`UsageError`)."""
+    p = _Parser(prog="jaxinit", description=DESCRIPTION, epilog=EPILOG)
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of an error (may be given anywhere on the line)")  # fmt: skip
+    sub = p.add_subparsers(dest="command", required=True, metavar="{list,compare,propagate}")
     for add in SUBCOMMANDS:
         add(sub)
-    args = parser.parse_args(argv)
-    with process_settings():
-        return args.func(args)
+    return p
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``jaxinit`` command and return its exit status.
+
+    Args:
+      argv: the arguments after ``jaxinit``; default the process's own (then an
+        interrupted command ends the process at once, with no interpreter teardown).
+
+    Returns:
+      0 on success; 2 for a mistake in the command, reported as one line
+      ``jaxinit: error: ...`` on stderr before any computation (the traceback only with
+      ``--debug``); 130 when interrupted with Ctrl-C.
+    """
+    command_line = argv is None
+    words = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in words
+    words = [w for w in words if w != "--debug"]
+    with sigint() as interrupt:
+        try:
+            args = parser().parse_args(words)
+            with process_settings():
+                return args.func(args, interrupt)
+        except UsageError as e:
+            if debug:
+                raise
+            _error(str(e))
+            return 2
+        except BrokenPipeError:  # the reader went away (``jaxinit list | head``): not an error
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        except KeyboardInterrupt:
+            if command_line:
+                interrupt.exit_now()
+            print(f"\n{interrupt.message}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except Exception as e:
+            if debug:
+                raise
+            if isinstance(e, ValueError):  # the library refused an input
+                _error(str(e))
+                return 2
+            _error(f"{type(e).__name__}: {e} (rerun with --debug for the traceback)")
+            return 1
+
+
+def _error(message: str) -> None:
+    print("jaxinit: error: " + " ".join(message.split()), file=sys.stderr)
