@@ -222,6 +222,9 @@ def _compare(args: argparse.Namespace, interrupt: Interrupt | None = None) -> in
         " command resumes from the checkpoints saved so far)"
     )
     start = time.perf_counter()
+    print(paragraph(f"jaxinit compare: {len(cfg.inits)} inits x {cfg.seeds} seeds, {cfg.depth} x"
+                    f" {cfg.width} MLP ({', '.join(cfg.activations)}) on {cfg.dataset},"
+                    f" {cfg.steps} steps; outputs to {cfg.out}"), file=sys.stderr, flush=True)  # fmt: skip
     with _compilation_cache(not args.no_compile_cache):
         summary = compare.run_compare(cfg, interrupt=interrupt)
     print(compare.format_summary(summary))

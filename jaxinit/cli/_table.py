@@ -64,5 +64,5 @@ def paragraph(text: str, width: int | None = None, indent: str = "") -> str:
     blank lines kept)."""
     body = text.lstrip("\n")
     wrapped = textwrap.fill(body, terminal_width(width), subsequent_indent=indent,
-                            break_on_hyphens=False)  # fmt: skip
+                            break_on_hyphens=False, break_long_words=False)  # fmt: skip
     return text[: len(text) - len(body)] + wrapped
