@@ -201,7 +201,8 @@ def _check_compare(tmp_path: pathlib.Path, delay: float) -> None:
     assert "jaxinit compare: interrupted; no final outputs written" in err
     assert took < 30
     assert not any((out / name).exists() for name in OUTPUTS)
-    left = [p for p in out.rglob("*") if "partial" in p.name and p.name != "results.partial.csv"]
+    # no temporary file left (results.partial.csv is the study's complete snapshot)
+    left = [p for p in out.rglob("*") if p.name.startswith(".")]
     assert not left, left
 
 

@@ -131,10 +131,16 @@ def run_compare(
     log_every = max(10, cfg.steps // 100 // 10 * 10)
     if interrupt is None:
         interrupt = Interrupt()  # never set: no handler is installed
+    # a study interrupted while it writes a checkpoint leaves its temporary file: remove it
+    interrupt.on_exit(lambda: _remove_temporaries(cfg))
     for act in cfg.activations:
         interrupt.check()
-        table, grid, rates = _run_one(cfg, act, data, log_every, progress, optimizer,
-                                      hparams, validation)  # fmt: skip
+        try:
+            table, grid, rates = _run_one(cfg, act, data, log_every, progress, optimizer,
+                                          hparams, validation)  # fmt: skip
+        except KeyboardInterrupt:
+            _remove_temporaries(cfg)
+            raise
         tables.append(table)
         grids.append(grid)
         summary["activations"][act] = summarize(table, cfg.target, reference=cfg.reference)
@@ -155,6 +161,16 @@ def run_compare(
 
 
 STUDY_FILES = ("results.csv", "results.partial.csv")
+
+
+def _remove_temporaries(cfg: CompareConfig) -> None:
+    """The studies' temporary files (``.tmp-*``, left by an interrupted atomic write)."""
+    for act in cfg.activations:
+        folder = os.path.join(cfg.out, act)
+        for name in os.listdir(folder) if os.path.isdir(folder) else ():
+            if name.startswith(".tmp-"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(folder, name))
 
 
 def _remove_study_folder(folder: str) -> None:
