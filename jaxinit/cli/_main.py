@@ -38,7 +38,7 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors raised as :class:`UsageError` (one line, no usage block)."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
@@ -403,7 +403,12 @@ def _atomic_figure(draw: Any, path: str, interrupt: Interrupt | None) -> None:
     stem, ext = os.path.splitext(base)
     tmp = os.path.join(folder, f".{stem}.partial{ext}")
     if interrupt is not None:
-        interrupt.on_exit(lambda: os.path.exists(tmp) and os.remove(tmp))
+
+        def remove_tmp() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+
+        interrupt.on_exit(remove_tmp)
     try:
         draw(tmp)
         with interrupt.deferred() if interrupt is not None else contextlib.nullcontext():
