@@ -206,6 +206,25 @@ def _check_compare(tmp_path: pathlib.Path, delay: float) -> None:
     assert not left, left
 
 
+def test_an_interrupt_in_jax_gc_callback_is_not_lost():
+    """Python drops an exception raised in a gc callback: the handler does not raise there;
+    the interrupt is remembered and its watchdog is armed (it would end the process)."""
+    import types
+
+    from jaxinit.cli._interrupt import Interrupt
+
+    interrupt = Interrupt()
+    interrupt.gc_grace = 600.0
+    frame = types.SimpleNamespace(f_code=types.SimpleNamespace(co_name="_xla_gc_callback"))
+    try:
+        interrupt.handler(signal.SIGINT, frame)  # no KeyboardInterrupt here
+        assert interrupt.count == 1 and interrupt._timer is not None
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.check()
+    finally:
+        interrupt.disarm()
+
+
 @pytest.mark.parametrize("delay", [0.0, 2.5])
 def test_ctrl_c_ends_propagate(tmp_path, delay):
     _check_propagate(tmp_path, delay)

@@ -1,10 +1,11 @@
 """Ctrl-C for the ``jaxinit`` command (installed by the command, never by a library call).
 
 The first SIGINT raises KeyboardInterrupt in the main thread and is remembered: an
-interrupt that arrives inside a compiled call and is lost there (jax sometimes prints
-"Exception ignored in: _xla_gc_callback" and carries on) is raised again at the next
+interrupt that arrives inside a compiled call and is lost there is raised again at the next
 :meth:`Interrupt.check`, and a watchdog ends the process ``grace`` seconds later if the
-command has not ended by itself. A second SIGINT ends it at once. Either way the exit
+command has not ended by itself. One that arrives inside jax's garbage-collector callback
+(where Python would print "Exception ignored in: _xla_gc_callback" and drop it) is not
+raised there: the watchdog ends the process at once. A second SIGINT ends it at once. Either way the exit
 status is 130 and only the registered clean-ups run: outputs are written atomically
 (a temporary file renamed into place), so nothing is left half-written.
 """
@@ -17,6 +18,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
@@ -29,14 +31,18 @@ class Interrupt:
         self.count = 0
         self.message = message
         self.grace = grace
+        self.gc_grace = 0.2  # seconds before the watchdog ends a process interrupted in gc
         self._defer = False
         self._timer: threading.Timer | None = None
         self._cleanups: list[Callable[[], None]] = []
 
-    def handler(self, signum: int, frame: object) -> None:
+    def handler(self, signum: int, frame: Any) -> None:
         self.count += 1
         if self.count >= 2:  # the user insists
             self.exit_now()
+        if _in_gc_callback(frame):  # an exception there would be printed and lost
+            self._arm(self.gc_grace)
+            return
         self._arm(self.grace)
         if not self._defer:
             raise KeyboardInterrupt
@@ -89,6 +95,12 @@ class Interrupt:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _in_gc_callback(frame: Any) -> bool:
+    """Whether the handler runs inside a garbage-collector callback (jax registers one,
+    ``_xla_gc_callback``): Python prints and drops an exception raised there."""
+    return frame is not None and frame.f_code.co_name == "_xla_gc_callback"
 
 
 @contextlib.contextmanager
