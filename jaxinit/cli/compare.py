@@ -164,13 +164,16 @@ STUDY_FILES = ("results.csv", "results.partial.csv")
 
 
 def _remove_temporaries(cfg: CompareConfig) -> None:
-    """The studies' temporary files (``.tmp-*``, left by an interrupted atomic write)."""
+    """The studies' temporary files (``.tmp-*``, left by an interrupted atomic write), and
+    their folders if nothing else is in them."""
     for act in cfg.activations:
         folder = os.path.join(cfg.out, act)
         for name in os.listdir(folder) if os.path.isdir(folder) else ():
             if name.startswith(".tmp-"):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(os.path.join(folder, name))
+        with contextlib.suppress(OSError):  # a study that had not written anything yet
+            os.rmdir(folder)
 
 
 def _remove_study_folder(folder: str) -> None:
