@@ -41,9 +41,8 @@ Statistics over seeds and tasks (``jaxinit.stats``; also ``jaxinit.study.<name>`
   TimeToTarget, verdicts
 
 Studies (``jaxinit.study``):
-  ACTIVATIONS, CNN1D, CompareConfig, Dataset, digits, format_summary, HostData, json_safe,
-  linear_teacher, load_dataset, MLP, mnist1d, ResNet, run_compare, run_study, shapeset, Study,
-  StudyResult
+  ACTIVATIONS, CNN1D, Dataset, digits, HostData, json_safe, linear_teacher, load_dataset, MLP,
+  mnist1d, ResNet, run_study, shapeset, Study, StudyResult
   Populations with your own training step: evaluate_population, make_population,
   Population, train_population, TrainState; callbacks: Callback, MetricWriter,
   TensorBoardWriter
@@ -53,8 +52,8 @@ Theory (``jaxinit.theory``):
   length_map, mean_field, MeanField, plot_variance_by_depth, predict_propagation, propagate,
   Propagation, propagation_table, q_star
 
-Process-wide settings the command line uses (``jaxinit.cli``):
-  use_cpu_cores
+The command line (``jaxinit.cli``, loaded on first use; the library never imports it):
+  CompareConfig, format_summary, run_compare, use_cpu_cores
 """
 
 from importlib import import_module
@@ -62,7 +61,6 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from jaxinit import initializers, rules
-from jaxinit.cli import use_cpu_cores as use_cpu_cores
 from jaxinit.initializers import Init as Init
 from jaxinit.initializers import Initializer as Initializer
 from jaxinit.initializers import RuleSet as RuleSet
@@ -172,6 +170,10 @@ from jaxinit.rules import torch_default_rules as torch_default_rules
 from jaxinit.rules import vit as vit
 
 if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
+    from jaxinit.cli import CompareConfig as CompareConfig
+    from jaxinit.cli import format_summary as format_summary
+    from jaxinit.cli import run_compare as run_compare
+    from jaxinit.cli import use_cpu_cores as use_cpu_cores
     from jaxinit.stats import Estimate as Estimate
     from jaxinit.stats import Interval as Interval
     from jaxinit.stats import SignFlipTest as SignFlipTest
@@ -201,7 +203,6 @@ if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
     from jaxinit.study import CNN1D as CNN1D
     from jaxinit.study import MLP as MLP
     from jaxinit.study import Callback as Callback
-    from jaxinit.study import CompareConfig as CompareConfig
     from jaxinit.study import Dataset as Dataset
     from jaxinit.study import HostData as HostData
     from jaxinit.study import MetricWriter as MetricWriter
@@ -213,13 +214,11 @@ if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
     from jaxinit.study import TrainState as TrainState
     from jaxinit.study import digits as digits
     from jaxinit.study import evaluate_population as evaluate_population
-    from jaxinit.study import format_summary as format_summary
     from jaxinit.study import json_safe as json_safe
     from jaxinit.study import linear_teacher as linear_teacher
     from jaxinit.study import load_dataset as load_dataset
     from jaxinit.study import make_population as make_population
     from jaxinit.study import mnist1d as mnist1d
-    from jaxinit.study import run_compare as run_compare
     from jaxinit.study import run_study as run_study
     from jaxinit.study import shapeset as shapeset
     from jaxinit.study import train_population as train_population
@@ -265,8 +264,6 @@ _LAZY = {
     "recommended_reference": "jaxinit.stats",
     "stratified_bootstrap": "jaxinit.stats",
     "verdicts": "jaxinit.stats",
-    "CompareConfig": "jaxinit.study",
-    "run_compare": "jaxinit.study",
     "Dataset": "jaxinit.study",
     "HostData": "jaxinit.study",
     "digits": "jaxinit.study",
@@ -293,7 +290,6 @@ _LAZY = {
     "first_crossing": "jaxinit.stats",
     "paired_difference": "jaxinit.stats",
     "time_to_target": "jaxinit.stats",
-    "format_summary": "jaxinit.study",
     "json_safe": "jaxinit.study",
     "CNN1D": "jaxinit.study",
     "MLP": "jaxinit.study",
@@ -313,8 +309,13 @@ _LAZY = {
     "mean_field": "jaxinit.theory",
     "predict_propagation": "jaxinit.theory",
     "q_star": "jaxinit.theory",
+    # the command line's names (the application on top; nothing in the library imports it)
+    "CompareConfig": "jaxinit.cli",
+    "format_summary": "jaxinit.cli",
+    "run_compare": "jaxinit.cli",
+    "use_cpu_cores": "jaxinit.cli",
 }
-_SUBPACKAGES = ("stats", "study", "theory")
+_SUBPACKAGES = ("stats", "study", "theory", "cli")
 
 
 def __getattr__(name: str) -> Any:
@@ -333,4 +334,4 @@ def __dir__() -> list[str]:
 
 # Every public name, grouped by layer in the module docstring: the eager layers' own lists,
 # the lazily loaded names and the CLI's process setting.
-__all__ = sorted({*initializers.__all__, *rules.__all__, *_LAZY, "use_cpu_cores"})
+__all__ = sorted({*initializers.__all__, *rules.__all__, *_LAZY})

@@ -331,7 +331,8 @@ o = ji.orthogonal()(key, (6, 6))
 assert w.shape == (8, 4) and v.shape == (4, 8) and o.shape == (6, 6)
 assert ji.from_config(ji.he_normal(layout="torch").get_config()) == ji.he_normal(layout="torch")
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
-upper = sorted(m for m in sys.modules if m.startswith(("jaxinit.study", "jaxinit.theory")))
+upper = sorted(m for m in sys.modules
+              if m.startswith(("jaxinit.study", "jaxinit.theory", "jaxinit.cli")))
 print("LOADED", loaded, "UPPER", upper)
 """
 
@@ -380,7 +381,10 @@ def test_public_names():
             assert getattr(jaxinit, name) is getattr(sub, name), (sub.__name__, name)
             assert not name.startswith("_")
         union |= set(sub.__all__)
-    assert set(jaxinit.__all__) == union | {"use_cpu_cores"}
+    cli = {"CompareConfig", "format_summary", "run_compare", "use_cpu_cores"}
+    assert set(jaxinit.__all__) == union | cli
+    for name in cli:  # the command line's names, loaded on first use
+        assert getattr(jaxinit, name) is getattr(jaxinit.cli, name), name
     assert set(jaxinit.__all__) <= set(dir(jaxinit))
     documented = set(re.findall(r"\w+", jaxinit.__doc__))
     for name in jaxinit.__all__:

@@ -4,8 +4,8 @@
 population layers (:func:`make_population`, :func:`train_population` with your own step,
 :func:`evaluate_population`; :class:`TrainState`, :class:`Population`), callbacks and
 metric writers (:class:`Callback`, :class:`MetricWriter`, :class:`TensorBoardWriter`), the
-datasets and flax models it trains, ``jaxinit compare`` (:func:`run_compare`), and the aggregate
-statistics, which live in :mod:`jaxinit.stats` (their names stay reachable here as
+datasets and flax models it trains, and the aggregate statistics that ``jaxinit compare``
+(``jaxinit.cli``) reports, which live in :mod:`jaxinit.stats` (their names stay reachable here as
 ``jaxinit.study.<name>``). Builds on :mod:`jaxinit.stats`, :mod:`jaxinit.rules` and
 :mod:`jaxinit.initializers`. Every name here is also ``jaxinit.<name>``.
 """
@@ -35,9 +35,6 @@ from jaxinit.stats import verdicts as verdicts
 from jaxinit.study._callbacks import Callback as Callback
 from jaxinit.study._callbacks import MetricWriter as MetricWriter
 from jaxinit.study._callbacks import TensorBoardWriter as TensorBoardWriter
-from jaxinit.study._compare import CompareConfig as CompareConfig
-from jaxinit.study._compare import format_summary as format_summary
-from jaxinit.study._compare import run_compare as run_compare
 from jaxinit.study._datasets import Dataset as Dataset
 from jaxinit.study._datasets import digits as digits
 from jaxinit.study._datasets import linear_teacher as linear_teacher
@@ -64,7 +61,6 @@ __all__ = [
     "CNN1D",
     "MLP",
     "Callback",
-    "CompareConfig",
     "Dataset",
     "HostData",
     "MetricWriter",
@@ -76,13 +72,11 @@ __all__ = [
     "TrainState",
     "digits",
     "evaluate_population",
-    "format_summary",
     "json_safe",
     "linear_teacher",
     "load_dataset",
     "make_population",
     "mnist1d",
-    "run_compare",
     "run_study",
     "shapeset",
     "train_population",

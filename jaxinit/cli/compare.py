@@ -19,15 +19,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from jaxinit import stats
-from jaxinit.study._io import json_safe
+from jaxinit.cli._interrupt import Interrupt
+from jaxinit.cli._table import cell, paragraph, terminal_width
+from jaxinit.cli._table import table as _fit_table
+from jaxinit.study import json_safe
 
 SEED_DOC_INITS = (
     "zeros", "random_normal", "random_uniform", "glorot_uniform", "glorot_normal",
@@ -60,6 +61,9 @@ class CompareConfig:
     out: str = field(
         default_factory=lambda: os.path.join("runs", time.strftime("compare-%Y%m%d-%H%M%S"))
     )
+    # keep each activation's study folder (<out>/<activation>/: its checkpoint, its own
+    # results.csv) once the comparison completes; by default it is removed then
+    keep_checkpoints: bool = False
 
 
 def _optimizer(name: str, lr: float | None):
@@ -94,13 +98,21 @@ def _study_optimizer(cfg: CompareConfig) -> tuple:
     return _FACTORIES[cfg.optimizer], hparams, cfg.validation
 
 
-def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
+def run_compare(
+    cfg: CompareConfig, progress: bool | None = None, interrupt: Interrupt | None = None
+) -> dict:
     """Run the comparison, write ``results.csv``, ``summary.json``, ``loss_curves.png`` and
-    ``profiles.png`` to ``cfg.out``, and return the summary."""
+    ``profiles.png`` to ``cfg.out``, and return the summary.
+
+    Each activation's study checkpoints to ``<out>/<activation>/``, so the same call after
+    an interruption resumes; once the four outputs are written (atomically, all or none)
+    those folders are removed unless ``cfg.keep_checkpoints``. No signal handler is
+    installed here: the command passes its ``interrupt`` (Ctrl-C) to check between steps.
+    """
     import pandas as pd
 
     from jaxinit.initializers import scheme
-    from jaxinit.study._datasets import load_dataset
+    from jaxinit.study import load_dataset
 
     for name in cfg.inits:
         scheme(name)  # unknown names fail before any work, with close matches
@@ -116,28 +128,38 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
     os.makedirs(cfg.out, exist_ok=True)
     tables, grids, summary = [], [], {"config": asdict(cfg), "activations": {}}
     log_every = max(10, cfg.steps // 100 // 10 * 10)
+    if interrupt is None:
+        interrupt = Interrupt()  # never set: no handler is installed
+    # a study interrupted while it writes a checkpoint leaves its temporary file: remove it
+    interrupt.on_exit(lambda: _remove_temporaries(cfg))
     alphas = _report_alphas(cfg)
     summary["error_rate"] = alphas
-    with _sigint() as interrupt:
-        for act in cfg.activations:
-            interrupt.check()
+    for act in cfg.activations:
+        interrupt.check()
+        try:
             table, grid, rates = _run_one(cfg, act, data, log_every, progress, optimizer,
                                           hparams, validation)  # fmt: skip
-            tables.append(table)
-            grids.append(grid)
-            summary["activations"][act] = summarize(
-                table, cfg.target, alpha=alphas["families"][act], reference=cfg.reference
-            )
-            if rates:
-                summary["activations"][act]["learning_rates"] = rates
-                for init, lr in rates.items():
-                    summary["activations"][act]["inits"][init]["learning_rate"] = lr
-        interrupt.check()
-        table = pd.concat(tables, ignore_index=True)
-        summary["aggregate"] = summarize_aggregate(table, alpha=alphas["families"]["aggregate"])
-        # results.csv: with a rate grid, every rate's rows (learning_rate column); the
-        # summary and the plots use each init's chosen rate
-        _write_outputs(cfg, pd.concat(grids, ignore_index=True), table, summary, interrupt)
+        except KeyboardInterrupt:
+            _remove_temporaries(cfg)
+            raise
+        tables.append(table)
+        grids.append(grid)
+        summary["activations"][act] = summarize(
+            table, cfg.target, alpha=alphas["families"][act], reference=cfg.reference
+        )
+        if rates:
+            summary["activations"][act]["learning_rates"] = rates
+            for init, lr in rates.items():
+                summary["activations"][act]["inits"][init]["learning_rate"] = lr
+    interrupt.check()
+    table = pd.concat(tables, ignore_index=True)
+    summary["aggregate"] = summarize_aggregate(table, alpha=alphas["families"]["aggregate"])
+    # results.csv: with a rate grid, every rate's rows (learning_rate column); the
+    # summary and the plots use each init's chosen rate
+    _write_outputs(cfg, pd.concat(grids, ignore_index=True), table, summary, interrupt)
+    if not cfg.keep_checkpoints:
+        for act in cfg.activations:
+            _remove_study_folder(os.path.join(cfg.out, act))
     return summary
 
 
@@ -162,11 +184,40 @@ def _report_alphas(cfg: CompareConfig) -> dict:
             "(Bonferroni over the tables)"}  # fmt: skip
 
 
+STUDY_FILES = ("results.csv", "results.partial.csv")
+
+
+def _remove_temporaries(cfg: CompareConfig) -> None:
+    """The studies' temporary files (``.tmp-*``, left by an interrupted atomic write), and
+    their folders if nothing else is in them."""
+    for act in cfg.activations:
+        folder = os.path.join(cfg.out, act)
+        for name in os.listdir(folder) if os.path.isdir(folder) else ():
+            if name.startswith(".tmp-"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(folder, name))
+        with contextlib.suppress(OSError):  # a study that had not written anything yet
+            os.rmdir(folder)
+
+
+def _remove_study_folder(folder: str) -> None:
+    """Remove what :func:`run_study` wrote to ``folder`` (checkpoints, its results.csv,
+    temporary files), and the folder if nothing else is in it."""
+    if not os.path.isdir(folder):
+        return
+    for name in os.listdir(folder):
+        ours = name in STUDY_FILES or name.startswith(".tmp-")
+        if ours or (name.startswith("checkpoint-") and name.endswith(".npz")):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(folder, name))
+    with contextlib.suppress(OSError):
+        os.rmdir(folder)
+
+
 def _run_one(cfg: CompareConfig, act: str, data, log_every: int, progress, optimizer,
              hparams, validation):  # fmt: skip
     """One activation's study: (table at each init's rate, every rate's rows, the rates)."""
-    from jaxinit.study._models import MLP
-    from jaxinit.study._study import Study, run_study
+    from jaxinit.study import MLP, Study, run_study
 
     study = Study(
         model=MLP((cfg.width,) * cfg.depth + (data.num_classes,), act),
@@ -197,6 +248,12 @@ def _write_outputs(cfg: CompareConfig, full, table, summary: dict, interrupt) ->
         stem, ext = os.path.splitext(name)
         return os.path.join(cfg.out, f".{stem}.partial{ext}")
 
+    def remove_partials() -> None:
+        for name in OUTPUTS:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(partial(name))
+
+    interrupt.on_exit(remove_partials)  # also when Ctrl-C ends the process at once
     try:
         full.to_csv(partial("results.csv"), index=False)
         with open(partial("summary.json"), "w") as f:
@@ -208,54 +265,7 @@ def _write_outputs(cfg: CompareConfig, full, table, summary: dict, interrupt) ->
             for name in OUTPUTS:
                 os.replace(partial(name), os.path.join(cfg.out, name))
     finally:
-        for name in OUTPUTS:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(partial(name))
-
-
-class _Interrupt:
-    """Ctrl-C during a comparison. The first SIGINT raises KeyboardInterrupt and is
-    remembered: an interrupt that arrives inside a compiled call and is lost there is
-    raised again at the next boundary (:meth:`check`). A second SIGINT ends the process at
-    once. While :meth:`deferred`, a SIGINT is only remembered."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._defer = False
-
-    def handler(self, signum: int, frame: object) -> None:
-        self.count += 1
-        if self.count >= 2:  # the user insists: default action, no cleanup
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGINT)
-            return
-        if not self._defer:
-            raise KeyboardInterrupt
-
-    def check(self) -> None:
-        if self.count:
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def deferred(self):
-        self._defer = True
-        try:
-            yield
-        finally:
-            self._defer = False
-
-
-@contextlib.contextmanager
-def _sigint():
-    interrupt = _Interrupt()
-    if threading.current_thread() is not threading.main_thread():
-        yield interrupt  # signal handlers can only be set from the main thread
-        return
-    previous = signal.signal(signal.SIGINT, interrupt.handler)
-    try:
-        yield interrupt
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        remove_partials()
 
 
 def _final(t, metric: str):
@@ -376,19 +386,30 @@ def summarize_aggregate(table, alpha: float = 0.05, taus=None) -> dict:
     }
 
 
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for i, r in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return lines
+def _table(rows: list[tuple[str, ...]], width: int | None = None) -> list[str]:
+    """A header row and its rows as lines at most ``width`` wide (NaN shown as "—")."""
+    return _fit_table(rows[0], rows[1:], width).splitlines()
 
 
-def format_summary(summary: dict) -> str:
+def _wrap(lines: list[str], width: int | None) -> str:
+    """The report's lines, those longer than ``width`` (its prose) wrapped to it."""
+    width = terminal_width(width)
+    out = []
+    for line in "\n".join(lines).split("\n"):
+        out.append(line if len(line) <= width else paragraph(line, width, indent="  "))
+    return "\n".join(out)
+
+
+def _steps_cell(t) -> str:
+    """Steps to target: "not reached" alone when no seed reached it."""
+    return "not reached" if t.fraction == 0 else cell(t)
+
+
+def format_summary(summary: dict, width: int | None = None) -> str:
     """The text report of a :func:`run_compare` summary: per activation, a table of steps to
-    target, final metrics with their intervals and verdicts; then the aggregates."""
+    target, final metrics with their intervals and verdicts; then the aggregates. Lines are
+    at most ``width`` characters (default: the terminal's, or ``COLUMNS``); a value that is
+    not a number reads "—"."""
     lines = []
     for act, s in summary.get("activations", {}).items():
         lines.append(f"\n{act}: steps to train loss ≤ {s['target']} and final metrics "
@@ -406,18 +427,18 @@ def format_summary(summary: dict) -> str:
             d = r.get("test_loss_minus_reference")
             diff = f"{d['diff']:+.3g} [{d['lo']:+.3g}, {d['hi']:+.3g}]" if d else ""
             p = f"{d['p_holm']:.2g}" if d and np.isfinite(d["p_holm"]) else ""
-            rows.append((init, str(t), str(est["train_loss"]), str(est["test_loss"]),
+            rows.append((init, _steps_cell(t), str(est["train_loss"]), str(est["test_loss"]),
                          str(est["test_accuracy"]), diff, p, verdict))  # fmt: skip
         keep = [i for i, h in enumerate(header) if h]  # no reference: no difference columns
-        lines += _table([tuple(r[i] for i in keep) for r in rows])
+        lines += _table([tuple(r[i] for i in keep) for r in rows], width)
         lines.append(f"verdicts: {s['procedure']}")
         if not s.get("reachable", True):
             lines.append(_unreachable(s))
     if "aggregate" in summary:
-        lines += format_aggregate(summary["aggregate"])
+        lines += format_aggregate(summary["aggregate"], width)
     if "error_rate" in summary:
         lines.append(f"\nerror rate: {summary['error_rate']['procedure']}")
-    return "\n".join(lines)
+    return _wrap(lines, width)
 
 
 def _unreachable(s: dict) -> str:
@@ -431,7 +452,7 @@ def _unreachable(s: dict) -> str:
     )
 
 
-def format_aggregate(agg: dict) -> list[str]:
+def format_aggregate(agg: dict, width: int | None = None) -> list[str]:
     """The aggregate section of the report: metrics, probability of improvement, verdicts."""
     tasks = ", ".join(agg["tasks"])
     runs = sorted(set(agg["runs_per_task"].values()))
@@ -443,7 +464,7 @@ def format_aggregate(agg: dict) -> list[str]:
     for init, m in agg["metrics"].items():
         cells = [str(stats.Interval(**m[k])) for k in ("mean", "median", "iqm", "optimality_gap")]
         rows.append((init, *cells, agg["verdict"][init]))
-    lines += _table(rows)
+    lines += _table(rows, width)
     if not agg.get("reachable", True):
         lines.append(_unreachable(agg))
     names = list(agg["metrics"])
@@ -461,7 +482,7 @@ def format_aggregate(agg: dict) -> list[str]:
             star = "*" if r["lo"] > 0.5 or r["hi"] < 0.5 else ""
             cells.append(f"{r['value']:.2f}{star}")
         rows.append((x, *cells))
-    lines += _table(rows)
+    lines += _table(rows, width)
     lines.append("methods: " + "; ".join(f"{k}: {v}" for k, v in agg["methods"].items()))
     return lines
 
