@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,86 @@ def test_docstring_markup_is_rendered(site: Path) -> None:
         assert not re.search(r":(func|class|meth|mod|data|math):", html), name
         assert "<blockquote>" not in html, name  # a doctest line read as a quote
     assert "<math" in (site / "reference" / "initializers" / "index.html").read_text()
+
+
+_VOID = {
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "source",
+    "wbr",
+}
+_IN_TEXT = {"p", "li", "td", "th", "dd", "dt", "h1", "h2", "h3", "h4", "h5", "h6"}
+
+
+class _Layout(HTMLParser):
+    """Where each inline formula stands (the tags around it) and the page's visible text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.torn: list[str] = []  # inline formulas outside any paragraph, item or cell
+        self.text: list[str] = []
+        self.tables = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.tables += 1
+        if tag == "math" and dict(attrs).get("display") != "block":
+            if not _IN_TEXT & set(self.stack):
+                self.torn.append("/".join(self.stack[-4:]))
+        if tag not in _VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        pass  # <br/>: nothing opened
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.stack:  # close up to the matching tag (HTML may leave some open)
+            while self.stack.pop() != tag:
+                pass
+
+    def handle_data(self, data: str) -> None:
+        if "code" not in self.stack and "pre" not in self.stack:
+            self.text.append(data)
+
+
+def _layout(path: Path) -> _Layout:
+    parser = _Layout()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_formulas_stay_in_their_sentences(site: Path) -> None:
+    """An inline formula renders inside its paragraph (or list item, or table cell): a
+    docstring line that starts with ``:math:`` must not become a block of its own, which
+    ends the paragraph before it and starts a new one after it."""
+    counted = 0
+    for page in sorted(site.rglob("*.html")):
+        layout = _layout(page)
+        assert not layout.torn, f"{page.relative_to(site)}: formulas outside text: {layout.torn}"
+        counted += page.read_text(encoding="utf-8").count("<math")
+    assert counted > 100  # the reference's formulas were rendered, not dropped
+
+
+def test_docstring_tables_are_tables(site: Path) -> None:
+    """A reST simple table in a docstring (``calculate_gain``'s) renders as an HTML table,
+    not as rows of ``=====`` text."""
+    rule = re.compile(r"^\s*={3,}( +={3,})+\s*$", re.M)
+    for page in sorted(site.rglob("*.html")):
+        text = "".join(_layout(page).text)
+        assert not rule.search(text), f"{page.relative_to(site)}: a table left as text"
+    html = (site / "reference" / "initializers" / "index.html").read_text(encoding="utf-8")
+    start = html.index('id="jaxinit.initializers.calculate_gain"')
+    section = html[start : html.index('<div class="doc doc-object', start)]
+    assert "<table>" in section and "<td>leaky_relu</td>" in section
 
 
 def test_cli_page_shows_every_subcommand(site: Path) -> None:
