@@ -9,6 +9,11 @@
   there); the site gets a copy at ``experiments/figures/``, and a page's link to them,
   written relative to the page's own place in the repository (``../../experiments/...``
   from ``docs/guide/``, as GitHub shows it), is pointed at that copy.
+- The notebooks (``notebooks/*.ipynb``) join the site's files here; mkdocs-jupyter (mkdocs.yml)
+  makes them pages, and a page's link to one is rewritten as the figures' are. nbconvert's page template loads MathJax and mermaid from a CDN when a
+  notebook has formulas or diagrams; ours have neither, and the site fetches nothing, so
+  those two scripts are taken out of the notebook pages (a notebook that needs them later
+  would need a local copy of the script).
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = "experiments/figures"
+NOTEBOOKS = "notebooks"
 MARKER = "<!-- jaxinit-cli-help -->"
 README = "<!-- jaxinit-readme -->"
 
@@ -48,17 +55,52 @@ def _cli_help() -> str:
     return "\n".join(parts)
 
 
+# before mkdocs-jupyter's on_files (default priority 0), which turns the notebooks added
+# here into pages
+@event_priority(50)
 def on_files(files: Files, *, config: Any) -> Files:
-    for path in sorted((ROOT / FIGURES).glob("*.png")):
+    paths = [*sorted((ROOT / FIGURES).glob("*.png")), *sorted((ROOT / NOTEBOOKS).glob("*.ipynb"))]
+    for path in paths:
         files.append(
             File(
-                f"{FIGURES}/{path.name}",
+                path.relative_to(ROOT).as_posix(),
                 src_dir=str(ROOT),
                 dest_dir=config["site_dir"],
                 use_directory_urls=config["use_directory_urls"],
             )
         )
     return files
+
+
+_CDN_SCRIPTS = re.compile(
+    r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->"
+    r"|<script type=\"module\">(?:(?!</script>).)*?jp-Mermaid.*?</script>",
+    re.S,
+)
+
+
+def on_page_content(html: str, *, page: Any, **kwargs: Any) -> str:
+    """A notebook's page starts with a link to its ``.ipynb`` (mkdocs-jupyter's
+    ``include_source`` puts the file beside the page)."""
+    if not page.file.src_uri.endswith(".ipynb"):
+        return html
+    name = page.file.src_uri.rsplit("/", 1)[-1]
+    link = (
+        f'<p class="jaxinit-notebook-source">As committed, outputs included (not run by this'
+        f' site\'s build). <a href="{name}" download>Download {name}</a> to run it.</p>'
+    )
+    return link + html
+
+
+def on_post_page(html: str, *, page: Any, **kwargs: Any) -> str:
+    if page.file.src_uri.endswith(".ipynb"):
+        html, found = _CDN_SCRIPTS.subn("", html)
+        if found != 2:
+            raise RuntimeError(
+                f"docs/hooks.py: expected nbconvert's MathJax and mermaid scripts in"
+                f" {page.file.src_uri}, found {found}: has the template changed?"
+            )
+    return html
 
 
 def on_page_markdown(markdown: str, *, page: Any, **kwargs: Any) -> str:
@@ -69,5 +111,10 @@ def on_page_markdown(markdown: str, *, page: Any, **kwargs: Any) -> str:
         markdown = markdown.replace(README, readme)
     # from docs/<dir>/page.md the repository's experiments/figures is ../../experiments/...;
     # in the site the copy is at <site>/experiments/figures, one level less deep
+    # (and the notebooks likewise)
     depth = page.file.src_uri.count("/")
-    return markdown.replace("../" * (depth + 1) + FIGURES + "/", "../" * depth + FIGURES + "/")
+    for folder in (FIGURES, NOTEBOOKS):
+        markdown = markdown.replace(
+            "../" * (depth + 1) + folder + "/", "../" * depth + folder + "/"
+        )
+    return markdown

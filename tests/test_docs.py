@@ -59,6 +59,8 @@ def test_every_page_is_in_the_nav() -> None:
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
     in_nav = _nav_files(config["nav"])
     pages = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
+    # docs/hooks.py adds the notebooks (notebooks/*.ipynb) to the site's pages
+    pages |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "notebooks").glob("*.ipynb")}
     assert pages - in_nav == set(), "pages missing from mkdocs.yml's nav"
     assert in_nav - pages == set(), "nav entries without a page"
 
@@ -169,10 +171,33 @@ def test_cli_page_shows_every_subcommand(site: Path) -> None:
 
 
 def test_site_fetches_nothing_at_view_time(site: Path) -> None:
-    """No web fonts or scripts from a CDN: the site works where it is built, offline."""
-    html = (site / "index.html").read_text()
-    assert "fonts.googleapis.com" not in html
-    assert not re.search(r'<script[^>]+src="https?://', html)
+    """No web fonts or scripts from a CDN: the site works where it is built, offline (the
+    notebook pages included: nbconvert's template imports MathJax and mermaid from one)."""
+    for page in sorted(site.rglob("*.html")):
+        html = page.read_text(encoding="utf-8")
+        assert "fonts.googleapis.com" not in html, page
+        assert not re.search(r'<script[^>]+src="(https?://|")', html), page
+        assert not re.search(r'import\("https?://', html), page
+
+
+def test_notebooks_are_on_the_site_with_their_outputs(site: Path) -> None:
+    """Each notebook is a page showing its committed outputs (the build does not run them):
+    its figures as images, its printed tables; the Notebooks page links each one."""
+    import nbformat
+
+    guide = (site / "guide" / "notebooks" / "index.html").read_text(encoding="utf-8")
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+        figures = sum("image/png" in o.get("data", {}) for o in outputs)
+        page = site / "notebooks" / path.stem / "index.html"
+        html = page.read_text(encoding="utf-8")
+        assert html.count('src="data:image/png;base64,') == figures, path.name
+        assert len(re.findall(r'class="[^"]*\bjp-OutputArea-output\b', html)) >= len(outputs) > 0, (
+            path.name
+        )
+        assert (page.parent / path.name).read_bytes() == path.read_bytes()  # the download
+        assert f'href="../../notebooks/{path.stem}/"' in guide, path.name
 
 
 def _readme_blocks(kind: str) -> list[str]:
