@@ -9,6 +9,12 @@
   there); the site gets a copy at ``experiments/figures/``, and a page's link to them,
   written relative to the page's own place in the repository (``../../experiments/...``
   from ``docs/guide/``, as GitHub shows it), is pointed at that copy.
+- ``<!-- jaxinit-summary jaxinit.<subpackage> ... -->`` (docs/reference/*.md) becomes the
+  page's summary by topic, as optax's reference has: one table per topic, a row per public
+  name with the first sentence of its docstring. The page lists the names under each topic;
+  a name that is not public is an error, and tests/test_docs.py checks that every public
+  name has its row. ``<!-- jaxinit-cli-summary -->`` is the same table for the command's
+  subcommands, their help taken from ``jaxinit --help``.
 - The notebooks (``notebooks/*.ipynb``) join the site's files here; mkdocs-jupyter (mkdocs.yml)
   makes them pages, and a page's link to one is rewritten as the figures' are. nbconvert's page template loads MathJax and mermaid from a CDN when a
   notebook has formulas or diagrams; ours have neither, and the site fetches nothing, so
@@ -19,6 +25,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import io
 import re
 from pathlib import Path
@@ -32,6 +40,8 @@ FIGURES = "experiments/figures"
 NOTEBOOKS = "notebooks"
 MARKER = "<!-- jaxinit-cli-help -->"
 README = "<!-- jaxinit-readme -->"
+SUMMARY = re.compile(r"<!-- jaxinit-summary (jaxinit\.\w+)\n(.*?)-->", re.S)
+CLI_SUMMARY = "<!-- jaxinit-cli-summary -->"
 
 
 def _help(argv: list[str]) -> str:
@@ -53,6 +63,76 @@ def _cli_help() -> str:
     for name in found.group(1).split(","):
         parts += ["", f"## `jaxinit {name}`", "", "```text", _help([name]), "```"]
     return "\n".join(parts)
+
+
+@functools.cache
+def _markdown() -> Any:
+    """docs/_griffe_markdown.py (not importable by name: docs/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        "_griffe_markdown", ROOT / "docs" / "_griffe_markdown.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@functools.cache
+def _griffe(package: str) -> Any:
+    import griffe
+
+    return griffe.load(package, search_paths=[str(ROOT)], resolve_aliases=False)
+
+
+def _first_paragraph(package: str, name: str) -> str:
+    """The first paragraph of ``package.name``'s docstring as one line of Markdown, read as
+    mkdocstrings reads it (griffe: an assigned value's docstring is the string after it)."""
+    docstring = _griffe(package)[name].docstring
+    if docstring is None:
+        raise RuntimeError(f"docs/hooks.py: {package}.{name} has no docstring for the summary")
+    first = " ".join(docstring.value.strip().split("\n\n")[0].split())
+    # its first sentence (a full stop before a capital; "et al. 2020" is not one)
+    first = re.split(r"(?<=[\w)`'\"])\. (?=[A-Z])", first, maxsplit=1)[0].removesuffix(".") + "."
+    return _markdown()._to_markdown(first).replace("|", "\\|")
+
+
+def _table(rows: list[tuple[str, str]]) -> list[str]:
+    return ["| name | what it is |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows), ""]
+
+
+def _summary(match: re.Match[str]) -> str:
+    package = match.group(1)
+    public = set(importlib.import_module(package).__all__)
+    parts: list[str] = []
+    for line in match.group(2).strip().splitlines():
+        topic, _, names = line.partition(":")
+        unknown = [n for n in names.split() if n not in public]
+        if unknown:
+            raise RuntimeError(f"docs/hooks.py: not public in {package}: {unknown} ({topic})")
+        rows = [(f"[`{n}`][{package}.{n}]", _first_paragraph(package, n)) for n in names.split()]
+        parts += [f"**{topic.strip()}**", "", *_table(rows)]
+    # md_in_html: the class lets docs/stylesheets/extra.css keep the names on one line
+    return "\n".join(['<div class="jaxinit-summary" markdown>', "", *parts, "</div>"])
+
+
+def _cli_summary() -> str:
+    top = _help([])
+    found = re.search(r"\{([\w,-]+)\}", top)
+    assert found is not None  # _cli_help says so when it is not
+    commands = found.group(1).split(",")
+    helps: dict[str, list[str]] = {}
+    current = None
+    for line in top.splitlines():
+        words = line.split(maxsplit=1)
+        if words and words[0] in commands and line.startswith("    ") and len(words) == 2:
+            current = words[0]
+            helps[current] = [words[1]]
+        elif current and line.startswith(" " * 8) and line.strip():
+            helps[current].append(line.strip())
+        else:
+            current = None
+    rows = [(f"[`jaxinit {c}`](#jaxinit-{c})", " ".join(helps.get(c, []))) for c in commands]
+    return "\n".join(['<div class="jaxinit-summary" markdown>', "", *_table(rows), "</div>"])
 
 
 # before mkdocs-jupyter's on_files (default priority 0), which turns the notebooks added
@@ -106,6 +186,9 @@ def on_post_page(html: str, *, page: Any, **kwargs: Any) -> str:
 def on_page_markdown(markdown: str, *, page: Any, **kwargs: Any) -> str:
     if MARKER in markdown:
         markdown = markdown.replace(MARKER, _cli_help())
+    markdown = SUMMARY.sub(_summary, markdown)
+    if CLI_SUMMARY in markdown:
+        markdown = markdown.replace(CLI_SUMMARY, _cli_summary())
     if README in markdown:
         readme = (ROOT / "README.md").read_text(encoding="utf-8").replace("](docs/", "](")
         markdown = markdown.replace(README, readme)

@@ -163,6 +163,27 @@ def test_docstring_tables_are_tables(site: Path) -> None:
     assert "<table>" in section and "<td>leaky_relu</td>" in section
 
 
+def test_reference_pages_open_with_a_summary_by_topic(site: Path) -> None:
+    """Each reference page starts with tables by topic (docs/hooks.py), one row per public
+    name, linked to its entry below, described by a sentence: no name left out, none twice."""
+    for name in SUBPACKAGES:
+        module = importlib.import_module(f"jaxinit.{name}")
+        html = (site / "reference" / name / "index.html").read_text(encoding="utf-8")
+        summary = re.search(r'<div class="jaxinit-summary">(.*?)</div>', html, re.S)
+        assert summary is not None, name
+        rows = re.findall(r"<tr>\s*<td>(.*?)</td>\s*<td>(.*?)</td>", summary.group(1), re.S)
+        linked = [re.search(rf'href="#jaxinit\.{name}\.(\w+)"', cell) for cell, _ in rows]
+        names = [m.group(1) for m in linked if m is not None]
+        assert len(names) == len(rows), f"jaxinit.{name}: a summary row without its link"
+        assert sorted(names) == sorted(module.__all__), f"jaxinit.{name}: summary != __all__"
+        assert all(text.strip().endswith(".") for _, text in rows), name
+    cli = (site / "reference" / "cli" / "index.html").read_text(encoding="utf-8")
+    summary = re.search(r'<div class="jaxinit-summary">(.*?)</div>', cli, re.S)
+    assert summary is not None
+    for command in ("list", "compare", "propagate"):
+        assert f'href="#jaxinit-{command}"><code>jaxinit {command}</code>' in summary.group(1)
+
+
 def test_cli_page_shows_every_subcommand(site: Path) -> None:
     html = (site / "reference" / "cli" / "index.html").read_text()
     for command in ("list", "compare", "propagate"):
