@@ -5,6 +5,8 @@
   drift from the code.
 - ``<!-- jaxinit-readme -->`` (docs/index.md) becomes the README, its links into ``docs/``
   made relative to the site, so the home page is the README and cannot drift from it.
+- ``<!-- jaxinit-changelog -->`` (docs/changelog.md) becomes CHANGELOG.md (top level, where
+  GitHub and pip users look for it), so the site's changelog is that file.
 - The experiments' figures stay in ``experiments/figures/`` (the README shows them from
   there); the site gets a copy at ``experiments/figures/``, and a page's link to them,
   written relative to the page's own place in the repository (``../../experiments/...``
@@ -40,6 +42,7 @@ FIGURES = "experiments/figures"
 NOTEBOOKS = "notebooks"
 MARKER = "<!-- jaxinit-cli-help -->"
 README = "<!-- jaxinit-readme -->"
+CHANGELOG = "<!-- jaxinit-changelog -->"
 SUMMARY = re.compile(r"<!-- jaxinit-summary (jaxinit\.\w+)\n(.*?)-->", re.S)
 CLI_SUMMARY = "<!-- jaxinit-cli-summary -->"
 
@@ -189,8 +192,13 @@ def on_page_markdown(markdown: str, *, page: Any, **kwargs: Any) -> str:
     markdown = SUMMARY.sub(_summary, markdown)
     if CLI_SUMMARY in markdown:
         markdown = markdown.replace(CLI_SUMMARY, _cli_summary())
+    if CHANGELOG in markdown:
+        markdown = markdown.replace(
+            CHANGELOG, (ROOT / "CHANGELOG.md").read_text(encoding="utf-8").replace("](docs/", "](")
+        )
     if README in markdown:
         readme = (ROOT / "README.md").read_text(encoding="utf-8").replace("](docs/", "](")
+        readme = readme.replace("](CHANGELOG.md)", "](changelog.md)")  # docs/changelog.md
         markdown = markdown.replace(README, readme)
     # from docs/<dir>/page.md the repository's experiments/figures is ../../experiments/...;
     # in the site the copy is at <site>/experiments/figures, one level less deep

@@ -184,6 +184,20 @@ def test_reference_pages_open_with_a_summary_by_topic(site: Path) -> None:
         assert f'href="#jaxinit-{command}"><code>jaxinit {command}</code>' in summary.group(1)
 
 
+def test_changelog_and_install_page_are_on_the_site(site: Path) -> None:
+    """The site's changelog is CHANGELOG.md (docs/hooks.py includes it, it is not a copy),
+    newest first; the install page says how a GPU user gets a CUDA build of jax."""
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    html = (site / "changelog" / "index.html").read_text(encoding="utf-8")
+    dates = re.findall(r"^### (\d{4}-\d{2}-\d{2})", text, re.M)
+    assert dates and dates == sorted(dates, reverse=True)
+    for date in dates:
+        assert f">{date}<" in html
+    assert "jaxinit-changelog" not in html
+    install = (site / "guide" / "install" / "index.html").read_text(encoding="utf-8")
+    assert "jax[cuda12]" in install and "[experiments]" in install
+
+
 def test_cli_page_shows_every_subcommand(site: Path) -> None:
     html = (site / "reference" / "cli" / "index.html").read_text()
     for command in ("list", "compare", "propagate"):
