@@ -265,3 +265,26 @@ def test_readme_values_example() -> None:
         runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
         runner.run(test)
         assert runner.failures == 0, f"README.md pycon block {i} failed (see above)"
+
+
+def test_guide_pycon_examples() -> None:
+    """The guide pages' interactive (pycon) examples print what they show (one so far:
+    sweeping the learning rate while keeping momentum, docs/guide/sweeps.md; it trains a
+    small study)."""
+    import doctest
+
+    import jaxinit
+
+    pages = sorted((ROOT / "docs").rglob("*.md"))
+    blocks = [
+        (page, block)
+        for page in pages
+        for block in re.findall(r"```pycon\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    ]
+    assert blocks
+    for page, block in blocks:
+        name = str(page.relative_to(ROOT))
+        test = doctest.DocTestParser().get_doctest(block, {"jaxinit": jaxinit}, name, name, 0)
+        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+        runner.run(test)
+        assert runner.failures == 0, f"{name}: a pycon example failed (see above)"
