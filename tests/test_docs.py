@@ -288,3 +288,20 @@ def test_guide_pycon_examples() -> None:
         runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
         runner.run(test)
         assert runner.failures == 0, f"{name}: a pycon example failed (see above)"
+
+
+def test_every_public_initializer_function_has_an_example() -> None:
+    """Each public function of jaxinit.initializers (every factory, the registry's
+    functions, the fast path) shows a ``>>>`` example; --doctest-modules runs them."""
+    import inspect
+
+    import jaxinit.initializers as initializers
+
+    functions = {
+        name: obj
+        for name in initializers.__all__
+        if inspect.isfunction(obj := getattr(initializers, name))
+    }
+    assert len(functions) > 40
+    missing = sorted(n for n, f in functions.items() if ">>>" not in (inspect.getdoc(f) or ""))
+    assert not missing, f"no >>> example: {missing}"
