@@ -431,6 +431,14 @@ def deepnorm_constants(n_encoder: int = 0, n_decoder: int = 0) -> dict[str, tupl
       :math:`\beta = (12M)^{-1/4}`.
 
     Returns ``{"encoder": (α, β), "decoder": (α, β)}`` for the parts present.
+
+    Example:
+      >>> c = jaxinit.deepnorm_constants(n_encoder=12)
+      >>> sorted(c)
+      ['encoder']
+      >>> alpha, beta = c["encoder"]
+      >>> round(alpha, 3), round(beta, 3)  # (2N)^(1/4), (8N)^(-1/4)
+      (2.213, 0.319)
     """
     fn = "deepnorm_constants"
     for arg, v in (("n_encoder", n_encoder), ("n_decoder", n_decoder)):
