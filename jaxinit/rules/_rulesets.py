@@ -298,6 +298,18 @@ def t_fixup(
       embeddings: pattern of the input embeddings.
       other_kernels: pattern of the other kernels.
       biases: pattern of the biases.
+
+    Example:
+      >>> k = jnp.zeros((256, 256))
+      >>> params = {"embedding": {"embedding": jnp.zeros((100, 256))},
+      ...           "layer_0": {"attn": {"query": {"kernel": k}, "value": {"kernel": k},
+      ...                                "out": {"kernel": k}},
+      ...                       "mlp": {"fc": {"kernel": k}}}}
+      >>> params = jaxinit.reinit(params, jaxinit.t_fixup(n_layer=6), jax.random.key(0))
+      >>> w = params["layer_0"]["attn"]
+      >>> s = float(w["value"]["kernel"].std() / w["query"]["kernel"].std())  # scaled / unscaled
+      >>> round(s, 2)  # 0.67 · 6^(-1/4)
+      0.43
     """
     fn = "t_fixup"
     n = _check_int(fn, "n_layer", n_layer)

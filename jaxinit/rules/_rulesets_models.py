@@ -288,6 +288,16 @@ def bert(
     Default patterns cover flax (``embedding``, ``kernel``, ``scale``) and HF's torch names
     (``word_embeddings/weight``, ``LayerNorm/weight``), whichever the model uses. The
     embedding rule is ``native``: the ``padding_idx`` row is a row of the stored table.
+
+    Example:
+      >>> params = {"embedding": jnp.ones((100, 64)),
+      ...           "dense": {"kernel": jnp.ones((256, 256)), "bias": jnp.ones(256)},
+      ...           "norm": {"scale": jnp.zeros(256)}}
+      >>> params = jaxinit.reinit(params, jaxinit.bert(padding_idx=0), jax.random.key(0))
+      >>> round(float(params["dense"]["kernel"].std()), 3)  # initializer_range
+      0.02
+      >>> float(jnp.abs(params["embedding"][0]).max()), float(params["norm"]["scale"].min())
+      (0.0, 1.0)
     """
     fn = "bert"
     check_positive(fn, "initializer_range", initializer_range)
