@@ -482,6 +482,14 @@ def deepnet(
     the encoder's β, the rest the decoder's. The model itself must compute
     ``LN(α·x + G(x))``. Fans are the layers' own (a ``DenseGeneral`` value projection
     ``(d, heads, head_dim)`` has fan-in d).
+
+    Example:
+      >>> k = jnp.zeros((256, 256))
+      >>> params = {"attn": {"query": {"kernel": k}, "value": {"kernel": k}}}
+      >>> params = jaxinit.reinit(params, jaxinit.deepnet(n_encoder=12), jax.random.key(0))
+      >>> beta = float(params["attn"]["value"]["kernel"].std() / params["attn"]["query"]["kernel"].std())
+      >>> round(beta, 2)  # β = (8 N)^(-1/4), from deepnorm_constants
+      0.32
     """
     consts = deepnorm_constants(n_encoder, n_decoder)
     beta = (consts["decoder"] if "decoder" in consts else consts["encoder"])[1]
@@ -533,6 +541,16 @@ def recurrent(
 
     Input kernels and the other biases keep their values: put these rules first and your
     own after them.
+
+    Example:
+      >>> import equinox as eqx
+      >>> cell = eqx.nn.LSTMCell(4, 8, key=jax.random.key(0))  # weight_hh (4·8, 8)
+      >>> cell = jaxinit.reinit(cell, jaxinit.recurrent(), jax.random.key(1))
+      >>> cell.bias.reshape(4, 8)[:, 0]  # gates i, f, g, o: the forget bias 1, the others 0
+      Array([0., 1., 0., 0.], dtype=float32)
+      >>> w_f = cell.weight_hh[8:16]  # one orthogonal block per gate
+      >>> bool(jnp.allclose(w_f @ w_f.T, jnp.eye(8), atol=1e-5))
+      True
     """
 
     def per_gate_orthogonal(info: LeafInfo):
