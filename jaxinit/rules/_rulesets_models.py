@@ -204,6 +204,16 @@ def vit(
     ``patch_embed`` is a glob of the patch-embedding layer (its ``kernel`` or ``weight``
     and ``bias`` are found under it). The patch conv's kernel is rank 4: for linen
     variables pass ``module=``/``sample=`` to :func:`jaxinit.reinit`.
+
+    Example:
+      >>> params = {"cls_token": jnp.ones((1, 1, 64)),
+      ...           "blocks_0": {"attn": {"qkv": {"kernel": jnp.zeros((64, 192))}}},
+      ...           "head": {"kernel": jnp.ones((64, 10)), "bias": jnp.ones(10)}}
+      >>> params = jaxinit.reinit(params, jaxinit.vit("jax"), jax.random.key(0))
+      >>> float(jnp.abs(params["head"]["kernel"]).max()), float(params["head"]["bias"].max())
+      (0.0, 0.0)
+      >>> bool(jnp.abs(params["cls_token"]).max() < 1e-4)  # std 1e-6
+      True
     """
     fn = "vit"
     check_choice(fn, "mode", mode, ["timm", "jax", "jax_nlhb", "moco"])
@@ -370,6 +380,17 @@ def depth_scaled(
     torch's ``trunc_normal_`` cuts at absolute ±2, which is nothing at std 0.02. The scaled
     rule is ``native`` (drawn on the stored array, elementwise: no fans involved). The
     output's :math:`d` is its layer's fan-in.
+
+    Example:
+      >>> k = jnp.zeros((256, 256))
+      >>> layer = {"attention": {"wq": {"kernel": k}, "wo": {"kernel": k}}}
+      >>> params = {"tok_embeddings": {"embedding": jnp.zeros((100, 256))},
+      ...           "layers_0": layer, "layers_7": layer, "output": {"kernel": jnp.zeros((256, 100))}}
+      >>> params = jaxinit.reinit(params, jaxinit.depth_scaled(), jax.random.key(0))
+      >>> [round(float(params[f"layers_{i}"]["attention"]["wo"]["kernel"].std()), 3) for i in (0, 7)]  # 0.02 / √(2 (ℓ + 1))
+      [0.014, 0.005]
+      >>> round(float(params["layers_7"]["attention"]["wq"]["kernel"].std()), 3)  # unscaled
+      0.02
     """
     fn = "depth_scaled"
     n = None if n_layers is None else _check_int(fn, "n_layers", n_layers)
