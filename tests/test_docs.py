@@ -290,12 +290,20 @@ def test_guide_pycon_examples() -> None:
         assert runner.failures == 0, f"{name}: a pycon example failed (see above)"
 
 
-def test_every_public_initializer_function_has_an_example() -> None:
+RULE_SETS = [
+    "bert", "deepnet", "deepnorm_constants", "depth_scaled", "fixup", "gpt2", "mup", "recurrent",
+    "rezero", "skipinit", "t_fixup", "torch_default_layer_rules", "torch_default_rules", "vit",
+]  # fmt: skip
+
+
+def test_every_initializer_and_rule_set_has_an_example() -> None:
     """Each public function of jaxinit.initializers (every factory, the registry's
-    functions, the fast path) shows a ``>>>`` example; --doctest-modules runs them."""
+    functions, the fast path) and each rule set shows a ``>>>`` example; --doctest-modules
+    runs them."""
     import inspect
 
     import jaxinit.initializers as initializers
+    import jaxinit.rules as rules
 
     functions = {
         name: obj
@@ -303,5 +311,6 @@ def test_every_public_initializer_function_has_an_example() -> None:
         if inspect.isfunction(obj := getattr(initializers, name))
     }
     assert len(functions) > 40
+    functions |= {f"rules.{name}": getattr(rules, name) for name in RULE_SETS}
     missing = sorted(n for n, f in functions.items() if ">>>" not in (inspect.getdoc(f) or ""))
     assert not missing, f"no >>> example: {missing}"

@@ -692,6 +692,14 @@ def torch_default_layer_rules(
     :func:`jaxinit.any_of`: a model has whichever of them its framework uses.
 
     Not covered: the ``b_hn`` of a GRU, which nnx's ``GRUCell`` does not have.
+
+    Example:
+      >>> params = {"embed": {"embedding": jnp.zeros((1000, 64))}, "norm": {"scale": jnp.zeros(64)}}
+      >>> params = jaxinit.reinit(params, jaxinit.torch_default_layer_rules(), jax.random.key(0))
+      >>> round(float(params["embed"]["embedding"].std()), 1)  # N(0, 1), as nn.Embedding
+      1.0
+      >>> float(params["norm"]["scale"].min())  # LayerNorm weight 1
+      1.0
     """
     fn = "torch_default_layer_rules"
     if rnn_hidden is not None:
