@@ -296,14 +296,21 @@ RULE_SETS = [
 ]  # fmt: skip
 
 
+MEAN_FIELD = [
+    "c_star", "chi", "correlation_map", "critical_gain", "critical_weight_variance",
+    "length_map", "mean_field", "predict_propagation", "q_star",
+]  # fmt: skip
+
+
 def test_every_initializer_and_rule_set_has_an_example() -> None:
     """Each public function of jaxinit.initializers (every factory, the registry's
-    functions, the fast path) and each rule set shows a ``>>>`` example; --doctest-modules
-    runs them."""
+    functions, the fast path), each rule set and each mean-field function shows a ``>>>``
+    example; --doctest-modules runs them."""
     import inspect
 
     import jaxinit.initializers as initializers
     import jaxinit.rules as rules
+    import jaxinit.theory as theory
 
     functions = {
         name: obj
@@ -312,5 +319,6 @@ def test_every_initializer_and_rule_set_has_an_example() -> None:
     }
     assert len(functions) > 40
     functions |= {f"rules.{name}": getattr(rules, name) for name in RULE_SETS}
+    functions |= {f"theory.{name}": getattr(theory, name) for name in MEAN_FIELD}
     missing = sorted(n for n, f in functions.items() if ">>>" not in (inspect.getdoc(f) or ""))
     assert not missing, f"no >>> example: {missing}"
