@@ -149,7 +149,16 @@ def _snake(name: str) -> str:
 
 
 def scheme(name: str) -> Scheme:
-    """The metadata of a scheme, by any accepted name. Raises ValueError with close matches."""
+    """The metadata of a scheme, by any accepted name. Raises ValueError with close matches.
+
+    Example:
+      >>> s = jaxinit.scheme("kaiming_normal")  # any accepted name
+      >>> s.name
+      'he_normal'
+      >>> jaxinit.scheme("he_norm")
+      Traceback (most recent call last):
+      ValueError: jaxinit.get: unknown initializer 'he_norm'; did you mean ...
+    """
     if not isinstance(name, str):
         raise TypeError(f"jaxinit.scheme: name must be a string, got {type(name).__name__}")
     for candidate in (name, name.strip(), _snake(name)):
@@ -245,12 +254,23 @@ _SPELLINGS["constant_"] = _torch_constant
 
 
 def schemes() -> tuple[Scheme, ...]:
-    """All registered schemes, in registration order."""
+    """All registered schemes, in registration order.
+
+    Example:
+      >>> all_schemes = jaxinit.schemes()
+      >>> len(all_schemes) == len(jaxinit.names()), all_schemes[0].name
+      (True, 'zeros')
+    """
     return tuple(_SCHEMES.values())
 
 
 def names() -> tuple[str, ...]:
-    """Canonical names of all registered schemes."""
+    """Canonical names of all registered schemes.
+
+    Example:
+      >>> "he_normal" in jaxinit.names(), "kaiming_normal" in jaxinit.names()  # aliases are not
+      (True, False)
+    """
     return tuple(_SCHEMES)
 
 

@@ -205,6 +205,16 @@ def vit(
     ``patch_embed`` is a glob of the patch-embedding layer (its ``kernel`` or ``weight``
     and ``bias`` are found under it). The patch conv's kernel is rank 4: for linen
     variables pass ``module=``/``sample=`` to :func:`jaxinit.reinit`.
+
+    Example:
+      >>> params = {"cls_token": jnp.ones((1, 1, 64)),
+      ...           "blocks_0": {"attn": {"qkv": {"kernel": jnp.zeros((64, 192))}}},
+      ...           "head": {"kernel": jnp.ones((64, 10)), "bias": jnp.ones(10)}}
+      >>> params = jaxinit.reinit(params, jaxinit.vit("jax"), jax.random.key(0))
+      >>> float(jnp.abs(params["head"]["kernel"]).max()), float(params["head"]["bias"].max())
+      (0.0, 0.0)
+      >>> bool(jnp.abs(params["cls_token"]).max() < 1e-4)  # std 1e-6
+      True
     """
     fn = "vit"
     check_choice(fn, "mode", mode, ["timm", "jax", "jax_nlhb", "moco"])
@@ -426,6 +436,17 @@ def depth_scaled(
     torch's ``trunc_normal_`` cuts at absolute ±2, which is nothing at std 0.02. The scaled
     rule is ``native`` (drawn on the stored array, elementwise: no fans involved). The
     output's :math:`d` is its layer's fan-in.
+
+    Example:
+      >>> k = jnp.zeros((256, 256))
+      >>> layer = {"attention": {"wq": {"kernel": k}, "wo": {"kernel": k}}}
+      >>> params = {"tok_embeddings": {"embedding": jnp.zeros((100, 256))},
+      ...           "layers_0": layer, "layers_7": layer, "output": {"kernel": jnp.zeros((256, 100))}}
+      >>> params = jaxinit.reinit(params, jaxinit.depth_scaled(), jax.random.key(0))
+      >>> [round(float(params[f"layers_{i}"]["attention"]["wo"]["kernel"].std()), 3) for i in (0, 7)]  # 0.02 / √(2 (ℓ + 1))
+      [0.014, 0.005]
+      >>> round(float(params["layers_7"]["attention"]["wq"]["kernel"].std()), 3)  # unscaled
+      0.02
     """
     fn = "depth_scaled"
     n = None if n_layers is None else _check_int(fn, "n_layers", n_layers)
@@ -497,6 +518,14 @@ def deepnorm_constants(n_encoder: int = 0, n_decoder: int = 0) -> dict[str, tupl
       :math:`\beta = (12M)^{-1/4}`.
 
     Returns ``{"encoder": (α, β), "decoder": (α, β)}`` for the parts present.
+
+    Example:
+      >>> c = jaxinit.deepnorm_constants(n_encoder=12)
+      >>> sorted(c)
+      ['encoder']
+      >>> alpha, beta = c["encoder"]
+      >>> round(alpha, 3), round(beta, 3)  # (2N)^(1/4), (8N)^(-1/4)
+      (2.213, 0.319)
     """
     fn = "deepnorm_constants"
     for arg, v in (("n_encoder", n_encoder), ("n_decoder", n_decoder)):
@@ -530,6 +559,14 @@ def deepnet(
     the encoder's β, the rest the decoder's. The model itself must compute
     ``LN(α·x + G(x))``. Fans are the layers' own (a ``DenseGeneral`` value projection
     ``(d, heads, head_dim)`` has fan-in d).
+
+    Example:
+      >>> k = jnp.zeros((256, 256))
+      >>> params = {"attn": {"query": {"kernel": k}, "value": {"kernel": k}}}
+      >>> params = jaxinit.reinit(params, jaxinit.deepnet(n_encoder=12), jax.random.key(0))
+      >>> beta = float(params["attn"]["value"]["kernel"].std() / params["attn"]["query"]["kernel"].std())
+      >>> round(beta, 2)  # β = (8 N)^(-1/4), from deepnorm_constants
+      0.32
     """
     consts = deepnorm_constants(n_encoder, n_decoder)
     beta = (consts["decoder"] if "decoder" in consts else consts["encoder"])[1]
@@ -581,6 +618,16 @@ def recurrent(
 
     Input kernels and the other biases keep their values: put these rules first and your
     own after them.
+
+    Example:
+      >>> import equinox as eqx
+      >>> cell = eqx.nn.LSTMCell(4, 8, key=jax.random.key(0))  # weight_hh (4·8, 8)
+      >>> cell = jaxinit.reinit(cell, jaxinit.recurrent(), jax.random.key(1))
+      >>> cell.bias.reshape(4, 8)[:, 0]  # gates i, f, g, o: the forget bias 1, the others 0
+      Array([0., 1., 0., 0.], dtype=float32)
+      >>> w_f = cell.weight_hh[8:16]  # one orthogonal block per gate
+      >>> bool(jnp.allclose(w_f @ w_f.T, jnp.eye(8), atol=1e-5))
+      True
     """
 
     def per_gate_orthogonal(info: LeafInfo):
@@ -701,6 +748,14 @@ def torch_default_layer_rules(
     :func:`jaxinit.any_of`: a model has whichever of them its framework uses.
 
     Not covered: the ``b_hn`` of a GRU, which nnx's ``GRUCell`` does not have.
+
+    Example:
+      >>> params = {"embed": {"embedding": jnp.zeros((1000, 64))}, "norm": {"scale": jnp.zeros(64)}}
+      >>> params = jaxinit.reinit(params, jaxinit.torch_default_layer_rules(), jax.random.key(0))
+      >>> round(float(params["embed"]["embedding"].std()), 1)  # N(0, 1), as nn.Embedding
+      1.0
+      >>> float(params["norm"]["scale"].min())  # LayerNorm weight 1
+      1.0
     """
     fn = "torch_default_layer_rules"
     if rnn_hidden is not None:

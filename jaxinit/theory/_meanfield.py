@@ -252,7 +252,14 @@ def length_map(
     activation: Activation, q: Any, weight_variance: Any, bias_variance: Any = 0.0
 ) -> np.ndarray:
     r""":math:`q \mapsto \sigma_w^2 \int Dz\, \phi(\sqrt q z)^2 + \sigma_b^2` (Poole et al.
-    2016, eq. 3). Broadcasts over ``q`` and the variances."""
+    2016, eq. 3). Broadcasts over ``q`` and the variances.
+
+    Example:
+      >>> round(float(jaxinit.length_map("relu", 1.0, 2.0)), 4)  # σ_w² E[relu(√q z)²] = q
+      1.0
+      >>> round(float(jaxinit.length_map("linear", 1.0, 1.0, 0.5)), 4)  # + σ_b²
+      1.5
+    """
     _check_variances("length_map", weight_variance, bias_variance, q=q)
     return _run(activation, "length", *_as_arrays(q, weight_variance, bias_variance))
 
@@ -260,7 +267,14 @@ def length_map(
 def chi(activation: Activation, q: Any, weight_variance: Any) -> np.ndarray:
     r""":math:`\sigma_w^2 \int Dz\, \phi'(\sqrt q z)^2`: the backward growth of gradient
     variance through a layer whose pre-activations have second moment ``q``; at ``q*`` this
-    is :math:`\chi_1`."""
+    is :math:`\chi_1`.
+
+    Example:
+      >>> round(float(jaxinit.chi("relu", 1.0, 2.0)), 4)  # σ_w² = 2: 1, the edge of chaos
+      1.0
+      >>> round(float(jaxinit.chi("tanh", 1.0, 1.0)), 2)  # below 1: gradients shrink at q = 1
+      0.46
+    """
     _check_variances("chi", weight_variance, q=q)
     return _run(activation, "chi", *_as_arrays(q, weight_variance))
 
@@ -280,6 +294,10 @@ def q_star(
     only slowly next to the critical line); where it grows without bound (e.g. ReLU with
     :math:`\sigma_w^2 > 2`), ``inf``. At a marginal point such as ReLU with
     :math:`\sigma_w^2 = 2, \sigma_b^2 = 0` every q is fixed and ``q0`` is returned.
+
+    Example:
+      >>> round(float(jaxinit.q_star("linear", 0.5, 1.0)), 4)  # q* = σ_b² / (1 − σ_w²)
+      2.0
     """
     fn = "q_star"
     sw2, sb2 = _as_arrays(weight_variance, bias_variance)
@@ -295,7 +313,12 @@ def correlation_map(
     activation: Activation, c: Any, q: Any, weight_variance: Any, bias_variance: Any = 0.0
 ) -> np.ndarray:
     r""":math:`c \mapsto (\sigma_w^2 \int Dz_1 Dz_2\, \phi(u_1)\phi(u_2) + \sigma_b^2)/q` at a
-    length ``q`` (normally ``q*``); Poole et al. 2016, eq. 5."""
+    length ``q`` (normally ``q*``); Poole et al. 2016, eq. 5.
+
+    Example:
+      >>> round(float(jaxinit.correlation_map("linear", 0.3, 1.0, 1.0)), 4)  # linear: c kept
+      0.3
+    """
     _check_variances("correlation_map", weight_variance, bias_variance, q=q)
     if np.any(np.asarray(q, np.float64) == 0):
         raise ValueError(
@@ -325,6 +348,10 @@ def c_star(
     1 in the ordered phase (inputs become perfectly correlated), below 1 in the chaotic
     phase. ``q`` defaults to :func:`q_star`. ``c0`` is not 0: with an odd activation and
     no bias, 0 is a fixed point (unstable in the ordered phase).
+
+    Example:
+      >>> round(float(jaxinit.c_star("tanh", 1.0, 0.05)), 2)  # ordered phase: inputs become alike
+      1.0
     """
     fn = "c_star"
     sw2, sb2 = _as_arrays(weight_variance, bias_variance)
@@ -387,6 +414,10 @@ def critical_weight_variance(
 
     ReLU: 2 for every :math:`\sigma_b^2` (He et al. 2015). tanh: 1 at
     :math:`\sigma_b^2 = 0`, growing with :math:`\sigma_b^2`.
+
+    Example:
+      >>> round(float(jaxinit.critical_weight_variance("relu")), 4)  # 2: He's variance
+      2.0
     """
     _critical_checks("critical_weight_variance", bias_variance, lower, upper, tol)
     sb2 = np.asarray(bias_variance, np.float64)
@@ -439,6 +470,12 @@ def critical_gain(activation: Activation, bias_variance: float = 0.0) -> float:
     here at :math:`\sigma_b^2 = 0` against torch's 5/3, which is chaotic
     (:math:`\chi_1 \approx 1.21` at :math:`\sigma_w^2 = 25/9`): torch's 5/3 keeps the *forward*
     variance from shrinking, criticality keeps *correlations and gradients* alive.
+
+    Example:
+      >>> round(jaxinit.critical_gain("relu"), 4)  # √2: He's gain
+      1.4142
+      >>> round(jaxinit.critical_gain("tanh"), 4)  # σ_w = 1 at σ_b² = 0
+      1.0
     """
     _check_variances("critical_gain", 1.0, bias_variance)
     return float(np.sqrt(critical_weight_variance(activation, bias_variance)))
@@ -460,6 +497,11 @@ def predict_propagation(
     backwards from a unit-variance cotangent at the linear output layer, and assuming
     gradients independent of the forward weights (Schoenholz et al. 2017):
     :math:`\tilde q^{l} = \chi(q^{l})\, \tilde q^{l+1}` for equal widths.
+
+    Example:
+      >>> p = jaxinit.predict_propagation("relu", 2.0, depth=5)  # He's variance
+      >>> np.round(p.q, 4).tolist(), np.round(p.gradient, 4).tolist()  # constant with depth
+      ([2.0, 2.0, 2.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0, 1.0])
     """
     fn = "predict_propagation"
     depth = as_int(fn, "depth", depth, minimum=1)
