@@ -27,7 +27,8 @@ Rules for whole models (``jaxinit.rules``):
   deepnorm_constants, depth_scaled, explain, fan_axes, fixup, gpt2, InfShape, infshape_of,
   infshapes, init_params, layer_index, LayerFans, LayerReport, LeafInfo, lr_multiplier,
   lsuv, make_init, mup, mup_adam, mup_attention_fn, mup_process_heads, mup_sgd, optional,
-  param_shardings, readout_multiplier, recurrent, reinit, rezero, scale_by_mup, skipinit,
+  param_shardings, readout_multiplier, recurrent, reinit, rezero, scale_by_mup,
+  ShadowedRuleWarning, skipinit,
   t_fixup, torch_default_layer_rules, torch_default_rules, vit
 
 Studies and their statistics (``jaxinit.study``):
@@ -118,6 +119,7 @@ from jaxinit.rules import InfShape as InfShape
 from jaxinit.rules import LayerFans as LayerFans
 from jaxinit.rules import LayerReport as LayerReport
 from jaxinit.rules import LeafInfo as LeafInfo
+from jaxinit.rules import ShadowedRuleWarning as ShadowedRuleWarning
 from jaxinit.rules import any_of as any_of
 from jaxinit.rules import base_shapes as base_shapes
 from jaxinit.rules import bert as bert

@@ -26,6 +26,7 @@ from jaxinit.rules._mup import readout_multiplier as readout_multiplier
 from jaxinit.rules._mup import scale_by_mup as scale_by_mup
 from jaxinit.rules._rules import ContextRule as ContextRule
 from jaxinit.rules._rules import LeafInfo as LeafInfo
+from jaxinit.rules._rules import ShadowedRuleWarning as ShadowedRuleWarning
 from jaxinit.rules._rules import any_of as any_of
 from jaxinit.rules._rules import explain as explain
 from jaxinit.rules._rules import optional as optional
@@ -57,6 +58,7 @@ __all__ = [
     "LayerFans",
     "LayerReport",
     "LeafInfo",
+    "ShadowedRuleWarning",
     "any_of",
     "base_shapes",
     "bert",

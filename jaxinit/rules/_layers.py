@@ -29,21 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._types import LAYOUTS, flax_to_torch_axes, torch_to_flax_shape
+from jaxinit._law import law_of
+from jaxinit._types import flax_to_torch_axes, torch_to_flax_shape
 from jaxinit._values import Init
-
-LAYOUT_CHOICES = tuple(LAYOUTS)
-
-
-def check_layout(fn: str, layout: Any) -> str | None:
-    """``None`` or one of :data:`LAYOUT_CHOICES`; anything else is a ValueError."""
-    if layout is not None and layout not in LAYOUT_CHOICES:
-        raise ValueError(
-            f"{fn}: layout must be 'flax', 'torch' or 'equinox' (or None: the model's own"
-            " layout — flax for linen, nnx and plain pytrees, torch for Equinox modules),"
-            f" got {layout!r}"
-        )
-    return layout
 
 
 @dataclass(frozen=True)
@@ -259,59 +247,11 @@ def fan_axes(
 
 
 def owned_layout(init: Any) -> str | None:
-    """``"torch"`` when an initializer carries its own non-flax axes (``layout="torch"``,
-    explicit ``in_axis``/``out_axis``, ``orthogonal(column_axis=0)``): it then owns the
-    layout and is called on the stored torch shape, never transposed a second time."""
-    layout = getattr(init, "layout", None)
-    if isinstance(layout, str):
-        return None if layout == "flax" else "torch"
-    cells = closure_vars(init)
-    if isinstance(cells.get("layout"), str):
-        return None if cells["layout"] == "flax" else "torch"
-    if "in_axis" in cells and "out_axis" in cells:
-        if (cells["in_axis"], cells["out_axis"]) != (-2, -1):
-            return "torch"
-    if "column_axis" in cells and cells["column_axis"] != -1:
-        return "torch"
-    return None
-
-
-def closure_vars(fn: Any) -> dict[str, Any]:
-    """The arguments an initializer was made with, by name: the free variables of a
-    closure (a factory's ``init``), or the fields of an initializer object (a dataclass
-    with ``__call__``). A wrapper marked ``_jaxinit_wrapped`` (the ``out_sharding=``
-    adapter of jaxinit's initializers) is seen through, and the free variables of helper
-    closures made by the same factory (``_variance_scaling``'s ``_scaled_draw`` holds its
-    ``distribution``) are included."""
-    seen = 0
-    while getattr(fn, "_jaxinit_wrapped", None) is not None and seen < 16:
-        fn, seen = fn._jaxinit_wrapped, seen + 1
-    if dataclasses.is_dataclass(fn) and not isinstance(fn, type):
-        return {f.name: getattr(fn, f.name) for f in dataclasses.fields(fn)}
-    code = getattr(fn, "__code__", None)
-    cells = getattr(fn, "__closure__", None)
-    if code is None or not cells:
-        return {}
-    out = {}
-    for name, cell in zip(code.co_freevars, cells, strict=False):
-        try:
-            out[name] = cell.cell_contents
-        except ValueError:  # an empty cell
-            pass
-    factory = _factory_of(fn)
-    for value in list(out.values()):
-        if value is not fn and callable(value) and factory and _factory_of(value) == factory:
-            for name, inner in closure_vars(value).items():
-                out.setdefault(name, inner)
-    return out
-
-
-def _factory_of(fn: Any) -> str | None:
-    """``"_variance_scaling"`` for a function defined inside it, else ``None``."""
-    qual = getattr(fn, "__qualname__", None)
-    if not isinstance(qual, str) or ".<locals>." not in qual:
-        return None
-    return qual.split(".<locals>.")[0]
+    """``"torch"`` when an initializer's law owns torch's axes (``layout="torch"``,
+    explicit ``in_axis``/``out_axis``, ``orthogonal(column_axis=0)``): it is then called on
+    the stored torch shape, never transposed a second time. Read from the law it declares
+    (:func:`jaxinit._law.law_of`), nothing else."""
+    return law_of(init).layout
 
 
 def draw_shape(spec: LayerFans, init: Any) -> tuple[int, ...]:
@@ -624,96 +564,33 @@ def describe_stack(spec: LayerFans) -> str:
 
 # --------------------------------------------------------------------------- explain
 
-_FAN_NAMES = ("in_axis", "out_axis", "column_axis", "mode", "layout", "kernel_shape")
-
 
 def fan_dependent(init: Any) -> bool:
-    """Whether an initializer's distribution depends on how the shape splits into fans
-    (variance scaling, orthogonal, structured); unknown callables count as not, unless
-    marked by :func:`mark_fan_dependent` (a rule built them from the layer's fans)."""
-    if getattr(init, "_jaxinit_fan_dependent", False):
-        return True
-    cells = closure_vars(init)
-    return any(n in cells for n in _FAN_NAMES) or isinstance(getattr(init, "layout", None), str)
-
-
-def mark_fan_dependent(init: Any) -> Any:
-    """Mark an initializer whose constants a rule computed from a layer's fans (a uniform
-    bound 1/sqrt(fan_in), ...): where the layer is not known (a linen kernel of rank >= 3
-    without ``module=``), :func:`jaxinit.reinit` then raises its ambiguity error instead
-    of drawing with the stored shape's fans. Returns ``init``."""
-    try:
-        init._jaxinit_fan_dependent = True
-        return init
-    except AttributeError:  # an immutable value (jaxinit.Init): mark a thin wrapper
-        pass
-
-    def marked(*args: Any, **kwargs: Any) -> Any:
-        return init(*args, **kwargs)
-
-    marked._jaxinit_fan_dependent = True  # type: ignore[attr-defined]
-    marked._jaxinit_wrapped = init  # type: ignore[attr-defined]
-    marked.__name__ = marked.__qualname__ = getattr(init, "__name__", "init")
-    return marked
-
-
-def _factory(init: Any) -> str:
-    """The scheme's name: an initializer value's ``__name__``, a closure's factory."""
-    qual = getattr(init, "__qualname__", None) or getattr(init, "__name__", None)
-    return (qual or type(init).__name__).split(".<locals>")[0].lstrip("_")
+    """Whether an initializer's draw depends on how the shape splits into fans (variance
+    scaling, orthogonal, structured, or constants a rule computed from a layer's fans:
+    :meth:`jaxinit._values.Init.with_fans`), as its law declares; a callable that declares no law counts as
+    not."""
+    return law_of(init).fan_dependent
 
 
 def describe(init: Any, shape: tuple[int, ...]) -> tuple[str, str, str]:
-    """``(name, fans, std or bound)`` of ``init`` called on ``shape``, from the factory's
-    arguments (nothing is drawn); ``"?"`` where the initializer cannot be read."""
-    from jaxinit._fans import fan_of_mode, fans_of
+    """``(name, fans, std or bound)`` of ``init`` called on ``shape``, from the law it
+    declares (nothing is drawn)."""
+    law = law_of(init)
+    name = repr(init) if isinstance(init, Init) else _factory(init)
+    if isinstance(init, Init) and law.formula():
+        # a fixed law in symbols: a repr of default options would hide it (normal() is
+        # std 0.01), a rule's own drawing function has no options worth reading
+        name = f"{init.name} ~ {law.formula()}"
+    try:
+        fans = law.fans(tuple(shape))
+    except (ValueError, TypeError):
+        return name, "?", "?"
+    shown = "-" if fans is None else f"{fans[0]:g}, {fans[1]:g}"  # the fans the law uses
+    return name, shown, law.describe(fans)
 
-    name = _factory(init)
-    cells = closure_vars(init)
-    if name in ("zeros", "ones"):
-        return name, "-", "0" if name == "zeros" else "1 (constant)"
-    if isinstance(init, Init):  # a value: its repr is the call that made it
-        name = repr(init)
-    if {"scale", "mode", "distribution"} <= cells.keys():
-        scale, mode, dist = cells["scale"], cells["mode"], cells["distribution"]
-        if not isinstance(init, Init):
-            name = f"variance_scaling({scale:g}, {mode!r}, {dist!r})"
-        try:
-            fi, fo = fans_of(
-                "explain",
-                tuple(shape),
-                cells.get("in_axis", -2),
-                cells.get("out_axis", -1),
-                cells.get("batch_axis", ()),
-            )
-        except (ValueError, TypeError):
-            return name, "?", "?"
-        var = scale / fan_of_mode(mode, fi, fo)
-        stat = (
-            f"bound {math.sqrt(3 * var):.4g}" if dist == "uniform" else f"std {math.sqrt(var):.4g}"
-        )
-        return name, f"{fi:g}, {fo:g}", stat
-    fans = "-"
-    if len(shape) >= 2:
-        rf = math.prod(shape[:-2])
-        fans = f"{shape[-2] * rf:g}, {shape[-1] * rf:g}"
-    if "column_axis" in cells and "scale" in cells:
-        cols = shape[cells["column_axis"]] if shape else 1
-        rows = math.prod(shape) // max(cols, 1)
-        return name, fans, f"std {cells['scale'] / math.sqrt(max(rows, cols)):.4g}"
-    if "stddev" in cells:
-        std = cells["stddev"]
-        if "lower" in cells:
-            return (
-                name,
-                fans,
-                f"std {std:.4g} before cutting at [{cells['lower']:g}, {cells['upper']:g}]σ",
-            )
-        return name, fans, f"std {std:.4g}"
-    if "lo" in cells and "hi" in cells:
-        return name, fans, f"U[{cells['lo']:.4g}, {cells['hi']:.4g})"
-    if "scale" in cells and name == "uniform":
-        return name, fans, f"U[0, {cells['scale']:.4g})"
-    if "value" in cells:
-        return name, fans, f"{cells['value']!r} (constant)"
-    return name, fans, "?"
+
+def _factory(init: Any) -> str:
+    """A function's name (its factory's, for a closure)."""
+    qual = getattr(init, "__qualname__", None) or getattr(init, "__name__", None)
+    return (qual or type(init).__name__).split(".<locals>")[0].lstrip("_")

@@ -31,6 +31,7 @@ import dataclasses
 import functools
 import re
 import sys
+import warnings
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._checks import check_key
-from jaxinit._types import Initializer, Pattern, Rules
+from jaxinit._types import Initializer, Pattern, Rules, check_layout
 from jaxinit._values import (
     RULE_TYPES,
     build_value,
@@ -172,6 +173,11 @@ class ContextRule:
         self.optional = optional
         self.native = native
 
+    # The rule set that made this rule (set by jaxinit._values when a rule-set factory
+    # returns it): a rule set's optional rules are layered under its others by design, so
+    # reinit does not warn when one of them is shadowed.
+    _rule_set: str | None = None
+
     # A value (jaxinit._values): equal when made by the same factory call (``optional(x)``
     # twice) or, without one, from equal build functions (same code, equal captured values).
     _spec: tuple[str, Mapping[str, Any]] | None = None
@@ -259,7 +265,26 @@ def any_of(*patterns: Pattern) -> re.Pattern:
             parts.append(_glob_regex(p).pattern)
         else:
             raise TypeError(f"any_of: a pattern must be a glob string or re.Pattern, got {p!r}")
-    return re.compile(parts[0] if len(parts) == 1 else "|".join(f"(?:{x})" for x in parts))
+    compiled = re.compile(parts[0] if len(parts) == 1 else "|".join(f"(?:{x})" for x in parts))
+    _WRITTEN.setdefault(compiled, f"any_of({', '.join(_written(p) for p in patterns)})")
+    return compiled
+
+
+# The patterns any_of was given, by the compiled pattern it returned: errors and explain
+# show a rule's pattern as it was written.
+_WRITTEN: dict[re.Pattern, str] = {}
+
+
+def _written(pattern: Pattern) -> str:
+    if isinstance(pattern, re.Pattern):
+        return _WRITTEN.get(pattern, f"re.compile({pattern.pattern!r})")
+    return repr(pattern)
+
+
+def pattern_label(pattern: Pattern) -> str:
+    """A rule's pattern as written: ``'kernel'``, ``any_of('{kernel,weight}')``,
+    ``re.compile('...')``."""
+    return _written(pattern)
 
 
 def _init_name(init: Any) -> str:
@@ -428,7 +453,7 @@ def _rule_list(rules: Rules) -> list[tuple[Pattern, Any]]:
         if isinstance(pattern, str):
             for alt in _alternatives(pattern):
                 _glob_regex(alt)
-        out.append((pattern, _resolve(f"reinit: rule {pattern!r}", init)))
+        out.append((pattern, _resolve(f"reinit: rule {pattern_label(pattern)}", init)))
     return out
 
 
@@ -675,6 +700,10 @@ class _PerLayer:
     sub: Any  # LayerFans of one slice (the stack axis removed)
 
 
+_OWN_LAYOUT = (
+    "the model's own layout: flax for linen, nnx and plain pytrees, torch for Equinox modules"
+)
+
 _AMBIGUOUS = (
     "{fn}: {path} has shape {shape}, and its fans depend on the layer that made it: a Conv"
     " kernel (*window, in, out), a DenseGeneral/attention kernel (in, heads, head_dim) or a"
@@ -778,7 +807,7 @@ class _Plan:
             if not it.matched:
                 rows.append((it.path, str(it.shape), layer, "-", "(kept)", "-", "-"))
                 continue
-            rule = repr(it.rule) if isinstance(it.rule, re.Pattern) else str(it.rule)
+            rule = pattern_label(it.rule) if isinstance(it.rule, re.Pattern) else str(it.rule)
             if it.init is None:
                 rows.append((it.path, str(it.shape), layer, rule, "None (kept)", "-", "-"))
                 continue
@@ -836,7 +865,7 @@ def _plan(
 ) -> _Plan:
     from jaxinit.rules import _layers
 
-    _layers.check_layout(fn, layout)
+    layout = check_layout(fn, layout, none=_OWN_LAYOUT)  # "equinox" is "torch" from here on
     _check_params_arg(fn, params)
     rule_list = _rule_list(rules)
     framework = _framework(params)
@@ -878,7 +907,7 @@ def _plan(
         obj = owners.get(parent) if owners is not None else _owner_obj(tree, kp)
         owner = type(obj) if obj is not None else None
         natural = "torch" if _is_equinox(owner) else "flax"
-        given = None if layout is None else ("flax" if layout == "flax" else "torch")
+        given = layout
         item = _Item(i, path, shape, v.dtype, None)
         if given is not None and given != natural:
             item.layer = _layers.plain("array", shape, given)
@@ -920,28 +949,47 @@ def _plan(
         by_parent.setdefault(it.path.rpartition("/")[0], []).append(it)
     alts = [_alternatives(p) for p, _ in rule_list]
     used = [[False] * len(a) for a in alts]
+    # rule -> {the earlier rule that took them: the paths this rule matches but lost}
+    lost: list[dict[int, list[str]]] = [{} for _ in rule_list]
     path_layers = _path_layers([it.path for it in items])
     for it in items:
+        winner = None
         for r, (pattern, init) in enumerate(rule_list):
             if not matches(pattern, it.path):
                 continue
+            if winner is not None:
+                lost[r].setdefault(winner, []).append(it.path)
+                continue
+            winner = r
             for a, alt in enumerate(alts[r]):
                 used[r][a] = used[r][a] or matches(alt, it.path)
             it.matched, it.rule = True, pattern
             _bind(fn, it, init, by_parent, owners, tree, leaves, layout, path_layers)
-            break
     missing = []
-    for (pattern, init), options, u in zip(rule_list, alts, used, strict=True):
-        if isinstance(init, ContextRule | _layers.FanAxes) and init.optional:
+    for r, ((pattern, init), options, u) in enumerate(zip(rule_list, alts, used, strict=True)):
+        optional = isinstance(init, ContextRule | _layers.FanAxes) and init.optional
+        if not any(u) and lost[r]:
+            message = _shadowed(fn, pattern, init, lost[r], rule_list)
+            if not optional:
+                missing.append(message)
+                continue
+            if getattr(init, "_rule_set", None) is None:  # a rule of one's own
+                warnings.warn(
+                    f"{fn}: {message} (the rule is optional, so this is a warning; an error"
+                    " for a rule that is not)",
+                    ShadowedRuleWarning,
+                    stacklevel=3,
+                )
+        if optional:
             continue
         if not any(u):
-            missing.append(f"rule {pattern!r} matches no parameter")
+            missing.append(f"rule {pattern_label(pattern)} matches no parameter")
         elif not all(u):
             bad = ", ".join(repr(a) for a, ok in zip(options, u, strict=True) if not ok)
             missing.append(
-                f"rule {pattern!r}: its alternative {bad} matches no parameter (every"
-                " alternative of a {a,b} pattern must; mark the rule jaxinit.optional(...)"
-                " if that is intended)"
+                f"rule {pattern_label(pattern)}: its alternative {bad} matches no parameter"
+                " (every alternative of a {a,b} pattern must; mark the rule"
+                " jaxinit.optional(...) if that is intended)"
             )
     if missing:
         listing = ", ".join(f"{it.path} {it.shape}" for it in items[:60])
@@ -956,6 +1004,41 @@ def _plan(
             f"{fn}: {'; '.join(missing)}; the parameters are: {listing or '(none)'}{more}{hint}"
         )
     return _Plan(fn, [v for _, v in leaves], treedef, items, rebuild)
+
+
+class ShadowedRuleWarning(UserWarning):
+    """An optional rule of one's own lost every parameter it matches to earlier rules
+    (first match wins), so it takes no effect: :func:`reinit` warns (for a rule that is not
+    optional, it raises a ValueError naming both rules). Put the rule before the ones that
+    take its parameters, or narrow theirs. The optional rules of a ready-made rule set
+    (:func:`jaxinit.gpt2`, ...) are layered under its other rules by design (a bias rule
+    after an attention-bias rule) and are not warned about."""
+
+
+def _rule_name(init: Any) -> str:
+    """A rule's initializer, briefly: a ContextRule's name, a value's repr."""
+    if isinstance(init, ContextRule):
+        return init.name
+    if init is None:
+        return "None (keep)"
+    return repr(init) if hasattr(init, "law") else _init_name(init)
+
+
+def _shadowed(
+    fn: str, pattern: Pattern, init: Any, lost: Mapping[int, list[str]], rule_list: Sequence[tuple]
+) -> str:
+    """``rule X is shadowed by rule Y (it takes a, b, ...)``."""
+    parts = []
+    for w, paths in lost.items():
+        shown = ", ".join(paths[:3]) + (f", ... ({len(paths)} in all)" if len(paths) > 3 else "")
+        taker, taker_init = rule_list[w]
+        parts.append(f"rule {pattern_label(taker)}: {_rule_name(taker_init)} (which takes {shown})")
+    return (
+        f"rule {pattern_label(pattern)}: {_rule_name(init)} is shadowed: every parameter it"
+        " matches is taken by the"
+        f" earlier {' and '.join(parts)}, since the first matching rule wins; put it before"
+        " them or narrow their patterns"
+    )
 
 
 def _bind(
@@ -975,7 +1058,7 @@ def _bind(
 
     if init is None:
         return
-    where = f"{fn}: rule {it.rule!r} for {it.path}"
+    where = f"{fn}: rule {pattern_label(it.rule)} for {it.path}"
     if isinstance(init, _layers.FanAxes):
         it.layer = init.spec(it.path, it.shape)
         it.problem = None

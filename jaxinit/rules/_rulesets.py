@@ -21,8 +21,6 @@ from jaxinit._values import initializer
 from jaxinit.initializers import (
     draw_in_float32,
     ones,
-    torch_default_bias,
-    torch_default_kernel,
     zeros,
 )
 from jaxinit.rules._rules import ContextRule, LeafInfo, Pattern, any_of, optional
@@ -48,12 +46,6 @@ def _check_int(fn: str, arg: str, value: object, minimum: int = 1) -> int:
     return n
 
 
-def _is_embedding(info: LeafInfo) -> bool:
-    if info.owner is not None and "Embed" in info.owner.__name__:
-        return True
-    return info.layer is not None and "Embed" in info.layer.layer
-
-
 # kernel (linen, nnx) or weight (Equinox): one of the two names, whichever the model uses
 # (any_of, as a {kernel,weight} glob would require both to exist).
 _KERNEL_OR_WEIGHT = any_of("{kernel,weight}")
@@ -76,6 +68,18 @@ def torch_default_rules(
     no kernel beside them are left alone. The default ``kernel`` pattern matches parameters
     named ``kernel`` or ``weight``.
 
+    Args:
+      kernel: the weights that get torch's default by layer (Linear/Conv, and for Equinox
+        layers their own: Embedding N(0, 1), norms 1, RNN cells U[±1/√H]); weights it does
+        not match (and the layer rules do not take) keep their values.
+      bias: the same for biases.
+      rnn_hidden: passed on to :func:`torch_default_layer_rules`.
+
+    The layer rules come first, so a pattern here never takes an embedding, attention or
+    RNN-gate parameter of a flax model; your own rules go before the rule set (first match
+    wins; a rule placed after it whose every parameter it takes is an error, or a
+    :class:`jaxinit.ShadowedRuleWarning` for an optional one).
+
     >>> import equinox as eqx
     >>> eqx_model = eqx.nn.Linear(32, 64, key=jax.random.key(0))
     >>> model = jaxinit.reinit(eqx_model, jaxinit.torch_default_rules(), jax.random.key(1))
@@ -83,25 +87,24 @@ def torch_default_rules(
     True
     """
 
-    def kernel_init(info: LeafInfo):
-        if len(info.layer.call_shape) < 2 or _is_embedding(info):
-            return None
-        return torch_default_kernel()  # flax axes of the layer's own call
-
-    def bias_init(info: LeafInfo):
-        for name in ("kernel", "weight"):
-            layer = info.sibling_layers.get(name)
-            if layer is not None and len(layer.call_shape) >= 2 and not _is_embedding(info):
-                return torch_default_bias(fan_in=int(layer.fans[0]))
-        return None
-
     from jaxinit.rules._rulesets_models import torch_default_layer_rules
 
+    # The layer rules' last rule is torch's default by layer (Equinox embeddings, norms and
+    # cells, ConvTranspose, else Linear/Conv); here it serves the kernel and bias patterns,
+    # and the catch-all keeps only the RNN names they do not cover, so both arguments take
+    # effect (a catch-all before them would take every kernel and bias).
+    layer_rules = torch_default_layer_rules(rnn_hidden=rnn_hidden, others=_RNN_ONLY)
+    by_layer = layer_rules.pop(_RNN_ONLY)
     return {
-        **torch_default_layer_rules(rnn_hidden=rnn_hidden),
-        kernel: optional(ContextRule(kernel_init, "torch_default_kernel")),
-        bias: ContextRule(bias_init, "torch_default_bias", optional=True),
+        **layer_rules,
+        kernel: optional(ContextRule(by_layer.build, "torch_default_kernel")),
+        bias: ContextRule(by_layer.build, "torch_default_bias", optional=True),
+        _RNN_ONLY: by_layer,
     }
+
+
+# Equinox RNN cells' parameters that neither "kernel"/"weight" nor "bias" names.
+_RNN_ONLY = any_of("{weight_ih,weight_hh,bias_n}")
 
 
 @initializer

@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxinit._checks import check_choice, check_positive
+from jaxinit._law import Blocks, Constant, Normal, Padded, Stacked, Sum, Uniform, law_of
+from jaxinit._values import Init, declared, initializer
 from jaxinit.initializers import (
     constant,
     lecun_normal,
@@ -41,7 +43,7 @@ from jaxinit.initializers import (
     variance_scaling,
     zeros,
 )
-from jaxinit.rules._layers import LayerFans, mark_fan_dependent, plain
+from jaxinit.rules._layers import LayerFans, plain
 from jaxinit.rules._rules import ContextRule, LeafInfo, Pattern, any_of, matches, optional
 
 # --------------------------------------------------------------------------- helpers
@@ -132,22 +134,26 @@ def _sum_of_uniforms(bound: float):
         u1 = jax.random.uniform(k1, shape, dtype, -bound, bound)
         return u1 + jax.random.uniform(k2, shape, dtype, -bound, bound)
 
-    return init
+    law = Sum((Uniform(-bound, bound), Uniform(-bound, bound)))
+    return declared("sum_of_uniforms", init, law, bound=bound)
 
 
-def _uniform(bound: float):
+def _uniform(bound: float) -> Init:
+    """:math:`U[\\pm\\mathrm{bound}]` (torch's ``uniform_(-b, b)``)."""
+
     def init(key, shape, dtype=None):
         return jax.random.uniform(key, shape, dtype or jnp.float32, -bound, bound)
 
-    return init
+    return declared("uniform_bound", init, Uniform(-bound, bound), bound=bound)
 
 
-def _fans_uniform(bound: float):
-    """:func:`_uniform` whose bound came from the layer's fans (see ``mark_fan_dependent``)."""
-    return mark_fan_dependent(_uniform(bound))
+def _fans_uniform(bound: float, fans: tuple[float, float]) -> Init:
+    """:func:`_uniform` whose bound a rule computed from ``fans`` (the fans the law uses,
+    shown by ``explain``; the layer must then be known)."""
+    return _uniform(bound).with_fans(fans)
 
 
-def _blocks(inits: list, axis: int):
+def _blocks(inits: list, axis: int) -> Init:
     """Draw equal blocks along ``axis`` with one initializer each and concatenate."""
 
     def init(key, shape, dtype=None):
@@ -161,12 +167,14 @@ def _blocks(inits: list, axis: int):
             [f(k, tuple(sub), dtype) for f, k in zip(inits, keys, strict=True)], axis
         )
 
-    return init
+    law = Blocks(tuple(law_of(f) for f in inits), axis)
+    return declared("blocks", init, law, n=len(inits), axis=axis)
 
 
 # --------------------------------------------------------------------------- ViT (timm)
 
 
+@initializer
 def vit(
     mode: str = "timm",
     *,
@@ -235,7 +243,8 @@ def vit(
 
         def qkv_rule(info: LeafInfo):
             fan_in, fan_out = _layer(info).fans  # the layer's call, whatever the layout
-            return _fans_uniform(math.sqrt(6.0 / (fan_out / 3 + fan_in)))
+            # Q, K and V as separate Xavier matrices: fans (in, out / 3)
+            return _fans_uniform(math.sqrt(6.0 / (fan_out / 3 + fan_in)), (fan_in, fan_out / 3))
 
         rules[qkv] = optional(ContextRule(qkv_rule, "vit moco qkv"))
         rules[weights] = _matrix_rule(xavier, "xavier_uniform")
@@ -263,7 +272,7 @@ def _torch_bias_rule() -> ContextRule:
         layer = _kernel_layer(info)
         if layer is None or len(layer.call_shape) < 2:
             return None
-        return mark_fan_dependent(torch_default_bias(fan_in=int(layer.fans[0])))
+        return torch_default_bias(fan_in=int(layer.fans[0])).with_fans(layer.fans)
 
     return ContextRule(build, "torch_default_bias")
 
@@ -271,6 +280,7 @@ def _torch_bias_rule() -> ContextRule:
 # --------------------------------------------------------------------------- BERT / HF
 
 
+@initializer
 def bert(
     initializer_range: float = 0.02,
     *,
@@ -309,7 +319,9 @@ def bert(
                 f"{fn}: padding_idx={padding_idx} >= vocabulary size"
                 f" {info.shape[0] if info.shape else 0} of {info.path} {info.shape}"
             )
-        return embed_init  # checked before anything is drawn
+        padding = () if padding_idx is None else (padding_idx,)  # shown by explain
+        law = Padded(Normal(initializer_range), rows=padding)
+        return declared("bert_embedding", embed_init, law)  # checked before anything is drawn
 
     return {
         embeddings: ContextRule(embed_rule, "bert embedding", optional=True, native=True),
@@ -322,6 +334,7 @@ def bert(
 # --------------------------------------------------------------------------- depth-scaled
 
 
+@initializer
 def depth_scaled(
     n_layers: int | None = None,
     *,
@@ -400,11 +413,13 @@ def depth_scaled(
             stds = base / jnp.sqrt(2.0 * jnp.arange(1, n_stack + 1, dtype=dtype))
             return z * stds.reshape((n_stack,) + (1,) * (len(shape) - 1))
 
-        return init
+        law = Stacked(tuple(Normal(base / math.sqrt(2.0 * i)) for i in range(1, n_stack + 1)))
+        return declared("depth_scaled_stack", init, law, n_stack=n_stack, std=base)
 
     def output_rule(info: LeafInfo):
-        s = _layer(info).fans[0] ** -0.5  # d: the output layer's fan-in
-        return mark_fan_dependent(torch_trunc_normal(std=s, a=-3 * s, b=3 * s))
+        fans = _layer(info).fans
+        s = fans[0] ** -0.5  # d: the output layer's fan-in
+        return torch_trunc_normal(std=s, a=-3 * s, b=3 * s).with_fans(fans)
 
     return {
         scaled: ContextRule(scaled_rule, "depth-scaled std", native=True),
@@ -448,6 +463,7 @@ def deepnorm_constants(n_encoder: int = 0, n_decoder: int = 0) -> dict[str, tupl
     return {"decoder": ((2 * M) ** 0.25, (8 * M) ** -0.25)}
 
 
+@initializer
 def deepnet(
     n_encoder: int = 0,
     n_decoder: int = 0,
@@ -487,6 +503,7 @@ def deepnet(
 # --------------------------------------------------------------------------- recurrent
 
 
+@initializer
 def recurrent(
     *,
     forget_bias: float = 1.0,
@@ -535,7 +552,8 @@ def recurrent(
             dtype = dtype or jnp.float32
             return jnp.zeros(shape, dtype).at[hidden : 2 * hidden].set(forget_bias)
 
-        return init
+        law = Blocks((Constant(0.0), Constant(forget_bias), Constant(0.0), Constant(0.0)), 0)
+        return declared("lstm_forget_bias", init, law, forget_bias=forget_bias)
 
     def nnx_rule(info: LeafInfo):
         if info.name == "kernel":
@@ -574,6 +592,7 @@ _SUMMED = {"hi", "hf", "hg", "ho", "ir", "iz"}
 _GATE_PATTERN = any_of("{" + ",".join(_GATES) + "}/{kernel,bias}")
 
 
+@initializer
 def torch_default_layer_rules(
     *,
     rnn_hidden: int | None = None,
@@ -645,10 +664,12 @@ def torch_default_layer_rules(
 
     def attn_in_rule(info: LeafInfo):
         e_in, e_out = _layer(info).fans  # one of q, k, v: E -> E (one layer call)
-        return _fans_uniform(math.sqrt(6.0 / (e_in + 3 * e_out)))
+        # torch's fused in_proj (3E, E): Xavier with fans E and 3E
+        return _fans_uniform(math.sqrt(6.0 / (e_in + 3 * e_out)), (e_in, 3 * e_out))
 
     def attn_out_rule(info: LeafInfo):
-        return _fans_uniform(1 / math.sqrt(_layer(info).fans[0]))
+        fans = _layer(info).fans
+        return _fans_uniform(1 / math.sqrt(fans[0]), fans)
 
     def call_of_kernel(info: LeafInfo) -> tuple[int, ...] | None:
         layer = _layer(info) if info.name == "kernel" else _layer(info, "kernel")
@@ -735,7 +756,8 @@ def torch_default_layer_rules(
             if w is None or len(w) < 3:
                 return None
             groups = getattr(info.module, "groups", 1)  # Equinox's; flax's have none
-            return _fans_uniform(1 / math.sqrt(w[-1] // groups * math.prod(w[:-2])))
+            n = w[-1] // groups * math.prod(w[:-2])  # torch's fan_in of (in, out/groups, *k)
+            return _fans_uniform(1 / math.sqrt(n), (n, w[-2] * math.prod(w[:-2])))
         if info.name == "bias":
             return linear_bias(info)
         if info.name in ("weight", "kernel"):
