@@ -6,8 +6,11 @@ the rules' parameter-path helpers). Builds on :mod:`jaxinit.initializers` only. 
 here is also ``jaxinit.<name>``.
 """
 
+from jaxinit.rules._context import ContextRule as ContextRule
+from jaxinit.rules._context import LeafInfo as LeafInfo
+from jaxinit.rules._context import fan_axes as fan_axes
+from jaxinit.rules._context import optional as optional
 from jaxinit.rules._layers import LayerFans as LayerFans
-from jaxinit.rules._layers import fan_axes as fan_axes
 from jaxinit.rules._lsuv import LayerReport as LayerReport
 from jaxinit.rules._lsuv import lsuv as lsuv
 from jaxinit.rules._mup import BaseShape as BaseShape
@@ -24,12 +27,9 @@ from jaxinit.rules._mup import mup_process_heads as mup_process_heads
 from jaxinit.rules._mup import mup_sgd as mup_sgd
 from jaxinit.rules._mup import readout_multiplier as readout_multiplier
 from jaxinit.rules._mup import scale_by_mup as scale_by_mup
-from jaxinit.rules._rules import ContextRule as ContextRule
-from jaxinit.rules._rules import LeafInfo as LeafInfo
+from jaxinit.rules._paths import any_of as any_of
 from jaxinit.rules._rules import ShadowedRuleWarning as ShadowedRuleWarning
-from jaxinit.rules._rules import any_of as any_of
 from jaxinit.rules._rules import explain as explain
-from jaxinit.rules._rules import optional as optional
 from jaxinit.rules._rules import reinit as reinit
 from jaxinit.rules._rulesets import fixup as fixup
 from jaxinit.rules._rulesets import gpt2 as gpt2

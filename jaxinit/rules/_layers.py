@@ -31,7 +31,6 @@ import numpy as np
 
 from jaxinit._law import law_of
 from jaxinit._types import flax_to_torch_axes, torch_to_flax_shape
-from jaxinit._values import Init
 
 
 @dataclass(frozen=True)
@@ -171,78 +170,6 @@ def from_axes(
     )
 
 
-class FanAxes:
-    """A rule value that names the fan axes of the stored array (see :func:`fan_axes`)."""
-
-    def __init__(
-        self, init: Any, in_axis: Any, out_axis: Any, stack_axes: Any, optional: bool = False
-    ):
-        if init is None or type(init).__name__ in ("ContextRule", "FanAxes"):
-            raise TypeError(
-                f"fan_axes: init must be an initializer or a registry name, got {init!r}"
-                " (for a rule that may match nothing, pass optional=True)"
-            )
-        self.init = init
-        self.optional = optional
-        self.in_axis = _axes_tuple("fan_axes", "in_axis", in_axis)
-        self.out_axis = _axes_tuple("fan_axes", "out_axis", out_axis)
-        self.stack_axes = _axes_tuple("fan_axes", "stack_axes", stack_axes)
-
-    def spec(self, path: str, shape: tuple[int, ...]) -> LayerFans:
-        return from_axes(
-            f"reinit: fan_axes for {path}", shape, self.in_axis, self.out_axis, self.stack_axes
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"fan_axes({getattr(self.init, '__name__', self.init)!s}, in_axis={self.in_axis},"
-            f" out_axis={self.out_axis}, stack_axes={self.stack_axes})"
-        )
-
-
-def _axes_tuple(fn: str, arg: str, axes: Any) -> tuple[int, ...]:
-    # numpy ints and 0-d integer arrays count as ints
-    from jaxinit._fans import check_axes
-
-    checked = check_axes(fn, arg, axes)
-    return (checked,) if isinstance(checked, int) else checked
-
-
-def fan_axes(
-    init: Any,
-    *,
-    in_axis: Any = -2,
-    out_axis: Any = -1,
-    stack_axes: Any = (),
-    optional: bool = False,
-) -> FanAxes:
-    """Name the axes of a stored parameter for a rule, when no layer can tell them.
-
-    The parameter is drawn as ``prod(stack)`` independent calls of ``init`` on
-    ``(*receptive, prod(in), prod(out))`` — the axes not named are receptive-field axes —
-    and arranged back into the stored shape. So ``in_axis``/``out_axis`` are fan-in and
-    fan-out (several axes are flattened, as flax's ``DenseGeneral`` does) and stack axes
-    (``nn.scan`` layers, ensemble members) are neither.
-
-    Args:
-      init: the initializer (or registry name) of the rule.
-      in_axis: fan-in axes of the stored array (an int or a sequence).
-      out_axis: fan-out axes of the stored array (an int or a sequence).
-      stack_axes: axes whose slices are drawn independently.
-      optional: matching no parameter is not an error (as :func:`jaxinit.optional`).
-
-    Example — a stacked ``(layers, in, heads, head_dim)`` kernel in a plain dict::
-
-      >>> w = jnp.zeros((2, 64, 4, 16))
-      >>> rules = {"kernel": jaxinit.fan_axes(jaxinit.lecun_normal(), in_axis=1,
-      ...                                     out_axis=(2, 3), stack_axes=0)}
-      >>> params = jaxinit.reinit({"kernel": w}, rules, jax.random.key(0))
-      >>> round(float(params["kernel"].std()), 3)  # lecun_normal: 1/√fan_in = 1/√64 = 0.125
-      0.124
-    """
-    return FanAxes(init, in_axis, out_axis, stack_axes, optional)
-
-
 # --------------------------------------------------------------------------- drawing
 
 
@@ -252,6 +179,14 @@ def owned_layout(init: Any) -> str | None:
     the stored torch shape, never transposed a second time. Read from the law it declares
     (:func:`jaxinit._law.law_of`), nothing else."""
     return law_of(init).layout
+
+
+def fan_dependent(init: Any) -> bool:
+    """Whether an initializer's draw depends on how the shape splits into fans (variance
+    scaling, orthogonal, structured, or constants a rule computed from a layer's fans:
+    :meth:`jaxinit._values.Init.with_fans`), as its law declares; a callable that
+    declares no law counts as not."""
+    return law_of(init).fan_dependent
 
 
 def draw_shape(spec: LayerFans, init: Any) -> tuple[int, ...]:
@@ -558,39 +493,12 @@ def _torch(cls: str, per: tuple[int, ...]) -> LayerFans:
     return _replace(spec, source="class")
 
 
-def describe_stack(spec: LayerFans) -> str:
-    return "" if not spec.stack_shape else f" x{math.prod(spec.stack_shape)}"
+# --------------------------------------------------------------------------- stacks
 
 
-# --------------------------------------------------------------------------- explain
+@dataclass(frozen=True)
+class _PerLayer:
+    """One initializer per layer of a stack (``None``: keep that layer's slice)."""
 
-
-def fan_dependent(init: Any) -> bool:
-    """Whether an initializer's draw depends on how the shape splits into fans (variance
-    scaling, orthogonal, structured, or constants a rule computed from a layer's fans:
-    :meth:`jaxinit._values.Init.with_fans`), as its law declares; a callable that declares no law counts as
-    not."""
-    return law_of(init).fan_dependent
-
-
-def describe(init: Any, shape: tuple[int, ...]) -> tuple[str, str, str]:
-    """``(name, fans, std or bound)`` of ``init`` called on ``shape``, from the law it
-    declares (nothing is drawn)."""
-    law = law_of(init)
-    name = repr(init) if isinstance(init, Init) else _factory(init)
-    if isinstance(init, Init) and law.formula():
-        # a fixed law in symbols: a repr of default options would hide it (normal() is
-        # std 0.01), a rule's own drawing function has no options worth reading
-        name = f"{init.name} ~ {law.formula()}"
-    try:
-        fans = law.fans(tuple(shape))
-    except (ValueError, TypeError):
-        return name, "?", "?"
-    shown = "-" if fans is None else f"{fans[0]:g}, {fans[1]:g}"  # the fans the law uses
-    return name, shown, law.describe(fans)
-
-
-def _factory(init: Any) -> str:
-    """A function's name (its factory's, for a closure)."""
-    qual = getattr(init, "__qualname__", None) or getattr(init, "__name__", None)
-    return (qual or type(init).__name__).split(".<locals>")[0].lstrip("_")
+    inits: tuple[Any, ...]
+    sub: Any  # LayerFans of one slice (the stack axis removed)

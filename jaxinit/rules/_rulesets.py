@@ -16,14 +16,15 @@ from typing import Literal
 
 from jaxinit import initializers as _inits
 from jaxinit._checks import as_int, check_choice, check_finite, check_positive
-from jaxinit._types import Initializer
+from jaxinit._types import Initializer, Pattern
 from jaxinit._values import initializer
 from jaxinit.initializers import (
     draw_in_float32,
     ones,
     zeros,
 )
-from jaxinit.rules._rules import ContextRule, LeafInfo, Pattern, any_of, optional
+from jaxinit.rules._context import ContextRule, LeafInfo, optional
+from jaxinit.rules._paths import any_of
 
 
 # These rule sets are jaxinit's own schemes: half-precision parameters are drawn in float32

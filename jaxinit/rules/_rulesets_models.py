@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from jaxinit._checks import check_choice, check_positive
 from jaxinit._law import Blocks, Constant, Normal, Padded, Stacked, Sum, Uniform, law_of
+from jaxinit._types import Pattern
 from jaxinit._values import Init, declared, initializer
 from jaxinit.initializers import (
     constant,
@@ -43,8 +44,9 @@ from jaxinit.initializers import (
     variance_scaling,
     zeros,
 )
+from jaxinit.rules._context import ContextRule, LeafInfo, optional
 from jaxinit.rules._layers import LayerFans, plain
-from jaxinit.rules._rules import ContextRule, LeafInfo, Pattern, any_of, matches, optional
+from jaxinit.rules._paths import any_of, matches
 
 # --------------------------------------------------------------------------- helpers
 
