@@ -37,15 +37,15 @@ from jaxinit.rules._rulesets import mup as mup
 from jaxinit.rules._rulesets import rezero as rezero
 from jaxinit.rules._rulesets import skipinit as skipinit
 from jaxinit.rules._rulesets import t_fixup as t_fixup
-from jaxinit.rules._rulesets import torch_default_rules as torch_default_rules
 from jaxinit.rules._rulesets_models import bert as bert
 from jaxinit.rules._rulesets_models import deepnet as deepnet
 from jaxinit.rules._rulesets_models import deepnorm_constants as deepnorm_constants
 from jaxinit.rules._rulesets_models import depth_scaled as depth_scaled
 from jaxinit.rules._rulesets_models import layer_index as layer_index
 from jaxinit.rules._rulesets_models import recurrent as recurrent
-from jaxinit.rules._rulesets_models import torch_default_layer_rules as torch_default_layer_rules
 from jaxinit.rules._rulesets_models import vit as vit
+from jaxinit.rules._rulesets_torch import torch_default_layer_rules as torch_default_layer_rules
+from jaxinit.rules._rulesets_torch import torch_default_rules as torch_default_rules
 from jaxinit.rules._sharded import init_params as init_params
 from jaxinit.rules._sharded import make_init as make_init
 from jaxinit.rules._sharded import param_shardings as param_shardings

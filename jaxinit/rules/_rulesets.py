@@ -1,5 +1,5 @@
-"""Ready-made rule sets for :func:`jaxinit.reinit`: torch defaults, Fixup, ReZero/SkipInit,
-GPT-2, T-Fixup and muP-style width scaling.
+"""Ready-made rule sets for :func:`jaxinit.reinit`: Fixup, ReZero/SkipInit, GPT-2, T-Fixup
+and muP-style width scaling (torch's defaults: :mod:`jaxinit.rules._rulesets_torch`).
 
 Each function returns a plain ``{pattern: initializer}`` dict, so it can be printed, edited
 or merged with other rules (first match wins: put your own rules first). Models name their
@@ -45,67 +45,6 @@ def _check_int(fn: str, arg: str, value: object, minimum: int = 1) -> int:
     if n is None or n < minimum:
         raise ValueError(f"{fn}: {arg} must be an int >= {minimum}, got {value!r}")
     return n
-
-
-# kernel (linen, nnx) or weight (Equinox): one of the two names, whichever the model uses
-# (any_of, as a {kernel,weight} glob would require both to exist).
-_KERNEL_OR_WEIGHT = any_of("{kernel,weight}")
-
-
-@initializer
-def torch_default_rules(
-    kernel: Pattern = _KERNEL_OR_WEIGHT, bias: Pattern = "bias", *, rnn_hidden: int | None = None
-) -> dict[Pattern, object]:
-    r"""PyTorch's default init of ``nn.Linear`` / ``nn.ConvNd`` — and of ``nn.Embedding``,
-    ``nn.MultiheadAttention``, ``nn.LayerNorm`` and ``nn.RNN``/``LSTM``/``GRU``, whose rules
-    (:func:`torch_default_layer_rules`, ``rnn_hidden`` passed on) come first — for
-    flax.linen, nnx and Equinox models.
-
-    kernel (rank >= 2): :math:`U[\pm 1/\sqrt{n_{in}}]` (``kaiming_uniform_(a=√5)``);
-    bias: :math:`U[\pm 1/\sqrt{n_{in}}]` with the fan_in of the **sibling kernel** (found
-    by :func:`reinit` from the same layer). The fans are the layer's (a ``DenseGeneral``
-    kernel ``(in, heads, head_dim)`` has fan_in ``in``, one layer of a scanned stack its
-    own, an Equinox ``(out, in)`` weight fan_in ``in``). Other 1-D "weights" and biases with
-    no kernel beside them are left alone. The default ``kernel`` pattern matches parameters
-    named ``kernel`` or ``weight``.
-
-    Args:
-      kernel: the weights that get torch's default by layer (Linear/Conv, and for Equinox
-        layers their own: Embedding N(0, 1), norms 1, RNN cells U[±1/√H]); weights it does
-        not match (and the layer rules do not take) keep their values.
-      bias: the same for biases.
-      rnn_hidden: passed on to :func:`torch_default_layer_rules`.
-
-    The layer rules come first, so a pattern here never takes an embedding, attention or
-    RNN-gate parameter of a flax model; your own rules go before the rule set (first match
-    wins; a rule placed after it whose every parameter it takes is an error, or a
-    :class:`jaxinit.ShadowedRuleWarning` for an optional one).
-
-    >>> import equinox as eqx
-    >>> eqx_model = eqx.nn.Linear(32, 64, key=jax.random.key(0))
-    >>> model = jaxinit.reinit(eqx_model, jaxinit.torch_default_rules(), jax.random.key(1))
-    >>> bool(jnp.abs(model.weight).max() <= 1 / 32**0.5)  # U[±1/√in_features], as torch
-    True
-    """
-
-    from jaxinit.rules._rulesets_models import torch_default_layer_rules
-
-    # The layer rules' last rule is torch's default by layer (Equinox embeddings, norms and
-    # cells, ConvTranspose, else Linear/Conv); here it serves the kernel and bias patterns,
-    # and the catch-all keeps only the RNN names they do not cover, so both arguments take
-    # effect (a catch-all before them would take every kernel and bias).
-    layer_rules = torch_default_layer_rules(rnn_hidden=rnn_hidden, others=_RNN_ONLY)
-    by_layer = layer_rules.pop(_RNN_ONLY)
-    return {
-        **layer_rules,
-        kernel: optional(ContextRule(by_layer.build, "torch_default_kernel")),
-        bias: ContextRule(by_layer.build, "torch_default_bias", optional=True),
-        _RNN_ONLY: by_layer,
-    }
-
-
-# Equinox RNN cells' parameters that neither "kernel"/"weight" nor "bias" names.
-_RNN_ONLY = any_of("{weight_ih,weight_hh,bias_n}")
 
 
 @initializer
