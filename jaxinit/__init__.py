@@ -17,10 +17,10 @@ Initializers (``jaxinit.initializers``):
   he_normal, he_uniform, identity, Init, Initializer, is_fast_key, kaiming_normal,
   kaiming_uniform, lecun_normal, lecun_uniform, names, normal, ones, ones_init, orthogonal,
   random_normal, random_truncated_normal, random_uniform, register, RuleSet, Scheme, scheme,
-  schemes, sparse, stft, torch_default_bias, torch_default_kernel, torch_kaiming_normal,
+  scheme_names, schemes, sparse, stft, torch_default_bias, torch_default_kernel, torch_kaiming_normal,
   torch_kaiming_uniform, torch_normal, torch_sparse, torch_trunc_normal, torch_uniform,
   torch_xavier_normal, torch_xavier_uniform, truncated_normal, uniform, variance_scaling,
-  xavier_normal, xavier_uniform, zero_init, zeros, zeros_init
+  xavier_normal, xavier_uniform, zer_o, zero_init, zeros, zeros_init
 
 Rules for whole models (``jaxinit.rules``):
   any_of, base_shapes, BaseShape, bert, ContextRule, coord_check, CoordCheck, deepnet,
@@ -91,6 +91,7 @@ from jaxinit.initializers import random_truncated_normal as random_truncated_nor
 from jaxinit.initializers import random_uniform as random_uniform
 from jaxinit.initializers import register as register
 from jaxinit.initializers import scheme as scheme
+from jaxinit.initializers import scheme_names as scheme_names
 from jaxinit.initializers import schemes as schemes
 from jaxinit.initializers import sparse as sparse
 from jaxinit.initializers import stft as stft
@@ -109,6 +110,7 @@ from jaxinit.initializers import uniform as uniform
 from jaxinit.initializers import variance_scaling as variance_scaling
 from jaxinit.initializers import xavier_normal as xavier_normal
 from jaxinit.initializers import xavier_uniform as xavier_uniform
+from jaxinit.initializers import zer_o as zer_o
 from jaxinit.initializers import zero_init as zero_init
 from jaxinit.initializers import zeros as zeros
 from jaxinit.initializers import zeros_init as zeros_init

@@ -356,3 +356,12 @@ def test_keras_orthogonal_config_uses_gain():
     again = jaxinit.from_config(config)
     assert again == init
     np.testing.assert_array_equal(again(KEY, (4, 4)), jaxinit.orthogonal(2.0)(KEY, (4, 4)))
+
+
+# --------------------------------------------------------------------------- clearer names
+
+
+def test_clearer_names_keep_the_old_ones():
+    assert jaxinit.zer_o is jaxinit.zero_init  # ZerO, not zeros
+    assert jaxinit.get("zer_o") == jaxinit.zero_init()
+    assert jaxinit.scheme_names() == jaxinit.names() and "he_normal" in jaxinit.scheme_names()

@@ -392,6 +392,11 @@ def zero_init(dtype: DTypeLike = None, *, layout: Layout | None = None) -> Initi
     )
 
 
+zer_o = zero_init
+"""ZerO by a name that cannot be read as "zeros": the same factory as :func:`zero_init`
+(which draws no zeros array; the old name is kept)."""
+
+
 def _as_units(fn: str, shape: Shape, layout: str) -> tuple[int, int]:
     """``(units, fan_in)``: the output axis, and every other axis flattened."""
     if len(shape) < 2:
@@ -608,7 +613,7 @@ for _s in (
         ("relu",),
         "Zhao, Schäfer & Anandkumar 2021, ZerO Initialization: Initializing Neural Networks"
         " with only Zeros and Ones (TMLR 2022)",
-        aliases=("ZerO", "zero_initialization"),
+        aliases=("ZerO", "zer_o", "zero_initialization"),
         keyed=False,
     ),
     Scheme(
