@@ -259,7 +259,7 @@ class Sum(Law):
     laws: tuple[Law, ...] = ()
 
     def describe(self, fans: Fans | None = None) -> str:
-        parts = " + ".join(f"U[±{_g(x.high)}]" if _sym(x) else x.describe(fans) for x in self.laws)
+        parts = " + ".join(x.formula() if _sym(x) else x.describe(fans) for x in self.laws)
         var = sum(_variance(x) for x in self.laws)
         return f"{parts} (std {_g(math.sqrt(var))})" if not math.isnan(var) else parts
 

@@ -415,6 +415,8 @@ class Declared:
     like the function, so a factory's helpers may use it directly."""
 
     __slots__ = ("fn", "law")
+    fn: Callable[..., Any]
+    law: Law
 
     def __init__(self, fn: Callable[..., Any], law: Law):
         if isinstance(fn, Declared | Init):
