@@ -17,11 +17,11 @@ Initializers (``jaxinit.initializers``):
   he_normal, he_uniform, identity, Init, Initializer, is_fast_key, kaiming_normal,
   kaiming_uniform, lecun_normal, lecun_uniform, names, normal, ones, ones_init, orthogonal,
   random_normal, random_truncated_normal, random_uniform, register, register_function,
-  RuleSet, Scheme, scheme,
-  schemes, sparse, stft, torch_default_bias, torch_default_kernel, torch_kaiming_normal,
+  RuleSet, Scheme, scheme, scheme_names, schemes, sparse, stft, torch_default_bias,
+  torch_default_kernel, torch_kaiming_normal,
   torch_kaiming_uniform, torch_normal, torch_sparse, torch_trunc_normal, torch_uniform,
   torch_xavier_normal, torch_xavier_uniform, truncated_normal, uniform, variance_scaling,
-  xavier_normal, xavier_uniform, zero_init, zeros, zeros_init
+  xavier_normal, xavier_uniform, zer_o, zero_init, zeros, zeros_init
 
 Rules for whole models (``jaxinit.rules``):
   any_of, base_shapes, BaseShape, bert, ContextRule, convnext, coord_check, CoordCheck,
@@ -29,7 +29,8 @@ Rules for whole models (``jaxinit.rules``):
   InfShape, infshape_of, infshapes, init_params, layer_index, LayerFans, LayerReport,
   LeafInfo, llama, lr_multiplier, lsuv, make_init, mobilenet, mup, mup_adam,
   mup_attention_fn, mup_process_heads, mup_sgd, optional, param_shardings,
-  readout_multiplier, recurrent, reinit, resnet, rezero, roberta, scale_by_mup, skipinit, t5,
+  readout_multiplier, recurrent, reinit, resnet, rezero, roberta, scale_by_mup,
+  ShadowedRuleWarning, skipinit, t5,
   t_fixup, torch_default_layer_rules, torch_default_rules, vit
 
 Statistics over seeds and tasks (``jaxinit.stats``; also ``jaxinit.study.<name>``):
@@ -98,6 +99,7 @@ from jaxinit.initializers import random_uniform as random_uniform
 from jaxinit.initializers import register as register
 from jaxinit.initializers import register_function as register_function
 from jaxinit.initializers import scheme as scheme
+from jaxinit.initializers import scheme_names as scheme_names
 from jaxinit.initializers import schemes as schemes
 from jaxinit.initializers import sparse as sparse
 from jaxinit.initializers import stft as stft
@@ -116,6 +118,7 @@ from jaxinit.initializers import uniform as uniform
 from jaxinit.initializers import variance_scaling as variance_scaling
 from jaxinit.initializers import xavier_normal as xavier_normal
 from jaxinit.initializers import xavier_uniform as xavier_uniform
+from jaxinit.initializers import zer_o as zer_o
 from jaxinit.initializers import zero_init as zero_init
 from jaxinit.initializers import zeros as zeros
 from jaxinit.initializers import zeros_init as zeros_init
@@ -126,6 +129,7 @@ from jaxinit.rules import InfShape as InfShape
 from jaxinit.rules import LayerFans as LayerFans
 from jaxinit.rules import LayerReport as LayerReport
 from jaxinit.rules import LeafInfo as LeafInfo
+from jaxinit.rules import ShadowedRuleWarning as ShadowedRuleWarning
 from jaxinit.rules import any_of as any_of
 from jaxinit.rules import base_shapes as base_shapes
 from jaxinit.rules import bert as bert

@@ -16,8 +16,8 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
-from jaxinit._checks import check_choice, check_shape
-from jaxinit._types import LAYOUTS, Axes, Layout
+from jaxinit._checks import check_shape
+from jaxinit._types import LAYOUTS, Axes, Layout, check_layout
 
 
 def check_axes(fn: str, arg: str, axes: Any) -> int | tuple[int, ...]:
@@ -46,7 +46,7 @@ def resolve_axes(
     fn: str, layout: str | None, in_axis: Axes | None, out_axis: Axes | None
 ) -> tuple[Axes, Axes]:
     """Explicit axes win; otherwise they come from the layout (flax by default)."""
-    layout_in, layout_out = LAYOUTS[check_choice(fn, "layout", layout or "flax", list(LAYOUTS))]
+    layout_in, layout_out = LAYOUTS[check_layout(fn, layout) or "flax"]
     in_axis = layout_in if in_axis is None else in_axis
     out_axis = layout_out if out_axis is None else out_axis
     return check_axes(fn, "in_axis", in_axis), check_axes(fn, "out_axis", out_axis)

@@ -52,6 +52,26 @@ LAYOUTS: dict[str, tuple[int, int]] = {
 }
 
 
+def check_layout(
+    fn: str, layout: Any, *, none: str = "the flax layout"
+) -> Literal["flax", "torch"] | None:
+    """The one check of a ``layout`` argument: ``"flax"``, ``"torch"``, ``"equinox"`` (folded
+    into ``"torch"``: Equinox stores torch's order) or ``None`` (returned as ``None``; ``none``
+    says in the error what it means to ``fn``). Anything else is a ValueError naming ``fn``.
+
+    >>> check_layout("he_normal", "equinox")
+    'torch'
+    """
+    if layout is None:
+        return None
+    if not isinstance(layout, str) or layout not in LAYOUTS:
+        raise ValueError(
+            f"{fn}: layout={layout!r} is not supported: layout must be 'flax', 'torch' or"
+            f" 'equinox' (Equinox stores torch's order), or None ({none}); got {layout!r}"
+        )
+    return "flax" if layout == "flax" else "torch"
+
+
 def flax_to_torch_axes(rank: int) -> tuple[int, ...]:
     """The permutation taking ``(*spatial, in, out)`` to ``(out, in, *spatial)``: axis ``i``
     of the torch-layout array is axis ``flax_to_torch_axes(rank)[i]`` of the flax one.

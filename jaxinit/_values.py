@@ -40,6 +40,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxinit._law import Fans, Law, law_of
+
 _MODULE = "jaxinit"
 
 # Every decorated factory by the name its values carry: from_config and unpickling find the
@@ -253,21 +255,31 @@ class Init:
     True
     """
 
-    __slots__ = ("__weakref__", "_fn", "_hash", "_key", "_name", "_options")
+    __slots__ = ("__weakref__", "_fn", "_hash", "_key", "_law", "_name", "_options")
     _fn: Callable[..., Any]
     _hash: int
     _key: tuple[str, tuple[tuple[str, Any], ...]]
+    _law: Law
     _name: str
     _options: Mapping[str, Any]
 
-    def __init__(self, name: str, options: Mapping[str, Any], fn: Callable[..., Any]):
+    def __init__(
+        self,
+        name: str,
+        options: Mapping[str, Any],
+        fn: Callable[..., Any],
+        law: Law | None = None,
+    ):
         if not callable(fn):
             raise TypeError(f"Init: fn must be callable, got {fn!r}")
+        if law is not None and not isinstance(law, Law):
+            raise TypeError(f"Init: law must be a jaxinit law, got {law!r}")
         key = (name, frozen_options(options))
         for attr, value in (
             ("_name", name),
             ("_options", types.MappingProxyType(dict(options))),
             ("_fn", fn),
+            ("_law", law_of(fn) if law is None else law),
             ("_key", key),
             ("_hash", hash(key)),
         ):
@@ -283,10 +295,35 @@ class Init:
         raise AttributeError(f"{self!r} is immutable")
 
     @property
-    def _jaxinit_wrapped(self) -> Callable[..., Any]:
-        # the drawing function, for code that reads an initializer's settings
-        # (jaxinit.rules._layers.closure_vars: layout, fans, distribution)
-        return self._fn
+    def law(self) -> Law:
+        """What the initializer declares about its draw (:mod:`jaxinit._law`): a
+        variance-scaling law's scale, mode, distribution and axes, a uniform's bounds, a
+        fan-free normal's std... The rules layer reads only this."""
+        return self._law
+
+    def fans(self, shape: tuple[int, ...]) -> Fans | None:
+        """The ``(fan_in, fan_out)`` the law uses when called on ``shape`` (``None``: a
+        fan-free draw).
+
+        >>> jaxinit.he_normal().fans((3, 3, 16, 32))
+        (144.0, 288.0)
+        """
+        return self._law.fans(tuple(shape))
+
+    def describe(self, fans: Fans | None = None) -> str:
+        """The std or bound of a draw with ``fans`` (``"std 0.02"``, ``"bound 0.125"``).
+
+        >>> init = jaxinit.he_uniform()
+        >>> init.describe(init.fans((16, 32)))
+        'bound 0.6124'
+        """
+        return self._law.describe(fans)
+
+    def with_fans(self, fans: Fans) -> Init:
+        """The same initializer, declared as computed from a layer's ``fans`` (a rule that
+        took a bound :math:`1/\\sqrt{n_{in}}` from the layer): the rules then know that
+        its draw depends on the layer, and ``explain`` shows those fans."""
+        return Init(self._name, self._options, self._fn, self._law.with_fans(fans))
 
     @property
     def name(self) -> str:
@@ -328,6 +365,36 @@ class Init:
         if self._name in _PLAIN and _PLAIN[self._name] is self:
             return (_plain, (self._name,))
         return (build_value, (self._name, dict(self._options)))
+
+
+class Declared:
+    """A drawing function with the law it follows, as an initializer factory returns it;
+    the :func:`initializer` decorator makes it an :class:`Init` carrying that law. Callable
+    like the function, so a factory's helpers may use it directly."""
+
+    __slots__ = ("fn", "law")
+    fn: Callable[..., Any]
+    law: Law
+
+    def __init__(self, fn: Callable[..., Any], law: Law):
+        if isinstance(fn, Declared | Init):
+            fn = fn._fn if isinstance(fn, Init) else fn.fn
+        self.fn = fn
+        self.law = law
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+
+def declare(fn: Callable[..., Any], law: Law) -> Declared:
+    """``fn`` declared to draw by ``law`` (see :mod:`jaxinit._law`)."""
+    return Declared(fn, law)
+
+
+def declared(name: str, fn: Callable[..., Any], law: Law, **options: Any) -> Init:
+    """An :class:`Init` named ``name`` that draws with ``fn`` by ``law`` (for a rule set's
+    own drawing functions: a padded table, fused gate blocks)."""
+    return Init(name, options, fn, law)
 
 
 def _plain(name: str) -> Init:
@@ -428,17 +495,29 @@ def _as_value(name: str, options: dict[str, Any], built: Any) -> Any:
         built._spec = (name, types.MappingProxyType(options))
         return built
     if isinstance(built, Mapping):
+        for rule in built.values():  # a rule set's own rules: layered by design (see reinit)
+            if _is_rule(rule) and getattr(rule, "_rule_set", None) is None:
+                rule._rule_set = name
         return RuleSet(built, name, options)
     if isinstance(built, Init) and built._name == name and built._key[1] == frozen_options(options):
         return built
+    if isinstance(built, Declared):
+        return Init(name, options, built.fn, built.law)
+    if isinstance(built, Init):  # another value under this name (Keras' Orthogonal)
+        return Init(name, options, built, built.law)
     return Init(name, options, built)
 
 
-def plain_initializer(fn: Callable[..., Any]) -> Init:
-    """Make a module-level initializer function (``zeros``, ``ones``) a named value."""
-    value = Init(fn.__name__, {}, fn)
-    _PLAIN[fn.__name__] = value
-    return value
+def plain_initializer(law: Law) -> Callable[[Callable[..., Any]], Init]:
+    """Make a module-level initializer function (``zeros``, ``ones``) a named value
+    declaring ``law``."""
+
+    def make(fn: Callable[..., Any]) -> Init:
+        value = Init(fn.__name__, {}, fn, law)
+        _PLAIN[fn.__name__] = value
+        return value
+
+    return make
 
 
 def label(init: Any) -> str:

@@ -45,6 +45,7 @@ from jaxinit.initializers._registry import get as get
 from jaxinit.initializers._registry import names as names
 from jaxinit.initializers._registry import register as register
 from jaxinit.initializers._registry import scheme as scheme
+from jaxinit.initializers._registry import scheme_names as scheme_names
 from jaxinit.initializers._registry import schemes as schemes
 from jaxinit.initializers._structured import delta_orthogonal as delta_orthogonal
 from jaxinit.initializers._structured import dirac as dirac
@@ -53,6 +54,7 @@ from jaxinit.initializers._structured import identity as identity
 from jaxinit.initializers._structured import orthogonal as orthogonal
 from jaxinit.initializers._structured import sparse as sparse
 from jaxinit.initializers._structured import torch_sparse as torch_sparse
+from jaxinit.initializers._structured import zer_o as zer_o
 from jaxinit.initializers._structured import zero_init as zero_init
 from jaxinit.initializers._torch import calculate_gain as calculate_gain
 from jaxinit.initializers._torch import torch_default_bias as torch_default_bias
@@ -103,6 +105,7 @@ __all__ = [
     "register",
     "register_function",
     "scheme",
+    "scheme_names",
     "schemes",
     "sparse",
     "stft",
@@ -121,6 +124,7 @@ __all__ = [
     "variance_scaling",
     "xavier_normal",
     "xavier_uniform",
+    "zer_o",
     "zero_init",
     "zeros",
     "zeros_init",

@@ -32,8 +32,9 @@ from jaxinit._checks import (
     default_float,
 )
 from jaxinit._fans import check_axes, fan_of_mode, fans_of, resolve_axes
+from jaxinit._law import Constant, Normal, TruncatedNormal, Uniform, VarianceScaling
 from jaxinit._types import Array, Axes, DTypeLike, Initializer, Layout, OutSharding, Shape
-from jaxinit._values import initializer, plain_initializer
+from jaxinit._values import declare, initializer, plain_initializer
 from jaxinit.initializers import _fast, _truncnorm
 from jaxinit.initializers._precision import wide_dtype
 from jaxinit.initializers._protocol import call_sharded, sampler, with_out_sharding
@@ -50,7 +51,7 @@ COMPLEX_TRUNCATED_STD = 0.95311164380491208
 # --------------------------------------------------------------------------- constants
 
 
-@plain_initializer
+@plain_initializer(Constant(0.0))
 def zeros(
     key: Array | None, shape: Shape, dtype: DTypeLike = None, out_sharding: OutSharding = None
 ) -> Array:
@@ -69,7 +70,7 @@ def zeros(
     return call_sharded("zeros", lambda: jnp.zeros(shape, dtype), out_sharding, shape)
 
 
-@plain_initializer
+@plain_initializer(Constant(1.0))
 def ones(
     key: Array | None, shape: Shape, dtype: DTypeLike = None, out_sharding: OutSharding = None
 ) -> Array:
@@ -125,7 +126,7 @@ def constant(value: Any, dtype: DTypeLike = None) -> Initializer:
             )
         return jnp.full(shape, value, dtype=dtype)
 
-    return with_out_sharding("constant", init)
+    return declare(with_out_sharding("constant", init), Constant(value))
 
 
 def _broadcasts_to(src: Shape, dst: Shape) -> bool:
@@ -189,7 +190,7 @@ def normal(stddev: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
         work = wide_dtype(dtype, parity=True)  # float8: drawn in float32, rounded once
         return (_rng(key).normal(key, shape, work) * jnp.array(stddev, work)).astype(dtype)
 
-    return with_out_sharding("normal", init)
+    return declare(with_out_sharding("normal", init), Normal(stddev))
 
 
 @initializer
@@ -216,7 +217,7 @@ def uniform(scale: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
         work = wide_dtype(dtype, parity=True)  # float8: drawn in float32, rounded once
         return (_rng(key).uniform(key, shape, work) * jnp.array(scale, work)).astype(dtype)
 
-    return with_out_sharding("uniform", init)
+    return declare(with_out_sharding("uniform", init), Uniform(0.0, scale))
 
 
 @initializer
@@ -256,7 +257,7 @@ def truncated_normal(
         z = _truncated_normal(key, lower, upper, shape, work)
         return (z * jnp.array(stddev, work)).astype(dtype)
 
-    return with_out_sharding(fn, init)
+    return declare(with_out_sharding(fn, init), TruncatedNormal(stddev, lower, upper))
 
 
 def _shifted_normal(fn: str, mean: float, stddev: float, dtype: DTypeLike) -> Initializer:
@@ -273,7 +274,7 @@ def _shifted_normal(fn: str, mean: float, stddev: float, dtype: DTypeLike) -> In
         x = _rng(key).normal(key, shape, work) * jnp.array(stddev, work) + jnp.array(mean, work)
         return x.astype(dtype)
 
-    return with_out_sharding(fn, init)
+    return declare(with_out_sharding(fn, init), Normal(stddev, mean))
 
 
 def _uniform_between(
@@ -304,7 +305,7 @@ def _uniform_between(
             return jnp.where(x > top, top, x)
         return jnp.where(x >= top, jnp.nextafter(top, jnp.array(lo, dtype)), x)
 
-    return with_out_sharding(fn, init)
+    return declare(with_out_sharding(fn, init), Uniform(lo, hi))
 
 
 def _shifted_truncated_normal(
@@ -346,7 +347,8 @@ def _shifted_truncated_normal(
         z = _truncated_normal(key, lo_z, hi_z, shape, work)
         return (z * jnp.array(stddev, work) + jnp.array(mean, work)).astype(dtype)
 
-    return with_out_sharding(fn, init)
+    law = TruncatedNormal(stddev, lo, hi, mean, in_stddevs=False)
+    return declare(with_out_sharding(fn, init), law)
 
 
 @initializer
@@ -487,7 +489,8 @@ def _variance_scaling(
             return _rng(key).uniform(key, shape, dtype, -1) * jnp.sqrt(3 * variance)
         return _complex_uniform(key, shape, dtype) * jnp.sqrt(variance)
 
-    return with_out_sharding(fn, init)
+    law = VarianceScaling(scale, mode, distribution, in_axis, out_axis, batch_axis, fans)
+    return declare(with_out_sharding(fn, init), law)
 
 
 @initializer

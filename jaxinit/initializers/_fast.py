@@ -41,7 +41,8 @@ import numpy as np
 from jax.extend.random import define_prng_impl, threefry_2x32
 
 from jaxinit._checks import check_key
-from jaxinit._values import initializer
+from jaxinit._law import law_of
+from jaxinit._values import declare, initializer
 from jaxinit.initializers._protocol import call_init
 
 _U32 = jnp.uint32
@@ -205,7 +206,7 @@ def fast(init: Any) -> Any:
             )
         return out
 
-    return wrapped
+    return declare(wrapped, law_of(init))  # the same law, other values
 
 
 # --------------------------------------------------------------------------- transforms

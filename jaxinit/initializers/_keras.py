@@ -47,8 +47,9 @@ from jaxinit._checks import (
     check_shape,
 )
 from jaxinit._fans import check_axes, normalize_axes
+from jaxinit._law import Structured
 from jaxinit._types import Array, Axes, DTypeLike, Initializer, Shape
-from jaxinit._values import initializer
+from jaxinit._values import declare, initializer
 from jaxinit.initializers import _core, _registry
 from jaxinit.initializers._core import _variance_scaling
 from jaxinit.initializers._protocol import with_out_sharding
@@ -155,8 +156,14 @@ def _keras_fixed(fn: str, scale: float, mode: str, distribution: str) -> Callabl
     return initializer(factory)
 
 
+@initializer(name="Orthogonal")
 def keras_orthogonal(gain: float = 1.0, seed: None = None, *, dtype: DTypeLike = None):
-    """Keras ``Orthogonal(gain)``: rows = all axes but the last, flattened; times ``gain``."""
+    """Keras ``Orthogonal(gain)``: rows = all axes but the last, flattened; times ``gain``;
+    its config names the option ``gain``, as Keras' does.
+
+    >>> jaxinit.get("Orthogonal", gain=2.0).get_config()["config"]
+    {'gain': 2.0}
+    """
     _check_seed("Orthogonal", seed)
     return orthogonal(scale=gain, column_axis=-1, dtype=dtype)
 
@@ -261,7 +268,7 @@ def stft(
             kernel = kernel * win[:, None, None] / norm
         return jnp.asarray(np.broadcast_to(kernel, shape), dtype=dtype)
 
-    return with_out_sharding(fn, init)
+    return declare(with_out_sharding(fn, init), Structured(f"STFT {side} kernel (fixed)"))
 
 
 # --------------------------------------------------------------------------- registry

@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._values import initializer
+from jaxinit._law import law_of
+from jaxinit._values import declare, initializer
 
 
 def wide_dtype(dtype: Any, *, parity: bool = False) -> np.dtype:
@@ -70,4 +71,4 @@ def draw_in_float32(init: Any) -> Any:
             return init(key, shape, dtype, **kwargs)
         return init(key, shape, work, **kwargs).astype(dtype)
 
-    return wrapped
+    return declare(wrapped, law_of(init))  # the same law, rounded once

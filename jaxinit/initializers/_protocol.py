@@ -146,10 +146,6 @@ def with_out_sharding(fn: str, init: Callable[..., jax.Array]) -> Callable[..., 
         return call_sharded(fn, lambda: init(key, shape, dtype), out_sharding, shape)
 
     sharded_init._jaxinit_out_sharding = True  # type: ignore[attr-defined]
-    # the wrapped initializer, for code that reads a factory's arguments (jaxinit.rules._layers:
-    # owned layout, fan dependence, explain); not __wrapped__, which would change the
-    # signature inspect reports (out_sharding= must stay visible)
-    sharded_init._jaxinit_wrapped = init  # type: ignore[attr-defined]
     sharded_init.__name__ = getattr(init, "__name__", "init")
     sharded_init.__qualname__ = getattr(init, "__qualname__", "init")
     sharded_init.__doc__ = getattr(init, "__doc__", None)

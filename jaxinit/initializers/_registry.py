@@ -264,14 +264,19 @@ def schemes() -> tuple[Scheme, ...]:
     return tuple(_SCHEMES.values())
 
 
-def names() -> tuple[str, ...]:
-    """Canonical names of all registered schemes.
+def scheme_names() -> tuple[str, ...]:
+    """The canonical names of all registered initializer schemes (:func:`schemes` gives
+    their metadata; each also answers to its aliases in :func:`get`).
 
     Example:
-      >>> "he_normal" in jaxinit.names(), "kaiming_normal" in jaxinit.names()  # aliases are not
+      >>> "he_normal" in jaxinit.scheme_names(), "kaiming_normal" in jaxinit.scheme_names()
       (True, False)
     """
     return tuple(_SCHEMES)
+
+
+names = scheme_names
+"""The old name of :func:`scheme_names`, kept."""
 
 
 # --------------------------------------------------------------------------- the core schemes

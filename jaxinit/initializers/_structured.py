@@ -25,7 +25,6 @@ import numpy as np
 from jaxinit._checks import (
     as_int,
     as_real,
-    check_choice,
     check_dtype,
     check_finite,
     check_in_dtype,
@@ -34,6 +33,7 @@ from jaxinit._checks import (
     check_shape,
 )
 from jaxinit._fans import normalize_axes
+from jaxinit._law import Orthogonal, Structured
 from jaxinit._types import (
     LAYOUTS,
     Array,
@@ -41,10 +41,11 @@ from jaxinit._types import (
     Initializer,
     Layout,
     Shape,
+    check_layout,
     flax_to_torch,
     torch_to_flax_shape,
 )
-from jaxinit._values import initializer
+from jaxinit._values import declare, initializer
 from jaxinit.initializers import _registry
 from jaxinit.initializers._fast import is_fast_key
 from jaxinit.initializers._fast import orthogonal as fast_orthogonal
@@ -56,8 +57,7 @@ from jaxinit.initializers._registry import Scheme, register
 
 
 def _check_layout(fn: str, layout: str | None) -> Layout:
-    layout = check_choice(fn, "layout", layout or "flax", list(LAYOUTS))
-    return "flax" if layout == "flax" else "torch"
+    return check_layout(fn, layout) or "flax"
 
 
 def _check_int(fn: str, arg: str, value: object, *, minimum: int) -> int:
@@ -187,7 +187,7 @@ def orthogonal(
         check_in_dtype(fn, "scale", scale, dtype, allow_underflow=False)
         return _orthogonal(fn, key, shape, column_axis, scale, dtype)
 
-    return with_out_sharding(fn, init)
+    return declare(with_out_sharding(fn, init), Orthogonal(scale, column_axis))
 
 
 @initializer
@@ -256,7 +256,9 @@ def delta_orthogonal(
         w = jnp.zeros(flax_shape, dtype).at[_centre(flax_shape[:-2])].set(ortho)
         return w if layout == "flax" else flax_to_torch(w)
 
-    return with_out_sharding(fn, init)
+    return declare(
+        with_out_sharding(fn, init), Orthogonal(scale, column_axis, centre_layout=layout)
+    )
 
 
 @initializer
@@ -307,7 +309,10 @@ def dirac(groups: int = 1, dtype: DTypeLike = None, *, layout: Layout | None = N
         w = jnp.zeros(flax_shape, dtype).at[taps].set(1)
         return w if layout == "flax" else flax_to_torch(w)
 
-    return with_out_sharding(fn, init)
+    return declare(
+        with_out_sharding(fn, init),
+        Structured(f"dirac (identity at the centre tap, {groups} groups)", axes_layout=layout),
+    )
 
 
 @initializer
@@ -339,7 +344,7 @@ def identity(gain: float = 1.0, dtype: DTypeLike = None) -> Initializer:
             )
         return jnp.eye(*shape, dtype=dtype) * jnp.array(gain, dtype)
 
-    return with_out_sharding(fn, init)
+    return declare(with_out_sharding(fn, init), Structured(f"identity × {gain:g}"))
 
 
 eye = identity
@@ -411,7 +416,15 @@ def zero_init(dtype: DTypeLike = None, *, layout: Layout | None = None) -> Initi
             w = jnp.zeros(flax_shape, dtype).at[_centre(flax_shape[:-2])].set(mat)
         return w if layout == "flax" else flax_to_torch(w)
 
-    return with_out_sharding(fn, init)
+    return declare(
+        with_out_sharding(fn, init),
+        Structured("ZerO (Hadamard-based, deterministic)", axes_layout=layout),
+    )
+
+
+zer_o = zero_init
+"""ZerO by a name that cannot be read as "zeros": the same factory as :func:`zero_init`
+(which draws no zeros array; the old name is kept)."""
 
 
 def _as_units(fn: str, shape: Shape, layout: str) -> tuple[int, int]:
@@ -505,7 +518,10 @@ def sparse(
             )
         return _sparse_draw(key, shape, layout, units, fan_in, k, scale, dtype)
 
-    return with_out_sharding(fn, init)
+    return declare(
+        with_out_sharding(fn, init),
+        Structured(f"{k} nonzero per unit, std {scale:.4g}", axes_layout=layout),
+    )
 
 
 @initializer
@@ -553,7 +569,10 @@ def torch_sparse(
         c_out, c_in = shape[::-1] if layout == "flax" else shape
         return _torch_sparse_draw(key, c_in, c_out, math.ceil(sparsity * c_out), std, layout, dtype)
 
-    return with_out_sharding(fn, init)
+    return declare(
+        with_out_sharding(fn, init),
+        Structured(f"N(0, {std:.4g}²) with {sparsity:g} zeros per input", axes_layout=layout),
+    )
 
 
 # --------------------------------------------------------------------------- registry
@@ -634,7 +653,7 @@ for _s in (
         ("relu",),
         "Zhao, Schäfer & Anandkumar 2021, ZerO Initialization: Initializing Neural Networks"
         " with only Zeros and Ones (TMLR 2022)",
-        aliases=("ZerO", "zero_initialization"),
+        aliases=("ZerO", "zer_o", "zero_initialization"),
         keyed=False,
     ),
     Scheme(

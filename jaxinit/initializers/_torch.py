@@ -30,8 +30,9 @@ from jaxinit._checks import (
     squared,
 )
 from jaxinit._fans import fans_of, resolve_axes
+from jaxinit._law import Uniform
 from jaxinit._types import Array, Axes, DTypeLike, Initializer, Layout, Shape
-from jaxinit._values import initializer
+from jaxinit._values import declare, initializer
 from jaxinit.initializers._core import (
     _shifted_normal,
     _shifted_truncated_normal,
@@ -275,7 +276,7 @@ def torch_default_bias(
         check_in_dtype(fn, "fan_in", bound, out_dtype, allow_underflow=False, label=label)
         return draw(key, shape, dtype)
 
-    return with_out_sharding(fn, init)
+    return declare(with_out_sharding(fn, init), Uniform(-bound, bound))
 
 
 @initializer

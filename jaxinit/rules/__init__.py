@@ -6,8 +6,11 @@ the rules' parameter-path helpers). Builds on :mod:`jaxinit.initializers` only. 
 here is also ``jaxinit.<name>``.
 """
 
+from jaxinit.rules._context import ContextRule as ContextRule
+from jaxinit.rules._context import LeafInfo as LeafInfo
+from jaxinit.rules._context import fan_axes as fan_axes
+from jaxinit.rules._context import optional as optional
 from jaxinit.rules._layers import LayerFans as LayerFans
-from jaxinit.rules._layers import fan_axes as fan_axes
 from jaxinit.rules._lsuv import LayerReport as LayerReport
 from jaxinit.rules._lsuv import lsuv as lsuv
 from jaxinit.rules._mup import BaseShape as BaseShape
@@ -24,11 +27,9 @@ from jaxinit.rules._mup import mup_process_heads as mup_process_heads
 from jaxinit.rules._mup import mup_sgd as mup_sgd
 from jaxinit.rules._mup import readout_multiplier as readout_multiplier
 from jaxinit.rules._mup import scale_by_mup as scale_by_mup
-from jaxinit.rules._rules import ContextRule as ContextRule
-from jaxinit.rules._rules import LeafInfo as LeafInfo
-from jaxinit.rules._rules import any_of as any_of
+from jaxinit.rules._paths import any_of as any_of
+from jaxinit.rules._rules import ShadowedRuleWarning as ShadowedRuleWarning
 from jaxinit.rules._rules import explain as explain
-from jaxinit.rules._rules import optional as optional
 from jaxinit.rules._rules import reinit as reinit
 from jaxinit.rules._rulesets import fixup as fixup
 from jaxinit.rules._rulesets import gpt2 as gpt2
@@ -36,7 +37,6 @@ from jaxinit.rules._rulesets import mup as mup
 from jaxinit.rules._rulesets import rezero as rezero
 from jaxinit.rules._rulesets import skipinit as skipinit
 from jaxinit.rules._rulesets import t_fixup as t_fixup
-from jaxinit.rules._rulesets import torch_default_rules as torch_default_rules
 from jaxinit.rules._rulesets_hf import llama as llama
 from jaxinit.rules._rulesets_hf import t5 as t5
 from jaxinit.rules._rulesets_models import bert as bert
@@ -46,8 +46,9 @@ from jaxinit.rules._rulesets_models import depth_scaled as depth_scaled
 from jaxinit.rules._rulesets_models import layer_index as layer_index
 from jaxinit.rules._rulesets_models import recurrent as recurrent
 from jaxinit.rules._rulesets_models import roberta as roberta
-from jaxinit.rules._rulesets_models import torch_default_layer_rules as torch_default_layer_rules
 from jaxinit.rules._rulesets_models import vit as vit
+from jaxinit.rules._rulesets_torch import torch_default_layer_rules as torch_default_layer_rules
+from jaxinit.rules._rulesets_torch import torch_default_rules as torch_default_rules
 from jaxinit.rules._rulesets_torchvision import convnext as convnext
 from jaxinit.rules._rulesets_torchvision import efficientnet as efficientnet
 from jaxinit.rules._rulesets_torchvision import mobilenet as mobilenet
@@ -64,6 +65,7 @@ __all__ = [
     "LayerFans",
     "LayerReport",
     "LeafInfo",
+    "ShadowedRuleWarning",
     "any_of",
     "base_shapes",
     "bert",

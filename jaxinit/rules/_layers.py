@@ -29,21 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._types import LAYOUTS, flax_to_torch_axes, torch_to_flax_shape
-from jaxinit._values import Init
-
-LAYOUT_CHOICES = tuple(LAYOUTS)
-
-
-def check_layout(fn: str, layout: Any) -> str | None:
-    """``None`` or one of :data:`LAYOUT_CHOICES`; anything else is a ValueError."""
-    if layout is not None and layout not in LAYOUT_CHOICES:
-        raise ValueError(
-            f"{fn}: layout must be 'flax', 'torch' or 'equinox' (or None: the model's own"
-            " layout — flax for linen, nnx and plain pytrees, torch for Equinox modules),"
-            f" got {layout!r}"
-        )
-    return layout
+from jaxinit._law import law_of
+from jaxinit._types import flax_to_torch_axes, torch_to_flax_shape
 
 
 @dataclass(frozen=True)
@@ -183,135 +170,23 @@ def from_axes(
     )
 
 
-class FanAxes:
-    """A rule value that names the fan axes of the stored array (see :func:`fan_axes`)."""
-
-    def __init__(
-        self, init: Any, in_axis: Any, out_axis: Any, stack_axes: Any, optional: bool = False
-    ):
-        if init is None or type(init).__name__ in ("ContextRule", "FanAxes"):
-            raise TypeError(
-                f"fan_axes: init must be an initializer or a registry name, got {init!r}"
-                " (for a rule that may match nothing, pass optional=True)"
-            )
-        self.init = init
-        self.optional = optional
-        self.in_axis = _axes_tuple("fan_axes", "in_axis", in_axis)
-        self.out_axis = _axes_tuple("fan_axes", "out_axis", out_axis)
-        self.stack_axes = _axes_tuple("fan_axes", "stack_axes", stack_axes)
-
-    def spec(self, path: str, shape: tuple[int, ...]) -> LayerFans:
-        return from_axes(
-            f"reinit: fan_axes for {path}", shape, self.in_axis, self.out_axis, self.stack_axes
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"fan_axes({getattr(self.init, '__name__', self.init)!s}, in_axis={self.in_axis},"
-            f" out_axis={self.out_axis}, stack_axes={self.stack_axes})"
-        )
-
-
-def _axes_tuple(fn: str, arg: str, axes: Any) -> tuple[int, ...]:
-    # numpy ints and 0-d integer arrays count as ints
-    from jaxinit._fans import check_axes
-
-    checked = check_axes(fn, arg, axes)
-    return (checked,) if isinstance(checked, int) else checked
-
-
-def fan_axes(
-    init: Any,
-    *,
-    in_axis: Any = -2,
-    out_axis: Any = -1,
-    stack_axes: Any = (),
-    optional: bool = False,
-) -> FanAxes:
-    """Name the axes of a stored parameter for a rule, when no layer can tell them.
-
-    The parameter is drawn as ``prod(stack)`` independent calls of ``init`` on
-    ``(*receptive, prod(in), prod(out))`` — the axes not named are receptive-field axes —
-    and arranged back into the stored shape. So ``in_axis``/``out_axis`` are fan-in and
-    fan-out (several axes are flattened, as flax's ``DenseGeneral`` does) and stack axes
-    (``nn.scan`` layers, ensemble members) are neither.
-
-    Args:
-      init: the initializer (or registry name) of the rule.
-      in_axis: fan-in axes of the stored array (an int or a sequence).
-      out_axis: fan-out axes of the stored array (an int or a sequence).
-      stack_axes: axes whose slices are drawn independently.
-      optional: matching no parameter is not an error (as :func:`jaxinit.optional`).
-
-    Example — a stacked ``(layers, in, heads, head_dim)`` kernel in a plain dict::
-
-      >>> w = jnp.zeros((2, 64, 4, 16))
-      >>> rules = {"kernel": jaxinit.fan_axes(jaxinit.lecun_normal(), in_axis=1,
-      ...                                     out_axis=(2, 3), stack_axes=0)}
-      >>> params = jaxinit.reinit({"kernel": w}, rules, jax.random.key(0))
-      >>> round(float(params["kernel"].std()), 3)  # lecun_normal: 1/√fan_in = 1/√64 = 0.125
-      0.124
-    """
-    return FanAxes(init, in_axis, out_axis, stack_axes, optional)
-
-
 # --------------------------------------------------------------------------- drawing
 
 
 def owned_layout(init: Any) -> str | None:
-    """``"torch"`` when an initializer carries its own non-flax axes (``layout="torch"``,
-    explicit ``in_axis``/``out_axis``, ``orthogonal(column_axis=0)``): it then owns the
-    layout and is called on the stored torch shape, never transposed a second time."""
-    layout = getattr(init, "layout", None)
-    if isinstance(layout, str):
-        return None if layout == "flax" else "torch"
-    cells = closure_vars(init)
-    if isinstance(cells.get("layout"), str):
-        return None if cells["layout"] == "flax" else "torch"
-    if "in_axis" in cells and "out_axis" in cells:
-        if (cells["in_axis"], cells["out_axis"]) != (-2, -1):
-            return "torch"
-    if "column_axis" in cells and cells["column_axis"] != -1:
-        return "torch"
-    return None
+    """``"torch"`` when an initializer's law owns torch's axes (``layout="torch"``,
+    explicit ``in_axis``/``out_axis``, ``orthogonal(column_axis=0)``): it is then called on
+    the stored torch shape, never transposed a second time. Read from the law it declares
+    (:func:`jaxinit._law.law_of`), nothing else."""
+    return law_of(init).layout
 
 
-def closure_vars(fn: Any) -> dict[str, Any]:
-    """The arguments an initializer was made with, by name: the free variables of a
-    closure (a factory's ``init``), or the fields of an initializer object (a dataclass
-    with ``__call__``). A wrapper marked ``_jaxinit_wrapped`` (the ``out_sharding=``
-    adapter of jaxinit's initializers) is seen through, and the free variables of helper
-    closures made by the same factory (``_variance_scaling``'s ``_scaled_draw`` holds its
-    ``distribution``) are included."""
-    seen = 0
-    while getattr(fn, "_jaxinit_wrapped", None) is not None and seen < 16:
-        fn, seen = fn._jaxinit_wrapped, seen + 1
-    if dataclasses.is_dataclass(fn) and not isinstance(fn, type):
-        return {f.name: getattr(fn, f.name) for f in dataclasses.fields(fn)}
-    code = getattr(fn, "__code__", None)
-    cells = getattr(fn, "__closure__", None)
-    if code is None or not cells:
-        return {}
-    out = {}
-    for name, cell in zip(code.co_freevars, cells, strict=False):
-        try:
-            out[name] = cell.cell_contents
-        except ValueError:  # an empty cell
-            pass
-    factory = _factory_of(fn)
-    for value in list(out.values()):
-        if value is not fn and callable(value) and factory and _factory_of(value) == factory:
-            for name, inner in closure_vars(value).items():
-                out.setdefault(name, inner)
-    return out
-
-
-def _factory_of(fn: Any) -> str | None:
-    """``"_variance_scaling"`` for a function defined inside it, else ``None``."""
-    qual = getattr(fn, "__qualname__", None)
-    if not isinstance(qual, str) or ".<locals>." not in qual:
-        return None
-    return qual.split(".<locals>.")[0]
+def fan_dependent(init: Any) -> bool:
+    """Whether an initializer's draw depends on how the shape splits into fans (variance
+    scaling, orthogonal, structured, or constants a rule computed from a layer's fans:
+    :meth:`jaxinit._values.Init.with_fans`), as its law declares; a callable that
+    declares no law counts as not."""
+    return law_of(init).fan_dependent
 
 
 def draw_shape(spec: LayerFans, init: Any) -> tuple[int, ...]:
@@ -618,102 +493,12 @@ def _torch(cls: str, per: tuple[int, ...]) -> LayerFans:
     return _replace(spec, source="class")
 
 
-def describe_stack(spec: LayerFans) -> str:
-    return "" if not spec.stack_shape else f" x{math.prod(spec.stack_shape)}"
+# --------------------------------------------------------------------------- stacks
 
 
-# --------------------------------------------------------------------------- explain
+@dataclass(frozen=True)
+class _PerLayer:
+    """One initializer per layer of a stack (``None``: keep that layer's slice)."""
 
-_FAN_NAMES = ("in_axis", "out_axis", "column_axis", "mode", "layout", "kernel_shape")
-
-
-def fan_dependent(init: Any) -> bool:
-    """Whether an initializer's distribution depends on how the shape splits into fans
-    (variance scaling, orthogonal, structured); unknown callables count as not, unless
-    marked by :func:`mark_fan_dependent` (a rule built them from the layer's fans)."""
-    if getattr(init, "_jaxinit_fan_dependent", False):
-        return True
-    cells = closure_vars(init)
-    return any(n in cells for n in _FAN_NAMES) or isinstance(getattr(init, "layout", None), str)
-
-
-def mark_fan_dependent(init: Any) -> Any:
-    """Mark an initializer whose constants a rule computed from a layer's fans (a uniform
-    bound 1/sqrt(fan_in), ...): where the layer is not known (a linen kernel of rank >= 3
-    without ``module=``), :func:`jaxinit.reinit` then raises its ambiguity error instead
-    of drawing with the stored shape's fans. Returns ``init``."""
-    try:
-        init._jaxinit_fan_dependent = True
-        return init
-    except AttributeError:  # an immutable value (jaxinit.Init): mark a thin wrapper
-        pass
-
-    def marked(*args: Any, **kwargs: Any) -> Any:
-        return init(*args, **kwargs)
-
-    marked._jaxinit_fan_dependent = True  # type: ignore[attr-defined]
-    marked._jaxinit_wrapped = init  # type: ignore[attr-defined]
-    marked.__name__ = marked.__qualname__ = getattr(init, "__name__", "init")
-    return marked
-
-
-def _factory(init: Any) -> str:
-    """The scheme's name: an initializer value's ``__name__``, a closure's factory."""
-    qual = getattr(init, "__qualname__", None) or getattr(init, "__name__", None)
-    return (qual or type(init).__name__).split(".<locals>")[0].lstrip("_")
-
-
-def describe(init: Any, shape: tuple[int, ...]) -> tuple[str, str, str]:
-    """``(name, fans, std or bound)`` of ``init`` called on ``shape``, from the factory's
-    arguments (nothing is drawn); ``"?"`` where the initializer cannot be read."""
-    from jaxinit._fans import fan_of_mode, fans_of
-
-    name = _factory(init)
-    cells = closure_vars(init)
-    if name in ("zeros", "ones"):
-        return name, "-", "0" if name == "zeros" else "1 (constant)"
-    if isinstance(init, Init):  # a value: its repr is the call that made it
-        name = repr(init)
-    if {"scale", "mode", "distribution"} <= cells.keys():
-        scale, mode, dist = cells["scale"], cells["mode"], cells["distribution"]
-        if not isinstance(init, Init):
-            name = f"variance_scaling({scale:g}, {mode!r}, {dist!r})"
-        try:
-            fi, fo = fans_of(
-                "explain",
-                tuple(shape),
-                cells.get("in_axis", -2),
-                cells.get("out_axis", -1),
-                cells.get("batch_axis", ()),
-            )
-        except (ValueError, TypeError):
-            return name, "?", "?"
-        var = scale / fan_of_mode(mode, fi, fo)
-        stat = (
-            f"bound {math.sqrt(3 * var):.4g}" if dist == "uniform" else f"std {math.sqrt(var):.4g}"
-        )
-        return name, f"{fi:g}, {fo:g}", stat
-    fans = "-"
-    if len(shape) >= 2:
-        rf = math.prod(shape[:-2])
-        fans = f"{shape[-2] * rf:g}, {shape[-1] * rf:g}"
-    if "column_axis" in cells and "scale" in cells:
-        cols = shape[cells["column_axis"]] if shape else 1
-        rows = math.prod(shape) // max(cols, 1)
-        return name, fans, f"std {cells['scale'] / math.sqrt(max(rows, cols)):.4g}"
-    if "stddev" in cells:
-        std = cells["stddev"]
-        if "lower" in cells:
-            return (
-                name,
-                fans,
-                f"std {std:.4g} before cutting at [{cells['lower']:g}, {cells['upper']:g}]σ",
-            )
-        return name, fans, f"std {std:.4g}"
-    if "lo" in cells and "hi" in cells:
-        return name, fans, f"U[{cells['lo']:.4g}, {cells['hi']:.4g})"
-    if "scale" in cells and name == "uniform":
-        return name, fans, f"U[0, {cells['scale']:.4g})"
-    if "value" in cells:
-        return name, fans, f"{cells['value']!r} (constant)"
-    return name, fans, "?"
+    inits: tuple[Any, ...]
+    sub: Any  # LayerFans of one slice (the stack axis removed)

@@ -18,7 +18,7 @@ import numpy as np
 from jaxinit._checks import check_key
 from jaxinit.initializers import orthogonal
 from jaxinit.rules import _layers
-from jaxinit.rules._rules import path_key, path_str
+from jaxinit.rules._paths import path_key, path_str
 
 
 class LayerReport(NamedTuple):

@@ -1,5 +1,5 @@
-"""Ready-made rule sets for :func:`jaxinit.reinit`: torch defaults, Fixup, ReZero/SkipInit,
-GPT-2, T-Fixup and muP-style width scaling.
+"""Ready-made rule sets for :func:`jaxinit.reinit`: Fixup, ReZero/SkipInit, GPT-2, T-Fixup
+and muP-style width scaling (torch's defaults: :mod:`jaxinit.rules._rulesets_torch`).
 
 Each function returns a plain ``{pattern: initializer}`` dict, so it can be printed, edited
 or merged with other rules (first match wins: put your own rules first). Models name their
@@ -16,16 +16,15 @@ from typing import Literal
 
 from jaxinit import initializers as _inits
 from jaxinit._checks import as_int, check_choice, check_finite, check_positive
-from jaxinit._types import Initializer
+from jaxinit._types import Initializer, Pattern
 from jaxinit._values import initializer
 from jaxinit.initializers import (
     draw_in_float32,
     ones,
-    torch_default_bias,
-    torch_default_kernel,
     zeros,
 )
-from jaxinit.rules._rules import ContextRule, LeafInfo, Pattern, any_of, optional
+from jaxinit.rules._context import ContextRule, LeafInfo, optional
+from jaxinit.rules._paths import any_of
 
 
 # These rule sets are jaxinit's own schemes: half-precision parameters are drawn in float32
@@ -46,62 +45,6 @@ def _check_int(fn: str, arg: str, value: object, minimum: int = 1) -> int:
     if n is None or n < minimum:
         raise ValueError(f"{fn}: {arg} must be an int >= {minimum}, got {value!r}")
     return n
-
-
-def _is_embedding(info: LeafInfo) -> bool:
-    if info.owner is not None and "Embed" in info.owner.__name__:
-        return True
-    return info.layer is not None and "Embed" in info.layer.layer
-
-
-# kernel (linen, nnx) or weight (Equinox): one of the two names, whichever the model uses
-# (any_of, as a {kernel,weight} glob would require both to exist).
-_KERNEL_OR_WEIGHT = any_of("{kernel,weight}")
-
-
-@initializer
-def torch_default_rules(
-    kernel: Pattern = _KERNEL_OR_WEIGHT, bias: Pattern = "bias", *, rnn_hidden: int | None = None
-) -> dict[Pattern, object]:
-    r"""PyTorch's default init of ``nn.Linear`` / ``nn.ConvNd`` — and of ``nn.Embedding``,
-    ``nn.MultiheadAttention``, ``nn.LayerNorm`` and ``nn.RNN``/``LSTM``/``GRU``, whose rules
-    (:func:`torch_default_layer_rules`, ``rnn_hidden`` passed on) come first — for
-    flax.linen, nnx and Equinox models.
-
-    kernel (rank >= 2): :math:`U[\pm 1/\sqrt{n_{in}}]` (``kaiming_uniform_(a=√5)``);
-    bias: :math:`U[\pm 1/\sqrt{n_{in}}]` with the fan_in of the **sibling kernel** (found
-    by :func:`reinit` from the same layer). The fans are the layer's (a ``DenseGeneral``
-    kernel ``(in, heads, head_dim)`` has fan_in ``in``, one layer of a scanned stack its
-    own, an Equinox ``(out, in)`` weight fan_in ``in``). Other 1-D "weights" and biases with
-    no kernel beside them are left alone. The default ``kernel`` pattern matches parameters
-    named ``kernel`` or ``weight``.
-
-    >>> import equinox as eqx
-    >>> eqx_model = eqx.nn.Linear(32, 64, key=jax.random.key(0))
-    >>> model = jaxinit.reinit(eqx_model, jaxinit.torch_default_rules(), jax.random.key(1))
-    >>> bool(jnp.abs(model.weight).max() <= 1 / 32**0.5)  # U[±1/√in_features], as torch
-    True
-    """
-
-    def kernel_init(info: LeafInfo):
-        if len(info.layer.call_shape) < 2 or _is_embedding(info):
-            return None
-        return torch_default_kernel()  # flax axes of the layer's own call
-
-    def bias_init(info: LeafInfo):
-        for name in ("kernel", "weight"):
-            layer = info.sibling_layers.get(name)
-            if layer is not None and len(layer.call_shape) >= 2 and not _is_embedding(info):
-                return torch_default_bias(fan_in=int(layer.fans[0]))
-        return None
-
-    from jaxinit.rules._rulesets_models import torch_default_layer_rules
-
-    return {
-        **torch_default_layer_rules(rnn_hidden=rnn_hidden),
-        kernel: optional(ContextRule(kernel_init, "torch_default_kernel")),
-        bias: ContextRule(bias_init, "torch_default_bias", optional=True),
-    }
 
 
 @initializer

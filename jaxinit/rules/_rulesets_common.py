@@ -14,8 +14,11 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from jaxinit._law import Padded, law_of
 from jaxinit._types import Pattern
-from jaxinit.rules._rules import ContextRule, LeafInfo, any_of
+from jaxinit._values import declared
+from jaxinit.rules._context import ContextRule, LeafInfo
+from jaxinit.rules._paths import any_of, pattern_label, written_as
 
 
 def excluding(pattern: Pattern, *excluded: Pattern) -> re.Pattern:
@@ -24,7 +27,8 @@ def excluding(pattern: Pattern, *excluded: Pattern) -> re.Pattern:
     never match the same parameter."""
     keep = any_of(pattern).pattern
     drop = any_of(*excluded).pattern
-    return re.compile(rf"(?!(?:{drop})\Z)(?:{keep})")
+    text = f"{pattern_label(pattern)} except {' | '.join(map(pattern_label, excluded))}"
+    return written_as(re.compile(rf"(?!(?:{drop})\Z)(?:{keep})"), text)
 
 
 def call_rank(info: LeafInfo) -> int:
@@ -57,6 +61,7 @@ def not_covered(
     if covers:
         pattern = excluding(pattern, *covers)
     what = f"parameters named {', '.join(known)}" if known else "the parameters of its layers"
+    written_as(pattern, f"anything else ({fn}, strict=True)")
 
     def build(info: LeafInfo):
         siblings = ", ".join(f"{n} {s}" for n, s in sorted(info.siblings.items())) or "none"
@@ -99,6 +104,7 @@ def padded_embedding(fn: str, base: Any, padding_idx: int) -> ContextRule:
                 " embedding has no padding row (give the config's pad_token_id, or"
                 " padding_idx=None)"
             )
-        return init
+        return law  # checked before anything is drawn
 
+    law = declared(f"{fn}_embedding", init, Padded(law_of(base), rows=(padding_idx,)))
     return ContextRule(build, f"{fn} embedding (padding row {padding_idx} zero)", native=True)

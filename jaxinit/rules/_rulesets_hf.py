@@ -17,7 +17,8 @@ from __future__ import annotations
 from jaxinit._checks import check_positive
 from jaxinit._types import Pattern
 from jaxinit.initializers import constant, normal, zeros
-from jaxinit.rules._rules import ContextRule, LeafInfo, any_of, optional
+from jaxinit.rules._context import ContextRule, LeafInfo, optional
+from jaxinit.rules._paths import any_of
 from jaxinit.rules._rulesets_common import call_rank, not_covered, unknown_kind
 from jaxinit.rules._rulesets_models import _check_int, _hf_normal
 

@@ -1,7 +1,7 @@
 r"""Rule sets of the model families people train, for :func:`jaxinit.reinit`: ViT as timm
 initialises it, BERT / Hugging Face, torchtitan's depth-scaled init, DeepNet, recurrent
-nets (orthogonal recurrence, forget-gate bias), and the PyTorch defaults of embeddings,
-multi-head attention, LayerNorm and RNN/LSTM/GRU cells.
+nets (orthogonal recurrence, forget-gate bias), and the helpers of torch's defaults
+(:mod:`jaxinit.rules._rulesets_torch`: embeddings, attention, norms, RNN cells).
 
 Each function returns a plain ``{pattern: initializer}`` dict (first match wins) whose
 patterns are arguments, with defaults that follow the naming of the source the scheme comes
@@ -29,6 +29,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxinit._checks import check_choice, check_positive
+from jaxinit._law import Blocks, Constant, Normal, Stacked, Sum, Uniform, law_of
+from jaxinit._types import Pattern
+from jaxinit._values import Init, declared, initializer
 from jaxinit.initializers import (
     constant,
     lecun_normal,
@@ -41,8 +44,9 @@ from jaxinit.initializers import (
     variance_scaling,
     zeros,
 )
-from jaxinit.rules._layers import LayerFans, mark_fan_dependent, plain
-from jaxinit.rules._rules import ContextRule, LeafInfo, Pattern, any_of, matches, optional
+from jaxinit.rules._context import ContextRule, LeafInfo, optional
+from jaxinit.rules._layers import LayerFans, plain
+from jaxinit.rules._paths import any_of, matches
 from jaxinit.rules._rulesets_common import excluding, not_covered, padded_embedding, unknown_kind
 
 # --------------------------------------------------------------------------- helpers
@@ -133,22 +137,26 @@ def _sum_of_uniforms(bound: float):
         u1 = jax.random.uniform(k1, shape, dtype, -bound, bound)
         return u1 + jax.random.uniform(k2, shape, dtype, -bound, bound)
 
-    return init
+    law = Sum((Uniform(-bound, bound), Uniform(-bound, bound)))
+    return declared("sum_of_uniforms", init, law, bound=bound)
 
 
-def _uniform(bound: float):
+def _uniform(bound: float) -> Init:
+    """:math:`U[\\pm\\mathrm{bound}]` (torch's ``uniform_(-b, b)``)."""
+
     def init(key, shape, dtype=None):
         return jax.random.uniform(key, shape, dtype or jnp.float32, -bound, bound)
 
-    return init
+    return declared("uniform_bound", init, Uniform(-bound, bound), bound=bound)
 
 
-def _fans_uniform(bound: float):
-    """:func:`_uniform` whose bound came from the layer's fans (see ``mark_fan_dependent``)."""
-    return mark_fan_dependent(_uniform(bound))
+def _fans_uniform(bound: float, fans: tuple[float, float]) -> Init:
+    """:func:`_uniform` whose bound a rule computed from ``fans`` (the fans the law uses,
+    shown by ``explain``; the layer must then be known)."""
+    return _uniform(bound).with_fans(fans)
 
 
-def _blocks(inits: list, axis: int):
+def _blocks(inits: list, axis: int) -> Init:
     """Draw equal blocks along ``axis`` with one initializer each and concatenate."""
 
     def init(key, shape, dtype=None):
@@ -162,12 +170,14 @@ def _blocks(inits: list, axis: int):
             [f(k, tuple(sub), dtype) for f, k in zip(inits, keys, strict=True)], axis
         )
 
-    return init
+    law = Blocks(tuple(law_of(f) for f in inits), axis)
+    return declared("blocks", init, law, n=len(inits), axis=axis)
 
 
 # --------------------------------------------------------------------------- ViT (timm)
 
 
+@initializer
 def vit(
     mode: str = "timm",
     *,
@@ -246,7 +256,8 @@ def vit(
 
         def qkv_rule(info: LeafInfo):
             fan_in, fan_out = _layer(info).fans  # the layer's call, whatever the layout
-            return _fans_uniform(math.sqrt(6.0 / (fan_out / 3 + fan_in)))
+            # Q, K and V as separate Xavier matrices: fans (in, out / 3)
+            return _fans_uniform(math.sqrt(6.0 / (fan_out / 3 + fan_in)), (fan_in, fan_out / 3))
 
         rules[qkv] = optional(ContextRule(qkv_rule, "vit moco qkv"))
         rules[weights] = _matrix_rule(xavier, "xavier_uniform")
@@ -274,7 +285,7 @@ def _torch_bias_rule() -> ContextRule:
         layer = _kernel_layer(info)
         if layer is None or len(layer.call_shape) < 2:
             return None
-        return mark_fan_dependent(torch_default_bias(fan_in=int(layer.fans[0])))
+        return torch_default_bias(fan_in=int(layer.fans[0])).with_fans(layer.fans)
 
     return ContextRule(build, "torch_default_bias")
 
@@ -282,6 +293,7 @@ def _torch_bias_rule() -> ContextRule:
 # --------------------------------------------------------------------------- BERT / HF
 
 
+@initializer
 def bert(
     initializer_range: float = 0.02,
     *,
@@ -398,6 +410,7 @@ def _hf_normal(
 # --------------------------------------------------------------------------- depth-scaled
 
 
+@initializer
 def depth_scaled(
     n_layers: int | None = None,
     *,
@@ -487,11 +500,13 @@ def depth_scaled(
             stds = base / jnp.sqrt(2.0 * jnp.arange(1, n_stack + 1, dtype=dtype))
             return z * stds.reshape((n_stack,) + (1,) * (len(shape) - 1))
 
-        return init
+        law = Stacked(tuple(Normal(base / math.sqrt(2.0 * i)) for i in range(1, n_stack + 1)))
+        return declared("depth_scaled_stack", init, law, n_stack=n_stack, std=base)
 
     def output_rule(info: LeafInfo):
-        s = _layer(info).fans[0] ** -0.5  # d: the output layer's fan-in
-        return mark_fan_dependent(torch_trunc_normal(std=s, a=-3 * s, b=3 * s))
+        fans = _layer(info).fans
+        s = fans[0] ** -0.5  # d: the output layer's fan-in
+        return torch_trunc_normal(std=s, a=-3 * s, b=3 * s).with_fans(fans)
 
     return {
         scaled: ContextRule(scaled_rule, "depth-scaled std", native=True),
@@ -543,6 +558,7 @@ def deepnorm_constants(n_encoder: int = 0, n_decoder: int = 0) -> dict[str, tupl
     return {"decoder": ((2 * M) ** 0.25, (8 * M) ** -0.25)}
 
 
+@initializer
 def deepnet(
     n_encoder: int = 0,
     n_decoder: int = 0,
@@ -590,6 +606,7 @@ def deepnet(
 # --------------------------------------------------------------------------- recurrent
 
 
+@initializer
 def recurrent(
     *,
     forget_bias: float = 1.0,
@@ -648,7 +665,8 @@ def recurrent(
             dtype = dtype or jnp.float32
             return jnp.zeros(shape, dtype).at[hidden : 2 * hidden].set(forget_bias)
 
-        return init
+        law = Blocks((Constant(0.0), Constant(forget_bias), Constant(0.0), Constant(0.0)), 0)
+        return declared("lstm_forget_bias", init, law, forget_bias=forget_bias)
 
     def nnx_rule(info: LeafInfo):
         if info.name == "kernel":
@@ -673,204 +691,4 @@ def recurrent(
         linen_other_biases: optional(zeros),
         nnx_fused: native(nnx_rule, "fused recurrent"),
         equinox: native(eqx_rule, "equinox recurrent"),
-    }
-
-
-# --------------------------------------------------------------------------- torch defaults
-
-
-# linen / nnx LSTMCell and linen GRUCell gate layers; in these flax keeps ONE bias where
-# torch has two (b_ih + b_hh): the hidden-side LSTM biases and the GRU's r, z input biases.
-_GATES = ("ii", "if", "if_", "ig", "io", "hi", "hf", "hg", "ho", "ir", "iz", "in", "hr", "hz",
-          "hn")  # fmt: skip
-_SUMMED = {"hi", "hf", "hg", "ho", "ir", "iz"}
-_GATE_PATTERN = any_of("{" + ",".join(_GATES) + "}/{kernel,bias}")
-
-
-def torch_default_layer_rules(
-    *,
-    rnn_hidden: int | None = None,
-    embeddings: Pattern = "embedding",
-    attention_in: Pattern = any_of(
-        "{query,key,value,query_proj,key_proj,value_proj}/{kernel,weight}"
-    ),
-    attention_out: Pattern = any_of("{out,output_proj}/{kernel,weight}"),
-    attention_biases: Pattern = any_of(
-        "{query,key,value,out,query_proj,key_proj,value_proj,output_proj}/bias"
-    ),
-    gates: Pattern = _GATE_PATTERN,
-    fused_gates: Pattern = any_of("{dense_i,dense_h}/{kernel,bias}"),
-    simple_cell: Pattern = "SimpleCell_*/{i,h}/{kernel,bias}",
-    norm_scales: Pattern = "scale",
-    others: Pattern = any_of("{kernel,weight,weight_ih,weight_hh,bias,bias_n}"),
-) -> dict[Pattern, object]:
-    r"""PyTorch's default init of the layers beyond Linear/Conv; :func:`torch_default_rules`
-    puts these first and its Linear/Conv rules after them.
-
-    * ``nn.Embedding``: :math:`\mathcal N(0, 1)` (flax's default is :math:`1/\sqrt D`);
-    * ``nn.MultiheadAttention``: the fused in-projection ``(3E, E)`` is Xavier uniform,
-      :math:`U[\pm\sqrt{6/(E + 3E)}]`, applied to flax's separate query / key / value
-      kernels (and Equinox's ``*_proj``); the in-projection and output biases 0; the
-      output projection keeps ``nn.Linear``'s default :math:`U[\pm 1/\sqrt E]`;
-    * ``nn.LayerNorm`` (and Group, RMS and batch norms): weight 1, bias 0;
-    * ``nn.ConvTranspose``: :math:`U[\pm 1/\sqrt{n}]` for weight and bias with torch's
-      :math:`n = (c_{out}/\mathrm{groups})\cdot k` (torch stores the weight ``(in,
-      out/groups, *k)`` and takes its dim 1 as the fan-in), where the Linear/Conv rule
-      would use :math:`c_{in}\cdot k`; ``groups`` is read from an Equinox
-      ``ConvTranspose`` (flax's have none). A linen or nnx
-      ``ConvTranspose(transpose_kernel=True)`` stores ``(*k, out, in)``; known from the
-      layer (linen: ``module=``/``sample=``), it is drawn with the same law;
-    * ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``: every weight and bias
-      :math:`U[\pm 1/\sqrt H]` (H the hidden size, input weights included). Where flax
-      keeps **one** bias for torch's two (``b_ih + b_hh``: linen/nnx LSTM's ``h*`` biases,
-      linen GRU's ``ir``/``iz``, nnx's fused LSTM ``dense_h`` bias, the r and z blocks of
-      nnx GRU's ``dense_i`` bias, nnx and linen SimpleCell's, Equinox ``LSTMCell.bias``
-      and the r, z blocks of ``GRUCell.bias``) it is drawn as their sum, a triangular law
-      on :math:`[\pm 2/\sqrt H]` (variance :math:`2/(3H)`). The GRU's ``b_hn`` (inside
-      :math:`r\odot(W_{hn}h + b_{hn})`, so never summed) is linen's ``hn/bias`` and
-      Equinox's ``GRUCell.bias_n``, a single uniform; nnx's ``GRUCell`` has no such
-      parameter (its ``dense_h`` has no bias), so it cannot be matched there.
-
-    Args:
-      rnn_hidden: the hidden size of nnx's fused cells (``OptimizedLSTMCell``,
-        ``GRUCell``, ``SimpleCell``), needed for their ``dense_i`` layers, whose shapes do not
-        tell it; the ``dense_h`` layers read it from their kernel.
-      simple_cell: linen ``SimpleCell``'s layers ``i`` (input, with the one bias) and ``h``
-        (recurrent): its default name ``SimpleCell_<n>``; give the cell's own name (e.g.
-        ``"rnn_cell/{i,h}/{kernel,bias}"``) if it has one. Checked to be a cell: ``h`` a
-        square kernel without bias, ``i`` a kernel and a bias.
-      others: the Equinox parameters (``weight``/``bias`` of Embedding, norms, RNN cells;
-        any other ``weight``/``bias`` gets the Linear/Conv default).
-
-    Fans are the layers' own (a linen attention kernel ``(E, heads, head_dim)`` is one
-    ``(E, E)`` call; pass ``module=``/``sample=`` with linen variables, or the rank-3
-    kernels are an ambiguity error). Patterns with several names are
-    :func:`jaxinit.any_of`: a model has whichever of them its framework uses.
-
-    Not covered: the ``b_hn`` of a GRU, which nnx's ``GRUCell`` does not have.
-
-    Example:
-      >>> params = {"embed": {"embedding": jnp.zeros((1000, 64))}, "norm": {"scale": jnp.zeros(64)}}
-      >>> params = jaxinit.reinit(params, jaxinit.torch_default_layer_rules(), jax.random.key(0))
-      >>> round(float(params["embed"]["embedding"].std()), 1)  # N(0, 1), as nn.Embedding
-      1.0
-      >>> float(params["norm"]["scale"].min())  # LayerNorm weight 1
-      1.0
-    """
-    fn = "torch_default_layer_rules"
-    if rnn_hidden is not None:
-        _check_int(fn, "rnn_hidden", rnn_hidden)
-
-    def embed_rule(info: LeafInfo):
-        return normal(1.0) if len(info.shape) == 2 else None
-
-    def attn_in_rule(info: LeafInfo):
-        e_in, e_out = _layer(info).fans  # one of q, k, v: E -> E (one layer call)
-        return _fans_uniform(math.sqrt(6.0 / (e_in + 3 * e_out)))
-
-    def attn_out_rule(info: LeafInfo):
-        return _fans_uniform(1 / math.sqrt(_layer(info).fans[0]))
-
-    def call_of_kernel(info: LeafInfo) -> tuple[int, ...] | None:
-        layer = _layer(info) if info.name == "kernel" else _layer(info, "kernel")
-        return None if layer is None else layer.call_shape
-
-    def gate_rule(info: LeafInfo):
-        gate = info.path.split("/")[-2]
-        kernel = call_of_kernel(info)  # (in, H) per layer call (also in a scanned stack)
-        if kernel is None or len(kernel) != 2:
-            return None
-        b = 1 / math.sqrt(kernel[-1])  # flax layout: (in, H)
-        if info.name == "bias" and gate in _SUMMED:
-            return _sum_of_uniforms(b)
-        return _uniform(b)
-
-    def fused_rule(info: LeafInfo):
-        layer = info.path.split("/")[-2]
-        kernel = call_of_kernel(info)
-        if kernel is None or len(kernel) != 2:
-            return None
-        h = kernel[0] if layer == "dense_h" else rnn_hidden
-        if h is None:
-            raise ValueError(
-                f"{fn}: {info.path} is an nnx fused RNN input layer of shape {kernel}; its"
-                " hidden size is not in its shape: give rnn_hidden=H"
-            )
-        k = kernel[-1] // h
-        if kernel[-1] % h or k not in (1, 3, 4):
-            raise ValueError(
-                f"{fn}: {info.path} has {kernel[-1]} outputs, not 1, 3 or 4 gates of hidden"
-                f" size {h}"
-            )
-        b = 1 / math.sqrt(h)
-        if info.name == "kernel":
-            return _uniform(b)
-        if layer == "dense_h" or k == 1:  # LSTM's hidden bias, SimpleCell's only bias
-            return _sum_of_uniforms(b)
-        return _blocks([_sum_of_uniforms(b), _sum_of_uniforms(b), _uniform(b)], 0)  # GRU r,z,n
-
-    def simple_cell_rule(info: LeafInfo):
-        kernel = call_of_kernel(info)
-        layer = info.path.split("/")[-2]
-        if kernel is None or len(kernel) != 2:
-            return None
-        h = kernel[-1]
-        is_cell = (layer == "h" and kernel[0] == h and "bias" not in info.siblings) or (
-            layer == "i" and set(info.siblings) | {info.name} == {"kernel", "bias"}
-        )
-        if not is_cell:
-            raise ValueError(
-                f"{fn}: {info.path} matched simple_cell={simple_cell!r} but is not a linen"
-                " SimpleCell layer (h: a square kernel without bias, i: kernel and bias);"
-                f" its kernel call is {kernel}"
-            )
-        b = 1 / math.sqrt(h)
-        return _sum_of_uniforms(b) if info.name == "bias" else _uniform(b)
-
-    linear_kernel = _torch_kernel_rule().build
-    linear_bias = _torch_bias_rule().build
-
-    def others_rule(info: LeafInfo):
-        owner = info.owner
-        if _is(owner, "Embedding") and info.name == "weight":
-            return normal(1.0)
-        if _is(owner, "LayerNorm", "GroupNorm", "RMSNorm", "BatchNorm") and len(info.shape) == 1:
-            return ones if info.name == "weight" else zeros
-        if _is(owner, "LSTMCell", "GRUCell"):
-            h = (info.shape if info.name == "weight_hh" else info.siblings["weight_hh"])[1]
-            b = 1 / math.sqrt(h)
-            if info.name == "bias" and _is(owner, "LSTMCell"):
-                return _sum_of_uniforms(b)
-            if info.name == "bias":  # GRU: r, z blocks are b_i + b_h, the n block b_in
-                return _blocks([_sum_of_uniforms(b), _sum_of_uniforms(b), _uniform(b)], 0)
-            return _uniform(b)
-        if info.name == "bias" and "scale" in info.siblings:  # a flax norm's bias
-            return zeros
-        parent = info.path.rpartition("/")[0].rpartition("/")[2]
-        kernel = _kernel_layer(info)
-        named = kernel is not None and "ConvTranspose" in kernel.layer
-        if _is(owner, "ConvTranspose") or "ConvTranspose" in parent or named:
-            # torch's ConvTranspose weight is (in, out/groups, *k): its "fan_in" is out·k,
-            # in the layer call's flax axes (*k, in, out): call[-1]·prod(k)
-            w = None if kernel is None else kernel.call_shape
-            if w is None or len(w) < 3:
-                return None
-            groups = getattr(info.module, "groups", 1)  # Equinox's; flax's have none
-            return _fans_uniform(1 / math.sqrt(w[-1] // groups * math.prod(w[:-2])))
-        if info.name == "bias":
-            return linear_bias(info)
-        if info.name in ("weight", "kernel"):
-            return linear_kernel(info)
-        return None
-
-    return {
-        attention_in: optional(ContextRule(attn_in_rule, "torch MHA in_proj xavier")),
-        attention_out: optional(ContextRule(attn_out_rule, "torch MHA out_proj")),
-        attention_biases: optional(zeros),
-        gates: optional(ContextRule(gate_rule, "torch RNN U[±1/√H]")),
-        fused_gates: optional(ContextRule(fused_rule, "torch RNN U[±1/√H] (nnx fused)")),
-        simple_cell: optional(ContextRule(simple_cell_rule, "torch RNN U[±1/√H] (SimpleCell)")),
-        embeddings: optional(ContextRule(embed_rule, "torch Embedding N(0,1)")),
-        norm_scales: optional(ones),
-        others: optional(ContextRule(others_rule, "torch default (Equinox layers, biases)")),
     }

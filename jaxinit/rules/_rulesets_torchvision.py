@@ -34,7 +34,8 @@ from jaxinit.initializers import (
     variance_scaling,
     zeros,
 )
-from jaxinit.rules._rules import ContextRule, LeafInfo, any_of, optional
+from jaxinit.rules._context import ContextRule, LeafInfo, optional
+from jaxinit.rules._paths import any_of
 from jaxinit.rules._rulesets_common import call_rank, excluding, not_covered, unknown_kind
 from jaxinit.rules._rulesets_models import _torch_bias_rule
 

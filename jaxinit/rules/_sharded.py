@@ -22,9 +22,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxinit._checks import check_key
+from jaxinit._types import Pattern, Rules
 from jaxinit.initializers import fast_key
 from jaxinit.rules._layers import linen_recording
-from jaxinit.rules._rules import Pattern, Rules, matches, path_str, reinit, reinit_recorded
+from jaxinit.rules._paths import matches, path_str
+from jaxinit.rules._rules import reinit, reinit_recorded
 
 PartitionRules = Mapping[Pattern, PartitionSpec] | Sequence[tuple[Pattern, PartitionSpec]]
 
