@@ -606,13 +606,13 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
                 ),
             )
             ckpt = _Checkpoint(out_dir, g0, fp, writer)
+        if sharding is not None:
+            state = _put(state, sharding)
         done = 0
         group_records: list[np.ndarray] = []
         if ckpt is not None and (loaded := ckpt.load(state, len(batch))) is not None:
-            state, done, group_records = loaded
+            state, done, group_records = loaded  # placed like ``state``
             bar.update(done * len(batch))
-        if sharding is not None:
-            state = _put(state, sharding)
         seeds = [s for _, s, _ in padded]
         if feed is not None and done < study.steps:
             feed.request(seeds, done, min(eval_every, study.steps - done))
@@ -650,6 +650,8 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
                         os.path.join(out_dir, "results.partial.csv"),
                         partial.to_csv(index=False).encode(),
                     )
+        if ckpt is not None:
+            ckpt.close()  # the last save is complete
         records += group_records
     bar.close()
     info: dict[str, Any] = {"loss": loss}
