@@ -4,6 +4,7 @@ every process (its own shards), atomically and in the background."""
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import json
@@ -122,6 +123,8 @@ class _Checkpoint:
             self._manager = ocp.CheckpointManager(
                 self.path, options=options, item_names=("state", "meta", "records")
             )
+            if not _PENDING:
+                atexit.register(_wait_all)  # idempotent: _wait_all empties the registry
             _PENDING[self.path] = self._manager
         return self._manager
 
@@ -296,6 +299,14 @@ def _wait_pending(path: str) -> None:
     if (manager := _PENDING.pop(path, None)) is not None:
         manager.wait_until_finished()
         manager.close()
+
+
+def _wait_all() -> None:
+    """Every save still in flight completes: at interpreter exit (a study interrupted by
+    Ctrl-C keeps the chunk it was saving), before jax.distributed shuts down (registered
+    later, it runs earlier)."""
+    for path in list(_PENDING):
+        _wait_pending(path)
 
 
 def _is_key(a: Any) -> bool:
