@@ -207,8 +207,8 @@ class _Checkpoint:
         local = _local_digests(leaves, n)
         if _any_process(any(meta["digests"][r] != d for r, d in local.items())):
             raise ValueError(
-                f"run_study: {where} is damaged (a shard's values differ from those saved);"
-                " delete the folder to start this member batch again"
+                f"run_study: {where} is damaged (a shard's values differ from those saved):"
+                f" delete {self.path} to start this member batch again"
             )
         if meta["padded"] != template[0].shape[0]:  # another device count: redo the padding
             leaves = _repad(leaves, n, [t.sharding for t in raw])
@@ -228,7 +228,7 @@ class _Checkpoint:
         if changed:
             raise ValueError(
                 f"run_study: {where} belongs to a different study ({', '.join(changed)}"
-                " changed); use another out_dir or delete it"
+                f" changed); use another out_dir or delete {self.path}"
             )
         if meta.get("members") != n or meta.get("leaves") != _layout(template):
             raise ValueError(
@@ -245,7 +245,7 @@ class _Checkpoint:
         ``done``, ``records`` and the fingerprint as JSON bytes; read without pickle."""
         template = jax.tree.leaves(like)
         try:
-            with np.load(self.legacy, allow_pickle=False) as z:
+            with open(self.legacy, "rb") as f, np.load(f, allow_pickle=False) as z:
                 saved = json.loads(z["fingerprint"].tobytes().decode())
                 changed = _changed(saved, self.fingerprint)
                 if changed:
