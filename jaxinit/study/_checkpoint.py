@@ -230,7 +230,14 @@ class _Checkpoint:
                 f"run_study: {where} belongs to a different study ({', '.join(changed)}"
                 f" changed); use another out_dir or delete {self.path}"
             )
-        if meta.get("members") != n or meta.get("leaves") != _layout(template):
+        digests, padded = meta.get("digests"), meta.get("padded")
+        if (
+            meta.get("members") != n
+            or meta.get("leaves") != _layout(template)
+            or not (isinstance(digests, list) and len(digests) == n)
+            or not (isinstance(padded, int) and padded >= n)
+            or not isinstance(meta.get("done"), int)
+        ):
             raise ValueError(
                 f"run_study: {where} holds another state layout ({meta.get('members')} members,"
                 f" leaves {meta.get('leaves')}; this run has {n} members, leaves"
