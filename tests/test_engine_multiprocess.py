@@ -195,6 +195,7 @@ def test_two_by_two_devices_killed_resume_bit_identical_as_two_or_one_process(tm
         assert lines[0] == f"load checkpoint-0 {done}"
     tables = [pd.read_csv(tmp_path / f"table-{i}-0.csv") for i in range(2)]
     pd.testing.assert_frame_equal(tables[0], tables[1])
+    assert not list(run.glob("checkpoint-*/*tmp*"))  # a save the kill cut off: cleaned up
     # the uninterrupted study, in this process on the same 4 devices: bit-identical
     expected = jaxinit.run_study(make_study("sweep", steps), progress=False).table
     pd.testing.assert_frame_equal(pd.read_csv(run / "results.csv"), tables[0])

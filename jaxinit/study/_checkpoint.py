@@ -118,7 +118,10 @@ class _Checkpoint:
             _wait_pending(self.path)
             ocp = _orbax()
             options = ocp.CheckpointManagerOptions(
-                max_to_keep=1, enable_async_checkpointing=True, create=True
+                max_to_keep=1,
+                enable_async_checkpointing=True,
+                create=True,
+                cleanup_tmp_directories=True,  # a save killed midway: its tmp folder
             )
             self._manager = ocp.CheckpointManager(
                 self.path, options=options, item_names=("state", "meta", "records")
