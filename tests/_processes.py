@@ -7,10 +7,12 @@ import subprocess
 import sys
 
 
-def launch(worker: str, *args: object) -> list[subprocess.Popen]:
-    """Start ``python -c worker <port> <process id> *args`` twice (one CPU device each)."""
+def launch(worker: str, *args: object, devices: int = 1) -> list[subprocess.Popen]:
+    """Start ``python -c worker <port> <process id> *args`` twice (``devices`` CPU devices
+    each)."""
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
-    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_backend_optimization_level=0")
+    flags = f"--xla_backend_optimization_level=0 --xla_force_host_platform_device_count={devices}"
+    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=flags)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])

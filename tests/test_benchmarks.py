@@ -59,3 +59,15 @@ def test_multiseed_cold_start_in_a_fresh_process():
     bench = _load("bench_multiseed")
     seconds = bench._cold_in_fresh_process(bench.HAND_MINIMAL, "A", 1)
     assert 0 < seconds < 120
+
+
+def test_checkpoint_benchmark_quick_mode(tmp_path):
+    # two pairs of processes (~20 s here): each process's figures for both writers
+    out = tmp_path / "bench.json"
+    report = _load("bench_checkpoint").main(["--quick", "--saves", "2", "--json", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["impl"], r["process"]) for r in rows} == {
+        (impl, p) for impl in ("orbax, own shards", "gather to process 0, npz") for p in (0, 1)
+    }
+    assert all(r["write_s"] > 0 and r["blocking_s"] > 0 for r in rows)
+    assert set(report["ratios"]) == {"write_s", "blocking_s", "peak_mb"}

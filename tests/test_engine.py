@@ -222,7 +222,7 @@ def test_writes_results_and_resumes(tmp_path, result):
     r = jaxinit.run_study(_study(), out_dir=tmp_path, progress=False)
     saved = pd.read_csv(tmp_path / "results.csv")
     np.testing.assert_allclose(saved.value, result.table.value, rtol=1e-6)
-    assert (tmp_path / "checkpoint-0.npz").exists()
+    assert (tmp_path / "checkpoint-0" / "40").is_dir()  # orbax: one step, the steps done
     # A finished checkpoint resumes to the same table without training again.
     again = jaxinit.run_study(_study(), out_dir=tmp_path, progress=False)
     pd.testing.assert_frame_equal(again.table, r.table)

@@ -1,9 +1,11 @@
 """A study on JAX's multi-controller runtime: two local CPU processes joined by
 ``jax.distributed.initialize`` (coordinator on 127.0.0.1, gloo collectives) run one study
-over a 2-device mesh that spans both, and get the results of a single process; only
-process 0 writes ``out_dir``, both read its checkpoint on resume, and two processes killed
-together mid-study and relaunched end with the uninterrupted results."""
+over a mesh that spans both, and get the results of a single process; each process writes
+its own shards of the orbax checkpoint (process 0 alone the tables), both read it on
+resume, and two processes of two devices each killed together mid-study (SIGKILL) and
+relaunched, as two processes or as one, end with the uninterrupted table, bit for bit."""
 
+import shutil
 import signal
 import textwrap
 import time
@@ -39,26 +41,27 @@ _namespace: dict = {}
 exec(STUDIES, _namespace)
 make_study = _namespace["make_study"]
 
-# argv: port, process id, out, steps, runs, kind. Every file the engine writes and every
-# checkpoint it loads is logged per process (log-<pid>.txt); with runs=2 the study is run
-# again into the same out_dir, which resumes from the finished checkpoint.
+# argv: port, process id, out, steps, runs, kind, devices per process. Every table the
+# engine writes and every checkpoint it loads is logged per process (log-<pid>.txt); with
+# runs=2 the study is run again into the same out_dir, which resumes from the finished
+# checkpoint.
 WORKER = STUDIES + textwrap.dedent(
     """
     import sys
     import jax
 
     port, pid, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    steps, runs, kind = int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+    steps, runs, kind, devices = int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], int(sys.argv[7])
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=pid)
-    assert jax.process_count() == 2 and len(jax.devices()) == 2
+    assert jax.process_count() == 2 and len(jax.devices()) == 2 * devices
     from jaxinit.study import _checkpoint, _results, _study
 
     def log(line):
         with open(f"{out}/log-{pid}.txt", "a") as f:
             f.write(line + "\\n")
 
-    write, load = _checkpoint._atomic_write, _checkpoint._Checkpoint.load
+    write, load = _study._atomic_write, _checkpoint._Checkpoint.load
 
     def logged_write(path, data):
         write(path, data)
@@ -69,7 +72,7 @@ WORKER = STUDIES + textwrap.dedent(
         log(f"load {self.path.rsplit('/', 1)[1]} {None if loaded is None else loaded[1]}")
         return loaded
 
-    for module in (_checkpoint, _results, _study):  # every file the engine writes
+    for module in (_results, _study):  # every table the engine writes
         module._atomic_write = logged_write
     _checkpoint._Checkpoint.load = logged_load
 
@@ -81,8 +84,8 @@ WORKER = STUDIES + textwrap.dedent(
 )
 
 
-def _launch(out, steps, runs=1, kind="study"):
-    return launch(WORKER, out, steps, runs, kind)
+def _launch(out, steps, runs=1, kind="study", devices=1):
+    return launch(WORKER, out, steps, runs, kind, devices, devices=devices)
 
 
 def _logs(out):
@@ -110,14 +113,17 @@ def test_two_processes_run_one_study_with_single_process_results(tmp_path):
     tables = [pd.read_csv(tmp_path / f"table-{i}-0.csv") for i in range(2)]
     pd.testing.assert_frame_equal(tables[0], tables[1])  # both processes get every member
     _assert_single_process_results(tables[0], 20)
-    # process 0 alone writes out_dir; on the second run both read its finished checkpoint
-    # and return the same table without training
+    # process 0 alone writes the tables, both processes their shards of the checkpoint; on
+    # the second run both read the finished checkpoint and return the same table without
+    # training
     logs = _logs(tmp_path)
-    assert _writes(logs[0]) == {"checkpoint-0.npz", "results.partial.csv", "results.csv"}
+    assert _writes(logs[0]) == {"results.partial.csv", "results.csv"}
     assert _writes(logs[1]) == set()
+    assert _step(tmp_path / "run" / "checkpoint-0") == 20
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoint-0" / "20" / "state").glob("ocdbt.process_*")) == ["ocdbt.process_0", "ocdbt.process_1"]  # fmt: skip
     for lines in logs:
         assert [line for line in lines if line.startswith("load")] == [
-            "load checkpoint-0.npz None", "load checkpoint-0.npz 20"
+            "load checkpoint-0 None", "load checkpoint-0 20"
         ]  # fmt: skip
     for i in range(2):
         again = pd.read_csv(tmp_path / f"table-{i}-1.csv")
@@ -139,25 +145,26 @@ def test_two_processes_run_an_architecture_sweep_with_a_grid(tmp_path):
     assert {"model", "learning_rate"} <= set(tables[0].columns)
     assert "val_loss" in set(tables[0].metric)
     logs = _logs(tmp_path)
-    assert _writes(logs[0]) == {
-        "checkpoint-0.npz", "checkpoint-8.npz", "results.partial.csv", "results.csv"
-    }  # fmt: skip
+    assert _writes(logs[0]) == {"results.partial.csv", "results.csv"}
     assert _writes(logs[1]) == set()
+    assert [_step(tmp_path / "run" / f"checkpoint-{g}") for g in (0, 8)] == [20, 20]
 
 
-@pytest.mark.slow
-def test_both_processes_killed_resume_to_the_uninterrupted_results(tmp_path):
-    # ~40 s on 2 cores: two launches of two processes. The test above is its smoke
-    # version (both processes resume from process 0's checkpoint, only process 0 writes).
-    steps = 200  # 20 chunks, a checkpoint after each: the kill lands mid-study
-    ckpt = tmp_path / "run" / "checkpoint-0.npz"
-    procs = _launch(tmp_path, steps)
+def _step(folder):
+    """The step of an orbax checkpoint folder's one complete checkpoint (None without)."""
+    steps = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.exists() else []
+    return max(steps, default=None)
+
+
+def _kill_after_first_checkpoint(procs, folder):
+    """SIGKILL both processes at once as soon as ``folder`` holds a complete checkpoint
+    (the next chunk is training, the next save may be under way)."""
     try:
         deadline = time.time() + 240
-        while not ckpt.exists() and time.time() < deadline:
+        while _step(folder) is None and time.time() < deadline:
             if any(p.poll() is not None for p in procs):
                 break
-            time.sleep(0.02)
+            time.sleep(0.01)
         for p in procs:  # both at once
             p.send_signal(signal.SIGKILL)
         out = [p.communicate(timeout=60)[0] for p in procs]
@@ -165,22 +172,35 @@ def test_both_processes_killed_resume_to_the_uninterrupted_results(tmp_path):
         for p in procs:
             p.kill()
     assert [p.returncode for p in procs] == [-signal.SIGKILL] * 2, "\n".join(out)[-3000:]
-    with np.load(ckpt) as z:
-        done = int(z["done"])
-    assert 0 < done < steps, "the kill must land mid-study"
-    assert not (tmp_path / "run" / "results.csv").exists()
-    killed = _logs(tmp_path)
-    assert "checkpoint-0.npz" in _writes(killed[0])
-    assert _writes(killed[1]) == set()  # process 1 never writes
 
-    finish(_launch(tmp_path, steps))
-    resumed = _logs(tmp_path)
-    for lines in resumed:  # both processes read process 0's checkpoint, at its step
-        assert lines[0] == f"load checkpoint-0.npz {done}"
-    assert _writes(resumed[0]) == {"checkpoint-0.npz", "results.partial.csv", "results.csv"}
-    assert _writes(resumed[1]) == set()
+
+@pytest.mark.parametrize("steps", [40, pytest.param(200, marks=pytest.mark.slow)])
+def test_two_by_two_devices_killed_resume_bit_identical_as_two_or_one_process(tmp_path, steps):
+    # 2 processes × 2 devices, an architecture sweep with a learning-rate grid (members
+    # padded 8 -> 8 on 4 devices), a checkpoint per chunk of 10 steps; ~1 min on 2 cores at
+    # 40 steps (the slow version: 200 steps, the kill lands further from the first chunk)
+    run = tmp_path / "run"
+    _kill_after_first_checkpoint(_launch(tmp_path, steps, kind="sweep", devices=2),
+                                 run / "checkpoint-0")  # fmt: skip
+    done = _step(run / "checkpoint-0")
+    assert 0 < done < steps, "the kill must land mid-study"
+    assert not (run / "results.csv").exists()
+    _logs(tmp_path)
+    # a copy resumes in this one process (4 devices) ...
+    alone = tmp_path / "alone"
+    shutil.copytree(run, alone)
+    # ... and the killed folder in two processes again
+    finish(_launch(tmp_path, steps, kind="sweep", devices=2))
+    for lines in _logs(tmp_path):  # both read the checkpoint at its step
+        assert lines[0] == f"load checkpoint-0 {done}"
     tables = [pd.read_csv(tmp_path / f"table-{i}-0.csv") for i in range(2)]
     pd.testing.assert_frame_equal(tables[0], tables[1])
-    _assert_single_process_results(tables[0], steps)
-    # the resumed run ends with the uninterrupted two-process run's file too
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "run" / "results.csv"), tables[0])
+    assert not list(run.glob("checkpoint-*/*tmp*"))  # a save the kill cut off: cleaned up
+    # the uninterrupted study, in this process on the same 4 devices: bit-identical
+    expected = jaxinit.run_study(make_study("sweep", steps), progress=False).table
+    pd.testing.assert_frame_equal(pd.read_csv(run / "results.csv"), tables[0])
+    csv = tmp_path / "expected.csv"
+    expected.to_csv(csv, index=False)
+    pd.testing.assert_frame_equal(tables[0], pd.read_csv(csv))
+    resumed = jaxinit.run_study(make_study("sweep", steps), out_dir=alone, progress=False)
+    pd.testing.assert_frame_equal(resumed.table, expected)

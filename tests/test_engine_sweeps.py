@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import jaxinit
+from jaxinit.study import _checkpoint
 from jaxinit.study._checkpoint import _Checkpoint
 from jaxinit.study._program import _chunk_program
 from jaxinit.study._results import _diverged
@@ -109,7 +110,7 @@ class _Killed(BaseException):
 
 def test_resume_after_an_interruption_in_the_second_architecture(sweep, tmp_path, monkeypatch):
     save = _Checkpoint.save
-    second = tmp_path / "checkpoint-8.npz"  # w8's first batch: members 8..11 of the study
+    second = tmp_path / "checkpoint-8"  # w8's first batch: members 8..11 of the study
 
     def save_or_die(self, state, done, records, n):
         if self.path == str(second) and done == 20:  # killed in w8's first batch, chunk 2
@@ -120,10 +121,10 @@ def test_resume_after_an_interruption_in_the_second_architecture(sweep, tmp_path
     with pytest.raises(_Killed):
         jaxinit.run_study(_study(), out_dir=tmp_path, progress=False)
     monkeypatch.undo()
-    names = sorted(p.name for p in tmp_path.glob("checkpoint-*.npz"))
-    assert names == ["checkpoint-0.npz", "checkpoint-4.npz", "checkpoint-8.npz"]
-    with np.load(second) as z:
-        assert int(z["done"]) == 10
+    _checkpoint._wait_all()  # the save in flight when the study stopped
+    names = sorted(p.name for p in tmp_path.glob("checkpoint-*"))
+    assert names == ["checkpoint-0", "checkpoint-4", "checkpoint-8"]
+    assert [p.name for p in second.iterdir()] == ["10"]  # orbax: one step, the steps done
     assert not (tmp_path / "results.csv").exists()
     # the partial results label each architecture's rows with its own name
     partial = pd.read_csv(tmp_path / "results.partial.csv")
@@ -144,8 +145,8 @@ def test_resume_after_an_interruption_in_the_second_architecture(sweep, tmp_path
     resumed = jaxinit.run_study(_study(), out_dir=tmp_path, progress=False)
     monkeypatch.undo()
     # w4's batches are done (not retrained), w8's first resumes at step 10, its second is new
-    assert loaded == {"checkpoint-0.npz": 20, "checkpoint-4.npz": 20, "checkpoint-8.npz": 10,
-                      "checkpoint-12.npz": None}  # fmt: skip
+    assert loaded == {"checkpoint-0": 20, "checkpoint-4": 20, "checkpoint-8": 10,
+                      "checkpoint-12": None}  # fmt: skip
     pd.testing.assert_frame_equal(resumed.table, sweep.table)
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "results.csv"), sweep.table,
                                   check_exact=False, rtol=1e-12)  # fmt: skip
@@ -155,8 +156,8 @@ def test_resume_after_an_interruption_in_the_second_architecture(sweep, tmp_path
     more = dict(WIDTHS, tanh=jaxinit.MLP((4, 10), activation="tanh"))
     longer = jaxinit.run_study(_study(model=more), out_dir=tmp_path, progress=False)
     monkeypatch.undo()
-    assert loaded == {**{f"checkpoint-{i}.npz": 20 for i in (0, 4, 8, 12)},
-                      "checkpoint-16.npz": None, "checkpoint-20.npz": None}  # fmt: skip
+    assert loaded == {**{f"checkpoint-{i}": 20 for i in (0, 4, 8, 12)},
+                      "checkpoint-16": None, "checkpoint-20": None}  # fmt: skip
     t = longer.table
     pd.testing.assert_frame_equal(t[t.model != "tanh"].reset_index(drop=True), sweep.table)
     # changing one architecture refuses the resume, naming it

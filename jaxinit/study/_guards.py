@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import re
 import zipfile
 from collections.abc import Callable, Sequence
@@ -251,23 +250,21 @@ def check_bookkeeping(
         raise ValueError(what.format("its members have different numbers of records"))
 
 
-def read_checkpoint(path: str, load: Callable[..., Any], *args: Any) -> Any:
-    """``load(*args)``, with a damaged file's library errors (a truncated zip, a missing or
-    misshapen array) answered by a ValueError that names ``path`` and what to do."""
+def read_checkpoint(checkpoint: Any, *args: Any) -> Any:
+    """``checkpoint.load(*args)``, with a damaged file's library errors (a truncated file, a
+    missing or misshapen array) answered by a ValueError that names the file it read
+    (``checkpoint.source``) and what to do."""
     try:
-        if os.path.exists(path):  # the archive itself first: np.load leaks a torn file's handle
-            with open(path, "rb") as f, zipfile.ZipFile(f) as archive:
-                archive.namelist()
-        return load(*args)
+        return checkpoint.load(*args)
     except (zipfile.BadZipFile, EOFError, KeyError, IndexError, OSError, TypeError) as e:
         raise ValueError(
-            f"run_study: {path} is damaged ({type(e).__name__}: {e}); delete it to train this"
-            " member batch again (the other checkpoints are kept)"
+            f"run_study: {checkpoint.source} is damaged ({type(e).__name__}: {e}); delete it to"
+            " train this member batch again (the other checkpoints are kept)"
         ) from e
     except ValueError as e:
         if str(e).startswith("run_study:"):
             raise
         raise ValueError(
-            f"run_study: {path} is damaged ({e}); delete it to train this member batch again"
-            " (the other checkpoints are kept)"
+            f"run_study: {checkpoint.source} is damaged ({e}); delete it to train this member"
+            " batch again (the other checkpoints are kept)"
         ) from e

@@ -259,19 +259,16 @@ def _train_group(run: _Run, g0: int, records: list, bar: Any, callbacks: tuple) 
     if run.out_dir is not None:
         fp = _fingerprint(run, arch, g0, state, batch)
         ckpt = _Checkpoint(run.out_dir, g0, fp, run.writer)
+    if run.sharding is not None:
+        state = _put(state, run.sharding)
     done = 0
     group_records: list[np.ndarray] = []
-    if (
-        ckpt is not None
-        and (loaded := read_checkpoint(ckpt.path, ckpt.load, state, len(batch))) is not None
-    ):
-        state, done, group_records = loaded
-        check_bookkeeping(ckpt.path, done, group_records, steps=s.steps,
+    if ckpt is not None and (loaded := read_checkpoint(ckpt, state, len(batch))) is not None:
+        state, done, group_records = loaded  # placed like ``state``
+        check_bookkeeping(ckpt.source, done, group_records, steps=s.steps,
                           eval_every=s.eval_every or s.steps, log_every=s.log_every,
                           members=range(g0, g0 + len(batch)))  # fmt: skip
         bar.update(done * len(batch))
-    if run.sharding is not None:
-        state = _put(state, run.sharding)
     seeds = [seed for _, seed, _ in padded]
     feed.begin(seeds, done)
     table = functools.partial(
@@ -302,6 +299,8 @@ def _train_group(run: _Run, g0: int, records: list, bar: Any, callbacks: tuple) 
                 )
         if callbacks:
             _notify("run_study", callbacks, table(group_records[first_row:]), done - n, done)
+    if ckpt is not None:
+        ckpt.close()  # the last save is complete
     return group_records
 
 

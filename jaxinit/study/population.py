@@ -38,6 +38,7 @@ from jaxinit.study._adapters import _abstract_io, _make_model
 from jaxinit.study._callbacks import Callback, _check_callbacks, _notify
 from jaxinit.study._checkpoint import _Checkpoint
 from jaxinit.study._datasets import Dataset, _split_validation
+from jaxinit.study._guards import check_bookkeeping, read_checkpoint
 from jaxinit.study._io import _checksum, _fetch, _put
 from jaxinit.study._population import _check_init, _hparam_grid, _init_program
 from jaxinit.study._program import (
@@ -543,10 +544,10 @@ def _train(fn, pop, user, d, train, val, n_steps, batch, log, every, out_dir, ca
     done = 0
     start_time = time.perf_counter()
     bar = _progress_bar(progress, n_steps * n_members, n_members)
-    if ckpt is not None and (loaded := ckpt.load(state, n_members)) is not None:
-        state, done, records = loaded
-        if sharding is not None:
-            state = _put(state, sharding)
+    if ckpt is not None and (loaded := read_checkpoint(ckpt, state, n_members)) is not None:
+        state, done, records = loaded  # placed like ``state``
+        check_bookkeeping(ckpt.source, done, records, steps=n_steps, eval_every=every,
+                          log_every=log, members=range(n_members))  # fmt: skip
         bar.update(done * n_members)
     rows_meta = pop._rows
     try:
@@ -573,6 +574,8 @@ def _train(fn, pop, user, d, train, val, n_steps, batch, log, every, out_dir, ca
             done += n
     finally:
         bar.close()
+        if ckpt is not None:
+            ckpt.close()  # the last save is complete
     table = _table(records, rows_meta, metric_names, pop.hparams, pop._grid)
     result = StudyResult(table, _diverged(table, pop.hparams), time.perf_counter() - start_time,
                          {"step": _name(user.step)}, pop.hparams)  # fmt: skip
