@@ -92,7 +92,7 @@ def fixup(
       >>> params = {"block_0": {"conv": {"kernel": jnp.ones((3, 3, 8, 8))},
       ...                       "out": {"kernel": jnp.ones((3, 3, 8, 8))}},
       ...           "head": {"kernel": jnp.ones((8, 10)), "bias": jnp.ones(10)}}
-      >>> params = jaxinit.reinit(params, rules, jax.random.key(0))
+      >>> params = jaxinit.reinit(params, rules, jax.random.key(0), layout="flax")  # (*k, in, out)
       >>> float(jnp.abs(params["block_0"]["out"]["kernel"]).max())  # each branch's last layer: 0
       0.0
       >>> float(jnp.abs(params["head"]["kernel"]).max())  # the classifier: 0
