@@ -40,6 +40,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxinit._checks import check_key
+from jaxinit.study import _layout
 from jaxinit.study._adapters import _abstract_io, _make_model, _Model
 from jaxinit.study._checkpoint import _Checkpoint, _state_fingerprint
 from jaxinit.study._datasets import Dataset
@@ -110,7 +111,9 @@ class Study:
       eval_every: steps between held-out evaluations and host syncs (a chunk); default
         ``steps``. Must be a multiple of ``log_every``.
       max_members: most members compiled into one program; a larger population runs in
-        batches of this size (bounded memory).
+        batches of this size. Default: sized from the training program's memory analysis
+        against ``memory_budget`` (the largest group that fits; the whole population when
+        it does). Given, it wins over the memory sizing.
       kernel_pattern: the leaves an initializer spec applies to.
       hparams: optimizer hyperparameter name -> values, e.g. ``{"learning_rate": [1e-3,
         1e-2], "weight_decay": [0.0, 1e-4]}``: the population is the grid inits × seeds ×
@@ -120,6 +123,17 @@ class Study:
       validation: fraction of the training examples held out (a fixed random subset) and
         evaluated with the test set as ``val_loss``/``val_accuracy``: select
         hyperparameters on it (:meth:`StudyResult.best_hparams`), never on the test split.
+      member_layout: how members run in one program: ``"vmap"`` (batched operations),
+        ``"loop"`` (a member per iteration of a loop inside the program, on every device
+        over its own members), an int ``b`` (``b`` members vmapped per loop iteration), or
+        ``"auto"``: a loop for models with convolutions on the CPU (vmapped convolutions
+        become grouped convolutions, slower there per member than a loop), else vmap.
+        Numbers agree across layouts up to float summation order. ``result.info`` records
+        the choice (``member_layout``) and why (``member_layout_reason``).
+      memory_budget: bytes per device a member group's training program may use; default
+        the device's free memory (``memory_stats()``), on the CPU half of the host's
+        available RAM shared by its devices. ``result.info`` records the budget and the
+        group chosen; a budget too small for one member per device is refused.
 
     Example:
       >>> import optax, jaxinit
@@ -150,6 +164,9 @@ class Study:
     hparams: Mapping[str, Sequence[float]] | None = None
     validation: float = 0.0
     loss_fn: Callable | None = None
+    # how members are laid out in a program, and how many go in one (study/_layout.py)
+    member_layout: str | int = "auto"
+    memory_budget: int | None = None
 
 
 def _as_int(name: str, v: Any, allow_none: bool = False) -> int | None:
@@ -177,6 +194,9 @@ def _normalize(study: Study) -> Study:
     }
     for name in ("eval_every", "max_members"):
         ints[name] = _as_int(name, getattr(study, name), allow_none=True)
+    # member layout and memory budget (study/_layout.py)
+    ints["member_layout"] = _layout.check_member_layout(study.member_layout)
+    ints["memory_budget"] = _layout.check_memory_budget(study.memory_budget)
     return dataclasses.replace(study, **ints)
 
 
@@ -540,9 +560,30 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
         return _chunk_program(
             arch.model, arch.optimizer, objective, study.batch_size, study.log_every,
             n // study.log_every, sharding, feed is not None, len(eval_sets), options,
+            layouts[arch.name][0],
         )  # fmt: skip
 
     chunks = sorted({min(eval_every, study.steps - d) for d in range(0, study.steps, eval_every)})
+
+    # ---- member layout per program, and member groups sized to memory (study/_layout.py)
+    layouts = {
+        a.name: _layout.choose_layout(
+            study.member_layout, devices[0].platform,
+            study.member_layout == "auto" and _layout.model_convolves(a.model),
+        )
+        for a in archs
+    }  # fmt: skip
+    group_info: dict[str, Any] = {}
+    if study.max_members is None:
+        group, group_info = _member_groups(
+            study, archs, members, devices, sharding, chunks[-1], initial_state, chunk_program,
+            (x_train, y_train, evals) if feed is None else (feed, x_sample, y_sample),
+        )  # fmt: skip
+        _, group_padded = _mesh_sharding(min(group, len(members)), devices)
+    else:
+        group_info["group_reason"] = f"max_members={study.max_members} given"
+    first_layout = layouts[archs[0].name]
+    # ---- end of the layout and group choice
 
     # what a checkpoint must match (its checksums are computed only with an ``out_dir``)
     fingerprint = lambda: {
@@ -568,6 +609,12 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
     records: list[np.ndarray] = []
     total = len(members) * len(archs)
     bar = _progress_bar(progress, study.steps * total, total)
+    if not bar.disable:  # the layout and group choice, through the progress output
+        bar.write(
+            f"run_study: members {first_layout[0]!r} ({first_layout[1]}); groups of"
+            f" {min(group, len(members))} ({group_info['group_reason']})",
+            file=sys.stderr,
+        )
     # member batches: an architecture's population in batches of ``group`` (offset ``g0``
     # in the whole study: the checkpoint's name and the rows' member index)
     starts = [
@@ -653,6 +700,15 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
         records += group_records
     bar.close()
     info: dict[str, Any] = {"loss": loss}
+    # what the layout and group choice chose, and why (study/_layout.py)
+    info.update(
+        member_layout=first_layout[0],
+        member_layout_reason=first_layout[1],
+        member_group=min(group, len(members)),
+    )
+    if len(archs) > 1:
+        info["member_layouts"] = {a.name: layouts[a.name] for a in archs}
+    info.update(group_info)
     if feed is not None:
         feed.close()
         info["host_data"] = dict(feed.stats)
@@ -662,6 +718,55 @@ def _run_study(study, key, out_dir, progress, devices) -> StudyResult:
     if writer:
         result.to_csv(os.path.join(out_dir, "results.csv"))
     return result
+
+
+def _member_groups(
+    study: Study,
+    archs: list[_Arch],
+    members: list,
+    devices: list,
+    sharding: NamedSharding | None,
+    n_steps: int,
+    initial_state: Callable,
+    chunk_program: Callable,
+    data: tuple,
+) -> tuple[int, dict]:
+    """Members per program, sized from the training program's memory analysis
+    (:func:`jaxinit.study._layout.plan_group`; the smallest over a sweep's architectures)."""
+    budget, source = _layout.memory_budget(devices, study.memory_budget)
+    n_dev = len(devices)
+    best: tuple[int, dict] | None = None
+    for arch in archs:
+
+        def measure(k: int, arch: _Arch = arch) -> int | None:
+            """Bytes per device of the chunk program for ``k`` members per device."""
+            batch = members[: k * n_dev] + [members[0]] * (k * n_dev - len(members[: k * n_dev]))
+            init, args = initial_state(arch, batch)
+            abstract = jax.eval_shape(init, *args)
+            if sharding is not None:
+                abstract = jax.tree.map(
+                    lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract
+                )
+            program = chunk_program(arch, n_steps)
+            if len(data) == 3:  # in memory: compiled as the run will be (and cached)
+                return _layout.program_bytes(
+                    _compile_ahead(program, abstract, *data, np.bool_(True)).result()
+                )
+            feed, x_sample, y_sample = data  # fed from the host: the chunk's batches
+            rows = len(feed.streams([s for _, s, _ in batch])) * n_steps * study.batch_size
+            place = None if sharding is None else NamedSharding(sharding.mesh, P())
+            xy = [
+                jax.ShapeDtypeStruct((rows, *a.shape[1:]), a.dtype, sharding=place)
+                for a in (x_sample, y_sample)
+            ]
+            offset = jax.ShapeDtypeStruct((k * n_dev,), np.int32, sharding=sharding)
+            return _layout.program_bytes(program.lower(abstract, *xy, offset).compile())
+
+        group, info = _layout.plan_group(measure, len(members), n_dev, budget, source)
+        if best is None or group < best[0]:
+            best = (group, info)
+    assert best is not None
+    return best
 
 
 def _split_validation(n: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
