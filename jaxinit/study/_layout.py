@@ -13,9 +13,12 @@ Two decisions, each a pure function here so that the engine calls them at a few 
   docs/guide/studies.md): on the CPU a program whose model has a convolution runs members
   in a loop — a vmapped convolution has a kernel per member, which ``vmap`` turns into a
   grouped convolution (``feature_group_count`` = members) that XLA's CPU backend runs
-  several times slower per member than one member's convolution — and every other program
-  (and every program on another platform) is vmapped: batched matrix products are what
-  vmap makes fast, and an MLP population's numbers stay those of the vmapped engine.
+  slower per member than one member's convolution, more so the more members — and every
+  other program (and every program on another platform) is vmapped: batched matrix
+  products are what vmap makes fast, and an MLP population's numbers stay those of the
+  vmapped engine. (On the CPU both layouts still lose to a Python loop of a jitted step:
+  XLA's CPU backend runs convolutions inside any loop body, the engine's step scan
+  included, 10-25x slower than outside one, jax#12868; see the guide.)
 * **Member groups** (:func:`memory_budget`, :func:`program_bytes`, :func:`plan_group`):
   how many members go in one program so that it fits in memory. The compiled training
   program's ``memory_analysis()`` (arguments + outputs + temporaries − donated buffers) is

@@ -127,7 +127,8 @@ class Study:
         ``"loop"`` (a member per iteration of a loop inside the program, on every device
         over its own members), an int ``b`` (``b`` members vmapped per loop iteration), or
         ``"auto"``: a loop for models with convolutions on the CPU (vmapped convolutions
-        become grouped convolutions, slower there per member than a loop), else vmap.
+        become grouped convolutions, slower there per member than a loop), else vmap
+        (docs/guide/studies.md has the measurements).
         Numbers agree across layouts up to float summation order. ``result.info`` records
         the choice (``member_layout``) and why (``member_layout_reason``).
       memory_budget: bytes per device a member group's training program may use; default
