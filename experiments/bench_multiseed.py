@@ -571,7 +571,7 @@ def cnn_rows(
 ) -> list[dict]:  # fmt: skip
     """Workload D's rows: seconds per member-step of every contender, and the engine's
     paired ratio to the naive loop (> 1: the engine is faster)."""
-    w = CNNWorkload(seeds_per_init=2, steps=20) if quick else CNNWorkload()
+    w = CNNWorkload(seeds_per_init=1, channels=(4,)) if quick else CNNWorkload()
     nm = 2 if quick else 4  # the naive loop runs this many members, scaled to all
     info: dict = {}
     # (name, devices, members, function, scale to the population)
