@@ -749,7 +749,7 @@ def _member_groups(
                     lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract
                 )
             program = chunk_program(arch, n_steps)
-            if len(data) == 3:  # in memory: compiled as the run will be (and cached)
+            if not isinstance(data[0], _Feed):  # in memory: compiled as the run will be
                 return _layout.program_bytes(
                     _compile_ahead(program, abstract, *data, np.bool_(True)).result()
                 )
