@@ -6,7 +6,10 @@ stay plain Google style with the reST inline markup they use, and still render a
   ``__all__``, found by name alone or as ``jaxinit.<name>``), code spans otherwise;
 - ``:math:`expr``` and ``.. math::`` blocks become MathML (latex2mathml, at build time),
   which browsers render natively: no script, nothing fetched; an expression it cannot
-  convert stays a code span;
+  convert stays a code span. Inline MathML is wrapped in a ``<span class="math">``:
+  Python-Markdown counts ``<math>`` as a block-level tag, so a bare one at the start of a
+  line would end the paragraph there and tear the sentence in two;
+- a reST simple table (rows between ``=====  =====`` rules) becomes a Markdown table;
 - a run of doctest lines (``>>>`` up to the next blank line) becomes a ``pycon`` code block
   wherever it stands, so Markdown never reads ``>>>`` as a quote or ``[...]`` as a link;
 - a paragraph ending in reST's ``::`` ends in ``:``.
@@ -55,12 +58,14 @@ def _mathml(latex: str, display: str = "inline") -> str | None:
         html = convert(latex, display=display)
     except Exception:  # latex2mathml raises many kinds; the expression stays code
         return None
-    # Text between tags must not look like Markdown ([...] links, *emphasis*, `code`).
-    return re.sub(
+    # Text between tags must not look like Markdown ([...] links, *emphasis*, `code`, a
+    # table's | when the formula stands in a cell).
+    html = re.sub(
         r">([^<]+)<",
-        lambda m: ">" + re.sub(r"[\\[\]*_`]", lambda c: f"&#{ord(c.group())};", m.group(1)) + "<",
+        lambda m: ">" + re.sub(r"[\\[\]*_`|]", lambda c: f"&#{ord(c.group())};", m.group(1)) + "<",
         html,
     )
+    return html if display == "block" else f'<span class="math">{html}</span>'
 
 
 def _role(match: re.Match[str]) -> str:
@@ -79,6 +84,29 @@ def _role(match: re.Match[str]) -> str:
     return f"`{text}`"
 
 
+_RULE = re.compile(r"^\s*=+( +=+)+\s*$")
+
+
+def _simple_table(lines: list[str]) -> list[str]:
+    """A reST simple table (``lines``: from its top rule to its bottom rule) as a Markdown
+    table; the column edges are where the top rule's runs of ``=`` start."""
+    rule = lines[0]
+    indent = rule[: len(rule) - len(rule.lstrip())]
+    starts = [m.start() for m in re.finditer(r"=+", rule)]
+    edges = [*starts[1:], None]
+    rules = [j for j, line in enumerate(lines) if _RULE.match(line)]
+    rows = [
+        [line[a:b].strip().replace("|", "\\|") for a, b in zip(starts, edges, strict=True)]
+        for line in lines
+        if line.strip() and not _RULE.match(line)
+    ]
+    # three rules: a header row between the first two; two: no header (Markdown needs one)
+    n_header = rules[1] - 1 if len(rules) == 3 else 0
+    header = [" ".join(col) for col in zip(*rows[:n_header], strict=True)] or [" "] * len(starts)
+    table = [header, ["---"] * len(starts), *rows[n_header:]]
+    return ["", *(indent + "| " + " | ".join(row) + " |" for row in table), ""]
+
+
 def _to_markdown(text: str) -> str:
     lines = text.splitlines()
     out: list[str] = []
@@ -95,6 +123,24 @@ def _to_markdown(text: str) -> str:
             if out and out[-1].strip():
                 out.append("")
             out += [indent + "```pycon", *block, indent + "```", ""]
+            continue
+        if _RULE.match(line):
+            # the table ends at the first rule after its top one that the text leaves (a
+            # blank line or the end follows)
+            end = next(
+                (
+                    j
+                    for j in range(i + 1, len(lines))
+                    if _RULE.match(lines[j]) and (j + 1 == len(lines) or not lines[j + 1].strip())
+                ),
+                None,
+            )
+            if end is None:  # not a table: a lone rule stays text
+                out.append(line)
+                i += 1
+                continue
+            out += _simple_table(lines[i : end + 1])
+            i = end + 1
             continue
         if stripped.startswith(".. math::"):
             block = [stripped[len(".. math::") :].strip()]

@@ -86,7 +86,8 @@ def diverged(result) -> dict[str, int]:
 
 
 def est(values) -> dict:
-    return bootstrap_ci(np.asarray(values, np.float64))._asdict()
+    e = bootstrap_ci(np.asarray(values, np.float64))  # an Interval: its .mean is its .value
+    return {"mean": e.mean, "lo": e.lo, "hi": e.hi, "n": e.n}
 
 
 def ttt(times) -> dict:
@@ -94,6 +95,8 @@ def ttt(times) -> dict:
 
 
 def fmt(e: dict, scale: float = 1.0, digits: int = 3) -> str:
+    if "mean" not in e and "value" in e:  # an Interval's dict: its point estimate is "value"
+        e = {**e, "mean": e["value"]}
     if e.get("n", 1) == 0 or e["mean"] is None or not np.isfinite(e["mean"]):
         return "n/a"
     f = f"{{:.{digits}g}}"

@@ -18,6 +18,11 @@ Workloads on scikit-learn's digits (issue 4):
   jitted step scanned in the program: the per-member-step table behind ``"auto"``'s rule
   (docs/guide/studies.md).
 
+On A and B a row "engine, own step (train_population)" runs the engine's public layers
+(:func:`jaxinit.make_population`, :func:`jaxinit.train_population`) with a user step equal
+to the built-in one, with its warm ratio to ``run_study`` (paired rounds) printed below
+the table (issue 24: within 5 %).
+
 The engine and the hand-written programs are timed in the same device configurations: one
 device, and one device per CPU core (members sharded over them); the naive loops and
 PyTorch run as written. The ratios compare the engine with the hand-written program that
@@ -178,6 +183,56 @@ def engine(
         assert result.diverged.empty
         if info is not None:  # the last run's host-data figures (HostData only)
             info.update(result.info.get("host_data", {}))
+        return result
+
+    return run
+
+
+POPULATION = "engine, own step (train_population)"
+
+
+def population(
+    w: Workload, data: jaxinit.Dataset, devices: list | None = None
+) -> Callable[[], object]:
+    """The engine's public layers with a user step equal to the built-in one (SGD with
+    momentum, cross-entropy; train loss and accuracy, gradient and parameter norms; the
+    test set evaluated at the start and the end): make_population + train_population."""
+    model = jaxinit.MLP(w.features)
+    tx = optax.sgd(w.lr, momentum=0.9)
+
+    def norm(tree):
+        return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
+
+    def step(state, batch, key, hparams):
+        x, y = batch
+
+        def loss_fn(params):
+            logits = model.apply({"params": params}, x)
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+            return loss, (jnp.argmax(logits, -1) == y).mean(dtype=jnp.float32)
+
+        (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        with jax.numpy_dtype_promotion("standard"):
+            updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {"train_loss": loss, "train_accuracy": acc, "grad_norm": norm(grads),
+                   "param_norm": norm(params)}  # fmt: skip
+        return state._replace(params=params, opt_state=opt_state), metrics
+
+    def evaluate(state, batch):
+        x, y = batch
+        logits = model.apply({"params": state.params}, x)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        return {"loss": loss, "accuracy": (jnp.argmax(logits, -1) == y).mean(dtype=jnp.float32)}
+
+    def run():
+        pop = jaxinit.make_population(model, data, INITS, seeds=w.seeds_per_init, optimizer=tx,
+                                      devices=devices)  # fmt: skip
+        _, result = jaxinit.train_population(
+            pop, step, data, steps=w.steps, batch_size=w.batch_size, log_every=10,
+            evaluate=evaluate, last=("grad_norm", "param_norm"), progress=False,
+        )  # fmt: skip
+        assert result.diverged.empty
         return result
 
     return run
@@ -373,6 +428,7 @@ def _contender(name: str, w: Workload, data: jaxinit.Dataset, devices: list) -> 
     options = ENGINE_CPU_OPTIONS if devices[0].platform == "cpu" else None
     return {
         ENGINE: lambda: engine(w, data, devices),
+        POPULATION: lambda: population(w, data, devices),
         HAND: lambda: handwritten(w, data, devices),
         HAND_OPTIONS: lambda: handwritten(w, data, devices, True, options),
         HAND_MINIMAL: lambda: handwritten(w, data, devices, False),
@@ -725,6 +781,7 @@ def main(argv: list[str] | None = None) -> dict:
                     info = host_info.setdefault((name, len(devs)), {})
                     impls.append((name, len(devs), engine(w, d, devs, every, info), 1.0))
             if not w.lrs:
+                impls.append((POPULATION, len(devs), population(w, data, devs), 1.0))
                 impls += [(n, len(devs), _contender(n, w, data, devs), 1.0) for n in HANDS]
         impls.append(("naive Flax loop", 1, naive(w, data, nm), w.members / nm))
         impls += [(k, 1, f, w.members / nm if "seq" in k else 1.0) for k, f in
@@ -734,7 +791,7 @@ def main(argv: list[str] | None = None) -> dict:
         colds, rounds = _time_round_robin([fn for _, _, fn, _ in impls], reps)
         results, times = {}, {}
         for (name, ndev, _, scale), cold, each in zip(impls, colds, rounds, strict=True):
-            if not args.quick and (name == ENGINE or name in HANDS):
+            if not args.quick and (name in (ENGINE, POPULATION) or name in HANDS):
                 cold = _cold_in_fresh_process(name, wname, ndev)
             warm = statistics.median(each or [cold])
             # Extrapolated rows: one compilation, then every member costs a warm run's share.
@@ -758,6 +815,9 @@ def main(argv: list[str] | None = None) -> dict:
                     mid, lo, hi = _paired_ratio(times[name, ndev], times[other, ndev])
                     row[f"warm_vs_{key}"], row[f"warm_vs_{key}_range"] = mid, [lo, hi]
                     row[f"cold_vs_{key}"] = cold / results[other, ndev][0]
+            if name == POPULATION and (ENGINE, ndev) in times:  # the same engine, your step
+                mid, lo, hi = _paired_ratio(times[name, ndev], times[ENGINE, ndev])
+                row["warm_vs_study"], row["warm_vs_study_range"] = mid, [lo, hi]
             if (name, ndev) in host_info:
                 row.update({f"host_{k}": v for k, v in host_info[name, ndev].items()})
             rows.append(row)
@@ -786,6 +846,11 @@ def main(argv: list[str] | None = None) -> dict:
                 for key, label in (("handwritten", "study's job"), ("minimal", "minimal"))
             ]
             print(f"{r['workload']}, {r['devices']} device(s): " + "; ".join(ratios))
+    for r in rows:
+        if "warm_vs_study" in r:
+            lo, hi = r["warm_vs_study_range"]
+            print(f"{r['workload']}, {r['devices']} device(s): own step (train_population) /"
+                  f" Study: {r['warm_vs_study']:.2f} [{lo:.2f}, {hi:.2f}] warm")  # fmt: skip
     for r in rows:
         if "host_bytes" in r:
             print(f"{r['workload']}, {r['devices']} device(s), {r['impl']}: "

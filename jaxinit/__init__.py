@@ -6,46 +6,54 @@ value (:class:`Init`): equal options give equal, equally hashed initializers, it
 the call that made it, and ``get_config()`` / :func:`from_config` round-trip it as JSON; it
 draws exactly the numbers the plain function drew before it was a value.
 
-The package is layered; every import points down (cli -> theory -> study -> rules ->
-initializers), and each layer's names are also top-level ``jaxinit.<name>``.
-``jaxinit.initializers`` and ``jaxinit.rules`` load with the package; ``jaxinit.study`` and
-``jaxinit.theory`` (flax, optax) load on first use of one of their names.
+The package is layered; every import points down (cli -> theory -> study -> stats ->
+rules -> initializers), and each layer's names are also top-level ``jaxinit.<name>``.
+``jaxinit.initializers`` and ``jaxinit.rules`` load with the package; ``jaxinit.stats``,
+``jaxinit.study`` and ``jaxinit.theory`` (flax, optax) load on first use of one of their names.
 
 Initializers (``jaxinit.initializers``):
   calculate_gain, compute_fans, constant, delta_orthogonal, dirac, draw_in_float32, eye,
   fast, fast_key, from_config, get, glorot_bengio_standard, glorot_normal, glorot_uniform,
   he_normal, he_uniform, identity, Init, Initializer, is_fast_key, kaiming_normal,
   kaiming_uniform, lecun_normal, lecun_uniform, names, normal, ones, ones_init, orthogonal,
-  random_normal, random_truncated_normal, random_uniform, register, RuleSet, Scheme, scheme,
+  random_normal, random_truncated_normal, random_uniform, register, register_function,
+  RuleSet, Scheme, scheme,
   schemes, sparse, stft, torch_default_bias, torch_default_kernel, torch_kaiming_normal,
   torch_kaiming_uniform, torch_normal, torch_sparse, torch_trunc_normal, torch_uniform,
   torch_xavier_normal, torch_xavier_uniform, truncated_normal, uniform, variance_scaling,
   xavier_normal, xavier_uniform, zero_init, zeros, zeros_init
 
 Rules for whole models (``jaxinit.rules``):
-  any_of, base_shapes, BaseShape, bert, ContextRule, coord_check, CoordCheck, deepnet,
-  deepnorm_constants, depth_scaled, explain, fan_axes, fixup, gpt2, InfShape, infshape_of,
-  infshapes, init_params, layer_index, LayerFans, LayerReport, LeafInfo, lr_multiplier,
-  lsuv, make_init, mup, mup_adam, mup_attention_fn, mup_process_heads, mup_sgd, optional,
-  param_shardings, readout_multiplier, recurrent, reinit, rezero, scale_by_mup, skipinit,
+  any_of, base_shapes, BaseShape, bert, ContextRule, convnext, coord_check, CoordCheck,
+  deepnet, deepnorm_constants, depth_scaled, efficientnet, explain, fan_axes, fixup, gpt2,
+  InfShape, infshape_of, infshapes, init_params, layer_index, LayerFans, LayerReport,
+  LeafInfo, llama, lr_multiplier, lsuv, make_init, mobilenet, mup, mup_adam,
+  mup_attention_fn, mup_process_heads, mup_sgd, optional, param_shardings,
+  readout_multiplier, recurrent, reinit, resnet, rezero, roberta, scale_by_mup, skipinit, t5,
   t_fixup, torch_default_layer_rules, torch_default_rules, vit
 
-Studies and their statistics (``jaxinit.study``):
-  ACTIVATIONS, aggregate_intervals, aggregate_iqm, aggregate_mean, aggregate_median,
-  aggregate_optimality_gap, bootstrap_ci, CNN1D, CompareConfig, curve_band, Dataset, digits,
-  Estimate, first_crossing, format_summary, holm, HostData, improvement_interval, Interval,
-  json_safe, linear_teacher, load_dataset, MLP, mnist1d, paired_difference, paired_t_test,
+Statistics over seeds and tasks (``jaxinit.stats``; also ``jaxinit.study.<name>``):
+  aggregate_intervals, aggregate_iqm, aggregate_mean, aggregate_median,
+  aggregate_optimality_gap, bootstrap_ci, curve_band, Estimate, family_alphas,
+  first_crossing, holm, improvement_interval, Interval, paired_difference, paired_t_test,
   performance_profile, plot_performance_profiles, probability_of_improvement,
-  recommended_reference, ResNet, run_compare, run_study, shapeset, stratified_bootstrap,
-  Study, StudyResult, time_to_target, TimeToTarget, verdicts
+  recommended_reference, sign_flip_test, SignFlipTest, stratified_bootstrap, time_to_target,
+  TimeToTarget, verdicts
+
+Studies (``jaxinit.study``):
+  ACTIVATIONS, CNN1D, Dataset, digits, HostData, json_safe, linear_teacher, load_dataset, MLP,
+  mnist1d, ResNet, run_study, shapeset, Study, StudyResult
+  Populations with your own training step: evaluate_population, make_population,
+  Population, train_population, TrainState; callbacks: Callback, MetricWriter,
+  TensorBoardWriter
 
 Theory (``jaxinit.theory``):
   c_star, chi, correlation_map, critical_gain, critical_weight_variance, diagnose,
   length_map, mean_field, MeanField, plot_variance_by_depth, predict_propagation, propagate,
   Propagation, propagation_table, q_star
 
-Process-wide settings the command line uses (``jaxinit.cli``):
-  use_cpu_cores
+The command line (``jaxinit.cli``, loaded on first use; the library never imports it):
+  CompareConfig, format_summary, run_compare, use_cpu_cores
 """
 
 from importlib import import_module
@@ -53,7 +61,6 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from jaxinit import initializers, rules
-from jaxinit.cli import use_cpu_cores as use_cpu_cores
 from jaxinit.initializers import Init as Init
 from jaxinit.initializers import Initializer as Initializer
 from jaxinit.initializers import RuleSet as RuleSet
@@ -89,6 +96,7 @@ from jaxinit.initializers import random_normal as random_normal
 from jaxinit.initializers import random_truncated_normal as random_truncated_normal
 from jaxinit.initializers import random_uniform as random_uniform
 from jaxinit.initializers import register as register
+from jaxinit.initializers import register_function as register_function
 from jaxinit.initializers import scheme as scheme
 from jaxinit.initializers import schemes as schemes
 from jaxinit.initializers import sparse as sparse
@@ -121,10 +129,12 @@ from jaxinit.rules import LeafInfo as LeafInfo
 from jaxinit.rules import any_of as any_of
 from jaxinit.rules import base_shapes as base_shapes
 from jaxinit.rules import bert as bert
+from jaxinit.rules import convnext as convnext
 from jaxinit.rules import coord_check as coord_check
 from jaxinit.rules import deepnet as deepnet
 from jaxinit.rules import deepnorm_constants as deepnorm_constants
 from jaxinit.rules import depth_scaled as depth_scaled
+from jaxinit.rules import efficientnet as efficientnet
 from jaxinit.rules import explain as explain
 from jaxinit.rules import fan_axes as fan_axes
 from jaxinit.rules import fixup as fixup
@@ -133,9 +143,11 @@ from jaxinit.rules import infshape_of as infshape_of
 from jaxinit.rules import infshapes as infshapes
 from jaxinit.rules import init_params as init_params
 from jaxinit.rules import layer_index as layer_index
+from jaxinit.rules import llama as llama
 from jaxinit.rules import lr_multiplier as lr_multiplier
 from jaxinit.rules import lsuv as lsuv
 from jaxinit.rules import make_init as make_init
+from jaxinit.rules import mobilenet as mobilenet
 from jaxinit.rules import mup as mup
 from jaxinit.rules import mup_adam as mup_adam
 from jaxinit.rules import mup_attention_fn as mup_attention_fn
@@ -146,55 +158,70 @@ from jaxinit.rules import param_shardings as param_shardings
 from jaxinit.rules import readout_multiplier as readout_multiplier
 from jaxinit.rules import recurrent as recurrent
 from jaxinit.rules import reinit as reinit
+from jaxinit.rules import resnet as resnet
 from jaxinit.rules import rezero as rezero
+from jaxinit.rules import roberta as roberta
 from jaxinit.rules import scale_by_mup as scale_by_mup
 from jaxinit.rules import skipinit as skipinit
+from jaxinit.rules import t5 as t5
 from jaxinit.rules import t_fixup as t_fixup
 from jaxinit.rules import torch_default_layer_rules as torch_default_layer_rules
 from jaxinit.rules import torch_default_rules as torch_default_rules
 from jaxinit.rules import vit as vit
 
 if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
+    from jaxinit.cli import CompareConfig as CompareConfig
+    from jaxinit.cli import format_summary as format_summary
+    from jaxinit.cli import run_compare as run_compare
+    from jaxinit.cli import use_cpu_cores as use_cpu_cores
+    from jaxinit.stats import Estimate as Estimate
+    from jaxinit.stats import Interval as Interval
+    from jaxinit.stats import SignFlipTest as SignFlipTest
+    from jaxinit.stats import TimeToTarget as TimeToTarget
+    from jaxinit.stats import aggregate_intervals as aggregate_intervals
+    from jaxinit.stats import aggregate_iqm as aggregate_iqm
+    from jaxinit.stats import aggregate_mean as aggregate_mean
+    from jaxinit.stats import aggregate_median as aggregate_median
+    from jaxinit.stats import aggregate_optimality_gap as aggregate_optimality_gap
+    from jaxinit.stats import bootstrap_ci as bootstrap_ci
+    from jaxinit.stats import curve_band as curve_band
+    from jaxinit.stats import family_alphas as family_alphas
+    from jaxinit.stats import first_crossing as first_crossing
+    from jaxinit.stats import holm as holm
+    from jaxinit.stats import improvement_interval as improvement_interval
+    from jaxinit.stats import paired_difference as paired_difference
+    from jaxinit.stats import paired_t_test as paired_t_test
+    from jaxinit.stats import performance_profile as performance_profile
+    from jaxinit.stats import plot_performance_profiles as plot_performance_profiles
+    from jaxinit.stats import probability_of_improvement as probability_of_improvement
+    from jaxinit.stats import recommended_reference as recommended_reference
+    from jaxinit.stats import sign_flip_test as sign_flip_test
+    from jaxinit.stats import stratified_bootstrap as stratified_bootstrap
+    from jaxinit.stats import time_to_target as time_to_target
+    from jaxinit.stats import verdicts as verdicts
     from jaxinit.study import ACTIVATIONS as ACTIVATIONS
     from jaxinit.study import CNN1D as CNN1D
     from jaxinit.study import MLP as MLP
-    from jaxinit.study import CompareConfig as CompareConfig
+    from jaxinit.study import Callback as Callback
     from jaxinit.study import Dataset as Dataset
-    from jaxinit.study import Estimate as Estimate
     from jaxinit.study import HostData as HostData
-    from jaxinit.study import Interval as Interval
+    from jaxinit.study import MetricWriter as MetricWriter
+    from jaxinit.study import Population as Population
     from jaxinit.study import ResNet as ResNet
     from jaxinit.study import Study as Study
     from jaxinit.study import StudyResult as StudyResult
-    from jaxinit.study import TimeToTarget as TimeToTarget
-    from jaxinit.study import aggregate_intervals as aggregate_intervals
-    from jaxinit.study import aggregate_iqm as aggregate_iqm
-    from jaxinit.study import aggregate_mean as aggregate_mean
-    from jaxinit.study import aggregate_median as aggregate_median
-    from jaxinit.study import aggregate_optimality_gap as aggregate_optimality_gap
-    from jaxinit.study import bootstrap_ci as bootstrap_ci
-    from jaxinit.study import curve_band as curve_band
+    from jaxinit.study import TensorBoardWriter as TensorBoardWriter
+    from jaxinit.study import TrainState as TrainState
     from jaxinit.study import digits as digits
-    from jaxinit.study import first_crossing as first_crossing
-    from jaxinit.study import format_summary as format_summary
-    from jaxinit.study import holm as holm
-    from jaxinit.study import improvement_interval as improvement_interval
+    from jaxinit.study import evaluate_population as evaluate_population
     from jaxinit.study import json_safe as json_safe
     from jaxinit.study import linear_teacher as linear_teacher
     from jaxinit.study import load_dataset as load_dataset
+    from jaxinit.study import make_population as make_population
     from jaxinit.study import mnist1d as mnist1d
-    from jaxinit.study import paired_difference as paired_difference
-    from jaxinit.study import paired_t_test as paired_t_test
-    from jaxinit.study import performance_profile as performance_profile
-    from jaxinit.study import plot_performance_profiles as plot_performance_profiles
-    from jaxinit.study import probability_of_improvement as probability_of_improvement
-    from jaxinit.study import recommended_reference as recommended_reference
-    from jaxinit.study import run_compare as run_compare
     from jaxinit.study import run_study as run_study
     from jaxinit.study import shapeset as shapeset
-    from jaxinit.study import stratified_bootstrap as stratified_bootstrap
-    from jaxinit.study import time_to_target as time_to_target
-    from jaxinit.study import verdicts as verdicts
+    from jaxinit.study import train_population as train_population
     from jaxinit.theory import MeanField as MeanField
     from jaxinit.theory import Propagation as Propagation
     from jaxinit.theory import c_star as c_star
@@ -219,23 +246,24 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 # The study and theory layers import flax and optax: load them on first use, so that
 # ``import jaxinit`` (and ``jaxinit.initializers``) needs jax and numpy only.
 _LAZY = {
-    "Interval": "jaxinit.study",
-    "aggregate_intervals": "jaxinit.study",
-    "aggregate_iqm": "jaxinit.study",
-    "aggregate_mean": "jaxinit.study",
-    "aggregate_median": "jaxinit.study",
-    "aggregate_optimality_gap": "jaxinit.study",
-    "holm": "jaxinit.study",
-    "improvement_interval": "jaxinit.study",
-    "paired_t_test": "jaxinit.study",
-    "performance_profile": "jaxinit.study",
-    "plot_performance_profiles": "jaxinit.study",
-    "probability_of_improvement": "jaxinit.study",
-    "recommended_reference": "jaxinit.study",
-    "stratified_bootstrap": "jaxinit.study",
-    "verdicts": "jaxinit.study",
-    "CompareConfig": "jaxinit.study",
-    "run_compare": "jaxinit.study",
+    "Interval": "jaxinit.stats",
+    "aggregate_intervals": "jaxinit.stats",
+    "aggregate_iqm": "jaxinit.stats",
+    "aggregate_mean": "jaxinit.stats",
+    "aggregate_median": "jaxinit.stats",
+    "aggregate_optimality_gap": "jaxinit.stats",
+    "holm": "jaxinit.stats",
+    "family_alphas": "jaxinit.stats",
+    "sign_flip_test": "jaxinit.stats",
+    "SignFlipTest": "jaxinit.stats",
+    "improvement_interval": "jaxinit.stats",
+    "paired_t_test": "jaxinit.stats",
+    "performance_profile": "jaxinit.stats",
+    "plot_performance_profiles": "jaxinit.stats",
+    "probability_of_improvement": "jaxinit.stats",
+    "recommended_reference": "jaxinit.stats",
+    "stratified_bootstrap": "jaxinit.stats",
+    "verdicts": "jaxinit.stats",
     "Dataset": "jaxinit.study",
     "HostData": "jaxinit.study",
     "digits": "jaxinit.study",
@@ -246,15 +274,22 @@ _LAZY = {
     "Study": "jaxinit.study",
     "StudyResult": "jaxinit.study",
     "run_study": "jaxinit.study",
+    "Callback": "jaxinit.study",
+    "MetricWriter": "jaxinit.study",
+    "TensorBoardWriter": "jaxinit.study",
+    "Population": "jaxinit.study",
+    "TrainState": "jaxinit.study",
+    "evaluate_population": "jaxinit.study",
+    "make_population": "jaxinit.study",
+    "train_population": "jaxinit.study",
     "ACTIVATIONS": "jaxinit.study",
-    "Estimate": "jaxinit.study",
-    "TimeToTarget": "jaxinit.study",
-    "bootstrap_ci": "jaxinit.study",
-    "curve_band": "jaxinit.study",
-    "first_crossing": "jaxinit.study",
-    "paired_difference": "jaxinit.study",
-    "time_to_target": "jaxinit.study",
-    "format_summary": "jaxinit.study",
+    "Estimate": "jaxinit.stats",
+    "TimeToTarget": "jaxinit.stats",
+    "bootstrap_ci": "jaxinit.stats",
+    "curve_band": "jaxinit.stats",
+    "first_crossing": "jaxinit.stats",
+    "paired_difference": "jaxinit.stats",
+    "time_to_target": "jaxinit.stats",
     "json_safe": "jaxinit.study",
     "CNN1D": "jaxinit.study",
     "MLP": "jaxinit.study",
@@ -274,8 +309,13 @@ _LAZY = {
     "mean_field": "jaxinit.theory",
     "predict_propagation": "jaxinit.theory",
     "q_star": "jaxinit.theory",
+    # the command line's names (the application on top; nothing in the library imports it)
+    "CompareConfig": "jaxinit.cli",
+    "format_summary": "jaxinit.cli",
+    "run_compare": "jaxinit.cli",
+    "use_cpu_cores": "jaxinit.cli",
 }
-_SUBPACKAGES = ("study", "theory")
+_SUBPACKAGES = ("stats", "study", "theory", "cli")
 
 
 def __getattr__(name: str) -> Any:
@@ -294,4 +334,4 @@ def __dir__() -> list[str]:
 
 # Every public name, grouped by layer in the module docstring: the eager layers' own lists,
 # the lazily loaded names and the CLI's process setting.
-__all__ = sorted({*initializers.__all__, *rules.__all__, *_LAZY, "use_cpu_cores"})
+__all__ = sorted({*initializers.__all__, *rules.__all__, *_LAZY})

@@ -19,7 +19,8 @@ What a value adds:
   ``__name__``: the scheme's name (``"he_normal"``);
 * ``get_config()``: a JSON-able ``{"module": "jaxinit", "class_name": name, "config":
   {options}}`` (the shape ``keras.initializers.serialize`` writes), and
-  :func:`from_config` / ``jaxinit.get(config)`` to rebuild an equal value;
+  ``jaxinit.from_config`` / ``jaxinit.get(config)`` (:mod:`jaxinit._config`, which never
+  imports code) to rebuild an equal value;
 * pickling: a value pickles as its name and options and is rebuilt by its factory.
 
 Rule sets (:func:`jaxinit.gpt2`, ...) return a :class:`RuleSet`, a ``dict`` that also knows
@@ -168,7 +169,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _encode(where: str, value: Any) -> Any:
-    """A JSON-able form of an option value; :func:`_decode` inverts it."""
+    """A JSON-able form of an option value; jaxinit._config decodes it."""
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
@@ -217,52 +218,9 @@ def _import(path: str) -> Any:
     return obj
 
 
-def _decode(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if "__tuple__" in value:
-        return tuple(_decode(v) for v in value["__tuple__"])
-    if "__ndarray__" in value:
-        return np.asarray(value["__ndarray__"], dtype=jax.numpy.dtype(value["dtype"]))
-    if "__function__" in value:
-        fn = _import(value["__function__"])
-        if fn is None:
-            raise ValueError(f"from_config: cannot import the function {value['__function__']!r}")
-        return fn
-    if ("class_name" in value or "name" in value) and "config" in value:
-        return from_config(value)
-    return {k: _decode(v) for k, v in value.items()}
-
-
 def config_dict(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
     config = {k: _encode(f"option {k!r} of {name}", v) for k, v in options.items()}
     return {"module": _MODULE, "class_name": name, "config": config}
-
-
-def from_config(config: Mapping[str, Any]) -> Any:
-    """Rebuild an initializer, rule or rule set from its ``get_config()`` dict.
-
-    Accepts Keras' shape, ``{"class_name": name, "config": {options}}`` (``"name"`` is also
-    accepted for ``"class_name"``); the name is any jaxinit factory or registry name,
-    Keras class names included (``{"class_name": "HeNormal", "config": {}}``).
-
-    >>> init = jaxinit.he_normal(layout="torch")
-    >>> jaxinit.from_config(init.get_config()) == init
-    True
-    """
-    if not isinstance(config, Mapping):
-        raise TypeError(f"from_config: config must be a dict, got {type(config).__name__}")
-    name = config.get("class_name", config.get("name"))
-    if not isinstance(name, str):
-        raise ValueError(
-            f"from_config: config needs a 'class_name' (or 'name') string, got keys {sorted(config)}"
-        )
-    options = config.get("config") or {}
-    if not isinstance(options, Mapping):
-        raise TypeError(f"from_config: config['config'] must be a dict, got {options!r}")
-    return build_value(name, {k: _decode(v) for k, v in options.items()})
 
 
 def build_value(name: str, options: Mapping[str, Any]) -> Any:

@@ -27,6 +27,7 @@ def _load(name):
             "bench_multiseed",
             {
                 "engine (run_study)",
+                "engine, own step (train_population)",
                 "hand-written jit(vmap(scan))",
                 "hand-written, engine's XLA options",
                 "hand-written, default init",

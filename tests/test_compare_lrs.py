@@ -7,8 +7,14 @@ import jax
 import pandas as pd
 import pytest
 
-from jaxinit import cli
+from jaxinit.cli import _settings as cli
 from jaxinit.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch):
+    """Reports are as wide as the terminal ($COLUMNS): wide enough here that no cell wraps."""
+    monkeypatch.setenv("COLUMNS", "250")
 
 
 def test_compare_with_a_rate_grid_picks_each_inits_rate_on_validation(tmp_path, capsys):
@@ -32,11 +38,11 @@ def test_compare_with_a_rate_grid_picks_each_inits_rate_on_validation(tmp_path, 
         assert means[init].idxmin() == rate
 
 
-def test_bad_rate_grid_is_rejected(tmp_path):
-    with pytest.raises(ValueError, match="--lrs must be comma-separated numbers"):
-        main(["compare", "--quick", "--lrs", "0.1,fast", "--out", str(tmp_path)])
-    with pytest.raises(ValueError, match="--lrs must be distinct positive numbers"):
-        main(["compare", "--quick", "--lrs", "0.1,-1", "--out", str(tmp_path)])
+def test_bad_rate_grid_is_rejected(tmp_path, capsys):
+    assert main(["compare", "--quick", "--lrs", "0.1,fast", "--out", str(tmp_path)]) == 2
+    assert "jaxinit: error: --lrs must be comma-separated numbers" in capsys.readouterr().err
+    assert main(["compare", "--quick", "--lrs", "0.1,-1", "--out", str(tmp_path)]) == 2
+    assert "--lrs must be distinct positive numbers" in capsys.readouterr().err
 
 
 def test_compilation_cache_is_on_for_the_command_and_restored(tmp_path, monkeypatch):

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jaxinit
-from jaxinit.study import _compare
+from jaxinit.cli import compare as _compare
 
 KEY = jax.random.key(0)
 
@@ -331,7 +331,7 @@ def test_dataset_construction_is_answered(
 def _compare_parser():
     parser = argparse.ArgumentParser(prog="jaxinit", exit_on_error=True)
     sub = parser.add_subparsers(dest="command", required=True)
-    jaxinit.cli.add_compare(sub)
+    jaxinit.cli._main.add_compare(sub)
     return parser
 
 
@@ -618,14 +618,15 @@ def test_cli_regressions(monkeypatch, capsys):
     assert "--family 'bogus' is not a family; allowed: constant" in capsys.readouterr().err
     for argv in (["--steps", "0"], ["--seeds", "0"], ["--batch-size", "0"], ["--inits", ""],
                  ["--activation", "relu,relu"]):  # fmt: skip
-        with pytest.raises(SystemExit) as e:
-            main(["compare", *argv])
-        assert e.value.code == 2 and f"argument {argv[0]}" in capsys.readouterr().err
+        assert main(["compare", *argv]) == 2
+        assert f"jaxinit: error: argument {argv[0]}" in capsys.readouterr().err
     seen = []
-    monkeypatch.setattr(jaxinit.study, "run_compare", lambda cfg: seen.append(cfg) or {})
-    monkeypatch.setattr(jaxinit.study, "format_summary", lambda s: "")
-    jaxinit.cli._compare(_compare_parser().parse_args(["compare", "--quick", "--width", "48"]))
-    jaxinit.cli._compare(_compare_parser().parse_args(["compare", "--seeds", "3", "--quick"]))
+    monkeypatch.setattr(_compare, "run_compare", lambda cfg, **kw: seen.append(cfg) or {})
+    monkeypatch.setattr(_compare, "format_summary", lambda s: "")
+    jaxinit.cli._main._compare(
+        _compare_parser().parse_args(["compare", "--quick", "--width", "48"])
+    )
+    jaxinit.cli._main._compare(_compare_parser().parse_args(["compare", "--seeds", "3", "--quick"]))
     assert (seen[0].width, seen[0].seeds, seen[0].steps) == (48, 2, 100)
     assert (seen[1].width, seen[1].seeds, seen[1].depth) == (32, 3, 3)
 
@@ -644,11 +645,13 @@ def test_ctrl_c_in_compare_stops_and_writes_no_partial_outputs(tmp_path, monkeyp
                               "metric": ["train_loss"], "value": [1.0], "activation": [act]})  # fmt: skip
         return table, table, {}
 
+    from jaxinit.cli._interrupt import sigint
+
     monkeypatch.setattr(_compare, "_run_one", swallowing_run)
     cfg = _compare.CompareConfig(inits=("zeros",), activations=("relu", "tanh"),
                                  out=str(tmp_path))  # fmt: skip
-    with pytest.raises(KeyboardInterrupt):
-        _compare.run_compare(cfg)
+    with pytest.raises(KeyboardInterrupt), sigint() as interrupt:  # the command's handler
+        _compare.run_compare(cfg, interrupt=interrupt)
     assert not any(tmp_path.iterdir()), list(tmp_path.iterdir())
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 

@@ -24,7 +24,7 @@ PACKAGE = pathlib.Path(jaxinit.__file__).parent
 REPO = PACKAGE.parent
 # Higher layers may import lower ones, never the reverse. Rank 0: jaxinit/_<name>.py, the
 # shared private modules any layer may use.
-RANK = {"initializers": 1, "rules": 2, "study": 3, "theory": 4, "cli": 5}
+RANK = {"initializers": 1, "rules": 2, "stats": 3, "study": 4, "theory": 5, "cli": 6}
 HEAVY = ("flax", "optax", "pandas", "matplotlib")
 
 
@@ -99,7 +99,7 @@ def test_initializers_import_nothing_above_them():
     jaxinit/initializers imports rules, study, theory or the CLI."""
     paths = sorted((PACKAGE / "initializers").glob("*.py"))
     assert {p.stem for p in paths} >= {"__init__", "_core", "_registry", "_torch", "_structured"}
-    upper = ("jaxinit.rules", "jaxinit.study", "jaxinit.theory", "jaxinit.cli")
+    upper = ("jaxinit.rules", "jaxinit.stats", "jaxinit.study", "jaxinit.theory", "jaxinit.cli")
     bad = [
         f"{p.name}:{line} imports {module}"
         for p in paths
@@ -331,7 +331,8 @@ o = ji.orthogonal()(key, (6, 6))
 assert w.shape == (8, 4) and v.shape == (4, 8) and o.shape == (6, 6)
 assert ji.from_config(ji.he_normal(layout="torch").get_config()) == ji.he_normal(layout="torch")
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
-upper = sorted(m for m in sys.modules if m.startswith(("jaxinit.study", "jaxinit.theory")))
+upper = sorted(m for m in sys.modules
+              if m.startswith(("jaxinit.study", "jaxinit.theory", "jaxinit.cli")))
 print("LOADED", loaded, "UPPER", upper)
 """
 
@@ -361,10 +362,17 @@ def test_public_names():
     and ``jaxinit.<name>`` is the very object of ``jaxinit.<layer>.<name>``."""
     import jaxinit.initializers
     import jaxinit.rules
+    import jaxinit.stats
     import jaxinit.study
     import jaxinit.theory
 
-    subpackages = [jaxinit.initializers, jaxinit.rules, jaxinit.study, jaxinit.theory]
+    subpackages = [
+        jaxinit.initializers,
+        jaxinit.rules,
+        jaxinit.stats,
+        jaxinit.study,
+        jaxinit.theory,
+    ]
     assert len(jaxinit.__all__) == len(set(jaxinit.__all__))
     union = set()
     for sub in subpackages:
@@ -373,7 +381,10 @@ def test_public_names():
             assert getattr(jaxinit, name) is getattr(sub, name), (sub.__name__, name)
             assert not name.startswith("_")
         union |= set(sub.__all__)
-    assert set(jaxinit.__all__) == union | {"use_cpu_cores"}
+    cli = {"CompareConfig", "format_summary", "run_compare", "use_cpu_cores"}
+    assert set(jaxinit.__all__) == union | cli
+    for name in cli:  # the command line's names, loaded on first use
+        assert getattr(jaxinit, name) is getattr(jaxinit.cli, name), name
     assert set(jaxinit.__all__) <= set(dir(jaxinit))
     documented = set(re.findall(r"\w+", jaxinit.__doc__))
     for name in jaxinit.__all__:

@@ -136,3 +136,42 @@ def test_results_are_float64_numpy():
     assert all(isinstance(v, np.ndarray) and v.dtype == np.float64 for v in mf)
     assert not jax.config.read("jax_enable_x64")  # switched on only inside the computation
     assert jnp.zeros(1).dtype == jnp.float32
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: jaxinit.q_star("tanh", 1.5, q0=-1), r"q_star: q0 must be finite and >= 0"),
+        (lambda: jaxinit.q_star("tanh", 1.5, q0=math.nan), r"q_star: q0 must be"),
+        (lambda: jaxinit.q_star("tanh", 1.5, q0=1e300), r"q_star: q0 must be <= 1e\+12"),
+        (lambda: jaxinit.q_star("tanh", 1.5, max_iter=0), r"q_star: max_iter must be >= 1"),
+        (lambda: jaxinit.q_star("tanh", 1.5, tol=0.0), r"q_star: tol must be finite and > 0"),
+        (lambda: jaxinit.correlation_map("tanh", 0.5, 0.0, 1.0), r"correlation_map: q must be > 0"),
+        (lambda: jaxinit.correlation_map("tanh", "x", 1.0, 1.0), r"correlation_map: c must be"),
+        (
+            lambda: jaxinit.mean_field("tanh", 1e300),
+            r"mean_field: weight_variance must be <= 1e\+06",
+        ),
+        (
+            lambda: jaxinit.mean_field("tanh", 1.0, 1e7),
+            r"mean_field: bias_variance must be <= 1e\+06",
+        ),
+        (lambda: jaxinit.c_star("tanh", 2.0, c0=2.0), r"c_star: c0 must be a correlation"),
+        (lambda: jaxinit.c_star("tanh", 2.0, q=0.0), r"c_star: q must be > 0"),
+        (lambda: jaxinit.c_star("tanh", 2.0, max_iter=0), r"c_star: max_iter must be >= 1"),
+        (lambda: jaxinit.critical_weight_variance("tanh", upper=1e9), r"upper must be <= 1e\+06"),
+    ],
+)
+def test_arguments_outside_the_domain_are_refused_by_name(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
+
+
+def test_the_domain_edges_are_computed():
+    # q0 = 0 is in the domain: with no bias, 0 is tanh's fixed point below the critical line
+    assert float(jaxinit.q_star("tanh", 0.5, q0=0.0)) == 0.0
+    # the largest variance accepted: tanh's q* is about σ_w² (tanh² -> 1), finite
+    mf = jaxinit.mean_field("tanh", 1e6)
+    assert 0.9e6 < float(mf.q_star) <= 1e6
+    assert float(jaxinit.q_star("tanh", 1.5, max_iter=1)) > 0
+    assert np.isfinite(jaxinit.correlation_map("tanh", 0.5, 1e-9, 1.0, 0.1))

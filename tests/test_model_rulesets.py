@@ -495,7 +495,8 @@ def test_errors_name_function_and_argument():
     with pytest.raises(ValueError, match="vit: num_classes must be an int >= 2"):
         jaxinit.vit("jax_nlhb")
     with pytest.raises(ValueError, match="bert: padding_idx=9 >= vocabulary size 5"):
-        jaxinit.reinit({"embedding": jnp.zeros((5, 2))}, jaxinit.bert(padding_idx=9),
+        jaxinit.reinit({"word_embeddings": {"embedding": jnp.zeros((5, 2))}},
+                       jaxinit.bert(padding_idx=9),
                        jax.random.key(0))  # fmt: skip
     with pytest.raises(ValueError, match="depth_scaled: no layer index in the path"):
         jaxinit.reinit({"attention": {"wo": {"kernel": jnp.zeros((4, 4))}}},

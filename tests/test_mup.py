@@ -541,3 +541,126 @@ def test_equinox_attention_logits_scale_as_one_over_d():
         jaxinit.mup_process_heads(0.0)
     with pytest.raises(TypeError, match="mup_process_heads: process_heads must be callable"):
         jaxinit.mup_process_heads(1.0, process_heads=3)
+
+
+def _mlp(*hidden):
+    def make(w):
+        layers = []
+        for _ in hidden:
+            layers += [nn.Dense(w), nn.relu]
+        return nn.Sequential([*layers, nn.Dense(D_OUT)])
+
+    return make
+
+
+def test_coord_check_takes_an_optimizer_factory_never_the_width_as_a_rate():
+    """``coord_check(make, widths, x, y, optax.adam)`` used to train with learning rate =
+    width: an optax alias is refused by name; ``width -> optimizer`` is called per width and
+    must return a transformation."""
+    x = jax.random.normal(jax.random.key(1), (8, D_IN))
+    y = jnp.arange(8) % D_OUT
+    make = _mlp(1)
+    for alias in (optax.adam, optax.sgd, jaxinit.mup_adam):
+        with pytest.raises(TypeError, match=r"first argument is the learning\s+rate"):
+            jaxinit.coord_check(make, (16,), x, y, alias, steps=1, seeds=1)
+    seen = []
+
+    def per_width(w):
+        seen.append(w)
+        return optax.sgd(0.1 * 16 / w)
+
+    cc = jaxinit.coord_check(make, (16, 32), x, y, per_width, steps=1, seeds=1)
+    assert seen == [16, 32] and np.isfinite(cc.table.l1).all()
+    with pytest.raises(TypeError, match=r"optimizer\(16\) must return an optax"):
+        jaxinit.coord_check(make, (16,), x, y, lambda w: 0.1, steps=1, seeds=1)
+    with pytest.raises(TypeError, match="optimizer must be an optax GradientTransformation"):
+        jaxinit.coord_check(make, (16,), x, y, 0.1, steps=1, seeds=1)
+
+
+def test_coord_check_refuses_bad_batches_by_name():
+    x = jax.random.normal(jax.random.key(1), (8, D_IN))
+    y = jnp.arange(8) % D_OUT
+    tx = optax.sgd(0.1)
+    make = _mlp(1)
+    with pytest.raises(
+        ValueError, match=r"coord_check: y holds labels \[10, 11\] outside \[0, 10\)"
+    ):
+        jaxinit.coord_check(make, (16,), x, y + 4, tx, steps=1, seeds=1)
+    with pytest.raises(ValueError, match=r"coord_check: y holds labels \[-1\]"):
+        jaxinit.coord_check(make, (16,), x, y - 1, tx, steps=1, seeds=1)
+    with pytest.raises(ValueError, match=r"coord_check: x of shape .* has 1 NaN"):
+        jaxinit.coord_check(make, (16,), x.at[0, 0].set(jnp.nan), y, tx, steps=1, seeds=1)
+    with pytest.raises(ValueError, match=r"coord_check: x of shape \(0, 8\) is empty"):
+        jaxinit.coord_check(make, (16,), x[:0], y[:0], tx, steps=1, seeds=1)
+    with pytest.raises(ValueError, match="y has 7 labels but x has 8 examples"):
+        jaxinit.coord_check(make, (16,), x, y[:7], tx, steps=1, seeds=1)
+    with pytest.raises(TypeError, match="y must be integer class labels"):
+        jaxinit.coord_check(make, (16,), x, y.astype(jnp.float32), tx, steps=1, seeds=1)
+    with pytest.raises(ValueError, match=r"coord_check: y of shape .* has 10 NaN"):
+        jaxinit.coord_check(make, (16,), x, jnp.full((8, D_OUT), jnp.nan).at[1:].set(0.0), tx,
+                            steps=1, seeds=1, loss=lambda o, t: jnp.mean((o - t) ** 2))  # fmt: skip
+
+
+def test_base_shapes_of_another_model_are_refused():
+    """Base shapes of a 2-hidden-layer MLP applied to a 1-hidden-layer one would take its
+    readout (layers_2) for a hidden layer (Adam multiplier 1/m instead of 1)."""
+    x = jnp.ones((1, D_IN))
+    two, one = _mlp(1, 2), _mlp(1)
+    bsh2 = jaxinit.base_shapes(lambda: two(64).init(jax.random.key(0), x),
+                               lambda: two(128).init(jax.random.key(0), x))  # fmt: skip
+    params1 = one(256).init(jax.random.key(0), x)
+    tx = jaxinit.mup_adam(0.01, bsh2)
+    with pytest.raises(
+        ValueError, match=r"scale_by_mup: the base shapes were made for another model.*layers_4"
+    ):
+        tx.update(params1, tx.init(params1), params1)
+    with pytest.raises(ValueError, match="infshapes: the base shapes were made for another model"):
+        jaxinit.infshapes(params1, bsh2)
+    sgd = jaxinit.mup_sgd(0.1, bsh2, weight_decay=0.1)
+    with pytest.raises(ValueError, match="the base shapes were made for another model"):
+        sgd.update(params1, sgd.init(params1), params1)
+    with pytest.raises(ValueError, match="the base shapes were made for another model"):
+        jaxinit.coord_check(one, (64,), jnp.ones((4, D_IN)), jnp.arange(4), tx, steps=1, seeds=1)
+    # the model's own base shapes, and a part of them for an optimizer of that part, work
+    bsh1 = jaxinit.base_shapes(lambda: one(64).init(jax.random.key(0), x),
+                               lambda: one(128).init(jax.random.key(0), x))  # fmt: skip
+    assert len(jaxinit.infshapes(params1, bsh1)) == 4
+    head = {k: v for k, v in bsh1.items() if "layers_2" in k}
+    part = {"params": {"layers_2": params1["params"]["layers_2"]}}
+    tx = jaxinit.mup_adam(0.01, head)
+    upd, _ = tx.update(part, tx.init(part), part)
+    assert np.isfinite(upd["params"]["layers_2"]["kernel"]).all()
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda b: jaxinit.mup_adam(math.nan, b), "mup_adam: learning_rate must be finite and > 0"),
+        (lambda b: jaxinit.mup_adam(0.0, b), "mup_adam: learning_rate must be finite and > 0"),
+        (lambda b: jaxinit.mup_adam(math.inf, b), "learning_rate must be finite"),
+        (lambda b: jaxinit.mup_adam(0.1, b, b2=1.0), r"mup_adam: b2 must be in \[0, 1\)"),
+        (lambda b: jaxinit.mup_adam(0.1, b, b1=-0.1), r"mup_adam: b1 must be in \[0, 1\)"),
+        (lambda b: jaxinit.mup_adam(0.1, b, b1=math.nan), "mup_adam: b1 must be a finite"),
+        (lambda b: jaxinit.mup_adam(0.1, b, eps=0.0), "mup_adam: eps must be finite and > 0"),
+        (lambda b: jaxinit.mup_adam(0.1, b, weight_decay=math.nan), "weight_decay must be"),
+        (lambda b: jaxinit.mup_sgd(math.nan, b), "mup_sgd: learning_rate must be finite"),
+        (lambda b: jaxinit.mup_sgd(0.1, b, momentum=1.0), r"mup_sgd: momentum must be in \[0, 1\)"),
+        (lambda b: jaxinit.mup_sgd(0.1, b, nesterov="yes"), "mup_sgd: nesterov must be True"),
+    ],
+)
+def test_mup_optimizers_refuse_non_finite_or_degenerate_options(call, match):
+    bsh = jaxinit.base_shapes(lambda: _linen(64), lambda: _linen(128))
+    with pytest.raises((ValueError, TypeError), match=match):
+        call(bsh)
+
+
+def test_mup_optimizers_take_schedules_and_numpy_widths():
+    bsh = jaxinit.base_shapes(lambda: _linen(64), lambda: _linen(128))
+    params = _linen(256)
+    tx = jaxinit.mup_adam(optax.linear_schedule(0.1, 0.0, 10), bsh)
+    upd, _ = tx.update(params, tx.init(params), params)
+    assert all(np.isfinite(u).all() for u in jax.tree.leaves(upd))
+    assert jaxinit.readout_multiplier(np.int64(128), 64) == 0.5
+    assert jaxinit.readout_multiplier(128, np.int32(64), np.float32(2.0)) == 1.0
+    with pytest.raises(ValueError, match="readout_multiplier: width must be an int >= 1"):
+        jaxinit.readout_multiplier(128.0, 64)

@@ -1,10 +1,19 @@
 import json
+import re
 
 import numpy as np
 import pytest
 
+import jaxinit
+import jaxinit.cli.compare
 from jaxinit.cli import main
-from jaxinit.study import _stats
+from jaxinit.stats import _seeds as _stats
+
+
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch):
+    """Reports are as wide as the terminal ($COLUMNS): wide enough here that no cell wraps."""
+    monkeypatch.setenv("COLUMNS", "250")
 
 
 def test_bootstrap_ci_covers_the_mean_and_drops_nonfinite():
@@ -52,15 +61,45 @@ def test_compare_quick_writes_tables_json_and_plot(tmp_path, capsys):
     assert agg["tasks"] == ["relu"] and set(agg["metrics"]) == set(rows)
     assert {"mean", "median", "iqm", "optimality_gap"} <= set(agg["metrics"]["zeros"])
     assert len(agg["probability_of_improvement"]) == 6 and len(agg["tests"]) == 3
+    # one error rate for the whole report: 2 + 3 tests, each table at its share of 5 %
+    rate = summary["error_rate"]
+    assert rate["tests"] == 5 and rate["families"] == pytest.approx(
+        {"relu": 0.02, "aggregate": 0.03}
+    )
+    assert relu["alpha"] == pytest.approx(0.02) and agg["alpha"] == pytest.approx(0.03)
+    assert "error rate: any false verdict in this report ≤ 5%" in text
+    assert "sign-flip" in relu["procedure"] and "exchangeable" in relu["procedure"]
+    # --quick runs 2 seeds: 2 pairs cannot give p below 1/2, and the report says so
+    assert not relu["reachable"] and "no verdict is reachable here" in text
+    for poi in agg["probability_of_improvement"]:
+        assert 0 <= poi["lo"] < poi["hi"] <= 1  # never collapsed, even when separated
     assert len(agg["profiles"]["zeros"]["value"]) == len(agg["profiles"]["taus"]) > 101
     assert (out / "results.csv").stat().st_size > 0
     for png in ("loss_curves.png", "profiles.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    # the study's checkpoints go once the comparison is complete; only the outputs stay
+    assert sorted(p.name for p in out.iterdir()) == sorted(jaxinit.cli.compare.OUTPUTS)
+    # the report fits the width it is given, and a value that is not a number reads "—"
+    for width in (60, 100, 160):
+        text = jaxinit.format_summary(summary, width=width)
+        assert max(map(len, text.splitlines())) <= width
+        assert not re.search(r"\bnan\b", text, re.IGNORECASE)
 
 
-def test_compare_rejects_unknown_init(tmp_path):
-    with pytest.raises(ValueError, match="did you mean 'he_normal'"):
-        main(["compare", "--quick", "--inits", "he_nromal", "--out", str(tmp_path)])
+def test_compare_keep_checkpoints(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--quick", "--inits", "zeros,he_normal", "--activation", "tanh",
+                 "--seeds", "2", "--steps", "20", "--keep-checkpoints", "--out", str(out)]) == 0  # fmt: skip
+    assert {p.name for p in (out / "tanh").iterdir()} >= {"results.csv", "checkpoint-0.npz"}
+    assert "checkpoints kept in tanh/" in capsys.readouterr().out
+
+
+def test_compare_rejects_unknown_init(tmp_path, capsys):
+    assert main(["compare", "--quick", "--inits", "he_nromal", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("jaxinit: error: --inits 'he_nromal'") and "did you mean 'he_normal'" in err
+    )
 
 
 def test_compare_reference_flag(tmp_path, capsys):
@@ -73,5 +112,5 @@ def test_compare_reference_flag(tmp_path, capsys):
     assert relu["inits"]["glorot_uniform"]["verdict"] == "reference"
     assert {t["b"] for t in relu["tests"]} == {"glorot_uniform"} and len(relu["tests"]) == 2
     assert "test loss − glorot_uniform" in capsys.readouterr().out
-    with pytest.raises(ValueError, match=r"--reference 'lecun_normal' is not one of the"):
-        main([*args, "--reference", "lecun_normal"])
+    assert main([*args, "--reference", "lecun_normal"]) == 2
+    assert "--reference 'lecun_normal' is not one of the" in capsys.readouterr().err

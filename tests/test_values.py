@@ -143,6 +143,12 @@ def test_context_rules_and_optional_are_values():
     assert repr(rule) == "optional(init=he_normal(layout='torch'))"
     assert rule.name == "he_normal"  # labels no longer collapse to "init"
     assert jaxinit.optional("he_normal").name == "he_normal"
+    # a config names a function only once it is registered (configs never import code)
+    module_level = json.loads(json.dumps(jaxinit.ContextRule(_module_level_build).get_config()))
+    with pytest.raises(ValueError, match=r"_module_level_build.*not registered"):
+        jaxinit.from_config(module_level)
+    assert jaxinit.from_config(module_level, safe_mode=False).build is _module_level_build
+    jaxinit.register_function(_module_level_build)
     for r in (rule, jaxinit.optional("zeros"), jaxinit.ContextRule(_module_level_build)):
         assert jaxinit.from_config(json.loads(json.dumps(r.get_config()))) == r
         assert pickle.loads(pickle.dumps(r)) == r

@@ -6,11 +6,12 @@ names, structured schemes (orthogonal, identity, sparse, ...), the fast path, mi
 precision, and the registry behind :func:`get`. Every name here is also ``jaxinit.<name>``.
 """
 
+from jaxinit._config import from_config as from_config
+from jaxinit._config import register_function as register_function
 from jaxinit._fans import compute_fans as compute_fans
 from jaxinit._types import Initializer as Initializer
 from jaxinit._values import Init as Init
 from jaxinit._values import RuleSet as RuleSet
-from jaxinit._values import from_config as from_config
 from jaxinit.initializers._core import constant as constant
 from jaxinit.initializers._core import glorot_bengio_standard as glorot_bengio_standard
 from jaxinit.initializers._core import glorot_normal as glorot_normal
@@ -100,6 +101,7 @@ __all__ = [
     "random_truncated_normal",
     "random_uniform",
     "register",
+    "register_function",
     "scheme",
     "schemes",
     "sparse",

@@ -105,7 +105,13 @@ def ones_init() -> Initializer:
 
 @initializer
 def constant(value: Any, dtype: DTypeLike = None) -> Initializer:
-    """Initializer that fills the array with ``value`` (a scalar or a broadcastable array)."""
+    """Initializer that fills the array with ``value`` (a scalar or a broadcastable array).
+
+    Example:
+      >>> jaxinit.constant(0.5)(jax.random.key(0), (2, 3))
+      Array([[0.5, 0.5, 0.5],
+             [0.5, 0.5, 0.5]], dtype=float32)
+    """
     check_finite("constant", "value", value, array=True)
     value = np.asarray(value) if isinstance(value, list | tuple) else value
 
@@ -167,6 +173,13 @@ def normal(stddev: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
       dtype: default dtype of the output (float or complex).
 
     Half precision: bit-identical to jax (see the module docstring).
+
+    Example:
+      >>> w = jaxinit.normal(0.02)(jax.random.key(0), (256, 512))
+      >>> w.shape, w.dtype
+      ((256, 512), dtype('float32'))
+      >>> round(float(w.std()), 3)  # stddev
+      0.02
     """
     check_positive("normal", "stddev", stddev)
 
@@ -187,6 +200,13 @@ def uniform(scale: float = 1e-2, dtype: DTypeLike = None) -> Initializer:
     :func:`random_uniform` (Keras) or :func:`torch_uniform`.
 
     Half precision: bit-identical to jax (see the module docstring).
+
+    Example:
+      >>> w = jaxinit.uniform(0.1)(jax.random.key(0), (256, 512))
+      >>> bool(w.min() >= 0.0), bool(w.max() < 0.1)  # [0, scale)
+      (True, True)
+      >>> round(float(w.mean()), 2)  # scale / 2
+      0.05
     """
     check_positive("uniform", "scale", scale)
 
@@ -210,6 +230,13 @@ def truncated_normal(
     deviation is smaller (0.88 σ for ±2). The variance-scaling schemes correct for this.
 
     Half precision: bit-identical to jax (see the module docstring).
+
+    Example:
+      >>> w = jaxinit.truncated_normal(0.02)(jax.random.key(0), (256, 512))
+      >>> bool(jnp.abs(w).max() <= 2 * 0.02)  # cut at ±2 stddev
+      True
+      >>> round(float(w.std()), 3)  # the cut narrows it: 0.88 × stddev
+      0.018
     """
     fn = "truncated_normal"
     check_positive(fn, "stddev", stddev)
@@ -324,7 +351,13 @@ def _shifted_truncated_normal(
 
 @initializer
 def random_normal(mean: float = 0.0, stddev: float = 0.05, dtype: DTypeLike = None) -> Initializer:
-    r"""Keras ``RandomNormal``: :math:`\mathcal N(\mathrm{mean}, \mathrm{stddev}^2)`."""
+    r"""Keras ``RandomNormal``: :math:`\mathcal N(\mathrm{mean}, \mathrm{stddev}^2)`.
+
+    Example:
+      >>> w = jaxinit.random_normal(mean=1.0, stddev=0.05)(jax.random.key(0), (256, 512))
+      >>> round(float(w.mean()), 2), round(float(w.std()), 2)
+      (1.0, 0.05)
+    """
     return _shifted_normal("random_normal", mean, stddev, dtype)
 
 
@@ -332,7 +365,13 @@ def random_normal(mean: float = 0.0, stddev: float = 0.05, dtype: DTypeLike = No
 def random_uniform(
     minval: float = -0.05, maxval: float = 0.05, dtype: DTypeLike = None
 ) -> Initializer:
-    r"""Keras ``RandomUniform``: :math:`U[\mathrm{minval}, \mathrm{maxval})`."""
+    r"""Keras ``RandomUniform``: :math:`U[\mathrm{minval}, \mathrm{maxval})`.
+
+    Example:
+      >>> w = jaxinit.random_uniform(-0.1, 0.1)(jax.random.key(0), (256, 512))
+      >>> bool(w.min() >= -0.1), bool(w.max() < 0.1)
+      (True, True)
+    """
     return _uniform_between("random_uniform", minval, maxval, dtype, ("minval", "maxval"))
 
 
@@ -340,7 +379,13 @@ def random_uniform(
 def random_truncated_normal(
     mean: float = 0.0, stddev: float = 0.05, dtype: DTypeLike = None
 ) -> Initializer:
-    r"""Keras ``TruncatedNormal``: :math:`\mathcal N(\mathrm{mean}, \sigma^2)` cut at mean ± 2σ."""
+    r"""Keras ``TruncatedNormal``: :math:`\mathcal N(\mathrm{mean}, \sigma^2)` cut at mean ± 2σ.
+
+    Example:
+      >>> w = jaxinit.random_truncated_normal(stddev=0.05)(jax.random.key(0), (256, 512))
+      >>> bool(jnp.abs(w).max() <= 2 * 0.05)  # cut at mean ± 2 stddev
+      True
+    """
     fn = "random_truncated_normal"
     check_finite(fn, "mean", mean)  # before the bounds are computed from them
     check_positive(fn, "stddev", stddev)
@@ -507,6 +552,13 @@ def glorot_uniform(
     √6/√(fan_in + fan_out). Alias ``xavier_uniform``.
 
     Half precision: bit-identical to jax (see the module docstring).
+
+    Example:
+      >>> w = jaxinit.glorot_uniform()(jax.random.key(0), (256, 128))  # (in, out)
+      >>> bool(jnp.abs(w).max() <= (6 / (256 + 128)) ** 0.5)
+      True
+      >>> round(float(w.var() * (256 + 128) / 2), 1)  # variance 2/(n_in + n_out)
+      1.0
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("glorot_uniform", 1.0, "fan_avg", "uniform", *args)
@@ -528,6 +580,11 @@ def glorot_normal(
     σ = √(6/(in+out)), which is the *uniform* bound. Alias ``xavier_normal``.
 
     Half precision: bit-identical to jax (see the module docstring).
+
+    Example:
+      >>> w = jaxinit.glorot_normal()(jax.random.key(0), (256, 128))  # (in, out)
+      >>> round(float(w.var() * (256 + 128) / 2), 1)  # variance 2/(n_in + n_out)
+      1.0
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("glorot_normal", 1.0, "fan_avg", "truncated_normal", *args)
@@ -545,6 +602,13 @@ def lecun_uniform(
     r"""LeCun uniform: :math:`U[\pm\sqrt{3/n_{in}}]`, ``variance_scaling(1.0, "fan_in", "uniform")``.
 
     Half precision: bit-identical to jax (see the module docstring).
+
+    Example:
+      >>> w = jaxinit.lecun_uniform()(jax.random.key(0), (256, 128))  # (in, out)
+      >>> bool(jnp.abs(w).max() <= (3 / 256) ** 0.5)
+      True
+      >>> round(float(w.var() * 256), 1)  # variance 1/n_in
+      1.0
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("lecun_uniform", 1.0, "fan_in", "uniform", *args)
@@ -565,6 +629,11 @@ def lecun_normal(
     the init that makes SELU networks self-normalising (Klambauer et al. 2017).
 
     Half precision: bit-identical to jax (see the module docstring).
+
+    Example:
+      >>> w = jaxinit.lecun_normal()(jax.random.key(0), (256, 128))  # (in, out)
+      >>> round(float(w.var() * 256), 1)  # variance 1/n_in
+      1.0
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("lecun_normal", 1.0, "fan_in", "truncated_normal", *args)
@@ -585,6 +654,13 @@ def he_uniform(
     use fan_in (a common write-up puts fan_out in the upper bound). Alias ``kaiming_uniform``.
 
     Half precision: bit-identical to jax (see the module docstring).
+
+    Example:
+      >>> w = jaxinit.he_uniform()(jax.random.key(0), (256, 128))  # (in, out)
+      >>> bool(jnp.abs(w).max() <= (6 / 256) ** 0.5)
+      True
+      >>> round(float(w.var() * 256 / 2), 1)  # variance 2/n_in
+      1.0
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("he_uniform", 2.0, "fan_in", "uniform", *args)
@@ -606,6 +682,14 @@ def he_normal(
     ``kaiming_normal``.
 
     Half precision: bit-identical to jax (see the module docstring).
+
+    Example:
+      >>> w = jaxinit.he_normal()(jax.random.key(0), (256, 128))  # (in, out)
+      >>> round(float(w.var() * 256 / 2), 1)  # variance 2/n_in
+      1.0
+      >>> w_t = jaxinit.he_normal(layout="torch")(jax.random.key(0), (128, 256))  # (out, in)
+      >>> round(float(w_t.var() * 256 / 2), 1)
+      1.0
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("he_normal", 2.0, "fan_in", "truncated_normal", *args)
@@ -636,6 +720,13 @@ def glorot_bengio_standard(
     The baseline their normalized init (:func:`glorot_uniform`) is compared against;
     variance 1/(3 n_in), i.e. ``variance_scaling(1/3, "fan_in", "uniform")``, the same
     distribution as torch's default Linear init.
+
+    Example:
+      >>> w = jaxinit.glorot_bengio_standard()(jax.random.key(0), (256, 128))  # (in, out)
+      >>> bool(jnp.abs(w).max() <= 1 / 16)  # 1/√256
+      True
+      >>> round(float(w.var() * 256 * 3), 1)  # variance 1/(3 n_in)
+      1.0
     """
     args = (in_axis, out_axis, batch_axis, dtype, layout)
     return _variance_scaling("glorot_bengio_standard", 1 / 3, "fan_in", "uniform", *args, wide=True)

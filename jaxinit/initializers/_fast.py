@@ -134,7 +134,14 @@ FAST_IMPL = define_prng_impl(
 
 
 def is_fast_key(key: Any) -> bool:
-    """True for a typed key of jaxinit's fast PRNG implementation (decided at trace time)."""
+    """True for a typed key of jaxinit's fast PRNG implementation (decided at trace time).
+
+    Example:
+      >>> jaxinit.is_fast_key(jaxinit.fast_key(jax.random.key(0)))
+      True
+      >>> jaxinit.is_fast_key(jax.random.key(0)), jaxinit.is_fast_key(jax.random.PRNGKey(0))
+      (False, False)
+    """
     dtype = getattr(key, "dtype", None)
     if dtype is None or not jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
         return False
@@ -146,6 +153,13 @@ def fast_key(key: jax.Array) -> jax.Array:
 
     The two key words are threefry bits of ``key`` (one tiny draw), so different keys give
     independent fast streams; a fast key is returned unchanged. Works under jit and vmap.
+
+    Example:
+      >>> key = jaxinit.fast_key(jax.random.key(0))
+      >>> jaxinit.is_fast_key(key), jaxinit.is_fast_key(jax.random.key(0))
+      (True, False)
+      >>> jaxinit.fast_key(key) is key  # a fast key is returned unchanged
+      True
     """
     check_key("fast_key", key)
     if is_fast_key(key):
@@ -165,6 +179,12 @@ def fast(init: Any) -> Any:
     CPU is several times faster (see experiments/bench_sampling.py). Works with any
     ``init(key, shape, dtype)``: jaxinit's schemes also get the cheaper transforms,
     other initializers (``jax.nn.initializers``) get the cheaper bits.
+
+    Example:
+      >>> init = jaxinit.fast(jaxinit.he_normal())
+      >>> w = init(jax.random.key(0), (256, 128))  # other values than he_normal()'s, same law
+      >>> w.shape, w.dtype, round(float(w.var() * 256 / 2), 1)
+      ((256, 128), dtype('float32'), 1.0)
     """
     if not callable(init):
         raise TypeError(f"fast: expected an initializer init(key, shape, dtype), got {init!r}")
@@ -176,7 +196,14 @@ def fast(init: Any) -> Any:
         check_key("fast", key)
         key = fast_key(key)
         args = (key, shape) if dtype is None else (key, shape, dtype)
-        return call_init("fast", init, args, out_sharding)
+        out = call_init("fast", init, args, out_sharding)
+        if not (hasattr(out, "shape") and hasattr(out, "dtype")):
+            name = getattr(init, "__name__", repr(init))
+            raise TypeError(
+                f"fast: the wrapped initializer {name} returned {type(out).__name__}, not an"
+                f" array; an initializer is init(key, shape, dtype) -> jax.Array (shape {shape})"
+            )
+        return out
 
     return wrapped
 

@@ -26,8 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._checks import check_shape, default_float
+from jaxinit._config import from_config
 from jaxinit._types import Initializer
-from jaxinit._values import Init, bound_options, from_config, initializer, use_registry
+from jaxinit._values import Init, bound_options, initializer, use_registry
 from jaxinit.initializers import _core, _torch
 from jaxinit.initializers._protocol import with_out_sharding
 
@@ -148,7 +149,16 @@ def _snake(name: str) -> str:
 
 
 def scheme(name: str) -> Scheme:
-    """The metadata of a scheme, by any accepted name. Raises ValueError with close matches."""
+    """The metadata of a scheme, by any accepted name. Raises ValueError with close matches.
+
+    Example:
+      >>> s = jaxinit.scheme("kaiming_normal")  # any accepted name
+      >>> s.name
+      'he_normal'
+      >>> jaxinit.scheme("he_norm")
+      Traceback (most recent call last):
+      ValueError: jaxinit.get: unknown initializer 'he_norm'; did you mean ...
+    """
     if not isinstance(name, str):
         raise TypeError(f"jaxinit.scheme: name must be a string, got {type(name).__name__}")
     for candidate in (name, name.strip(), _snake(name)):
@@ -162,8 +172,12 @@ def scheme(name: str) -> Scheme:
     )
 
 
-def get(name: str | Initializer, **options: Any) -> Initializer:
+def get(name: str | Initializer, *, safe_mode: bool = True, **options: Any) -> Initializer:
     """Return the initializer called ``name`` built with ``options``.
+
+    A config dict (``get_config()``'s form) is rebuilt by :func:`jaxinit.from_config`, which
+    never imports code; ``safe_mode=False`` lets a trusted config name unregistered
+    functions.
 
     An initializer (any callable) is returned unchanged, so APIs can accept either. An array
     (numpy or jax) gives an initializer that returns it, cast to the requested dtype, for its
@@ -183,7 +197,11 @@ def get(name: str | Initializer, **options: Any) -> Initializer:
     if isinstance(name, Mapping):
         if options:
             raise ValueError("jaxinit.get: options are only accepted with a scheme name")
-        return from_config(name)
+        return from_config(name, safe_mode=safe_mode)
+    if safe_mode is not True:
+        raise TypeError(
+            f"jaxinit.get: safe_mode={safe_mode!r} applies to a config dict only, got {name!r}"
+        )
     if isinstance(name, np.ndarray | np.generic | jax.Array):
         if options:
             raise ValueError("jaxinit.get: options are only accepted with a scheme name")
@@ -236,12 +254,23 @@ _SPELLINGS["constant_"] = _torch_constant
 
 
 def schemes() -> tuple[Scheme, ...]:
-    """All registered schemes, in registration order."""
+    """All registered schemes, in registration order.
+
+    Example:
+      >>> all_schemes = jaxinit.schemes()
+      >>> len(all_schemes) == len(jaxinit.names()), all_schemes[0].name
+      (True, 'zeros')
+    """
     return tuple(_SCHEMES.values())
 
 
 def names() -> tuple[str, ...]:
-    """Canonical names of all registered schemes."""
+    """Canonical names of all registered schemes.
+
+    Example:
+      >>> "he_normal" in jaxinit.names(), "kaiming_normal" in jaxinit.names()  # aliases are not
+      (True, False)
+    """
     return tuple(_SCHEMES)
 
 

@@ -219,6 +219,13 @@ def delta_orthogonal(
       dtype: default dtype.
       layout: ``"flax"`` (default) ``(*spatial, in, out)`` or ``"torch"``/``"equinox"``
         ``(out, in, *spatial)``; the torch kernel is the flax kernel with its axes moved.
+
+    Example:
+      >>> w = jaxinit.delta_orthogonal()(jax.random.key(0), (3, 3, 16, 16))  # (h, w, in, out)
+      >>> bool(jnp.allclose(w[1, 1].T @ w[1, 1], jnp.eye(16), atol=1e-5))  # orthogonal centre tap
+      True
+      >>> float(jnp.abs(w).sum() - jnp.abs(w[1, 1]).sum())  # zero elsewhere
+      0.0
     """
     fn = "delta_orthogonal"
     check_positive(fn, "scale", scale)
@@ -268,6 +275,14 @@ def dirac(groups: int = 1, dtype: DTypeLike = None, *, layout: Layout | None = N
 
     Centre tap: ``(k - 1) // 2`` (torch uses ``k // 2``; they differ only for even k, where
     ``(k - 1) // 2`` is the one that makes a ``"SAME"``/``"same"`` conv the identity).
+
+    Example:
+      >>> w = jaxinit.dirac()(jax.random.key(0), (3, 3, 2, 2))  # (h, w, in, out)
+      >>> w[1, 1]  # the centre tap maps each channel to itself
+      Array([[1., 0.],
+             [0., 1.]], dtype=float32)
+      >>> float(w.sum())
+      2.0
     """
     fn = "dirac"
     groups = _check_int(fn, "groups", groups, minimum=1)
@@ -303,6 +318,11 @@ def identity(gain: float = 1.0, dtype: DTypeLike = None) -> Initializer:
     [i = j]`. The transpose of ``eye(n, m)`` is ``eye(m, n)``, so the result is the same in
     flax ``(in, out)`` and torch ``(out, in)`` layouts. The key is ignored. IRNN (Le et al.
     2015) initialises the recurrent matrix of a ReLU RNN this way. Alias ``eye``.
+
+    Example:
+      >>> jaxinit.identity(gain=2.0)(jax.random.key(0), (2, 3))
+      Array([[2., 0., 0.],
+             [0., 2., 0.]], dtype=float32)
     """
     fn = "identity"
     check_finite(fn, "gain", gain)
@@ -361,6 +381,16 @@ def zero_init(dtype: DTypeLike = None, *, layout: Layout | None = None) -> Initi
     get the matrix at the centre tap ``(k - 1) // 2`` (the paper's ⌊k/2⌋ for its odd k) and
     zeros elsewhere. ``layout="torch"`` returns the same kernel as ``(out, in, *spatial)``.
     The key is ignored: every call gives the same array.
+
+    Example:
+      >>> jaxinit.zero_init()(jax.random.key(0), (3, 2))  # (in, out), out <= in: partial identity
+      Array([[1., 0.],
+             [0., 1.],
+             [0., 0.]], dtype=float32)
+      >>> w = jaxinit.zero_init()(jax.random.key(0), (2, 4))  # out > in: scaled Hadamard signs
+      >>> w @ w.T  # out a power of two: orthonormal columns of W (rows of the flax kernel)
+      Array([[1., 0.],
+             [0., 1.]], dtype=float32)
     """
     fn = "zero_init"
     layout = _check_layout(fn, layout)
@@ -450,6 +480,11 @@ def sparse(
       dtype: default dtype (float).
       layout: ``"flax"`` (default; units on the last axis) or ``"torch"``/``"equinox"``
         (units on axis 0).
+
+    Example:
+      >>> w = jaxinit.sparse(k=4)(jax.random.key(0), (32, 8))  # (fan_in, units)
+      >>> (w != 0).sum(axis=0)  # k nonzero incoming weights per unit
+      Array([4, 4, 4, 4, 4, 4, 4, 4], dtype=int32)
     """
     fn = "sparse"
     k = _check_int(fn, "k", k, minimum=1)
@@ -491,6 +526,11 @@ def torch_sparse(
       std: standard deviation of the nonzero weights, > 0 (torch's default 0.01).
       dtype: default dtype (float).
       layout: ``"flax"`` (default) or ``"torch"``/``"equinox"``.
+
+    Example:
+      >>> w = jaxinit.torch_sparse(0.25, layout="torch")(jax.random.key(0), (8, 5))  # (out, in)
+      >>> (w == 0).sum(axis=0)  # ceil(0.25 × 8) zeros in every column, as torch
+      Array([2, 2, 2, 2, 2], dtype=int32)
     """
     fn = "torch_sparse"
     check_finite(fn, "sparsity", sparsity)

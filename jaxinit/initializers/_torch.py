@@ -26,6 +26,7 @@ from jaxinit._checks import (
     check_finite,
     check_in_dtype,
     check_positive,
+    check_shape,
     squared,
 )
 from jaxinit._fans import fans_of, resolve_axes
@@ -69,6 +70,12 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     leaky_relu                    √(2 / (1 + negative_slope²)), slope 0.01 by default
     selu                          3/4 (torch's choice, not the self-normalising 1)
     ============================  =======================================
+
+    Example:
+      >>> jaxinit.calculate_gain("relu") == 2 ** 0.5, jaxinit.calculate_gain("tanh")
+      (True, 1.6666666666666667)
+      >>> round(jaxinit.calculate_gain("leaky_relu", 0.2), 4)  # √(2 / (1 + 0.2²))
+      1.3868
     """
     check_choice("calculate_gain", "nonlinearity", nonlinearity, NONLINEARITIES)
     if nonlinearity in _UNIT_GAIN:
@@ -127,6 +134,12 @@ def torch_kaiming_uniform(
 
     ``a`` is the negative slope of the rectifier (used when ``nonlinearity="leaky_relu"``,
     torch's default, where ``a=0`` gives ReLU's gain √2).
+
+    Example:
+      >>> init = jaxinit.torch_kaiming_uniform(nonlinearity="relu", layout="torch")
+      >>> w = init(jax.random.key(0), (128, 256))  # (out, in)
+      >>> bool(jnp.abs(w).max() <= (6 / 256) ** 0.5)  # gain·√(3/fan_in), gain √2
+      True
     """
     axes = dict(in_axis=in_axis, out_axis=out_axis, layout=layout, dtype=dtype)
     return _kaiming("torch_kaiming_uniform", a, mode, nonlinearity, "uniform", **axes)
@@ -143,7 +156,14 @@ def torch_kaiming_normal(
     layout: Layout | None = None,
     dtype: DTypeLike = None,
 ) -> Initializer:
-    r"""torch ``kaiming_normal_``: plain (untruncated) :math:`\mathcal N(0, \mathrm{gain}^2/n)`."""
+    r"""torch ``kaiming_normal_``: plain (untruncated) :math:`\mathcal N(0, \mathrm{gain}^2/n)`.
+
+    Example:
+      >>> init = jaxinit.torch_kaiming_normal(nonlinearity="relu", layout="torch")
+      >>> w = init(jax.random.key(0), (128, 256))  # (out, in)
+      >>> round(float(w.var() * 256 / 2), 1)  # variance gain²/fan_in, gain √2
+      1.0
+    """
     axes = dict(in_axis=in_axis, out_axis=out_axis, layout=layout, dtype=dtype)
     return _kaiming("torch_kaiming_normal", a, mode, nonlinearity, "normal", **axes)
 
@@ -157,7 +177,13 @@ def torch_xavier_uniform(
     layout: Layout | None = None,
     dtype: DTypeLike = None,
 ) -> Initializer:
-    r"""torch ``xavier_uniform_``: :math:`U[\pm \mathrm{gain}\sqrt{6/(n_{in}+n_{out})}]`."""
+    r"""torch ``xavier_uniform_``: :math:`U[\pm \mathrm{gain}\sqrt{6/(n_{in}+n_{out})}]`.
+
+    Example:
+      >>> w = jaxinit.torch_xavier_uniform(layout="torch")(jax.random.key(0), (128, 256))
+      >>> bool(jnp.abs(w).max() <= (6 / (256 + 128)) ** 0.5)
+      True
+    """
     axes = dict(in_axis=in_axis, out_axis=out_axis, layout=layout, dtype=dtype)
     return _xavier("torch_xavier_uniform", gain, "uniform", **axes)
 
@@ -171,7 +197,13 @@ def torch_xavier_normal(
     layout: Layout | None = None,
     dtype: DTypeLike = None,
 ) -> Initializer:
-    r"""torch ``xavier_normal_``: plain :math:`\mathcal N(0, \mathrm{gain}^2\cdot 2/(n_{in}+n_{out}))`."""
+    r"""torch ``xavier_normal_``: plain :math:`\mathcal N(0, \mathrm{gain}^2\cdot 2/(n_{in}+n_{out}))`.
+
+    Example:
+      >>> w = jaxinit.torch_xavier_normal(layout="torch")(jax.random.key(0), (128, 256))
+      >>> round(float(w.var() * (256 + 128) / 2), 1)  # variance 2/(n_in + n_out)
+      1.0
+    """
     axes = dict(in_axis=in_axis, out_axis=out_axis, layout=layout, dtype=dtype)
     return _xavier("torch_xavier_normal", gain, "normal", **axes)
 
@@ -189,6 +221,11 @@ def torch_default_kernel(
     torch calls ``kaiming_uniform_(w, a=√5)``: gain² = 2/(1+5) = 1/3, so the bound is
     gain·√(3/n_in) = 1/√n_in, i.e. ``variance_scaling(1/3, "fan_in", "uniform")``.
     Pair it with :func:`torch_default_bias`.
+
+    Example:
+      >>> w = jaxinit.torch_default_kernel(layout="torch")(jax.random.key(0), (128, 256))  # (out, in)
+      >>> bool(jnp.abs(w).max() <= 1 / 16)  # 1/√256
+      True
     """
     axes = dict(in_axis=in_axis, out_axis=out_axis, layout=layout, dtype=dtype)
     return _kaiming("torch_default_kernel", math.sqrt(5), "fan_in", "leaky_relu", "uniform", **axes)
@@ -222,7 +259,10 @@ def torch_default_bias(
         raise ValueError(f"{fn}: give exactly one of fan_in or kernel_shape (the weight's shape)")
     if kernel_shape is not None:
         in_axis, out_axis = resolve_axes(fn, layout, None, None)
-        fan_in = int(fans_of(fn, tuple(kernel_shape), in_axis, out_axis)[0])
+        fan = fans_of(fn, check_shape(fn, kernel_shape), in_axis, out_axis)[0]
+        if fan != int(fan):
+            raise ValueError(f"{fn}: kernel_shape {kernel_shape} gives fan_in {fan}; need an int")
+        fan_in = int(fan)
     fan_in = as_int(fn, "fan_in", fan_in)
     if fan_in <= 0:
         raise ValueError(f"{fn}: fan_in must be a positive int, got {fan_in!r}")
@@ -240,13 +280,25 @@ def torch_default_bias(
 
 @initializer
 def torch_uniform(a: float = 0.0, b: float = 1.0, dtype: DTypeLike = None) -> Initializer:
-    """torch ``uniform_(a=0, b=1)``: :math:`U[a, b)`."""
+    """torch ``uniform_(a=0, b=1)``: :math:`U[a, b)`.
+
+    Example:
+      >>> w = jaxinit.torch_uniform(-1.0, 1.0)(jax.random.key(0), (256, 512))
+      >>> bool(w.min() >= -1.0), bool(w.max() < 1.0)
+      (True, True)
+    """
     return _uniform_between("torch_uniform", a, b, dtype, ("a", "b"))
 
 
 @initializer
 def torch_normal(mean: float = 0.0, std: float = 1.0, dtype: DTypeLike = None) -> Initializer:
-    r"""torch ``normal_(mean=0, std=1)``: :math:`\mathcal N(\mathrm{mean}, \mathrm{std}^2)`."""
+    r"""torch ``normal_(mean=0, std=1)``: :math:`\mathcal N(\mathrm{mean}, \mathrm{std}^2)`.
+
+    Example:
+      >>> w = jaxinit.torch_normal(std=0.02)(jax.random.key(0), (256, 512))
+      >>> w.shape, round(float(w.std()), 3)
+      ((256, 512), 0.02)
+    """
     return _shifted_normal("torch_normal", mean, std, dtype)
 
 
@@ -258,5 +310,10 @@ def torch_trunc_normal(
 
     Unlike jax's :func:`truncated_normal`, whose bounds are in units of the standard
     deviation, torch's ``a`` and ``b`` are values: with std=0.02 the default ±2 cuts nothing.
+
+    Example:
+      >>> w = jaxinit.torch_trunc_normal(std=0.02, a=-0.04, b=0.04)(jax.random.key(0), (256, 512))
+      >>> bool(w.min() >= -0.04), bool(w.max() <= 0.04)  # absolute bounds, as torch
+      (True, True)
     """
     return _shifted_truncated_normal("torch_trunc_normal", mean, std, a, b, dtype, ("a", "b"))

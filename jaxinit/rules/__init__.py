@@ -37,14 +37,21 @@ from jaxinit.rules._rulesets import rezero as rezero
 from jaxinit.rules._rulesets import skipinit as skipinit
 from jaxinit.rules._rulesets import t_fixup as t_fixup
 from jaxinit.rules._rulesets import torch_default_rules as torch_default_rules
+from jaxinit.rules._rulesets_hf import llama as llama
+from jaxinit.rules._rulesets_hf import t5 as t5
 from jaxinit.rules._rulesets_models import bert as bert
 from jaxinit.rules._rulesets_models import deepnet as deepnet
 from jaxinit.rules._rulesets_models import deepnorm_constants as deepnorm_constants
 from jaxinit.rules._rulesets_models import depth_scaled as depth_scaled
 from jaxinit.rules._rulesets_models import layer_index as layer_index
 from jaxinit.rules._rulesets_models import recurrent as recurrent
+from jaxinit.rules._rulesets_models import roberta as roberta
 from jaxinit.rules._rulesets_models import torch_default_layer_rules as torch_default_layer_rules
 from jaxinit.rules._rulesets_models import vit as vit
+from jaxinit.rules._rulesets_torchvision import convnext as convnext
+from jaxinit.rules._rulesets_torchvision import efficientnet as efficientnet
+from jaxinit.rules._rulesets_torchvision import mobilenet as mobilenet
+from jaxinit.rules._rulesets_torchvision import resnet as resnet
 from jaxinit.rules._sharded import init_params as init_params
 from jaxinit.rules._sharded import make_init as make_init
 from jaxinit.rules._sharded import param_shardings as param_shardings
@@ -60,10 +67,12 @@ __all__ = [
     "any_of",
     "base_shapes",
     "bert",
+    "convnext",
     "coord_check",
     "deepnet",
     "deepnorm_constants",
     "depth_scaled",
+    "efficientnet",
     "explain",
     "fan_axes",
     "fixup",
@@ -72,9 +81,11 @@ __all__ = [
     "infshapes",
     "init_params",
     "layer_index",
+    "llama",
     "lr_multiplier",
     "lsuv",
     "make_init",
+    "mobilenet",
     "mup",
     "mup_adam",
     "mup_attention_fn",
@@ -85,9 +96,12 @@ __all__ = [
     "readout_multiplier",
     "recurrent",
     "reinit",
+    "resnet",
     "rezero",
+    "roberta",
     "scale_by_mup",
     "skipinit",
+    "t5",
     "t_fixup",
     "torch_default_layer_rules",
     "torch_default_rules",

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._checks import check_choice, check_positive
+from jaxinit._checks import as_int, as_real, check_batch, check_choice, check_positive
 from jaxinit._types import flax_to_torch_axes
 from jaxinit.rules._rules import _is_equinox, _is_param, _owner, path_str
 
@@ -327,13 +327,17 @@ def base_shapes(base: Any, delta: Any, *, sample: Any = None) -> dict[str, BaseS
 
 
 def _lookup(fn: str, bsh: Mapping[str, BaseShape], path: str) -> BaseShape:
+    return bsh[path] if path in bsh else bsh[_key_of(fn, bsh, path)]
+
+
+def _key_of(fn: str, bsh: Mapping[str, BaseShape], path: str) -> str:
     if path in bsh:
-        return bsh[path]
+        return path
     # Trees may be nested differently (a linen variables dict vs its "params" subtree):
     # match whole trailing segments, and require the match to be unique.
     hits = [k for k in bsh if k.endswith("/" + path) or path.endswith("/" + k)]
     if len(hits) == 1:
-        return bsh[hits[0]]
+        return hits[0]
     if not hits:
         known = ", ".join(sorted(bsh)[:20])
         raise ValueError(
@@ -365,9 +369,35 @@ def infshape_of(path: str, shape: Sequence[int], bsh: Mapping[str, BaseShape]) -
 def infshapes(params: Any, bsh: Mapping[str, BaseShape]) -> dict[str, InfShape]:
     """``{path: InfShape}`` for every floating-point parameter of ``params`` (any model or
     pytree :func:`base_shapes` accepts) under the base shapes ``bsh`` (mup's
-    ``set_base_shapes``, without mutating anything)."""
-    leaves = _param_leaves(_abstract("", "", params))
+    ``set_base_shapes``, without mutating anything). The base shapes must be those of this
+    model: the same parameters, each with its own base shape."""
+    leaves = _param_leaves(_abstract("infshapes", "params", params))
+    check_same_model("infshapes", [p for p, _, _, _ in leaves], bsh)
     return {p: infshape_of(p, s, bsh) for p, s, _, _ in leaves}
+
+
+def check_same_model(fn: str, paths: Sequence[str], bsh: Mapping[str, BaseShape]) -> None:
+    """Refuse base shapes made for another model: every parameter must find its own base
+    shape, and every base shape its parameter (base shapes of a 2-hidden-layer MLP applied
+    to a 1-hidden-layer one would take its readout for a hidden layer)."""
+    owner: dict[str, str] = {}
+    for path in paths:
+        key = path if path in bsh else _key_of(fn, bsh, path)
+        if key in owner:
+            raise ValueError(
+                f"{fn}: parameters {owner[key]!r} and {path!r} both take the base shape of"
+                f" {key!r}; the base shapes were made for another model"
+            )
+        owner[key] = path
+    missing = sorted(set(bsh) - set(owner))
+    if missing:
+        raise ValueError(
+            f"{fn}: the base shapes were made for another model: they have parameters this"
+            f" one lacks ({', '.join(map(repr, missing[:5]))}{', ...' if len(missing) > 5 else ''});"
+            " μP's roles (input, hidden, readout) would be wrong. Make them with"
+            " jaxinit.base_shapes(base, delta) from this model; for an optimizer of part of the"
+            " model (optax.masked / multi_transform), keep only that part's entries"
+        )
 
 
 # --------------------------------------------------------------------------- Part 2: optax
@@ -412,6 +442,8 @@ def _multipliers(fn: str, tree: Any, bsh, optimizer: Optimizer, how) -> Any:
         path = path_str(kp)
         return how(x, lr_multiplier(infshape_of(path, x.shape, bsh), optimizer))
 
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    check_same_model(fn, [path_str(kp) for kp, x in leaves if hasattr(x, "shape")], bsh)
     try:
         return jax.tree_util.tree_map_with_path(leaf, tree)
     except ValueError as e:
@@ -461,6 +493,21 @@ def _check_bsh(fn: str, bsh: Any) -> None:
             f"{fn}: bsh must be the dict returned by jaxinit.base_shapes(base, delta), got"
             f" {type(bsh).__name__}"
         )
+
+
+def _check_learning_rate(fn: str, learning_rate: Any) -> None:
+    """A finite positive number, or a schedule (a callable ``step -> rate``)."""
+    if callable(learning_rate):
+        return
+    check_positive(fn, "learning_rate", learning_rate)
+
+
+def _check_decay(fn: str, arg: str, value: Any) -> None:
+    """A moment's decay rate in [0, 1): 1 never forgets the first value (Adam's bias
+    correction divides by 1 - b**t = 0)."""
+    x = as_real(fn, arg, value)
+    if not 0.0 <= x < 1.0:
+        raise ValueError(f"{fn}: {arg} must be in [0, 1), got {value!r}")
 
 
 def _sgd_decay(bsh, weight_decay: float):
@@ -531,6 +578,10 @@ def mup_adam(
 
     fn = "mup_adam"
     _check_bsh(fn, bsh)
+    _check_learning_rate(fn, learning_rate)
+    for arg, v in (("b1", b1), ("b2", b2)):
+        _check_decay(fn, arg, v)
+    check_positive(fn, "eps", eps)  # eps = 0: a zero gradient's update is 0/0
     check_positive(fn, "weight_decay", weight_decay, allow_zero=True)
     parts = [optax.scale_by_adam(b1=b1, b2=b2, eps=eps), scale_by_mup(bsh, "adam")]
     if weight_decay:
@@ -565,12 +616,15 @@ def mup_sgd(
 
     fn = "mup_sgd"
     _check_bsh(fn, bsh)
+    _check_learning_rate(fn, learning_rate)
     check_positive(fn, "weight_decay", weight_decay, allow_zero=True)
+    if not isinstance(nesterov, bool):
+        raise TypeError(f"{fn}: nesterov must be True or False, got {nesterov!r}")
     parts = []
     if weight_decay:
         parts.append(_sgd_decay(bsh, weight_decay))
     if momentum is not None:
-        check_positive(fn, "momentum", momentum, allow_zero=True)
+        _check_decay(fn, "momentum", momentum)
         parts.append(optax.trace(decay=momentum, nesterov=nesterov))
     parts += [scale_by_mup(bsh, "sgd"), optax.scale_by_learning_rate(learning_rate)]
     return _standard_promotion(optax.chain(*parts))
@@ -590,10 +644,12 @@ def readout_multiplier(width: int, base_width: int, output_mult: float = 1.0) ->
     """
     fn = "readout_multiplier"
     for arg, v in (("width", width), ("base_width", base_width)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{fn}: {arg} must be an int >= 1, got {v!r}")
+        try:  # Python and numpy integers (np.int64(128)) alike
+            as_int(fn, arg, v, minimum=1)
+        except (TypeError, ValueError):
+            raise ValueError(f"{fn}: {arg} must be an int >= 1, got {v!r}") from None
     check_positive(fn, "output_mult", output_mult)
-    return output_mult * base_width / width
+    return float(output_mult) * int(base_width) / int(width)
 
 
 def mup_attention_fn(
@@ -738,6 +794,71 @@ def _activations(module, params, x) -> tuple[jax.Array, dict[str, jax.Array]]:
     return out, acts
 
 
+def _optimizer_factory(fn: str, optimizer: Any) -> Callable[[int], Any]:
+    """``width -> GradientTransformation`` from coord_check's ``optimizer`` argument."""
+    import inspect
+
+    import optax
+
+    if isinstance(optimizer, optax.GradientTransformation):
+        return lambda width: optimizer
+    if not callable(optimizer):
+        raise TypeError(
+            f"{fn}: optimizer must be an optax GradientTransformation or a function width ->"
+            f" GradientTransformation, got {type(optimizer).__name__}"
+        )
+    try:
+        params = list(inspect.signature(optimizer).parameters)
+    except (TypeError, ValueError):
+        params = []
+    if params and params[0] == "learning_rate":
+        name = getattr(optimizer, "__qualname__", repr(optimizer))
+        raise TypeError(
+            f"{fn}: optimizer is {name}, an optimizer whose first argument is the learning"
+            f" rate; it would be called with the width as its learning rate. Pass"
+            f" {name}(rate), or a function width -> optimizer (lambda w: {name}(rate * base / w))"
+        )
+
+    def make_tx(width: int) -> Any:
+        tx = optimizer(width)
+        if not isinstance(tx, optax.GradientTransformation):
+            raise TypeError(
+                f"{fn}: optimizer({width}) must return an optax GradientTransformation, got"
+                f" {type(tx).__name__}"
+            )
+        return tx
+
+    return make_tx
+
+
+def _check_targets(fn: str, y: Any, x: jax.Array, *, default_loss: bool) -> jax.Array:
+    if not default_loss:
+        return check_batch(fn, "y", y)
+    a = np.asarray(y)
+    if not (jnp.issubdtype(a.dtype, jnp.integer) and a.ndim == 1):
+        raise TypeError(
+            f"{fn}: y must be integer class labels of shape ({x.shape[0]},) for the default"
+            f" loss (softmax cross-entropy), got dtype {a.dtype} and shape {a.shape}; pass"
+            " loss= for other targets"
+        )
+    if a.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"{fn}: y has {a.shape[0]} labels but x has {x.shape[0]} examples (axis 0)"
+        )
+    return jnp.asarray(a)
+
+
+def _check_labels(fn: str, y: jax.Array, out_shape: tuple[int, ...], width: int) -> None:
+    classes = out_shape[-1] if out_shape else 0
+    a = np.asarray(y)
+    bad = a[(a < 0) | (a >= classes)]
+    if bad.size:
+        raise ValueError(
+            f"{fn}: y holds labels {sorted(set(bad.tolist()))[:5]} outside [0, {classes}): the"
+            f" model made by make({width}) has {classes} outputs (output shape {out_shape})"
+        )
+
+
 def coord_check(
     make: Callable[[int], Any],
     widths: Sequence[int],
@@ -767,11 +888,14 @@ def coord_check(
       x: one batch of inputs.
       y: the batch's targets.
       optimizer: an optax ``GradientTransformation`` (the same for every width;
-        :func:`mup_adam` adapts to each width by itself) or ``width -> transformation``.
+        :func:`mup_adam` adapts to each width by itself), or a function ``width ->
+        GradientTransformation`` (e.g. ``lambda w: optax.adam(0.02 * 64 / w)``). An optax
+        alias itself (``optax.adam``, whose first argument is the learning rate) is
+        refused: it would train with the width as its learning rate.
       steps: updates to take; l1 is recorded at ``t = 0 .. steps``.
       seeds: independent initialisations per width.
       loss: ``(output, y) -> scalar``; softmax cross-entropy with integer labels by
-        default.
+        default (then ``y`` holds one label in ``[0, classes)`` per example of ``x``).
       init: ``(variables, key) -> variables`` applied after ``module.init`` (e.g.
         ``lambda v, k: jaxinit.reinit(v, jaxinit.mup(), k)``).
       key: an int seed or a PRNG key.
@@ -802,9 +926,13 @@ def coord_check(
             raise ValueError(f"{fn}: {arg} must be an int >= 1, got {v!r}")
     if not callable(make):
         raise TypeError(f"{fn}: make must be a callable width -> flax.linen.Module or a pair")
+    make_tx = _optimizer_factory(fn, optimizer)
+    if loss is not None and not callable(loss):
+        raise TypeError(f"{fn}: loss must be a function (output, y) -> scalar, got {loss!r}")
     key = jax.random.key(key) if isinstance(key, int) else key
+    x = check_batch(fn, "x", x)
+    y = _check_targets(fn, y, x, default_loss=loss is None)
     loss = loss or _xent
-    x, y = jnp.asarray(x), jnp.asarray(y)
     rows = []
     for width in widths:
         built = make(width)
@@ -819,8 +947,10 @@ def coord_check(
         else:
             init_fn = lambda k, m=built: m.init(k, x)
             apply_fn = lambda v, xs, m=built: _activations(m, v, xs)
-        tx = optimizer if isinstance(optimizer, optax.GradientTransformation) else optimizer(width)
-        tx = _standard_promotion(tx)
+        if loss is _xent:
+            out = jax.eval_shape(lambda k, i=init_fn, a=apply_fn: a(i(k), x)[0], jax.random.key(0))
+            _check_labels(fn, y, out.shape, width)
+        tx = _standard_promotion(make_tx(width))
 
         def run(k, init_fn=init_fn, apply_fn=apply_fn, tx=tx):
             k_init, k_re = jax.random.split(k)

@@ -143,6 +143,17 @@ def fixup(
       scalar_biases: pattern of Fixup's scalar biases.
       scalar_scales: pattern of Fixup's scalar multipliers.
       gain_sq: :math:`\mathrm{gain}^2` of the He init (2 for ReLU).
+
+    Example:
+      >>> rules = jaxinit.fixup(num_blocks=4)
+      >>> params = {"block_0": {"conv": {"kernel": jnp.ones((3, 3, 8, 8))},
+      ...                       "out": {"kernel": jnp.ones((3, 3, 8, 8))}},
+      ...           "head": {"kernel": jnp.ones((8, 10)), "bias": jnp.ones(10)}}
+      >>> params = jaxinit.reinit(params, rules, jax.random.key(0))
+      >>> float(jnp.abs(params["block_0"]["out"]["kernel"]).max())  # each branch's last layer: 0
+      0.0
+      >>> float(jnp.abs(params["head"]["kernel"]).max())  # the classifier: 0
+      0.0
     """
     fn = "fixup"
     L = _check_int(fn, "num_blocks", num_blocks)
@@ -170,6 +181,12 @@ def rezero(gates: Pattern = "alpha", value: float = 0.0) -> dict[Pattern, object
     Args:
       gates: pattern of the gate parameters (default: parameters named ``alpha``).
       value: the initial gate (0 for ReZero; SkipInit also allows a small constant).
+
+    Example:
+      >>> params = {"block_0": {"alpha": jnp.ones(()), "dense": {"kernel": jnp.ones((4, 4))}}}
+      >>> params = jaxinit.reinit(params, jaxinit.rezero(), jax.random.key(0))
+      >>> params["block_0"]["alpha"]  # the gate starts at 0; what no rule matches is kept
+      Array(0., dtype=float32)
     """
     from jaxinit.initializers import constant
 
@@ -217,6 +234,17 @@ def gpt2(
     ``"nanogpt"`` or ``"hf"`` (``attn/c_proj`` and ``mlp/c_proj``, each of which must
     exist, ``wte``/``wpe`` tables, ``weight`` or ``kernel`` — :func:`jaxinit.any_of`;
     1-D LayerNorm weights are skipped); ``residual_out`` and ``weights`` override them.
+
+    Example:
+      >>> k = jnp.zeros((256, 256))
+      >>> params = {"wte": {"embedding": jnp.zeros((100, 256))},
+      ...           "h_0": {"attn": {"qkv": {"kernel": k}, "out": {"kernel": k}},
+      ...                   "mlp": {"fc": {"kernel": k}, "proj": {"kernel": k}}}}
+      >>> params = jaxinit.reinit(params, jaxinit.gpt2(n_layer=12), jax.random.key(0))
+      >>> round(float(params["h_0"]["mlp"]["fc"]["kernel"].std()), 3)  # std
+      0.02
+      >>> round(float(params["h_0"]["mlp"]["proj"]["kernel"].std()), 4)  # std / √(2 n_layer)
+      0.0041
     """
     n = _check_int("gpt2", "n_layer", n_layer)
     check_positive("gpt2", "std", std)
@@ -270,6 +298,18 @@ def t_fixup(
       embeddings: pattern of the input embeddings.
       other_kernels: pattern of the other kernels.
       biases: pattern of the biases.
+
+    Example:
+      >>> k = jnp.zeros((256, 256))
+      >>> params = {"embedding": {"embedding": jnp.zeros((100, 256))},
+      ...           "layer_0": {"attn": {"query": {"kernel": k}, "value": {"kernel": k},
+      ...                                "out": {"kernel": k}},
+      ...                       "mlp": {"fc": {"kernel": k}}}}
+      >>> params = jaxinit.reinit(params, jaxinit.t_fixup(n_layer=6), jax.random.key(0))
+      >>> w = params["layer_0"]["attn"]
+      >>> s = float(w["value"]["kernel"].std() / w["query"]["kernel"].std())  # scaled / unscaled
+      >>> round(s, 2)  # 0.67 · 6^(-1/4)
+      0.43
     """
     fn = "t_fixup"
     n = _check_int(fn, "n_layer", n_layer)
@@ -313,6 +353,14 @@ def mup(
     This is the initialisation half of muP; the learning-rate half is
     :func:`jaxinit.mup_adam` / :func:`jaxinit.mup_sgd` (with :func:`jaxinit.base_shapes`),
     and the readout multiplier :func:`jaxinit.readout_multiplier`.
+
+    Example:
+      >>> params = {"hidden": {"kernel": jnp.ones((64, 64))}, "head": {"kernel": jnp.ones((64, 10))}}
+      >>> params = jaxinit.reinit(params, jaxinit.mup(), jax.random.key(0))
+      >>> float(jnp.abs(params["head"]["kernel"]).max())  # the readout starts at zero
+      0.0
+      >>> round(float(params["hidden"]["kernel"].var() * 64), 1)  # hidden: variance 1/fan_in
+      1.0
     """
     check_choice("mup", "readout_init", readout_init, ["zero", "mup"])
 

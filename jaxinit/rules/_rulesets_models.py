@@ -43,6 +43,7 @@ from jaxinit.initializers import (
 )
 from jaxinit.rules._layers import LayerFans, mark_fan_dependent, plain
 from jaxinit.rules._rules import ContextRule, LeafInfo, Pattern, any_of, matches, optional
+from jaxinit.rules._rulesets_common import excluding, not_covered, padded_embedding, unknown_kind
 
 # --------------------------------------------------------------------------- helpers
 
@@ -204,6 +205,16 @@ def vit(
     ``patch_embed`` is a glob of the patch-embedding layer (its ``kernel`` or ``weight``
     and ``bias`` are found under it). The patch conv's kernel is rank 4: for linen
     variables pass ``module=``/``sample=`` to :func:`jaxinit.reinit`.
+
+    Example:
+      >>> params = {"cls_token": jnp.ones((1, 1, 64)),
+      ...           "blocks_0": {"attn": {"qkv": {"kernel": jnp.zeros((64, 192))}}},
+      ...           "head": {"kernel": jnp.ones((64, 10)), "bias": jnp.ones(10)}}
+      >>> params = jaxinit.reinit(params, jaxinit.vit("jax"), jax.random.key(0))
+      >>> float(jnp.abs(params["head"]["kernel"]).max()), float(params["head"]["bias"].max())
+      (0.0, 0.0)
+      >>> bool(jnp.abs(params["cls_token"]).max() < 1e-4)  # std 1e-6
+      True
     """
     fn = "vit"
     check_choice(fn, "mode", mode, ["timm", "jax", "jax_nlhb", "moco"])
@@ -274,49 +285,114 @@ def _torch_bias_rule() -> ContextRule:
 def bert(
     initializer_range: float = 0.02,
     *,
-    padding_idx: int | None = None,
+    padding_idx: int | None = 0,
+    padded: Pattern = any_of("word_embeddings/{embedding,weight}"),
     embeddings: Pattern = any_of("{embedding,*_embeddings/weight}"),
     weights: Pattern = any_of("{kernel,weight}"),
     biases: Pattern = "bias",
     norm_scales: Pattern = any_of("{scale,LayerNorm/weight}"),
+    strict: bool = True,
 ) -> dict[Pattern, object]:
-    r"""BERT and most Hugging Face encoders (``BertPreTrainedModel._init_weights``): Linear
-    weights and embedding tables :math:`\mathcal N(0, \mathrm{initializer\_range}^2)`
-    (0.02), biases 0, LayerNorm weight 1 and bias 0; the ``padding_idx`` row of the
-    embeddings 0, as HF does.
+    r"""BERT and most Hugging Face encoders, as ``BertPreTrainedModel._init_weights`` and
+    ``BertEmbeddings`` (``transformers/models/bert/modeling_bert.py``, transformers commit
+    004ad5f, v4.x; the same law in later releases): Linear weights and embedding tables
+    :math:`\mathcal N(0, \mathrm{initializer\_range}^2)` (0.02), Linear biases 0,
+    LayerNorm weight 1 and bias 0; the ``padding_idx`` row of the **word** embeddings 0
+    (``nn.Embedding(vocab_size, hidden_size, padding_idx=config.pad_token_id)``, 0 in
+    ``BertConfig``). The position and token-type embeddings have no padding row.
+
+    Args:
+      initializer_range: the config's ``initializer_range``.
+      padding_idx: the config's ``pad_token_id``; ``None`` for a model whose word
+        embeddings have none (then no row is zeroed).
+      padded: the embedding tables that have the padding row (default the word
+        embeddings, flax's ``word_embeddings/embedding`` or torch's
+        ``word_embeddings/weight``); it must exist when ``padding_idx`` is given.
+      embeddings: every embedding table (those of ``padded`` excepted).
+      weights: Linear weights (rank >= 2).
+      biases: every bias (0).
+      norm_scales: LayerNorm scales (1).
+      strict: a parameter none of these patterns names is an error (``False`` leaves it to
+        rules given before these).
 
     Default patterns cover flax (``embedding``, ``kernel``, ``scale``) and HF's torch names
     (``word_embeddings/weight``, ``LayerNorm/weight``), whichever the model uses. The
-    embedding rule is ``native``: the ``padding_idx`` row is a row of the stored table.
+    padded rule is ``native``: the padding row is a row of the stored table.
+
+    >>> rules = jaxinit.bert(padding_idx=0)  # HF's default pad_token_id
     """
-    fn = "bert"
+    return _hf_normal(
+        "bert", "a BERT encoder", initializer_range, padding_idx, [padded], embeddings,
+        weights, biases, norm_scales, strict,
+    )  # fmt: skip
+
+
+def roberta(
+    initializer_range: float = 0.02,
+    *,
+    padding_idx: int | None = 1,
+    word_embeddings: Pattern = any_of("word_embeddings/{embedding,weight}"),
+    position_embeddings: Pattern = any_of("position_embeddings/{embedding,weight}"),
+    embeddings: Pattern = any_of("{embedding,*_embeddings/weight}"),
+    weights: Pattern = any_of("{kernel,weight}"),
+    biases: Pattern = "bias",
+    norm_scales: Pattern = any_of("{scale,LayerNorm/weight}"),
+    strict: bool = True,
+) -> dict[Pattern, object]:
+    r"""RoBERTa as Hugging Face initialises it (``RobertaPreTrainedModel._init_weights``
+    and ``RobertaEmbeddings`` in ``transformers/models/roberta/modeling_roberta.py``,
+    transformers commit 000824f, v4.x): BERT's
+    law (:func:`bert`), with the ``padding_idx`` row (``pad_token_id``, 1 in
+    ``RobertaConfig``) zeroed in the word **and** the position embeddings, both of which
+    HF builds with ``padding_idx``; the token-type embeddings have none.
+
+    >>> rules = jaxinit.roberta()
+    """
+    return _hf_normal(
+        "roberta", "a RoBERTa encoder", initializer_range, padding_idx,
+        [word_embeddings, position_embeddings], embeddings, weights, biases, norm_scales,
+        strict,
+    )  # fmt: skip
+
+
+def _hf_normal(
+    fn: str,
+    family: str,
+    initializer_range: float,
+    padding_idx: int | None,
+    padded: list[Pattern],
+    embeddings: Pattern,
+    weights: Pattern,
+    biases: Pattern,
+    norm_scales: Pattern,
+    strict: bool,
+) -> dict[Pattern, object]:
     check_positive(fn, "initializer_range", initializer_range)
+    base = normal(initializer_range)
+    rules: dict[Pattern, object] = {}
     if padding_idx is not None:
         _check_int(fn, "padding_idx", padding_idx, minimum=0)
-    base = normal(initializer_range)
+        for pattern in padded:
+            rules[pattern] = padded_embedding(fn, base, padding_idx)
+        embeddings = excluding(embeddings, *padded)
 
-    def embed_init(key, shape, dtype=None):
-        table = base(key, shape, dtype)
-        if padding_idx is None:
-            return table
-        if padding_idx >= shape[0]:
-            raise ValueError(f"{fn}: padding_idx={padding_idx} >= vocabulary size {shape[0]}")
-        return table.at[padding_idx].set(0)
+    def weight_rule(info: LeafInfo):
+        if len(_layer(info).call_shape) >= 2:
+            return base
+        raise unknown_kind(
+            fn, family, info, f"a 1-D weight that norm_scales={norm_scales!r} does not match"
+        )
 
-    def embed_rule(info: LeafInfo):
-        if padding_idx is not None and (len(info.shape) != 2 or padding_idx >= info.shape[0]):
-            raise ValueError(
-                f"{fn}: padding_idx={padding_idx} >= vocabulary size"
-                f" {info.shape[0] if info.shape else 0} of {info.path} {info.shape}"
-            )
-        return embed_init  # checked before anything is drawn
-
-    return {
-        embeddings: ContextRule(embed_rule, "bert embedding", optional=True, native=True),
-        norm_scales: optional(ones),
-        weights: _matrix_rule(base, f"normal({initializer_range})"),
-        biases: optional(zeros),
-    }
+    rules[embeddings] = optional(base)
+    rules[norm_scales] = optional(ones)
+    rules[excluding(weights, norm_scales, *rules)] = ContextRule(
+        weight_rule, f"normal({initializer_range})"
+    )
+    rules[biases] = optional(zeros)
+    if strict:
+        pattern, rule = not_covered(fn, family, patterns=list(rules))
+        rules[pattern] = rule
+    return rules
 
 
 # --------------------------------------------------------------------------- depth-scaled
@@ -360,6 +436,17 @@ def depth_scaled(
     torch's ``trunc_normal_`` cuts at absolute ±2, which is nothing at std 0.02. The scaled
     rule is ``native`` (drawn on the stored array, elementwise: no fans involved). The
     output's :math:`d` is its layer's fan-in.
+
+    Example:
+      >>> k = jnp.zeros((256, 256))
+      >>> layer = {"attention": {"wq": {"kernel": k}, "wo": {"kernel": k}}}
+      >>> params = {"tok_embeddings": {"embedding": jnp.zeros((100, 256))},
+      ...           "layers_0": layer, "layers_7": layer, "output": {"kernel": jnp.zeros((256, 100))}}
+      >>> params = jaxinit.reinit(params, jaxinit.depth_scaled(), jax.random.key(0))
+      >>> [round(float(params[f"layers_{i}"]["attention"]["wo"]["kernel"].std()), 3) for i in (0, 7)]  # 0.02 / √(2 (ℓ + 1))
+      [0.014, 0.005]
+      >>> round(float(params["layers_7"]["attention"]["wq"]["kernel"].std()), 3)  # unscaled
+      0.02
     """
     fn = "depth_scaled"
     n = None if n_layers is None else _check_int(fn, "n_layers", n_layers)
@@ -431,6 +518,14 @@ def deepnorm_constants(n_encoder: int = 0, n_decoder: int = 0) -> dict[str, tupl
       :math:`\beta = (12M)^{-1/4}`.
 
     Returns ``{"encoder": (α, β), "decoder": (α, β)}`` for the parts present.
+
+    Example:
+      >>> c = jaxinit.deepnorm_constants(n_encoder=12)
+      >>> sorted(c)
+      ['encoder']
+      >>> alpha, beta = c["encoder"]
+      >>> round(alpha, 3), round(beta, 3)  # (2N)^(1/4), (8N)^(-1/4)
+      (2.213, 0.319)
     """
     fn = "deepnorm_constants"
     for arg, v in (("n_encoder", n_encoder), ("n_decoder", n_decoder)):
@@ -464,6 +559,14 @@ def deepnet(
     the encoder's β, the rest the decoder's. The model itself must compute
     ``LN(α·x + G(x))``. Fans are the layers' own (a ``DenseGeneral`` value projection
     ``(d, heads, head_dim)`` has fan-in d).
+
+    Example:
+      >>> k = jnp.zeros((256, 256))
+      >>> params = {"attn": {"query": {"kernel": k}, "value": {"kernel": k}}}
+      >>> params = jaxinit.reinit(params, jaxinit.deepnet(n_encoder=12), jax.random.key(0))
+      >>> beta = float(params["attn"]["value"]["kernel"].std() / params["attn"]["query"]["kernel"].std())
+      >>> round(beta, 2)  # β = (8 N)^(-1/4), from deepnorm_constants
+      0.32
     """
     consts = deepnorm_constants(n_encoder, n_decoder)
     beta = (consts["decoder"] if "decoder" in consts else consts["encoder"])[1]
@@ -515,6 +618,16 @@ def recurrent(
 
     Input kernels and the other biases keep their values: put these rules first and your
     own after them.
+
+    Example:
+      >>> import equinox as eqx
+      >>> cell = eqx.nn.LSTMCell(4, 8, key=jax.random.key(0))  # weight_hh (4·8, 8)
+      >>> cell = jaxinit.reinit(cell, jaxinit.recurrent(), jax.random.key(1))
+      >>> cell.bias.reshape(4, 8)[:, 0]  # gates i, f, g, o: the forget bias 1, the others 0
+      Array([0., 1., 0., 0.], dtype=float32)
+      >>> w_f = cell.weight_hh[8:16]  # one orthogonal block per gate
+      >>> bool(jnp.allclose(w_f @ w_f.T, jnp.eye(8), atol=1e-5))
+      True
     """
 
     def per_gate_orthogonal(info: LeafInfo):
@@ -635,6 +748,14 @@ def torch_default_layer_rules(
     :func:`jaxinit.any_of`: a model has whichever of them its framework uses.
 
     Not covered: the ``b_hn`` of a GRU, which nnx's ``GRUCell`` does not have.
+
+    Example:
+      >>> params = {"embed": {"embedding": jnp.zeros((1000, 64))}, "norm": {"scale": jnp.zeros(64)}}
+      >>> params = jaxinit.reinit(params, jaxinit.torch_default_layer_rules(), jax.random.key(0))
+      >>> round(float(params["embed"]["embedding"].std()), 1)  # N(0, 1), as nn.Embedding
+      1.0
+      >>> float(params["norm"]["scale"].min())  # LayerNorm weight 1
+      1.0
     """
     fn = "torch_default_layer_rules"
     if rnn_hidden is not None:

@@ -9,16 +9,20 @@ import inspect
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
 
-from jaxinit.study._datasets import Dataset
 from jaxinit.study._io import _checksum
 
-if TYPE_CHECKING:
-    from jaxinit.study._feed import HostData
+
+class _Data(Protocol):
+    """What a model adapter reads of a dataset (a :class:`jaxinit.Dataset` or a
+    :class:`jaxinit.HostData`): the test inputs, for the example shape."""
+
+    @property
+    def x_test(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,7 @@ def _abstract_io(model: _Model) -> tuple[Any, Any]:
 _MODE_ARGS = ("train", "training", "deterministic")
 
 
-def _make_model(model: Any, dataset: Dataset | HostData) -> _Model:
+def _make_model(model: Any, dataset: _Data) -> _Model:
     sample = (1, *dataset.x_test.shape[1:])  # the same example shape as train
     import flax.linen as nn
 

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._checks import as_int
+from jaxinit._checks import as_int, as_real
 
 
 class _Fields(NamedTuple):
@@ -113,6 +113,18 @@ def standardize(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np
     return ((x_train - mean) / std).astype(np.float32), ((x_test - mean) / std).astype(np.float32)
 
 
+def _seed(fn: str, seed: Any) -> int:
+    """A seed for numpy's generator: an int >= 0 (numpy refuses negative ones)."""
+    return as_int(fn, "seed", seed, minimum=0)
+
+
+def _test_fraction(fn: str, test_fraction: Any) -> float:
+    f = as_real(fn, "test_fraction", test_fraction)
+    if not 0 < f < 1:
+        raise ValueError(f"{fn}: test_fraction must be in (0, 1), got {test_fraction!r}")
+    return f
+
+
 def split(
     name: str, x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int, num_classes: int
 ) -> Dataset:
@@ -133,6 +145,8 @@ def split(
 
 def digits(seed: int = 0, test_fraction: float = 0.2) -> Dataset:
     """scikit-learn's 8×8 handwritten digits: 1797 images, 64 features, 10 classes."""
+    seed = _seed("digits", seed)
+    test_fraction = _test_fraction("digits", test_fraction)
     try:
         from sklearn.datasets import load_digits
     except ImportError as e:  # pragma: no cover - depends on the environment
@@ -153,6 +167,7 @@ def mnist1d(seed: int = 42) -> Dataset:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError("mnist1d: the mnist1d package is needed (pip install mnist1d)") from e
+    seed = _seed("mnist1d", seed)
     args = get_dataset_args()
     args.seed = seed
     d = make_dataset(args)
@@ -167,7 +182,13 @@ def linear_teacher(
 ) -> Dataset:
     """A linear regression teacher after Saxe et al. 2013: y = W x with W's singular values
     spread over a decade (so modes are learned at different times), x ~ N(0, I)."""
-    rng = np.random.default_rng(seed)
+    fn = "linear_teacher"
+    in_dim, out_dim, n_train, n_test = (
+        as_int(fn, arg, v, minimum=1)
+        for arg, v in (("in_dim", in_dim), ("out_dim", out_dim), ("n_train", n_train),
+                       ("n_test", n_test))
+    )  # fmt: skip
+    rng = np.random.default_rng(_seed(fn, seed))
     u, _ = np.linalg.qr(rng.normal(size=(out_dim, out_dim)))
     v, _ = np.linalg.qr(rng.normal(size=(in_dim, in_dim)))
     k = min(in_dim, out_dim)
@@ -244,10 +265,13 @@ def shapeset(n_train: int = 8000, n_test: int = 2000, seed: int = 0, size: int =
     (fresh examples every step); this one is a fixed sample, deterministic given ``seed``.
     Inputs are standardised per pixel with train statistics.
     """
+    fn = "shapeset"
+    n_train = as_int(fn, "n_train", n_train, minimum=1)
+    n_test = as_int(fn, "n_test", n_test, minimum=1)
+    # a shape's radius is 0.18-0.32 of the side: below 8 pixels it covers hardly a pixel
+    size = as_int(fn, "size", size, minimum=8)
     n = n_train + n_test
-    if n_train < 1 or n_test < 1:
-        raise ValueError(f"shapeset: n_train and n_test must be >= 1, got {n_train}, {n_test}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_seed(fn, seed))
     y = rng.integers(0, len(SHAPESET_CLASSES), n).astype(np.int32)
     first = np.array([SHAPES.index(c[0]) for c in SHAPESET_CLASSES])[y]
     second = np.array([SHAPES.index(c[-1]) for c in SHAPESET_CLASSES])[y]
@@ -275,3 +299,10 @@ def load_dataset(name: str, seed: int = 0) -> Dataset:
     if name not in DATASETS:
         raise ValueError(f"load_dataset: name={name!r}; allowed: {', '.join(DATASETS)}")
     return DATASETS[name](seed=seed) if name != "mnist1d" else mnist1d(seed=42 + seed)
+
+
+def _split_validation(n: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation row indices: a fixed random ``fraction`` of the ``n`` rows."""
+    order = np.random.default_rng(0x5EED).permutation(n)
+    n_val = round(n * fraction)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])

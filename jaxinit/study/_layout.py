@@ -265,6 +265,26 @@ def group_size(bytes_per_member: float, fixed_bytes: float, budget: int) -> int:
     return max(0, math.floor((budget - fixed_bytes) / bytes_per_member))
 
 
+def whole_population(
+    whole: int | None, budget: int | None, budget_source: str
+) -> tuple[bool, dict]:
+    """Whether the whole population's training program (``whole`` bytes per device, from
+    :func:`program_bytes`; None where not measured) fits ``budget``, and the figures for
+    ``result.info``. Unknown figures count as fitting (one group, as without a budget)."""
+    info: dict[str, Any] = {"memory_budget": budget, "memory_budget_source": budget_source}
+    if budget is None:
+        info["group_reason"] = f"whole population ({budget_source})"
+        return True, info
+    info["bytes_whole_population"] = whole
+    if whole is None:
+        info["group_reason"] = "whole population (no memory analysis on this backend)"
+        return True, info
+    if whole <= budget:
+        info["group_reason"] = f"whole population fits: {whole} bytes per device <= budget {budget}"
+        return True, info
+    return False, info
+
+
 def plan_group(
     measure: Callable[[int], int | None],
     n_members: int,
@@ -284,18 +304,11 @@ def plan_group(
     refused (``ValueError``) with the numbers and what to do.
     """
     full = math.ceil(n_members / n_devices)
-    info: dict[str, Any] = {"memory_budget": budget, "memory_budget_source": budget_source}
-    if budget is None:
-        info["group_reason"] = f"whole population ({budget_source})"
+    whole = None if budget is None else measure(full)
+    fits, info = whole_population(whole, budget, budget_source)
+    if fits:
         return n_members, info
-    whole = measure(full)
-    info["bytes_whole_population"] = whole
-    if whole is None:
-        info["group_reason"] = "whole population (no memory analysis on this backend)"
-        return n_members, info
-    if whole <= budget:
-        info["group_reason"] = f"whole population fits: {whole} bytes per device <= budget {budget}"
-        return n_members, info
+    assert whole is not None and budget is not None
     one = measure(1) if full > 1 else whole
     assert one is not None  # the backend gave an analysis for the whole population
     if one > budget:

@@ -9,7 +9,7 @@ import itertools
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -18,10 +18,20 @@ import optax
 
 from jaxinit.rules import reinit
 from jaxinit.study._adapters import _abstract_io, _Model
+from jaxinit.study._guards import check_grid
 from jaxinit.study._program import _optax_promotion
 
-if TYPE_CHECKING:
-    from jaxinit.study._study import Study
+
+class Study(Protocol):
+    """The fields of a :class:`jaxinit.Study` that the population reads (the spec lives
+    above this module: no import cycle)."""
+
+    @property
+    def hparams(self) -> Mapping[str, Sequence[float]] | None: ...
+    @property
+    def optimizer(self) -> Any: ...
+    @property
+    def kernel_pattern(self) -> str: ...
 
 
 @functools.lru_cache(maxsize=64)
@@ -132,6 +142,7 @@ def _resolve_optimizer(study: Study, model: _Model, names: tuple, grid: list) ->
             f"Study: hparams {missing} are not hyperparameters of the optimizer; it has"
             f" {sorted(have)}"
         )
+    check_grid(names, grid, opt, params)  # issue 29: the grid's values reach the members
     return opt
 
 

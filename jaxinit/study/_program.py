@@ -28,6 +28,26 @@ class MemberState(NamedTuple):
     step: jax.Array
     model_state: Any = None  # BatchNorm statistics, nnx rng streams ({} when stateless)
     noise_key: Any = None  # per-member key: fold_in(noise_key, step) for dropout, loss_fn
+    extra: Any = None  # a user step's own state (e.g. an EMA of the parameters)
+
+
+class TrainState(NamedTuple):
+    """One member's state as a user's training step sees it (one member: no member axis).
+
+    Attributes:
+      params: the trained parameters.
+      opt_state: the optimizer's state (with the member's hyperparameters written into an
+        ``optax.inject_hyperparams`` state), or ``optax.EmptyState()`` without an optimizer.
+      model_state: what the model carries besides parameters (linen collections such as
+        ``batch_stats``, nnx's other variables); ``{}`` when stateless.
+      extra: the step's own state, from ``make_population(extra=...)`` (e.g. an EMA of
+        the parameters); None without.
+    """
+
+    params: Any
+    opt_state: Any
+    model_state: Any = None
+    extra: Any = None
 
 
 def _optax_promotion():
@@ -270,3 +290,112 @@ def _mesh_sharding(n_members: int, devices: list) -> tuple[NamedSharding | None,
     )
     padded = math.ceil(n_members / len(devices)) * len(devices)
     return NamedSharding(mesh, P("members")), padded
+
+
+# Part 2: the same program around a user's step ``step(state, batch, key, hparams) ->
+# (state, metrics)`` and evaluation ``evaluate(state, batch) -> metrics``.
+
+
+def _user_view(state: MemberState) -> TrainState:
+    return TrainState(state.params, state.opt_state, state.model_state, state.extra)
+
+
+@dataclass(frozen=True)
+class _UserStep:
+    """A user's step and evaluation with what the program needs to know of them (hashable
+    by the functions' identity: compiled programs are cached per step)."""
+
+    step: Callable
+    evaluate: Callable | None
+    hparams: tuple[str, ...]
+    metrics: tuple[str, ...]  # the step's metric names, in recording order
+    last: tuple[str, ...]  # those recorded at an interval's last step (the others: mean)
+    eval_metrics: tuple[str, ...] = ()
+
+    def train(self, state: MemberState, batch: tuple, values: jax.Array) -> tuple:
+        key = jax.random.fold_in(state.noise_key, state.step)
+        hp = {n: values[j] for j, n in enumerate(self.hparams)}
+        new, metrics = self.step(_user_view(state), batch, key, hp)
+        state = state._replace(
+            params=new.params, opt_state=new.opt_state, model_state=new.model_state,
+            extra=new.extra, step=state.step + 1,
+        )  # fmt: skip
+        return state, [jnp.asarray(metrics[n], jnp.float32) for n in self.metrics]
+
+    def values(self, state: MemberState, x: jax.Array, y: jax.Array) -> jax.Array:
+        assert self.evaluate is not None
+        out = self.evaluate(_user_view(state), (x, y))
+        return jnp.stack([jnp.asarray(out[n], jnp.float32) for n in self.eval_metrics])
+
+
+@functools.lru_cache(maxsize=32)
+def _step_program(
+    user: _UserStep,
+    batch_size: int,
+    log_every: int,
+    n_logs: int,
+    sharding: NamedSharding | None,
+    n_evals: int = 0,
+    options: tuple = (),
+) -> Callable:
+    """jit(vmap(scan(scan(user step)))) for ``n_logs * log_every`` steps, the user's step in
+    the built-in one's place (:func:`_chunk_program`, in memory): ``(state, hparams, x, y,
+    evals, first) -> (state, metrics, values)``, the same minibatch indices, keys and scans;
+    each interval records the mean of a metric over its steps, or for names in
+    ``user.last`` its value at the last step."""
+    is_last = jnp.asarray([n in user.last for n in user.metrics], bool)
+    k = len(user.metrics)
+
+    def interval(state, _, values, x, y):
+        steps = state.step + jnp.arange(log_every)
+        idx = jax.vmap(
+            lambda s: jax.random.randint(
+                jax.random.fold_in(state.data_key, s), (batch_size,), 0, x.shape[0]
+            )
+        )(steps)
+
+        def step(carry, inputs):
+            state, sums, lasts = carry
+            i, rows = inputs
+            state, metrics = user.train(state, (x[rows], y[rows]), values)
+            m = jnp.stack(metrics) if metrics else jnp.zeros(0, jnp.float32)
+            lasts = jnp.where(i == log_every - 1, m, lasts)
+            return (state, sums + m, lasts), None
+
+        zeros = jnp.zeros(k, jnp.float32)
+        (state, sums, lasts), _ = jax.lax.scan(
+            step, (state, zeros, zeros), (jnp.arange(log_every), idx), unroll=2
+        )
+        return state, jnp.where(is_last, lasts, sums / log_every)
+
+    width = n_evals * len(user.eval_metrics)
+
+    def evaluate(state, evals):
+        if not width:
+            return jnp.zeros(0, jnp.float32)
+        return jnp.concatenate([user.values(state, *xy) for xy in evals])
+
+    def skip(state, evals):
+        return jnp.zeros(width, jnp.float32)
+
+    def member(state, values, x, y, evals, first):
+        start = jax.lax.cond(first, evaluate, skip, state, evals)
+        body = functools.partial(interval, values=values, x=x, y=y)
+        state, metrics = jax.lax.scan(body, state, length=n_logs)
+        return state, metrics, jnp.stack([start, evaluate(state, evals)])
+
+    run = jax.vmap(member, in_axes=(0, 0, None, None, None, None))
+    compiler_options = dict(options) or None
+    if sharding is None:
+        return jax.jit(run, donate_argnums=0, compiler_options=compiler_options)
+    return jax.jit(
+        run, donate_argnums=0, out_shardings=(sharding,) * 3, compiler_options=compiler_options
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _user_eval_program(user: _UserStep, options: tuple = ()) -> Callable:
+    """jit(vmap(member state -> the user's evaluation metrics on (x, y)))."""
+    return jax.jit(
+        jax.vmap(user.values, in_axes=(0, None, None)), compiler_options=dict(options) or None
+    )

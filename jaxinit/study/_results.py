@@ -50,6 +50,9 @@ class StudyResult:
     def metric(self, name: str) -> Any:
         """Rows of one metric as a wide frame: index ([model,] init, seed, hparams...),
         columns step."""
+        metrics = sorted(set(self.table.metric))
+        if name not in metrics:
+            raise ValueError(f"StudyResult.metric: no {name!r} rows; the metrics are {metrics}")
         t = self.table[self.table.metric == name]
         index = [*self._groups, "seed", *self.hparams]
         return t.pivot_table(index=index, columns="step", values="value")

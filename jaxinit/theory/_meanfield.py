@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._activations import activation_fn
-from jaxinit._checks import as_int, check_positive
+from jaxinit._checks import as_int, as_real, check_positive
 
 Activation = str | Callable[[jax.Array], jax.Array]
 
@@ -55,6 +55,10 @@ _NODES = 160
 _NODES_2D = 32  # per axis for the correlation map (32² points)
 _NODES_SLOPE = 2000  # trapezoid nodes for the slope of the length map (ξ_q), even
 _Q_MAX = 1e12  # a length this large counts as divergent (unbounded activations, chaos)
+# The largest σ_w², σ_b² accepted: beyond, a bounded activation's q* (≈ σ_w² + σ_b²) would
+# come near _Q_MAX and read as divergent, and its derivatives' spike (width 1/√q) is far
+# below the quadrature's resolution.
+_VAR_MAX = 1e6
 
 
 class MeanField(NamedTuple):
@@ -225,6 +229,16 @@ def _check_variances(fn: str, sw2: Any, sb2: Any = 0.0, **nonneg: Any) -> None:
         bad = ~np.isfinite(a) | ((a < 0) if allow_zero else (a <= 0))
         if bad.any():  # report the first offending element itself (NaN as nan)
             check_positive(fn, arg, a[bad].flat[0], allow_zero=allow_zero)
+        if arg in ("weight_variance", "bias_variance") and (a > _VAR_MAX).any():
+            raise ValueError(
+                f"{fn}: {arg} must be <= {_VAR_MAX:g}, got {float(a[a > _VAR_MAX].flat[0])!r}:"
+                " beyond, the mean-field integrals are outside what the quadrature resolves"
+            )
+
+
+def _check_iteration(fn: str, tol: Any, max_iter: Any) -> int:
+    check_positive(fn, "tol", tol)
+    return as_int(fn, "max_iter", max_iter, minimum=1)
 
 
 def _as_arrays(*xs: Any) -> tuple[np.ndarray, ...]:
@@ -238,7 +252,14 @@ def length_map(
     activation: Activation, q: Any, weight_variance: Any, bias_variance: Any = 0.0
 ) -> np.ndarray:
     r""":math:`q \mapsto \sigma_w^2 \int Dz\, \phi(\sqrt q z)^2 + \sigma_b^2` (Poole et al.
-    2016, eq. 3). Broadcasts over ``q`` and the variances."""
+    2016, eq. 3). Broadcasts over ``q`` and the variances.
+
+    Example:
+      >>> round(float(jaxinit.length_map("relu", 1.0, 2.0)), 4)  # σ_w² E[relu(√q z)²] = q
+      1.0
+      >>> round(float(jaxinit.length_map("linear", 1.0, 1.0, 0.5)), 4)  # + σ_b²
+      1.5
+    """
     _check_variances("length_map", weight_variance, bias_variance, q=q)
     return _run(activation, "length", *_as_arrays(q, weight_variance, bias_variance))
 
@@ -246,7 +267,14 @@ def length_map(
 def chi(activation: Activation, q: Any, weight_variance: Any) -> np.ndarray:
     r""":math:`\sigma_w^2 \int Dz\, \phi'(\sqrt q z)^2`: the backward growth of gradient
     variance through a layer whose pre-activations have second moment ``q``; at ``q*`` this
-    is :math:`\chi_1`."""
+    is :math:`\chi_1`.
+
+    Example:
+      >>> round(float(jaxinit.chi("relu", 1.0, 2.0)), 4)  # σ_w² = 2: 1, the edge of chaos
+      1.0
+      >>> round(float(jaxinit.chi("tanh", 1.0, 1.0)), 2)  # below 1: gradients shrink at q = 1
+      0.46
+    """
     _check_variances("chi", weight_variance, q=q)
     return _run(activation, "chi", *_as_arrays(q, weight_variance))
 
@@ -266,9 +294,18 @@ def q_star(
     only slowly next to the critical line); where it grows without bound (e.g. ReLU with
     :math:`\sigma_w^2 > 2`), ``inf``. At a marginal point such as ReLU with
     :math:`\sigma_w^2 = 2, \sigma_b^2 = 0` every q is fixed and ``q0`` is returned.
+
+    Example:
+      >>> round(float(jaxinit.q_star("linear", 0.5, 1.0)), 4)  # q* = σ_b² / (1 − σ_w²)
+      2.0
     """
+    fn = "q_star"
     sw2, sb2 = _as_arrays(weight_variance, bias_variance)
-    _check_variances("q_star", sw2, sb2)
+    _check_variances(fn, sw2, sb2)
+    check_positive(fn, "q0", q0, allow_zero=True)
+    if float(q0) > _Q_MAX:
+        raise ValueError(f"{fn}: q0 must be <= {_Q_MAX:g} (larger counts as divergent), got {q0!r}")
+    max_iter = _check_iteration(fn, tol, max_iter)
     return _run(activation, "q_star", sw2, sb2, np.full(sw2.shape, q0), tol, static=(max_iter,))
 
 
@@ -276,9 +313,22 @@ def correlation_map(
     activation: Activation, c: Any, q: Any, weight_variance: Any, bias_variance: Any = 0.0
 ) -> np.ndarray:
     r""":math:`c \mapsto (\sigma_w^2 \int Dz_1 Dz_2\, \phi(u_1)\phi(u_2) + \sigma_b^2)/q` at a
-    length ``q`` (normally ``q*``); Poole et al. 2016, eq. 5."""
+    length ``q`` (normally ``q*``); Poole et al. 2016, eq. 5.
+
+    Example:
+      >>> round(float(jaxinit.correlation_map("linear", 0.3, 1.0, 1.0)), 4)  # linear: c kept
+      0.3
+    """
     _check_variances("correlation_map", weight_variance, bias_variance, q=q)
-    if np.any(np.abs(np.asarray(c, np.float64)) > 1) or not np.all(np.isfinite(c)):
+    if np.any(np.asarray(q, np.float64) == 0):
+        raise ValueError(
+            f"correlation_map: q must be > 0 (a correlation is relative to the length q), got {q!r}"
+        )
+    try:
+        cs = np.asarray(c, np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"correlation_map: c must be a number or an array, got {c!r}") from None
+    if np.any(np.abs(cs) > 1) or not np.all(np.isfinite(cs)):
         raise ValueError(f"correlation_map: c must be a correlation in [-1, 1], got {c!r}")
     return _run(activation, "correlation", *_as_arrays(c, q, weight_variance, bias_variance))
 
@@ -298,9 +348,20 @@ def c_star(
     1 in the ordered phase (inputs become perfectly correlated), below 1 in the chaotic
     phase. ``q`` defaults to :func:`q_star`. ``c0`` is not 0: with an odd activation and
     no bias, 0 is a fixed point (unstable in the ordered phase).
+
+    Example:
+      >>> round(float(jaxinit.c_star("tanh", 1.0, 0.05)), 2)  # ordered phase: inputs become alike
+      1.0
     """
+    fn = "c_star"
     sw2, sb2 = _as_arrays(weight_variance, bias_variance)
-    _check_variances("c_star", sw2, sb2, **({} if q is None else {"q": q}))
+    _check_variances(fn, sw2, sb2, **({} if q is None else {"q": q}))
+    if q is not None and np.any(np.asarray(q, np.float64) == 0):
+        raise ValueError(f"{fn}: q must be > 0 (a correlation is relative to the length q)")
+    c0 = as_real(fn, "c0", c0)
+    if not -1.0 <= c0 <= 1.0:
+        raise ValueError(f"{fn}: c0 must be a correlation in [-1, 1], got {c0!r}")
+    max_iter = _check_iteration(fn, tol, max_iter)
     q = _finite_q(q_star(activation, sw2, sb2) if q is None else np.broadcast_to(q, sw2.shape))
     # χ₁ is the slope of the correlation map at c = 1: where χ₁ <= 1, c = 1 is the stable
     # fixed point (approached only slowly near the critical line, so set it, don't iterate).
@@ -353,6 +414,10 @@ def critical_weight_variance(
 
     ReLU: 2 for every :math:`\sigma_b^2` (He et al. 2015). tanh: 1 at
     :math:`\sigma_b^2 = 0`, growing with :math:`\sigma_b^2`.
+
+    Example:
+      >>> round(float(jaxinit.critical_weight_variance("relu")), 4)  # 2: He's variance
+      2.0
     """
     _critical_checks("critical_weight_variance", bias_variance, lower, upper, tol)
     sb2 = np.asarray(bias_variance, np.float64)
@@ -379,6 +444,8 @@ def _critical_checks(fn: str, bias_variance: Any, lower: Any, upper: Any, tol: A
     check_positive(fn, "lower", lower)
     check_positive(fn, "upper", upper)
     check_positive(fn, "tol", tol)
+    if upper > _VAR_MAX:
+        raise ValueError(f"{fn}: upper must be <= {_VAR_MAX:g} (a weight variance), got {upper!r}")
     if not lower < upper:
         raise ValueError(f"{fn}: lower={lower!r} must be smaller than upper={upper!r}")
 
@@ -403,6 +470,12 @@ def critical_gain(activation: Activation, bias_variance: float = 0.0) -> float:
     here at :math:`\sigma_b^2 = 0` against torch's 5/3, which is chaotic
     (:math:`\chi_1 \approx 1.21` at :math:`\sigma_w^2 = 25/9`): torch's 5/3 keeps the *forward*
     variance from shrinking, criticality keeps *correlations and gradients* alive.
+
+    Example:
+      >>> round(jaxinit.critical_gain("relu"), 4)  # √2: He's gain
+      1.4142
+      >>> round(jaxinit.critical_gain("tanh"), 4)  # σ_w = 1 at σ_b² = 0
+      1.0
     """
     _check_variances("critical_gain", 1.0, bias_variance)
     return float(np.sqrt(critical_weight_variance(activation, bias_variance)))
@@ -424,6 +497,11 @@ def predict_propagation(
     backwards from a unit-variance cotangent at the linear output layer, and assuming
     gradients independent of the forward weights (Schoenholz et al. 2017):
     :math:`\tilde q^{l} = \chi(q^{l})\, \tilde q^{l+1}` for equal widths.
+
+    Example:
+      >>> p = jaxinit.predict_propagation("relu", 2.0, depth=5)  # He's variance
+      >>> np.round(p.q, 4).tolist(), np.round(p.gradient, 4).tolist()  # constant with depth
+      ([2.0, 2.0, 2.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0, 1.0])
     """
     fn = "predict_propagation"
     depth = as_int(fn, "depth", depth, minimum=1)

@@ -4,12 +4,14 @@ Trains every initializer × seed on a deep ReLU MLP and a deep tanh MLP in one c
 program per activation, then reports per initializer: steps to reach a target train loss
 (Kaplan–Meier median over seeds, censored members counted as not reaching it), final train
 and test loss and accuracy (mean and 95 % studentized bootstrap CI over seeds), and a
-verdict with a family-wise error rate ≤ 5 %: paired t-tests of the final test loss against
-the activation's recommended scheme (registry table, fixed before the data), Holm-adjusted
-(all pairs, Holm-adjusted, when no scheme in the study is recommended for the activation).
-Across activations (the tasks) it reports rliable's aggregates of the final test accuracy
-(mean, median, IQM, optimality gap with stratified bootstrap CIs), the probability of
-improvement of every pair, performance profiles, and all-pairs Holm verdicts.
+verdict: exact sign-flip permutation tests of the seed-paired final test losses against the
+activation's recommended scheme (registry table, fixed before the data), Holm-adjusted (all
+pairs when no scheme in the study is recommended for the activation). Across activations
+(the tasks) it reports rliable's aggregates of the final test accuracy (mean, median, IQM,
+optimality gap with stratified bootstrap CIs), the probability of improvement of every pair
+(Newcombe's score interval), performance profiles, and all-pairs Holm verdicts. One error
+rate holds for the whole report: each table runs Holm at its share of 5 %, so the chance of
+any false verdict anywhere in it is ≤ 5 %.
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from jaxinit.study import _aggregate, _stats
-from jaxinit.study._io import json_safe
+from jaxinit import stats
+from jaxinit.cli._interrupt import Interrupt
+from jaxinit.cli._table import cell, paragraph, terminal_width
+from jaxinit.cli._table import table as _fit_table
+from jaxinit.study import json_safe
 
 SEED_DOC_INITS = (
     "zeros", "random_normal", "random_uniform", "glorot_uniform", "glorot_normal",
@@ -58,6 +61,9 @@ class CompareConfig:
     out: str = field(
         default_factory=lambda: os.path.join("runs", time.strftime("compare-%Y%m%d-%H%M%S"))
     )
+    # keep each activation's study folder (<out>/<activation>/: its checkpoint, its own
+    # results.csv) once the comparison completes; by default it is removed then
+    keep_checkpoints: bool = False
 
 
 def _optimizer(name: str, lr: float | None):
@@ -92,13 +98,21 @@ def _study_optimizer(cfg: CompareConfig) -> tuple:
     return _FACTORIES[cfg.optimizer], hparams, cfg.validation
 
 
-def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
+def run_compare(
+    cfg: CompareConfig, progress: bool | None = None, interrupt: Interrupt | None = None
+) -> dict:
     """Run the comparison, write ``results.csv``, ``summary.json``, ``loss_curves.png`` and
-    ``profiles.png`` to ``cfg.out``, and return the summary."""
+    ``profiles.png`` to ``cfg.out``, and return the summary.
+
+    Each activation's study checkpoints to ``<out>/<activation>/``, so the same call after
+    an interruption resumes; once the four outputs are written (atomically, all or none)
+    those folders are removed unless ``cfg.keep_checkpoints``. No signal handler is
+    installed here: the command passes its ``interrupt`` (Ctrl-C) to check between steps.
+    """
     import pandas as pd
 
     from jaxinit.initializers import scheme
-    from jaxinit.study._datasets import load_dataset
+    from jaxinit.study import load_dataset
 
     for name in cfg.inits:
         scheme(name)  # unknown names fail before any work, with close matches
@@ -114,32 +128,96 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> dict:
     os.makedirs(cfg.out, exist_ok=True)
     tables, grids, summary = [], [], {"config": asdict(cfg), "activations": {}}
     log_every = max(10, cfg.steps // 100 // 10 * 10)
-    with _sigint() as interrupt:
-        for act in cfg.activations:
-            interrupt.check()
+    if interrupt is None:
+        interrupt = Interrupt()  # never set: no handler is installed
+    # a study interrupted while it writes a checkpoint leaves its temporary file: remove it
+    interrupt.on_exit(lambda: _remove_temporaries(cfg))
+    alphas = _report_alphas(cfg)
+    summary["error_rate"] = alphas
+    for act in cfg.activations:
+        interrupt.check()
+        try:
             table, grid, rates = _run_one(cfg, act, data, log_every, progress, optimizer,
                                           hparams, validation)  # fmt: skip
-            tables.append(table)
-            grids.append(grid)
-            summary["activations"][act] = summarize(table, cfg.target, reference=cfg.reference)
-            if rates:
-                summary["activations"][act]["learning_rates"] = rates
-                for init, lr in rates.items():
-                    summary["activations"][act]["inits"][init]["learning_rate"] = lr
-        interrupt.check()
-        table = pd.concat(tables, ignore_index=True)
-        summary["aggregate"] = summarize_aggregate(table)
-        # results.csv: with a rate grid, every rate's rows (learning_rate column); the
-        # summary and the plots use each init's chosen rate
-        _write_outputs(cfg, pd.concat(grids, ignore_index=True), table, summary, interrupt)
+        except KeyboardInterrupt:
+            _remove_temporaries(cfg)
+            raise
+        tables.append(table)
+        grids.append(grid)
+        summary["activations"][act] = summarize(
+            table, cfg.target, alpha=alphas["families"][act], reference=cfg.reference
+        )
+        if rates:
+            summary["activations"][act]["learning_rates"] = rates
+            for init, lr in rates.items():
+                summary["activations"][act]["inits"][init]["learning_rate"] = lr
+    interrupt.check()
+    table = pd.concat(tables, ignore_index=True)
+    summary["aggregate"] = summarize_aggregate(table, alpha=alphas["families"]["aggregate"])
+    # results.csv: with a rate grid, every rate's rows (learning_rate column); the
+    # summary and the plots use each init's chosen rate
+    _write_outputs(cfg, pd.concat(grids, ignore_index=True), table, summary, interrupt)
+    if not cfg.keep_checkpoints:
+        for act in cfg.activations:
+            _remove_study_folder(os.path.join(cfg.out, act))
     return summary
+
+
+REPORT_ALPHA = 0.05  # the chance of any false verdict in the whole report
+
+
+def _report_alphas(cfg: CompareConfig) -> dict:
+    """Each verdict table's share of the report's error rate (:func:`jaxinit.stats.family_alphas`):
+    a table of k tests gets α·k/K, K the tests of the whole report, so any false verdict
+    anywhere in it has probability ≤ α. The table sizes follow from the names alone."""
+    k = len(cfg.inits)
+    pairs = k * (k - 1) // 2
+    sizes = {}
+    for act in cfg.activations:
+        ref = cfg.reference or stats.recommended_reference(act, sorted(cfg.inits))
+        sizes[act] = k - 1 if ref is not None else pairs
+    sizes["aggregate"] = pairs
+    families = stats.family_alphas(sizes, REPORT_ALPHA)
+    return {"alpha": REPORT_ALPHA, "tests": sum(sizes.values()), "families": families,
+            "procedure": f"any false verdict in this report ≤ {REPORT_ALPHA:.0%}: each table "
+            f"runs Holm at its share α·k/K of the report's {sum(sizes.values())} tests "
+            "(Bonferroni over the tables)"}  # fmt: skip
+
+
+STUDY_FILES = ("results.csv", "results.partial.csv")
+
+
+def _remove_temporaries(cfg: CompareConfig) -> None:
+    """The studies' temporary files (``.tmp-*``, left by an interrupted atomic write), and
+    their folders if nothing else is in them."""
+    for act in cfg.activations:
+        folder = os.path.join(cfg.out, act)
+        for name in os.listdir(folder) if os.path.isdir(folder) else ():
+            if name.startswith(".tmp-"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(folder, name))
+        with contextlib.suppress(OSError):  # a study that had not written anything yet
+            os.rmdir(folder)
+
+
+def _remove_study_folder(folder: str) -> None:
+    """Remove what :func:`run_study` wrote to ``folder`` (checkpoints, its results.csv,
+    temporary files), and the folder if nothing else is in it."""
+    if not os.path.isdir(folder):
+        return
+    for name in os.listdir(folder):
+        ours = name in STUDY_FILES or name.startswith(".tmp-")
+        if ours or (name.startswith("checkpoint-") and name.endswith(".npz")):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(folder, name))
+    with contextlib.suppress(OSError):
+        os.rmdir(folder)
 
 
 def _run_one(cfg: CompareConfig, act: str, data, log_every: int, progress, optimizer,
              hparams, validation):  # fmt: skip
     """One activation's study: (table at each init's rate, every rate's rows, the rates)."""
-    from jaxinit.study._models import MLP
-    from jaxinit.study._study import Study, run_study
+    from jaxinit.study import MLP, Study, run_study
 
     study = Study(
         model=MLP((cfg.width,) * cfg.depth + (data.num_classes,), act),
@@ -170,6 +248,12 @@ def _write_outputs(cfg: CompareConfig, full, table, summary: dict, interrupt) ->
         stem, ext = os.path.splitext(name)
         return os.path.join(cfg.out, f".{stem}.partial{ext}")
 
+    def remove_partials() -> None:
+        for name in OUTPUTS:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(partial(name))
+
+    interrupt.on_exit(remove_partials)  # also when Ctrl-C ends the process at once
     try:
         full.to_csv(partial("results.csv"), index=False)
         with open(partial("summary.json"), "w") as f:
@@ -181,54 +265,7 @@ def _write_outputs(cfg: CompareConfig, full, table, summary: dict, interrupt) ->
             for name in OUTPUTS:
                 os.replace(partial(name), os.path.join(cfg.out, name))
     finally:
-        for name in OUTPUTS:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(partial(name))
-
-
-class _Interrupt:
-    """Ctrl-C during a comparison. The first SIGINT raises KeyboardInterrupt and is
-    remembered: an interrupt that arrives inside a compiled call and is lost there is
-    raised again at the next boundary (:meth:`check`). A second SIGINT ends the process at
-    once. While :meth:`deferred`, a SIGINT is only remembered."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._defer = False
-
-    def handler(self, signum: int, frame: object) -> None:
-        self.count += 1
-        if self.count >= 2:  # the user insists: default action, no cleanup
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGINT)
-            return
-        if not self._defer:
-            raise KeyboardInterrupt
-
-    def check(self) -> None:
-        if self.count:
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def deferred(self):
-        self._defer = True
-        try:
-            yield
-        finally:
-            self._defer = False
-
-
-@contextlib.contextmanager
-def _sigint():
-    interrupt = _Interrupt()
-    if threading.current_thread() is not threading.main_thread():
-        yield interrupt  # signal handlers can only be set from the main thread
-        return
-    previous = signal.signal(signal.SIGINT, interrupt.handler)
-    try:
-        yield interrupt
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        remove_partials()
 
 
 def _final(t, metric: str):
@@ -240,10 +277,11 @@ def _final(t, metric: str):
 def summarize(table, target: float, alpha: float = 0.05, reference: str | None = None) -> dict:
     """Per initializer: time to target, final metrics with CIs, and a verdict.
 
-    Verdicts compare final test losses with seed-matched paired t-tests, Holm-adjusted so
-    the chance of any false verdict in the study is ≤ ``alpha``: each scheme against
+    Verdicts compare final test losses with exact sign-flip permutation tests of the
+    seed-paired differences, Holm-adjusted so the chance of any false verdict in the table
+    is ≤ ``alpha``: each scheme against
     ``reference`` (named before the data), by default the activation's recommended scheme
-    (:func:`jaxinit.study._aggregate.recommended_reference`, taken from the table's
+    (:func:`jaxinit.stats.recommended_reference`, taken from the table's
     ``activation`` column) when the study has one, else all pairs.
     """
     rows = {}
@@ -251,16 +289,16 @@ def summarize(table, target: float, alpha: float = 0.05, reference: str | None =
     for init, t in table.groupby("init", sort=False):
         train = t[t.metric == "train_loss"].pivot(index="seed", columns="step", values="value")
         steps = train.columns.to_numpy()
-        crossing = _stats.first_crossing(steps, np.nan_to_num(train.to_numpy(), nan=np.inf), target)
+        crossing = stats.first_crossing(steps, np.nan_to_num(train.to_numpy(), nan=np.inf), target)
         last = {
             m: _final(t, m) for m in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
         }
         diverged = int((~np.isfinite(last["train_loss"].value)).sum())
         final_test[init] = last["test_loss"].value.to_numpy()[None]
         rows[init] = {
-            "steps_to_target": _stats.time_to_target(crossing)._asdict(),
+            "steps_to_target": stats.time_to_target(crossing)._asdict(),
             **{
-                m: _stats.bootstrap_ci(v.value, support=_support(m))._asdict()
+                m: stats.bootstrap_ci(v.value, support=_support(m))._asdict()
                 for m, v in last.items()
             },
             "diverged_seeds": diverged,
@@ -271,8 +309,8 @@ def summarize(table, target: float, alpha: float = 0.05, reference: str | None =
     if reference is not None and reference not in rows:
         raise ValueError(f"summarize: reference {reference!r} is not in the table's inits")
     if reference is None and len(acts) == 1:
-        reference = _aggregate.recommended_reference(acts[0], sorted(rows))
-    v = _aggregate.verdicts(final_test, reference, higher_is_better=False, alpha=alpha)
+        reference = stats.recommended_reference(acts[0], sorted(rows))
+    v = stats.verdicts(final_test, reference, higher_is_better=False, alpha=alpha)
     for test in v["tests"]:
         if reference is not None:
             rows[test["a"]]["test_loss_minus_reference"] = test
@@ -283,8 +321,10 @@ def summarize(table, target: float, alpha: float = 0.05, reference: str | None =
         row["verdict"] = verdict
     return {
         "target": target,
+        "alpha": alpha,
         "reference": reference,
-        "procedure": v["procedure"] + f"; family-wise error ≤ {alpha:.0%}",
+        "procedure": v["procedure"] + f" at α = {alpha:.2g}; null: {v['null']}",
+        "reachable": v["reachable"],
         "tests": v["tests"],
         "inits": rows,
     }
@@ -295,9 +335,10 @@ def summarize_aggregate(table, alpha: float = 0.05, taus=None) -> dict:
 
     Per initializer: mean, median, IQM and optimality gap (γ = 1: the mean error rate) with
     95 % stratified bootstrap CIs; for every ordered pair the probability of improvement
-    P(X > Y) with its BCa CI; performance profiles (fraction of runs with accuracy > τ) with
-    bands; and all-pairs verdicts (seed-matched paired t-tests stratified over tasks,
-    Holm-adjusted over every pair).
+    P(X > Y) with Newcombe's score CI; performance profiles (fraction of runs with accuracy
+    > τ) with bands; and all-pairs verdicts (exact sign-flip permutation tests of the
+    seed-paired differences stratified over tasks, Holm-adjusted over every pair at
+    ``alpha``).
     """
     acc = table[table.metric == "test_accuracy"]
     acc = acc[acc.step == acc.step.max()]
@@ -313,48 +354,62 @@ def summarize_aggregate(table, alpha: float = 0.05, taus=None) -> dict:
     taus = np.asarray(taus, np.float64)
     names = list(scores)
     metrics = {n: {k: iv._asdict()
-                   for k, iv in _aggregate.aggregate_intervals(s, support=(0.0, 1.0)).items()}
+                   for k, iv in stats.aggregate_intervals(s, support=(0.0, 1.0)).items()}
                for n, s in scores.items()}  # fmt: skip
     poi = []
     for x in names:
         for y in names:
             if x != y:
-                iv = _aggregate.improvement_interval(scores[x], scores[y])
+                iv = stats.improvement_interval(scores[x], scores[y])
                 poi.append({"x": x, "y": y, **iv._asdict()})
-    profiles = {n: _aggregate.performance_profile(s, taus)._asdict() for n, s in scores.items()}
-    v = _aggregate.verdicts(scores, None, higher_is_better=True, alpha=alpha)
+    profiles = {n: stats.performance_profile(s, taus)._asdict() for n, s in scores.items()}
+    v = stats.verdicts(scores, None, higher_is_better=True, alpha=alpha)
     return {
         "score": "final test accuracy",
+        "alpha": alpha,
         "tasks": tasks,
         "runs_per_task": {n: int(s.shape[-1]) for n, s in scores.items()},
         "methods": {
-            "mean, IQM, optimality gap": "studentized stratified bootstrap (bootstrap-t)",
+            "mean, IQM, optimality gap": "studentized stratified bootstrap, guarded SE, "
+            "within the resampled range",
             "median": "BCa stratified bootstrap",
-            "probability of improvement": "BCa stratified bootstrap (X, Y resampled apart)",
+            "probability of improvement": "Newcombe's score interval (method 5)",
             "profiles": "percentile stratified bootstrap bands",
-            "verdicts": v["procedure"] + f"; family-wise error ≤ {alpha:.0%}",
+            "verdicts": v["procedure"] + f" at α = {alpha:.2g}; null: {v['null']}",
         },
         "metrics": metrics,
         "probability_of_improvement": poi,
         "profiles": {"taus": taus, **profiles},
+        "reachable": v["reachable"],
         "tests": v["tests"],
         "verdict": v["verdict"],
     }
 
 
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for i, r in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return lines
+def _table(rows: list[tuple[str, ...]], width: int | None = None) -> list[str]:
+    """A header row and its rows as lines at most ``width`` wide (NaN shown as "—")."""
+    return _fit_table(rows[0], rows[1:], width).splitlines()
 
 
-def format_summary(summary: dict) -> str:
+def _wrap(lines: list[str], width: int | None) -> str:
+    """The report's lines, those longer than ``width`` (its prose) wrapped to it."""
+    width = terminal_width(width)
+    out = []
+    for line in "\n".join(lines).split("\n"):
+        out.append(line if len(line) <= width else paragraph(line, width, indent="  "))
+    return "\n".join(out)
+
+
+def _steps_cell(t) -> str:
+    """Steps to target: "not reached" alone when no seed reached it."""
+    return "not reached" if t.fraction == 0 else cell(t)
+
+
+def format_summary(summary: dict, width: int | None = None) -> str:
     """The text report of a :func:`run_compare` summary: per activation, a table of steps to
-    target, final metrics with their intervals and verdicts; then the aggregates."""
+    target, final metrics with their intervals and verdicts; then the aggregates. Lines are
+    at most ``width`` characters (default: the terminal's, or ``COLUMNS``); a value that is
+    not a number reads "—"."""
     lines = []
     for act, s in summary.get("activations", {}).items():
         lines.append(f"\n{act}: steps to train loss ≤ {s['target']} and final metrics "
@@ -364,25 +419,40 @@ def format_summary(summary: dict) -> str:
                   f"test loss − {ref}" if ref else "", "p (Holm)" if ref else "", "verdict")  # fmt: skip
         rows = [header]
         for init, r in s["inits"].items():
-            t = _stats.TimeToTarget(**r["steps_to_target"])
-            est = {m: _stats.Estimate(**r[m]) for m in ("train_loss", "test_loss", "test_accuracy")}
+            t = stats.TimeToTarget(**r["steps_to_target"])
+            est = {m: stats.Estimate(**r[m]) for m in ("train_loss", "test_loss", "test_accuracy")}
             verdict = r["verdict"] + (
                 f" ({r['diverged_seeds']} diverged)" if r["diverged_seeds"] else ""
             )
             d = r.get("test_loss_minus_reference")
             diff = f"{d['diff']:+.3g} [{d['lo']:+.3g}, {d['hi']:+.3g}]" if d else ""
             p = f"{d['p_holm']:.2g}" if d and np.isfinite(d["p_holm"]) else ""
-            rows.append((init, str(t), str(est["train_loss"]), str(est["test_loss"]),
+            rows.append((init, _steps_cell(t), str(est["train_loss"]), str(est["test_loss"]),
                          str(est["test_accuracy"]), diff, p, verdict))  # fmt: skip
         keep = [i for i, h in enumerate(header) if h]  # no reference: no difference columns
-        lines += _table([tuple(r[i] for i in keep) for r in rows])
+        lines += _table([tuple(r[i] for i in keep) for r in rows], width)
         lines.append(f"verdicts: {s['procedure']}")
+        if not s.get("reachable", True):
+            lines.append(_unreachable(s))
     if "aggregate" in summary:
-        lines += format_aggregate(summary["aggregate"])
-    return "\n".join(lines)
+        lines += format_aggregate(summary["aggregate"], width)
+    if "error_rate" in summary:
+        lines.append(f"\nerror rate: {summary['error_rate']['procedure']}")
+    return _wrap(lines, width)
 
 
-def format_aggregate(agg: dict) -> list[str]:
+def _unreachable(s: dict) -> str:
+    """Why a table can issue no verdict: its smallest attainable p-value fails Holm's first
+    threshold (an exact permutation test of n seed pairs cannot go below 2/2^n)."""
+    tests = s["tests"]
+    p_min = min(t["p_min"] for t in tests)
+    return (
+        f"  (no verdict is reachable here: with {tests[0]['n']} seed pairs the smallest "
+        f"p-value is {p_min:.2g}, Holm's first threshold {s['alpha'] / len(tests):.2g})"
+    )
+
+
+def format_aggregate(agg: dict, width: int | None = None) -> list[str]:
     """The aggregate section of the report: metrics, probability of improvement, verdicts."""
     tasks = ", ".join(agg["tasks"])
     runs = sorted(set(agg["runs_per_task"].values()))
@@ -392,11 +462,11 @@ def format_aggregate(agg: dict) -> list[str]:
         ("init", "mean", "median", "IQM", "optimality gap", "verdict (all pairs)")
     ]
     for init, m in agg["metrics"].items():
-        cells = [
-            str(_aggregate.Interval(**m[k])) for k in ("mean", "median", "iqm", "optimality_gap")
-        ]
+        cells = [str(stats.Interval(**m[k])) for k in ("mean", "median", "iqm", "optimality_gap")]
         rows.append((init, *cells, agg["verdict"][init]))
-    lines += _table(rows)
+    lines += _table(rows, width)
+    if not agg.get("reachable", True):
+        lines.append(_unreachable(agg))
     names = list(agg["metrics"])
     poi = {(r["x"], r["y"]): r for r in agg["probability_of_improvement"]}
     lines.append("\nprobability of improvement P(row > column) in final test accuracy "
@@ -412,7 +482,7 @@ def format_aggregate(agg: dict) -> list[str]:
             star = "*" if r["lo"] > 0.5 or r["hi"] < 0.5 else ""
             cells.append(f"{r['value']:.2f}{star}")
         rows.append((x, *cells))
-    lines += _table(rows)
+    lines += _table(rows, width)
     lines.append("methods: " + "; ".join(f"{k}: {v}" for k, v in agg["methods"].items()))
     return lines
 
@@ -428,7 +498,7 @@ def plot_curves(table, target: float, path: str) -> None:
         t = table[(table.activation == act) & (table.metric == "train_loss")]
         for init, g in t.groupby("init", sort=False):
             wide = g.pivot(index="seed", columns="step", values="value")
-            mean, lo, hi = _stats.curve_band(np.where(np.isfinite(wide), wide, np.nan))
+            mean, lo, hi = stats.curve_band(np.where(np.isfinite(wide), wide, np.nan))
             line = ax.plot(wide.columns, mean, label=init)[0]
             ax.fill_between(wide.columns, lo, hi, color=line.get_color(), alpha=0.2)
         ax.axhline(target, color="k", ls=":", lw=1)
@@ -444,15 +514,16 @@ def plot_profiles(agg: dict, path: str) -> None:
     from matplotlib.figure import Figure
 
     taus = np.asarray(agg["profiles"]["taus"], np.float64)
-    profiles = {n: _aggregate.Interval(**{k: np.asarray(v, np.float64) for k, v in p.items()})
+    profiles = {n: stats.Interval(**{k: np.asarray(v, np.float64) for k, v in p.items()
+                                     if k != "n"})
                 for n, p in agg["profiles"].items() if n != "taus"}  # fmt: skip
     scores = np.array([m["iqm"]["value"] for m in agg["metrics"].values()], np.float64)
     zoom = taus >= np.nanmedian(scores) - 0.02
     fig = Figure(figsize=(12, 4.2))
     axes = fig.subplots(1, 2)
     for ax, keep in zip(axes, (np.ones_like(zoom), zoom), strict=True):
-        _aggregate.plot_performance_profiles(
-            {n: _aggregate.Interval(*(np.asarray(a)[keep] for a in p)) for n, p in profiles.items()},
+        stats.plot_performance_profiles(
+            {n: stats.Interval(*(np.asarray(a)[keep] for a in p[:3])) for n, p in profiles.items()},
             taus[keep], ax=ax, xlabel="final test accuracy τ",
         )  # fmt: skip
     axes[1].set_title(f"zoom: τ ≥ {taus[zoom].min():.3f}", fontsize=10)
