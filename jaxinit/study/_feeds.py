@@ -27,7 +27,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding
+from jax.sharding import NamedSharding, SingleDeviceSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxinit.study._datasets import _split_validation
@@ -131,7 +131,9 @@ class _HostFeed:
         ``state`` and the shapes of the chunk's batches for the members' ``seeds`` (the
         jitted program's later call finds it in jax's cache)."""
         rows = len(self.feed.streams(list(seeds))) * n * self.feed.batch_size
-        place = None if sharding is None else NamedSharding(sharding.mesh, P())
+        # where ``take`` puts them: committed to the device, or replicated on the mesh
+        target = self.feed.target
+        place = SingleDeviceSharding(target) if isinstance(target, jax.Device) else target
         xy = [
             jax.ShapeDtypeStruct((rows, *a.shape[1:]), a.dtype, sharding=place) for a in self.sample
         ]
