@@ -22,8 +22,9 @@ Two decisions, each a pure function here so that the engine calls them at a few 
 * **Member groups** (:func:`memory_budget`, :func:`program_bytes`, :func:`plan_group`):
   how many members go in one program so that it fits in memory. The compiled training
   program's ``memory_analysis()`` (arguments + outputs + temporaries − donated buffers) is
-  measured at the whole population and, when that does not fit the budget, at one member
-  per device; a linear fit (fixed bytes: data and code; bytes per member) gives the
+  measured at the whole population (by the engine, on the very program it compiles ahead
+  for the run, in parallel with the initial state: :func:`whole_population`) and, only
+  when that does not fit the budget, at one member per device (:func:`plan_group`); a linear fit (fixed bytes: data and code; bytes per member) gives the
   largest group that fits. The budget is ``memory_budget`` (bytes per device) when given;
   else the device's free memory from ``device.memory_stats()`` (times
   :data:`DEVICE_FRACTION`), or on the CPU (no memory stats) :data:`HOST_FRACTION` of the

@@ -16,8 +16,9 @@ members train in parallel instead of every small matrix product being split acro
 
 This module holds :func:`run_study`, which drives the pieces: the spec and its checks
 (``_spec``), model adapters (``_adapters``), the population's initial state
-(``_population``), the compiled training program (``_program``), checkpoints
-(``_checkpoint``) and the tidy results (``_results``).
+(``_population``), the compiled training program (``_program``), the member layout and
+member groups (``_layout``), checkpoints (``_checkpoint``) and the tidy results
+(``_results``).
 """
 
 from __future__ import annotations
