@@ -40,12 +40,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxinit.study._adapters import _Model
+from jaxinit.study._adapters import _Model, _traced_io
 
 #: What ``Study(member_layout=...)`` accepts (besides a positive int batch size).
 LAYOUT_NAMES = ("auto", "vmap", "loop")
@@ -119,14 +118,12 @@ def has_convolution(fn: Callable, *args: Any) -> bool:
 
 
 def model_convolves(model: _Model) -> bool:
-    """Whether a model adapter's training forward pass has a convolution (an abstract trace
-    of one batch; nothing is compiled). The backward pass of a convolution is made of
-    convolutions too, so the forward pass decides."""
-    params = jax.eval_shape(model.init, jax.random.key(0))
-    mstate = jax.eval_shape(model.init_state, jax.random.key(0))
-    x = jax.ShapeDtypeStruct(model.sample_shape, jnp.float32)
-    key = jax.random.key(0) if model.stochastic else None
-    return has_convolution(lambda p, s, x: model.apply_train(p, s, x, key), params, mstate, x)
+    """Whether a model adapter's forward pass has a convolution, read from the jaxpr that
+    the study's validation traces anyway (``_adapters._traced_io``, cached per model:
+    nothing more is traced or compiled). Its backward pass is made of convolutions too,
+    and training mode (BatchNorm's statistics, dropout) adds none, so the forward pass
+    decides."""
+    return bool(_primitives(_traced_io(model)[2].jaxpr) & _CONV_PRIMITIVES)
 
 
 def choose_layout(requested: str | int, platform: str, convolution: bool) -> tuple[Any, str]:
