@@ -349,12 +349,12 @@ def _train_group(run: _Run, g0: int, records: list, bar: Any, callbacks: tuple) 
         n = run.chunks[-1]
         compiled = feed.compiled(make(n), abstract, args[1], n, run.sharding)
     state = init(*args)
-    if compiled is not None:
-        _check_fits(run, compiled.result())
     ckpt = None
     if run.out_dir is not None:
         fp = _fingerprint(run, arch, g0, state, batch)
         ckpt = _Checkpoint(run.out_dir, g0, fp, run.writer)
+    if compiled is not None:  # before a checkpoint is read: smaller groups have their own
+        _check_fits(run, compiled.result())
     done = 0
     group_records: list[np.ndarray] = []
     if (
