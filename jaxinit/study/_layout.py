@@ -213,9 +213,12 @@ def memory_budget(devices: Sequence[Any], given: int | None = None) -> tuple[int
     ``memory_stats()`` (``bytes_limit - bytes_in_use``, times :data:`DEVICE_FRACTION`)
     where the platform reports it (GPU, TPU); else (the CPU) :data:`HOST_FRACTION` of the
     host's available RAM divided among this process's devices. ``(None, reason)`` where
-    nothing is known (the group is then the whole population)."""
+    nothing is known, and in a study of several processes (each would read its own free
+    memory, and their groups must agree): the group is then the whole population."""
     if given is not None:
         return given, f"memory_budget={given} given"
+    if jax.process_count() > 1:  # each process would read its own memory: groups could differ
+        return None, "several processes: give memory_budget= to size member groups"
     device = devices[0]
     try:
         stats = device.memory_stats()

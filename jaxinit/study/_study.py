@@ -132,7 +132,7 @@ class _Run(NamedTuple):
     writer: bool  # this process writes the files
     devices: list
     layouts: dict  # architecture name -> (member layout, why) (study/_layout.py)
-    budget: tuple | None  # (bytes per device or None, its source); None: max_members given
+    budget: tuple | None  # (bytes per device, its source); None: no sizing (max_members given)
     group_info: dict  # how the group was chosen, for ``result.info``
 
 
@@ -205,11 +205,14 @@ def _prepare(study, key, out_dir, devices) -> _Run:
         )
         for a in archs
     }
+    budget: tuple | None = None  # (bytes per device, source): the one group is measured
+    group_info: dict[str, Any] = {"group_reason": f"max_members={study.max_members} given"}
     if study.max_members is None:
-        budget: tuple | None = _layout.memory_budget(devices, study.memory_budget)
-        group_info: dict[str, Any] = {}
-    else:
-        budget, group_info = None, {"group_reason": f"max_members={study.max_members} given"}
+        limit, source = _layout.memory_budget(devices, study.memory_budget)
+        if limit is None:  # no figure (or several processes): one group
+            group_info = _layout.whole_population(None, None, source)[1]
+        else:
+            budget, group_info = (limit, source), {}
     return _Run(
         study, key, out_dir, archs, objective, hp_names, grid,
         np.asarray(grid, np.float32).reshape(len(grid), len(hp_names)), members, models,
