@@ -9,6 +9,14 @@ Workloads on scikit-learn's digits (issue 4):
 * B (compute-bound): 16 members (4 × 4), MLP 64-256-256-256-10, batch 128, 300 steps;
 * C (a hyperparameter grid): 256 members (4 initializers × 16 seeds × 4 learning rates),
   A's model and steps; the engine runs the grid as one program (``Study(hparams=...)``).
+* D (a CNN population, issue 25): 32 members (4 initializers × 8 seeds) of the built-in
+  BatchNorm ``jaxinit.ResNet(channels=(16, 32))``, batch 64, 10 steps of SGD with momentum
+  0.9: the engine (``member_layout="auto"``) against the naive jitted-step Python loop (one
+  member after another, BatchNorm statistics carried) and, if torch is importable, a
+  ``torch.func`` vmap ensemble of the same model. ``--layouts`` adds, on one device and 4
+  members, the engine in every layout (vmap, loop, batches of 2) beside one member's
+  jitted step scanned in the program: the per-member-step table behind ``"auto"``'s rule
+  (docs/guide/studies.md).
 
 On A and B a row "engine, own step (train_population)" runs the engine's public layers
 (:func:`jaxinit.make_population`, :func:`jaxinit.train_population`) with a user step equal
@@ -39,6 +47,7 @@ Run::
     python experiments/bench_multiseed.py --quick    # < 1 min: naive loops on fewer seeds
     python experiments/bench_multiseed.py --json bench.json
     python experiments/bench_multiseed.py --host-data  # + the engine fed from the host
+    python experiments/bench_multiseed.py --only D --layouts  # CNN members: every layout
 
 ``--host-data`` adds rows of the engine with its training set kept on the host
 (``jaxinit.HostData``, the same examples drawn as in memory): one chunk of all the steps (no
@@ -440,6 +449,249 @@ def _cold_in_fresh_process(name: str, workload: str, n_devices: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+# --------------------------------------------------------------------------- workload D
+
+
+@dataclass(frozen=True)
+class CNNWorkload:
+    """D: a BatchNorm ResNet population on digits."""
+
+    seeds_per_init: int = 8
+    channels: tuple[int, ...] = (16, 32)
+    batch_size: int = 64
+    steps: int = 10
+    lr: float = 0.05
+
+    @property
+    def members(self) -> int:
+        return self.seeds_per_init * len(INITS)
+
+
+D_ENGINE = "engine, member_layout='auto'"
+D_NAIVE = "naive jitted-step loop"
+
+
+def cnn_engine(
+    w: CNNWorkload, data: jaxinit.Dataset, devices: list, layout: object = "auto",
+    seeds: int | None = None, info: dict | None = None,
+) -> Callable[[], object]:  # fmt: skip
+    study = jaxinit.Study(
+        model=jaxinit.ResNet(channels=w.channels), dataset=data,
+        optimizer=optax.sgd(w.lr, momentum=0.9), inits=INITS,
+        seeds=seeds or w.seeds_per_init, steps=w.steps, batch_size=w.batch_size,
+        log_every=10, member_layout=layout,
+    )  # fmt: skip
+
+    def run():
+        result = jaxinit.run_study(study, progress=False, devices=devices)
+        assert result.diverged.empty
+        if info is not None:
+            info.update(result.info)
+        return result
+
+    return run
+
+
+def cnn_naive(w: CNNWorkload, data: jaxinit.Dataset, members: int) -> Callable[[], object]:
+    """One member after another: a jitted SGD step with BatchNorm (``batch_stats``
+    mutable), minibatch indices drawn on the host, the loss fetched every 10 steps."""
+    model = jaxinit.ResNet(channels=w.channels)
+    tx = optax.sgd(w.lr, momentum=0.9)
+    x_train, y_train = data.x_train, data.y_train
+
+    @jax.jit
+    def train_step(params, stats, opt_state, x, y):
+        def loss_fn(p):
+            logits, new = model.apply(
+                {"params": p, "batch_stats": stats}, x, train=True, mutable=["batch_stats"]
+            )
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+            return loss, new["batch_stats"]
+
+        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), stats, opt_state, loss
+
+    def run():
+        losses = []
+        for m in range(members):
+            rng = np.random.default_rng(m)
+            variables = model.init(jax.random.key(m), x_train[:1])
+            params, stats = variables["params"], variables["batch_stats"]
+            opt_state = tx.init(params)
+            for step in range(w.steps):
+                idx = rng.integers(0, len(x_train), w.batch_size)
+                params, stats, opt_state, loss = train_step(
+                    params, stats, opt_state, x_train[idx], y_train[idx]
+                )
+                if step % 10 == 9:
+                    losses.append(float(loss))
+        return losses
+
+    return run
+
+
+def cnn_step_only(w: CNNWorkload, data: jaxinit.Dataset) -> Callable[[], object]:
+    """One member's jitted step called ``steps`` times on a fixed batch (no host work):
+    the per-member-step floor that a layout is compared with."""
+    model = jaxinit.ResNet(channels=w.channels)
+    tx = optax.sgd(w.lr, momentum=0.9)
+    x, y = data.x_train[: w.batch_size], data.y_train[: w.batch_size]
+    variables = model.init(jax.random.key(0), x)
+
+    @jax.jit
+    def steps(params, stats, opt_state):
+        def step(carry, _):
+            params, stats, opt_state = carry
+
+            def loss_fn(p):
+                logits, new = model.apply(
+                    {"params": p, "batch_stats": stats}, x, train=True, mutable=["batch_stats"]
+                )
+                loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+                return loss, new["batch_stats"]
+
+            (_, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), stats, opt_state), None
+
+        return jax.lax.scan(step, (params, stats, opt_state), length=w.steps)[0]
+
+    args = (variables["params"], variables["batch_stats"], tx.init(variables["params"]))
+    return lambda: jax.block_until_ready(steps(*args))
+
+
+def cnn_torch(w: CNNWorkload, data: jaxinit.Dataset) -> dict[str, Callable]:
+    """A ``torch.func`` vmap ensemble of the same ResNet (BatchNorm in training mode, its
+    running statistics not tracked: functional_call cannot update buffers under vmap);
+    only where torch is importable."""
+    try:
+        import torch
+        from torch.func import functional_call, grad_and_value, stack_module_state
+    except ImportError:
+        return {}
+    c0, c1 = w.channels
+    x_train = torch.from_numpy(np.asarray(data.x_train, np.float32)).reshape(-1, 1, 8, 8)
+    y_train = torch.from_numpy(np.asarray(data.y_train)).long()
+
+    class Block(torch.nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            bn = lambda c: torch.nn.BatchNorm2d(c, track_running_stats=False)
+            self.c0 = torch.nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.b0 = bn(cout)
+            self.c1 = torch.nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.b1 = bn(cout)
+            self.proj = None
+            if cin != cout or stride != 1:
+                self.proj = torch.nn.Sequential(
+                    torch.nn.Conv2d(cin, cout, 1, stride, bias=False), bn(cout)
+                )
+
+        def forward(self, x):
+            y = self.b1(self.c1(torch.relu(self.b0(self.c0(x)))))
+            return torch.relu((x if self.proj is None else self.proj(x)) + y)
+
+    def make():
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(1, c0, 3, 1, 1, bias=False),
+            torch.nn.BatchNorm2d(c0, track_running_stats=False), torch.nn.ReLU(),
+            Block(c0, c0, 1), Block(c0, c1, 2), torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(), torch.nn.Linear(c1, 10),
+        )  # fmt: skip
+
+    def ensemble():
+        torch.manual_seed(0)
+        params, _ = stack_module_state([make() for _ in range(w.members)])
+        base = make().to("meta")
+        momenta = {k: torch.zeros_like(v) for k, v in params.items()}
+
+        def loss_fn(p, x, y):
+            return torch.nn.functional.cross_entropy(functional_call(base, p, (x,)), y)
+
+        step = torch.vmap(grad_and_value(loss_fn), randomness="different")
+        with torch.no_grad():
+            for _ in range(w.steps):
+                idx = torch.randint(0, len(x_train), (w.members, w.batch_size))
+                grads, _ = step(params, x_train[idx], y_train[idx])
+                for k in params:
+                    momenta[k].mul_(0.9).add_(grads[k])
+                    params[k].sub_(w.lr * momenta[k])
+
+    return {"torch.func vmap ensemble": ensemble}
+
+
+def cnn_rows(
+    data: jaxinit.Dataset, devices: list, repeats: int, quick: bool = False,
+    layouts: bool = False,
+) -> list[dict]:  # fmt: skip
+    """Workload D's rows: seconds per member-step of every contender, and the engine's
+    paired ratio to the naive loop (> 1: the engine is faster)."""
+    # --quick: a smoke test (4 members of a one-block ResNet on batches of 8; the naive
+    # loop on one member), every contender run once after its cold start
+    w = CNNWorkload(seeds_per_init=1, channels=(4,), batch_size=8) if quick else CNNWorkload()
+    nm = 1 if quick else 4  # the naive loop runs this many members, scaled to all
+    info: dict = {}
+    # (name, devices, members, function, scale to the population)
+    impls: list[tuple[str, int, int, Callable, float]] = [
+        (D_ENGINE, len(devices), w.members, cnn_engine(w, data, devices, info=info), 1.0),
+        (D_NAIVE, 1, nm, cnn_naive(w, data, nm), w.members / nm),
+    ]
+    if not quick:  # torch's ResNet has two stages
+        impls += [(k, 1, w.members, f, 1.0) for k, f in cnn_torch(w, data).items()]
+    if layouts:  # the rule's table: one device, 4 members, every layout
+        one = devices[:1]
+        impls.append(("one member's step, scanned in jit", 1, 1, cnn_step_only(w, data), 1.0))
+        for lay in ("vmap", "loop", 2):
+            impls.append((f"engine 1 device, member_layout={lay!r}", 1, 4,
+                          cnn_engine(w, data, one, lay, seeds=1), 1.0))  # fmt: skip
+    reps = [repeats if name in (D_ENGINE, D_NAIVE) else max(1, min(repeats, 2))
+            for name, *_ in impls]  # fmt: skip
+    colds, rounds = _time_round_robin([f for *_, f, _ in impls], reps)
+    out = []
+    for (name, ndev, members, _, scale), cold, each in zip(impls, colds, rounds, strict=True):
+        warm = statistics.median(each or [cold]) * scale
+        row = {
+            "workload": "D", "impl": name, "devices": ndev, "members": w.members,
+            "cold_s": cold, "warm_s": warm, "extrapolated": scale != 1.0,
+            "ms_per_member_step": 1e3 * warm / (w.steps * (w.members if scale != 1.0 else members)),
+        }  # fmt: skip
+        if name == D_ENGINE:
+            row["member_layout"] = info.get("member_layout")
+            row["member_layout_reason"] = info.get("member_layout_reason")
+            naive_rounds = rounds[[n for n, *_ in impls].index(D_NAIVE)]
+            # paired by round: naive (scaled to every member) / engine; > 1: engine faster
+            mid, lo, hi = _paired_ratio([t * (w.members / nm) for t in naive_rounds], each)
+            row["naive_over_engine"], row["naive_over_engine_range"] = mid, [lo, hi]
+        out.append(row)
+    return out
+
+
+def _report_d(args: argparse.Namespace, rows: list[dict]) -> dict:
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({platform.processor()}),"
+          f" {jax.device_count()} device(s); workload D (ResNet on digits)")  # fmt: skip
+    head = f"{'implementation':<44}{'dev':>4}{'cold s':>9}{'warm s':>10}{'ms/member-step':>16}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        mark = "*" if r["extrapolated"] else " "
+        print(f"{r['impl']:<44}{r['devices']:>4}{r['cold_s']:>9.2f}{r['warm_s']:>9.3f}{mark}"
+              f"{r['ms_per_member_step']:>16.2f}")  # fmt: skip
+    for r in rows:
+        if "naive_over_engine" in r:
+            lo, hi = r["naive_over_engine_range"]
+            print(f"D: engine chose {r['member_layout']!r} ({r['member_layout_reason']});"
+                  f" naive loop / engine = {r['naive_over_engine']:.2f} [{lo:.2f}, {hi:.2f}]"
+                  " (paired rounds; > 1: the engine is faster)")  # fmt: skip
+    if any(r["extrapolated"] for r in rows):
+        print("* the naive loop is timed on a few members and scaled to all of them")
+    report = {"jax": jax.__version__, "devices": jax.device_count(), "rows": rows}
+    if args.json and args.only == "D":
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    return report
+
+
 # --------------------------------------------------------------------------- ceiling
 
 
@@ -475,7 +727,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="fit in a minute")
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--only", choices=["A", "B", "C"], default=None)
+    parser.add_argument("--only", choices=["A", "B", "C", "D"], default=None)
+    parser.add_argument("--layouts", action="store_true", help="D: every member layout")
     parser.add_argument("--host-data", action="store_true", help="add host-fed engine rows")
     parser.add_argument("--cold-of", metavar="NAME", help=argparse.SUPPRESS)  # a child's job
     parser.add_argument("--devices", type=int, default=None, help=argparse.SUPPRESS)
@@ -500,6 +753,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(time.perf_counter() - t0)
         return {}
     repeats = args.repeats or (1 if args.quick else 5)
+    if args.only == "D":  # the CNN population only (no matmul ceiling: not a matmul workload)
+        return _report_d(args, cnn_rows(data, every, repeats, args.quick, args.layouts))
     # --quick times the one-member-at-a-time loops on a few members and scales linearly.
     naive_members = 2 if args.quick else None
     ceiling = matmul_ceiling(workloads["B"])
@@ -609,6 +864,8 @@ def main(argv: list[str] | None = None) -> dict:
         "ceiling_gflops": ceiling,
         "workloads": {k: asdict(v) for k, v in workloads.items()}, "rows": rows,
     }  # fmt: skip
+    if args.only is None:
+        report["rows"] += _report_d(args, cnn_rows(data, every, repeats, args.quick))["rows"]
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

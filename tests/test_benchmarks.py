@@ -47,6 +47,17 @@ def test_benchmark_quick_mode(name, impls, tmp_path):
         assert seconds > 0
 
 
+def test_multiseed_workload_d_quick_mode(tmp_path):
+    # the CNN population (issue 25): the engine's layout choice and its ratio to the loop
+    out = tmp_path / "d.json"
+    _load("bench_multiseed").main(["--quick", "--repeats", "1", "--only", "D", "--json", str(out)])
+    rows = {r["impl"]: r for r in json.loads(out.read_text())["rows"]}
+    engine = rows["engine, member_layout='auto'"]
+    assert engine["member_layout"] == "loop"
+    assert engine["naive_over_engine"] > 0
+    assert rows["naive jitted-step loop"]["ms_per_member_step"] > 0
+
+
 def test_multiseed_contender_uses_the_engines_compiler_options(monkeypatch):
     from jaxinit.study._program import _compiler_options
 

@@ -160,13 +160,21 @@ def _linen_variables(module: Any, sample: tuple[int, ...], mode: tuple = ()) -> 
     return jax.eval_shape(lambda r: module.init(r, jnp.zeros(sample), **dict(mode)), rngs)
 
 
-@functools.lru_cache(maxsize=64)
 def _abstract_io(model: _Model) -> tuple[Any, Any]:
+    """The model's abstract parameters and output for one example (cached)."""
+    params, out, _ = _traced_io(model)
+    return params, out
+
+
+@functools.lru_cache(maxsize=64)
+def _traced_io(model: _Model) -> tuple[Any, Any, Any]:
+    """The model's abstract parameters, output and forward pass's jaxpr (one trace, read by
+    validation and by the member layout's convolution check, study/_layout.py)."""
     params = jax.eval_shape(model.init, jax.random.key(0))
     state = jax.eval_shape(model.init_state, jax.random.key(0))
-    return params, jax.eval_shape(
-        model.apply, params, jax.ShapeDtypeStruct(model.sample_shape, jnp.float32), state
-    )
+    x = jax.ShapeDtypeStruct(model.sample_shape, jnp.float32)
+    jaxpr, out = jax.make_jaxpr(model.apply, return_shape=True)(params, x, state)
+    return params, out, jaxpr
 
 
 _MODE_ARGS = ("train", "training", "deterministic")

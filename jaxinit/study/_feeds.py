@@ -9,7 +9,10 @@ then calls the same methods on either:
 
 - ``eval_sets()``: the evaluation sets' prefixes and sizes (``test``, ``val``);
 - ``sample``, ``fingerprint()``: a few training examples and what identifies the data;
-- ``programs(make, init, args, chunks)``: the chunk programs per chunk length;
+- ``programs(make, state, chunks, sharding)``: the chunk programs per chunk length, for a
+  member batch's (abstract) initial state;
+- ``compiled(program, state, seeds, n, sharding)``: one chunk program compiled ahead (a
+  future), for its memory analysis;
 - ``begin(seeds, done)``: before a member batch's first chunk;
 - ``run_chunk(programs, model, objective, state, seeds, done, n)`` -> ``(state, metrics,
   values at step 0 or None, values after the chunk)``;
@@ -24,7 +27,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding
+from jax.sharding import NamedSharding, SingleDeviceSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxinit.study._datasets import _split_validation
@@ -62,21 +65,19 @@ class _MemoryFeed:
         d = self.data
         return [d.name, _checksum((d.x_train, d.y_train, d.x_test, d.y_test))]
 
-    def programs(self, make: Callable, init: Callable, args: tuple, chunks: list,
+    def programs(self, make: Callable, state: Any, chunks: list,
                  sharding: NamedSharding | None) -> dict:  # fmt: skip
         """The training programs compile (on a worker thread) while the initial state
         does."""
-        abstract = jax.eval_shape(init, *args)
-        if sharding is not None:
-            abstract = jax.tree.map(
-                lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract
-            )
-        return {
-            n: _compile_ahead(
-                make(n), abstract, self.x_train, self.y_train, self.evals, np.bool_(True)
-            )
-            for n in chunks
-        }
+        return {n: self.compiled(make(n), state, (), n, sharding) for n in chunks}
+
+    def compiled(self, program: Callable, state: Any, seeds: Sequence[int], n: int,
+                 sharding: NamedSharding | None) -> Any:  # fmt: skip
+        """``program`` (a chunk of ``n`` steps) compiled for the abstract ``state``, as a
+        future (:func:`_compile_ahead`: the very future ``programs`` gives)."""
+        return _compile_ahead(
+            program, state, self.x_train, self.y_train, self.evals, np.bool_(True)
+        )
 
     def begin(self, seeds: Sequence[int], done: int) -> None:
         return None
@@ -120,9 +121,24 @@ class _HostFeed:
     def fingerprint(self) -> list:
         return self.data._fingerprint()
 
-    def programs(self, make: Callable, init: Callable, args: tuple, chunks: list,
+    def programs(self, make: Callable, state: Any, chunks: list,
                  sharding: NamedSharding | None) -> dict:  # fmt: skip
         return {n: make(n) for n in chunks}
+
+    def compiled(self, program: Callable, state: Any, seeds: Sequence[int], n: int,
+                 sharding: NamedSharding | None) -> Any:  # fmt: skip
+        """``program`` (a chunk of ``n`` steps) compiled, as a future, for the abstract
+        ``state`` and the shapes of the chunk's batches for the members' ``seeds`` (the
+        jitted program's later call finds it in jax's cache)."""
+        rows = len(self.feed.streams(list(seeds))) * n * self.feed.batch_size
+        # where ``take`` puts them: committed to the device, or replicated on the mesh
+        target = self.feed.target
+        place = SingleDeviceSharding(target) if isinstance(target, jax.Device) else target
+        xy = [
+            jax.ShapeDtypeStruct((rows, *a.shape[1:]), a.dtype, sharding=place) for a in self.sample
+        ]
+        offset = jax.ShapeDtypeStruct((len(seeds),), np.int32, sharding=sharding)
+        return _compile_ahead(program, state, *xy, offset)
 
     def begin(self, seeds: Sequence[int], done: int) -> None:
         if done < self.steps:
@@ -147,6 +163,16 @@ class _HostFeed:
 
     def close(self) -> None:
         self.feed.close()
+
+
+def abstract_state(init: Callable, args: tuple, sharding: NamedSharding | None) -> Any:
+    """The shapes of ``init(*args)`` (nothing computed), with the member sharding."""
+    abstract = jax.eval_shape(init, *args)
+    if sharding is None:
+        return abstract
+    return jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract
+    )
 
 
 def _make_feed(study: Any, key: jax.Array, devices: list, sharding: NamedSharding | None,

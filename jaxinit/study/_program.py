@@ -18,6 +18,7 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxinit.study._adapters import _Model
+from jaxinit.study._layout import over_members
 
 
 class MemberState(NamedTuple):
@@ -118,8 +119,12 @@ def _chunk_program(
     fed: bool = False,
     n_evals: int = 0,
     options: tuple = (),
+    layout: Any = "vmap",
 ) -> Callable:
     """jit(vmap(scan(scan(step)))) for ``n_logs * log_every`` steps; cached per config.
+
+    ``layout``: how the member function runs over the member axis, ``"vmap"``, ``"loop"``
+    or an int batch (:func:`jaxinit.study._layout.over_members`).
 
     In memory (``fed=False``) the program is ``(state, x, y, evals, first) -> (state,
     metrics, values)``: ``evals`` holds ``n_evals`` evaluation sets ``(x, y)``, and
@@ -205,10 +210,11 @@ def _chunk_program(
         state, metrics = train(state, x, y)
         return state, metrics, jnp.stack([start, evaluate(state, evals)])
 
+    # the member axis: vmapped, or a loop inside the program (study/_layout.py)
     run: Callable = (
-        jax.vmap(train, in_axes=(0, None, None, 0))
+        over_members(train, (0, None, None, 0), layout, sharding)
         if fed
-        else jax.vmap(member, in_axes=(0, None, None, None, None))
+        else over_members(member, (0, None, None, None, None), layout, sharding)
     )
     compiler_options = dict(options) or None
     if sharding is None:

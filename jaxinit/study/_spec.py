@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxinit.study import _layout
 from jaxinit.study._adapters import _abstract_io, _make_model, _Model
 from jaxinit.study._datasets import Dataset
 from jaxinit.study._feed import HostData
@@ -73,7 +74,10 @@ class Study:
       eval_every: steps between held-out evaluations and host syncs (a chunk); default
         ``steps``. Must be a multiple of ``log_every``.
       max_members: most members compiled into one program; a larger population runs in
-        batches of this size (bounded memory).
+        batches of this size. Default: the whole population when its training program
+        fits ``memory_budget`` (read from the program compiled for the run itself), else
+        the largest group that fits (sized from the memory analysis of smaller
+        programs). Given, it wins over the memory sizing.
       kernel_pattern: the leaves an initializer spec applies to.
       hparams: optimizer hyperparameter name -> values, e.g. ``{"learning_rate": [1e-3,
         1e-2], "weight_decay": [0.0, 1e-4]}``: the population is the grid inits × seeds ×
@@ -83,6 +87,18 @@ class Study:
       validation: fraction of the training examples held out (a fixed random subset) and
         evaluated with the test set as ``val_loss``/``val_accuracy``: select
         hyperparameters on it (:meth:`StudyResult.best_hparams`), never on the test split.
+      member_layout: how members run in one program: ``"vmap"`` (batched operations),
+        ``"loop"`` (a member per iteration of a loop inside the program, on every device
+        over its own members), an int ``b`` (``b`` members vmapped per loop iteration), or
+        ``"auto"``: a loop for models with convolutions on the CPU (vmapped convolutions
+        become grouped convolutions, slower there per member than a loop), else vmap
+        (docs/guide/studies.md has the measurements).
+        Numbers agree across layouts up to float summation order. ``result.info`` records
+        the choice (``member_layout``) and why (``member_layout_reason``).
+      memory_budget: bytes per device a member group's training program may use; default
+        the device's free memory (``memory_stats()``), on the CPU half of the host's
+        available RAM shared by its devices. ``result.info`` records the budget and the
+        group chosen; a budget too small for one member per device is refused.
 
     Example:
       >>> import optax, jaxinit
@@ -113,6 +129,9 @@ class Study:
     hparams: Mapping[str, Sequence[float]] | None = None
     validation: float = 0.0
     loss_fn: Callable | None = None
+    # how members are laid out in a program, and how many go in one (study/_layout.py)
+    member_layout: str | int = "auto"
+    memory_budget: int | None = None
 
 
 def _as_int(name: str, v: Any, allow_none: bool = False) -> int | None:
@@ -140,6 +159,9 @@ def _normalize(study: Study) -> Study:
     }
     for name in ("eval_every", "max_members"):
         ints[name] = _as_int(name, getattr(study, name), allow_none=True)
+    # member layout and memory budget (study/_layout.py)
+    ints["member_layout"] = _layout.check_member_layout(study.member_layout)
+    ints["memory_budget"] = _layout.check_memory_budget(study.memory_budget)
     return dataclasses.replace(study, **ints)
 
 

@@ -16,14 +16,16 @@ members train in parallel instead of every small matrix product being split acro
 
 This module holds :func:`run_study`, which drives the pieces: the spec and its checks
 (``_spec``), model adapters (``_adapters``), the population's initial state
-(``_population``), the compiled training program (``_program``), checkpoints
-(``_checkpoint``) and the tidy results (``_results``).
+(``_population``), the compiled training program (``_program``), the member layout and
+member groups (``_layout``), checkpoints (``_checkpoint``) and the tidy results
+(``_results``).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -32,9 +34,10 @@ import jax
 import numpy as np
 
 from jaxinit._checks import check_key
+from jaxinit.study import _layout
 from jaxinit.study._callbacks import Callback, _check_callbacks, _notify
 from jaxinit.study._checkpoint import _Checkpoint, _state_fingerprint
-from jaxinit.study._feeds import _make_feed
+from jaxinit.study._feeds import _make_feed, abstract_state
 from jaxinit.study._guards import (
     check_bookkeeping,
     model_fingerprint,
@@ -127,6 +130,15 @@ class _Run(NamedTuple):
     train_names: tuple[str, ...]
     chunks: list[int]  # the chunk lengths (steps)
     writer: bool  # this process writes the files
+    devices: list
+    layouts: dict  # architecture name -> (member layout, why) (study/_layout.py)
+    budget: tuple | None  # (bytes per device, its source); None: no sizing (max_members given)
+    group_info: dict  # how the group was chosen, for ``result.info``
+
+
+class _GroupTooLarge(Exception):
+    """The whole population's training program does not fit the memory budget (raised by
+    :func:`_train_group` before anything is trained or read)."""
 
 
 def _run_study(study, key, out_dir, progress, devices, callbacks=()) -> StudyResult:
@@ -135,13 +147,29 @@ def _run_study(study, key, out_dir, progress, devices, callbacks=()) -> StudyRes
     records: list[np.ndarray] = []
     total = len(run.members) * len(run.archs)
     bar = _progress_bar(progress, run.study.steps * total, total)
+    layout, why = run.layouts[run.archs[0].name]
+    _say(bar, f"run_study: members {layout!r} ({why})")
     # member batches: an architecture's population in batches of ``group`` (offset ``g0``
     # in the whole study: the checkpoint's name and the rows' member index)
     n = len(run.members)
-    for g0 in [a * n + i for a in range(len(run.archs)) for i in range(0, n, run.group)]:
-        records += _train_group(run, g0, records, bar, callbacks)
+    for a in range(len(run.archs)):
+        i = 0
+        while i < n:
+            try:
+                records += _train_group(run, a * n + i, records, bar, callbacks)
+            except _GroupTooLarge:  # only ever raised before the first batch of ``a``
+                run = _regroup(run, a)
+                _say(bar, f"run_study: groups of {run.group} ({run.group_info['group_reason']})")
+                continue
+            i += run.group
     bar.close()
     return _finish(run, records, time.perf_counter() - start)
+
+
+def _say(bar: Any, text: str) -> None:
+    """A line through the progress output (nothing without a progress bar)."""
+    if not bar.disable:
+        bar.write(text, file=sys.stderr)
 
 
 def _prepare(study, key, out_dir, devices) -> _Run:
@@ -168,11 +196,29 @@ def _prepare(study, key, out_dir, devices) -> _Run:
     for prefix, _ in feed.eval_sets():
         metric_names += objective.metrics(prefix)
     chunks = sorted({min(eval_every, study.steps - d) for d in range(0, study.steps, eval_every)})
+    # the member layout per architecture; the member group: the whole population unless
+    # max_members is given, until its compiled program is found too large (_train_group)
+    auto = study.member_layout == "auto"
+    layouts = {
+        a.name: _layout.choose_layout(
+            study.member_layout, devices[0].platform, auto and _layout.model_convolves(a.model)
+        )
+        for a in archs
+    }
+    budget: tuple | None = None  # (bytes per device, source): the one group is measured
+    group_info: dict[str, Any] = {"group_reason": f"max_members={study.max_members} given"}
+    if study.max_members is None:
+        limit, source = _layout.memory_budget(devices, study.memory_budget)
+        if limit is None:  # no figure (or several processes): one group
+            group_info = _layout.whole_population(None, None, source)[1]
+        else:
+            budget, group_info = (limit, source), {}
     return _Run(
         study, key, out_dir, archs, objective, hp_names, grid,
         np.asarray(grid, np.float32).reshape(len(grid), len(hp_names)), members, models,
         group, group_padded, sharding, options, feed, metric_names, train_names, chunks,
-        out_dir is not None and jax.process_index() == 0,
+        out_dir is not None and jax.process_index() == 0, list(devices), layouts, budget,
+        group_info,
     )  # fmt: skip
 
 
@@ -199,7 +245,49 @@ def _chunk(run: _Run, arch: _Arch, n: int) -> Callable:
     return _chunk_program(
         arch.model, arch.optimizer, run.objective, s.batch_size, s.log_every,
         n // s.log_every, run.sharding, run.feed.fed, len(run.feed.eval_sets()), run.options,
+        run.layouts[arch.name][0],
     )  # fmt: skip
+
+
+def _regroup(run: _Run, first_arch: int) -> _Run:
+    """``run`` with member groups that fit the memory budget: the smallest of the groups
+    :func:`jaxinit.study._layout.plan_group` sizes for the architectures from
+    ``first_arch`` on (each compiles the training program of a few group sizes)."""
+    assert run.budget is not None
+    budget, source = run.budget
+    n_dev = len(run.devices)
+    best: tuple[int, dict] | None = None
+    for arch in run.archs[first_arch:]:
+
+        def measure(k: int, arch: _Arch = arch) -> int | None:
+            """Bytes per device of the longest chunk's program for ``k`` members per device."""
+            batch = run.members[: k * n_dev]
+            batch = batch + [batch[0]] * (k * n_dev - len(batch))
+            init, args = _initial_state(run, arch, batch)
+            n, state = run.chunks[-1], abstract_state(init, args, run.sharding)
+            future = run.feed.compiled(_chunk(run, arch, n), state, args[1], n, run.sharding)
+            return _layout.program_bytes(future.result())
+
+        group, info = _layout.plan_group(measure, len(run.members), n_dev, budget, source)
+        if best is None or group < best[0]:
+            best = (group, info)
+    assert best is not None
+    group, info = best
+    run.group_info.clear()
+    run.group_info.update(info)
+    _, group_padded = _mesh_sharding(group, run.devices)
+    return run._replace(group=group, group_padded=group_padded)
+
+
+def _check_fits(run: _Run, compiled: Any) -> None:
+    """Raise :class:`_GroupTooLarge` when the whole population's compiled training program
+    does not fit the memory budget; else record why it is one group."""
+    assert run.budget is not None
+    fits, info = _layout.whole_population(_layout.program_bytes(compiled), *run.budget)
+    if not fits:
+        raise _GroupTooLarge
+    if not run.group_info:  # a sweep records its first architecture's figures
+        run.group_info.update(info)
 
 
 def _fingerprint(run: _Run, arch: _Arch, g0: int, state: MemberState, batch: list) -> dict:
@@ -253,12 +341,23 @@ def _train_group(run: _Run, g0: int, records: list, bar: Any, callbacks: tuple) 
     batch = run.members[g0 % len(run.members) : g0 % len(run.members) + run.group]
     padded = batch + [batch[0]] * (max(run.group_padded, len(batch)) - len(batch))
     init, args = _initial_state(run, arch, padded)
-    programs = feed.programs(lambda n: _chunk(run, arch, n), init, args, run.chunks, run.sharding)
+    make = functools.partial(_chunk, run, arch)
+    abstract = abstract_state(init, args, run.sharding)
+    programs = feed.programs(make, abstract, run.chunks, run.sharding)
+    # the member group not given, the whole population's program is measured: the very
+    # program the run compiles ahead, read once it is compiled (the initial state is
+    # compiled and computed meanwhile); too large, smaller groups are sized (_regroup)
+    compiled = None
+    if run.budget is not None and run.group >= len(run.members):
+        n = run.chunks[-1]
+        compiled = feed.compiled(make(n), abstract, args[1], n, run.sharding)
     state = init(*args)
     ckpt = None
     if run.out_dir is not None:
         fp = _fingerprint(run, arch, g0, state, batch)
         ckpt = _Checkpoint(run.out_dir, g0, fp, run.writer)
+    if compiled is not None:  # before a checkpoint is read: smaller groups have their own
+        _check_fits(run, compiled.result())
     if run.sharding is not None:
         state = _put(state, run.sharding)
     done = 0
@@ -308,6 +407,13 @@ def _finish(run: _Run, records: list, seconds: float) -> StudyResult:
     """Step 3: the tidy table, the diverged members, ``results.csv``."""
     run.feed.close()
     info: dict[str, Any] = {"loss": run.objective.loss, **run.feed.info()}
+    # the member layout and group, and why (study/_layout.py)
+    layout, why = run.layouts[run.archs[0].name]
+    info.update(member_layout=layout, member_layout_reason=why)
+    info["member_group"] = min(run.group, len(run.members))
+    if len(run.archs) > 1:
+        info["member_layouts"] = {a.name: run.layouts[a.name] for a in run.archs}
+    info.update(run.group_info)
     table = _table(records, run.members, run.metric_names, run.hp_names, run.grid, run.models)
     result = StudyResult(
         table, _diverged(table, run.hp_names), seconds, info, run.hp_names, run.models
