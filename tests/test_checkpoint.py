@@ -2,12 +2,9 @@
 do (a shard tampered with or truncated, another format, another study), and the npz files
 of jaxinit before orbax, read without pickle and replaced at the next save."""
 
-import io
 import json
 import shutil
 
-import jax
-import numpy as np
 import optax
 import pandas as pd
 import pytest
@@ -15,6 +12,7 @@ import pytest
 import jaxinit
 from jaxinit.study import _checkpoint
 from jaxinit.study._checkpoint import _Checkpoint
+from tests._legacy_checkpoint import write_legacy_npz
 
 
 def _study(**kw):
@@ -105,16 +103,7 @@ def test_another_format_and_another_study_are_refused(stopped, tmp_path):
 
 def _legacy_save(self, state, done, records, n):
     """The writer of jaxinit before orbax: ``checkpoint-<group>.npz``, real members only."""
-    leaves = [np.asarray(jax.random.key_data(a) if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key) else a)[:n]
-              for a in jax.tree.leaves(state)]  # fmt: skip
-    arrays = {f"leaf_{i}": a for i, a in enumerate(leaves)}
-    arrays["records"] = np.concatenate(records)
-    arrays["done"] = np.asarray(done)
-    text = json.dumps(self.fingerprint, sort_keys=True)
-    arrays["fingerprint"] = np.frombuffer(text.encode(), np.uint8)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    (self.legacy_path).write_bytes(buf.getvalue())
+    write_legacy_npz(self.legacy_path, self.fingerprint, state, done, records, n)
     raise _Stop
 
 

@@ -5,11 +5,9 @@ against the study."""
 
 import functools
 import glob
-import json
 import os
 
 import flax.linen as nn
-import jax
 import numpy as np
 import optax
 import pandas as pd
@@ -17,6 +15,7 @@ import pytest
 
 import jaxinit
 from jaxinit.study._checkpoint import _Checkpoint
+from tests._legacy_checkpoint import write_legacy_npz
 
 DATA = jaxinit.digits()
 SMALL = jaxinit.Dataset("small", DATA.x_train[:200], DATA.y_train[:200], DATA.x_test[:50],
@@ -154,16 +153,9 @@ def _tamper(path, **changes):
 
 
 def _legacy_save(self, state, done, records, n):
-    """jaxinit's checkpoint writer before orbax (``checkpoint-<group>.npz``), whose
-    bookkeeping arrays are plain to tamper with; the engine still reads these files."""
-    leaves = [np.asarray(jax.random.key_data(a) if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key) else a)[:n]
-              for a in jax.tree.leaves(state)]  # fmt: skip
-    arrays = {f"leaf_{i}": a for i, a in enumerate(leaves)}
-    arrays["records"] = np.concatenate(records)
-    arrays["done"] = np.asarray(done)
-    text = json.dumps(self.fingerprint, sort_keys=True)
-    arrays["fingerprint"] = np.frombuffer(text.encode(), np.uint8)
-    np.savez(self.legacy, **arrays)
+    """jaxinit's checkpoint writer before orbax, whose bookkeeping arrays are plain to tamper
+    with; the engine still reads these files."""
+    write_legacy_npz(self.legacy, self.fingerprint, state, done, records, n)
 
 
 @pytest.fixture(scope="module")
