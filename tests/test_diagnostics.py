@@ -120,7 +120,10 @@ def test_propagate_weight_variance_and_plot_keeps_backend(tmp_path):
     assert matplotlib.get_backend() == backend
 
 
-def test_propagate_cli(tmp_path, capsys):
+def test_propagate_cli(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(
+        "COLUMNS", "200"
+    )  # the table fits the terminal: wide enough for whole headers
     plot = tmp_path / "prop.png"
     argv = ["propagate", "--activation", "tanh", "--depth", "3", "--width", "16", "--seeds", "2",
             "--batch-size", "16", "--plot", str(plot)]  # fmt: skip
