@@ -14,14 +14,13 @@ levels of nesting and :data:`MAX_ENTRIES` entries, checked before anything is bu
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import numpy as np
 
-from jaxinit._values import build_value
+from jaxinit._values import build_value, import_path
 
 MAX_DEPTH = 64  # nesting levels of a config (an array of rank r uses r of them)
 MAX_ENTRIES = 4_000_000  # values in a config, array elements included
@@ -205,13 +204,7 @@ def _function(where: str, path: Any, safe: bool) -> Callable[..., Any]:
             f" config is data and never imports code: call jaxinit.register_function({short})"
             " first, or pass safe_mode=False if you trust this config"
         )
-    module, _, qualname = path.partition(":")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError):
-        obj = None
+    obj = import_path(path)  # safe_mode=False: the caller trusts this config
     if not callable(obj):
         raise ValueError(f"from_config: {where}: cannot import the function {path!r}")
     return obj

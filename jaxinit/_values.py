@@ -196,7 +196,7 @@ def _encode(where: str, value: Any) -> Any:
         return {"__ndarray__": data.tolist(), "dtype": a.dtype.name}
     if isinstance(value, types.FunctionType | types.BuiltinFunctionType):
         path = f"{value.__module__}:{value.__qualname__}"
-        if _import(path) is not value:
+        if import_path(path) is not value:
             raise TypeError(
                 f"get_config: {where} is the function {value.__qualname__!r}, which cannot be"
                 " imported by its name (a local function or lambda); use a module-level function"
@@ -209,7 +209,7 @@ def _encode(where: str, value: Any) -> Any:
     )
 
 
-def _import(path: str) -> Any:
+def import_path(path: str) -> Any:
     module, _, qualname = path.partition(":")
     try:
         obj: Any = importlib.import_module(module)
