@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -206,10 +207,14 @@ def _remove_study_folder(folder: str) -> None:
     if not os.path.isdir(folder):
         return
     for name in os.listdir(folder):
-        ours = name in STUDY_FILES or name.startswith(".tmp-")
-        if ours or (name.startswith("checkpoint-") and name.endswith(".npz")):
+        path = os.path.join(folder, name)
+        if name.startswith("checkpoint-") and os.path.isdir(path):  # an orbax checkpoint
+            shutil.rmtree(path, ignore_errors=True)
+        elif name in STUDY_FILES or name.startswith(".tmp-") or (
+            name.startswith("checkpoint-") and name.endswith(".npz")  # jaxinit < orbax
+        ):
             with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(folder, name))
+                os.remove(path)
     with contextlib.suppress(OSError):
         os.rmdir(folder)
 
