@@ -8,6 +8,7 @@ reference says so); any other name an example uses it imports itself.
 """
 
 import os
+import tempfile
 
 # Several host devices so that sharding code is exercised on a CPU-only machine, and XLA's
 # backend optimisation off: compiling a threefry draw drops from ~3 s to ~0.3 s, which is what
@@ -20,6 +21,17 @@ os.environ["XLA_FLAGS"] = " ".join(
         "--xla_backend_optimization_level=0",
     ]
 ).strip()
+
+# JAX's persistent compilation cache, for every program however fast it compiles: the suite
+# compiles the same small programs many times (a study per test, each under a fresh model
+# object; the multi-process and notebook runs in subprocesses, which inherit these
+# variables), and an identical program compiled once is read back from disk. Keys are the
+# program, jax's version and the XLA flags, so a hit is the very executable a compile gives.
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR",
+    os.path.join(tempfile.gettempdir(), "jaxinit-tests-compilation-cache"),
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import jax
 import pytest

@@ -82,3 +82,17 @@ def test_checkpoint_benchmark_quick_mode(tmp_path):
     }
     assert all(r["write_s"] > 0 and r["blocking_s"] > 0 for r in rows)
     assert set(report["ratios"]) == {"write_s", "blocking_s", "peak_mb"}
+
+
+def test_gpu_benchmark_quick_mode_runs_on_the_cpu(tmp_path):
+    # the moonshot workload (issue 25) at smoke size: every part reports its figures
+    out = tmp_path / "gpu.json"
+    report = _load("bench_gpu").main(["--quick", "--json", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    training = {r["impl"]: r for r in rows if r["part"] == "training"}
+    assert training["engine (run_study)"]["member_steps_per_s"] > 0
+    assert 0 < training["engine (run_study)"]["frac_matmul"]
+    assert {r["impl"] for r in rows if r["part"] == "sampling"} == {
+        "jax.nn", "jaxinit", "jaxinit fast",
+    }  # fmt: skip
+    assert report["step_flops"] > 0 and report["workload"]["steps"] == 4
