@@ -22,7 +22,7 @@ import pytest
 from scipy import stats
 
 import jaxinit
-from jaxinit.cli.compare import summarize
+from jaxinit.study._report import summarize
 from jaxinit.stats import _aggregate as agg
 from jaxinit.stats import _seeds as _stats
 

@@ -47,6 +47,11 @@ from jaxinit.study._models import ACTIVATIONS as ACTIVATIONS
 from jaxinit.study._models import CNN1D as CNN1D
 from jaxinit.study._models import MLP as MLP
 from jaxinit.study._models import ResNet as ResNet
+from jaxinit.study._report import format_summary as format_summary
+from jaxinit.study._report import plot_curves as plot_curves
+from jaxinit.study._report import plot_profiles as plot_profiles
+from jaxinit.study._report import summarize as summarize
+from jaxinit.study._report import summarize_aggregate as summarize_aggregate
 from jaxinit.study._results import StudyResult as StudyResult
 from jaxinit.study._spec import Study as Study
 from jaxinit.study._study import run_study as run_study
