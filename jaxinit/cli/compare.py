@@ -17,6 +17,7 @@ any false verdict anywhere in it is ≤ 5 %.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -25,16 +26,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from jaxinit import stats
 from jaxinit.cli._interrupt import Interrupt
+from jaxinit.study import Report, StudyResult, json_safe, report
 from jaxinit.study import format_summary as format_summary  # the report's text
-from jaxinit.study import (
-    json_safe,
-    plot_curves,
-    plot_profiles,
-    summarize,
-    summarize_aggregate,
-)
+
+REPORT_ALPHA = 0.05  # the chance of any false verdict in the whole report
 
 SEED_DOC_INITS = (
     "zeros", "random_normal", "random_uniform", "glorot_uniform", "glorot_normal",
@@ -132,62 +128,51 @@ def run_compare(
         raise ValueError(f"jaxinit compare: dataset {cfg.dataset!r} is not a classification task")
     optimizer, hparams, validation = _study_optimizer(cfg)
     os.makedirs(cfg.out, exist_ok=True)
-    tables, grids, summary = [], [], {"config": asdict(cfg), "activations": {}}
+    grids: list = []
     log_every = max(10, cfg.steps // 100 // 10 * 10)
     if interrupt is None:
         interrupt = Interrupt()  # never set: no handler is installed
     # a study interrupted while it writes a checkpoint leaves its temporary file: remove it
     interrupt.on_exit(lambda: _remove_temporaries(cfg))
-    alphas = _report_alphas(cfg)
-    summary["error_rate"] = alphas
     for act in cfg.activations:
         interrupt.check()
         try:
-            table, grid, rates = _run_one(cfg, act, data, log_every, progress, optimizer,
-                                          hparams, validation)  # fmt: skip
+            grid = _run_one(cfg, act, data, log_every, progress, optimizer, hparams, validation)
         except KeyboardInterrupt:
             _remove_temporaries(cfg)
             raise
-        tables.append(table)
         grids.append(grid)
-        summary["activations"][act] = summarize(
-            table, cfg.target, alpha=alphas["families"][act], reference=cfg.reference
-        )
-        if rates:
-            summary["activations"][act]["learning_rates"] = rates
-            for init, lr in rates.items():
-                summary["activations"][act]["inits"][init]["learning_rate"] = lr
     interrupt.check()
-    table = pd.concat(tables, ignore_index=True)
-    summary["aggregate"] = summarize_aggregate(table, alpha=alphas["families"]["aggregate"])
-    # results.csv: with a rate grid, every rate's rows (learning_rate column); the
-    # summary and the plots use each init's chosen rate
-    _write_outputs(cfg, pd.concat(grids, ignore_index=True), table, summary, interrupt)
+    # one report of every activation (the tasks); with a rate grid each init at its own
+    # best rate (mean final val_loss), never chosen on test. results.csv: with a rate grid,
+    # every rate's rows (learning_rate column); the summary and the plots use the chosen rate
+    rep = compare_report(cfg, pd.concat(grids, ignore_index=True), bool(hparams))
+    summary = rep.summary
+    _write_outputs(cfg, rep, summary, interrupt)
     if not cfg.keep_checkpoints:
         for act in cfg.activations:
             _remove_study_folder(os.path.join(cfg.out, act))
     return summary
 
 
-REPORT_ALPHA = 0.05  # the chance of any false verdict in the whole report
-
-
-def _report_alphas(cfg: CompareConfig) -> dict:
-    """Each verdict table's share of the report's error rate (:func:`jaxinit.stats.family_alphas`):
-    a table of k tests gets α·k/K, K the tests of the whole report, so any false verdict
-    anywhere in it has probability ≤ α. The table sizes follow from the names alone."""
-    k = len(cfg.inits)
-    pairs = k * (k - 1) // 2
-    sizes = {}
-    for act in cfg.activations:
-        ref = cfg.reference or stats.recommended_reference(act, sorted(cfg.inits))
-        sizes[act] = k - 1 if ref is not None else pairs
-    sizes["aggregate"] = pairs
-    families = stats.family_alphas(sizes, REPORT_ALPHA)
-    return {"alpha": REPORT_ALPHA, "tests": sum(sizes.values()), "families": families,
-            "procedure": f"any false verdict in this report ≤ {REPORT_ALPHA:.0%}: each table "
-            f"runs Holm at its share α·k/K of the report's {sum(sizes.values())} tests "
-            "(Bonferroni over the tables)"}  # fmt: skip
+def compare_report(cfg: CompareConfig, table, grid: bool) -> Report:
+    """The comparison's :class:`jaxinit.study.Report` of its table (every activation's rows,
+    an ``activation`` column; with a rate grid every rate's), its summary as ``jaxinit
+    compare`` writes it: ``config``, then per activation (``activations``; the chosen
+    ``learning_rates`` with a grid), the report's ``error_rate``, ``aggregate`` and
+    ``notes``."""
+    result = StudyResult(table, hparams=("learning_rate",) if grid else ())
+    rep = report(result, target=cfg.target, reference=cfg.reference, alpha=REPORT_ALPHA,
+                 task="activation")  # fmt: skip
+    s = rep.summary
+    activations = s["tasks"]
+    for part in activations.values():
+        if "best_hparams" in part:
+            chosen = part.pop("best_hparams")
+            part["learning_rates"] = {i: v["learning_rate"] for i, v in chosen.items()}
+    summary = {"config": asdict(cfg), "activations": activations, "error_rate": s["error_rate"]}
+    summary.update({k: s[k] for k in ("aggregate", "notes") if k in s})
+    return dataclasses.replace(rep, summary=summary)
 
 
 STUDY_FILES = ("results.csv", "results.partial.csv")
@@ -230,7 +215,8 @@ def _remove_study_folder(folder: str) -> None:
 
 def _run_one(cfg: CompareConfig, act: str, data, log_every: int, progress, optimizer,
              hparams, validation):  # fmt: skip
-    """One activation's study: (table at each init's rate, every rate's rows, the rates)."""
+    """One activation's study: its table (every rate's rows with a rate grid), with an
+    ``activation`` column."""
     from jaxinit.study import MLP, Study, run_study
 
     study = Study(
@@ -242,19 +228,13 @@ def _run_one(cfg: CompareConfig, act: str, data, log_every: int, progress, optim
         hparams=hparams, validation=validation,
     )  # fmt: skip
     result = run_study(study, key=0, out_dir=os.path.join(cfg.out, act), progress=progress)
-    grid = result.table.assign(activation=act)
-    if not hparams:
-        return grid, grid, {}
-    # each init at its own best rate (mean final val_loss), never chosen on test
-    best = result.best_hparams("val_loss")
-    rates = dict(zip(best.init, best.learning_rate, strict=True))
-    return result.at_best_hparams("val_loss").assign(activation=act), grid, rates
+    return result.table.assign(activation=act)
 
 
 OUTPUTS = ("results.csv", "summary.json", "loss_curves.png", "profiles.png")
 
 
-def _write_outputs(cfg: CompareConfig, full, table, summary: dict, interrupt) -> None:
+def _write_outputs(cfg: CompareConfig, rep: Report, summary: dict, interrupt) -> None:
     """Write the final outputs as one set: each to a hidden partial file first, then all
     renamed into place with Ctrl-C deferred, so a run leaves all four or none (of its own)."""
 
@@ -269,11 +249,11 @@ def _write_outputs(cfg: CompareConfig, full, table, summary: dict, interrupt) ->
 
     interrupt.on_exit(remove_partials)  # also when Ctrl-C ends the process at once
     try:
-        full.to_csv(partial("results.csv"), index=False)
+        rep.results.to_csv(partial("results.csv"), index=False)
         with open(partial("summary.json"), "w") as f:
             json.dump(json_safe(summary), f, indent=2, allow_nan=False)
-        plot_curves(table, cfg.target, partial("loss_curves.png"))
-        plot_profiles(summary["aggregate"], partial("profiles.png"))
+        for name, fig in rep.figures(title="{} MLP").items():
+            fig.savefig(partial(f"{name}.png"), dpi=120)
         interrupt.check()
         with interrupt.deferred():
             for name in OUTPUTS:
