@@ -44,6 +44,7 @@ Statistics over seeds and tasks (``jaxinit.stats``; also ``jaxinit.study.<name>`
 Studies (``jaxinit.study``):
   ACTIVATIONS, CNN1D, Dataset, digits, HostData, json_safe, linear_teacher, load_dataset, MLP,
   mnist1d, ResNet, run_study, shapeset, Study, StudyResult
+  Reporting a study: report, Report, format_summary
   Populations with your own training step: evaluate_population, make_population,
   Population, train_population, TrainState; callbacks: Callback, MetricWriter,
   TensorBoardWriter
@@ -54,7 +55,7 @@ Theory (``jaxinit.theory``):
   Propagation, propagation_table, q_star
 
 The command line (``jaxinit.cli``, loaded on first use; the library never imports it):
-  CompareConfig, format_summary, run_compare, use_cpu_cores
+  CompareConfig, run_compare, use_cpu_cores (its report: format_summary, from jaxinit.study)
 """
 
 from importlib import import_module
@@ -175,7 +176,6 @@ from jaxinit.rules import vit as vit
 
 if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
     from jaxinit.cli import CompareConfig as CompareConfig
-    from jaxinit.cli import format_summary as format_summary
     from jaxinit.cli import run_compare as run_compare
     from jaxinit.cli import use_cpu_cores as use_cpu_cores
     from jaxinit.stats import Estimate as Estimate
@@ -211,6 +211,7 @@ if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
     from jaxinit.study import HostData as HostData
     from jaxinit.study import MetricWriter as MetricWriter
     from jaxinit.study import Population as Population
+    from jaxinit.study import Report as Report
     from jaxinit.study import ResNet as ResNet
     from jaxinit.study import Study as Study
     from jaxinit.study import StudyResult as StudyResult
@@ -218,11 +219,13 @@ if TYPE_CHECKING:  # loaded lazily below; listed here for type checkers
     from jaxinit.study import TrainState as TrainState
     from jaxinit.study import digits as digits
     from jaxinit.study import evaluate_population as evaluate_population
+    from jaxinit.study import format_summary as format_summary
     from jaxinit.study import json_safe as json_safe
     from jaxinit.study import linear_teacher as linear_teacher
     from jaxinit.study import load_dataset as load_dataset
     from jaxinit.study import make_population as make_population
     from jaxinit.study import mnist1d as mnist1d
+    from jaxinit.study import report as report
     from jaxinit.study import run_study as run_study
     from jaxinit.study import shapeset as shapeset
     from jaxinit.study import train_population as train_population
@@ -278,6 +281,9 @@ _LAZY = {
     "Study": "jaxinit.study",
     "StudyResult": "jaxinit.study",
     "run_study": "jaxinit.study",
+    "Report": "jaxinit.study",
+    "report": "jaxinit.study",
+    "format_summary": "jaxinit.study",
     "Callback": "jaxinit.study",
     "MetricWriter": "jaxinit.study",
     "TensorBoardWriter": "jaxinit.study",
@@ -315,7 +321,6 @@ _LAZY = {
     "q_star": "jaxinit.theory",
     # the command line's names (the application on top; nothing in the library imports it)
     "CompareConfig": "jaxinit.cli",
-    "format_summary": "jaxinit.cli",
     "run_compare": "jaxinit.cli",
     "use_cpu_cores": "jaxinit.cli",
 }

@@ -22,9 +22,9 @@ import pytest
 from scipy import stats
 
 import jaxinit
-from jaxinit.cli.compare import summarize
 from jaxinit.stats import _aggregate as agg
 from jaxinit.stats import _seeds as _stats
+from jaxinit.study._report import summarize
 
 # ---------------------------------------------------------------- rliable's formulas by hand
 X = np.array([[0.2, 0.5, 0.9, 1.2], [0.1, 0.4, 0.4, 0.8]])  # (tasks, runs)

@@ -643,7 +643,7 @@ def test_ctrl_c_in_compare_stops_and_writes_no_partial_outputs(tmp_path, monkeyp
             pass  # what jax's C++ layer sometimes does with it
         table = pd.DataFrame({"init": ["zeros"], "seed": [0], "step": [10],
                               "metric": ["train_loss"], "value": [1.0], "activation": [act]})  # fmt: skip
-        return table, table, {}
+        return table
 
     from jaxinit.cli._interrupt import sigint
 

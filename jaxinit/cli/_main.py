@@ -15,9 +15,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from jaxinit._table import paragraph, table
 from jaxinit.cli._interrupt import EXIT_INTERRUPTED, Interrupt, sigint
 from jaxinit.cli._settings import _compilation_cache, process_settings
-from jaxinit.cli._table import paragraph, table
 
 DESCRIPTION = (
     "Weight initializers for JAX and Flax: list the schemes, compare them in multi-seed"

@@ -81,7 +81,8 @@ class Interval(NamedTuple):
     """A point estimate and its confidence interval ``[lo, hi]`` (arrays for batched input),
     with ``n`` the finite values it used (None where not counted): the one interval type of
     :mod:`jaxinit.stats` (``Estimate`` is the same class; ``.mean`` is ``.value``).
-    ``str`` prints ``value [lo, hi]``, or ``n/a`` without a finite value."""
+    ``str`` prints ``value [lo, hi]``, or ``n/a`` without a finite value; an interval of
+    arrays (e.g. :func:`performance_profile`'s) prints its three arrays."""
 
     value: float | np.ndarray
     lo: float | np.ndarray
@@ -94,7 +95,15 @@ class Interval(NamedTuple):
         return self.value
 
     def __str__(self) -> str:
-        if self.n == 0 or not np.isfinite(self.value):
+        if np.ndim(self.value) or np.ndim(self.lo) or np.ndim(self.hi):
+            value, lo, hi = (
+                np.array2string(np.asarray(a, np.float64), precision=4, separator=", ")
+                for a in self[:3]
+            )
+            return f"value {value}\nlo {lo}\nhi {hi}"
+        if (self.n is not None and np.ndim(self.n) == 0 and self.n == 0) or not np.isfinite(
+            self.value
+        ):
             return "n/a"
         return f"{self.value:.4g} [{self.lo:.4g}, {self.hi:.4g}]"
 

@@ -47,6 +47,9 @@ from jaxinit.study._models import ACTIVATIONS as ACTIVATIONS
 from jaxinit.study._models import CNN1D as CNN1D
 from jaxinit.study._models import MLP as MLP
 from jaxinit.study._models import ResNet as ResNet
+from jaxinit.study._report import Report as Report
+from jaxinit.study._report import format_summary as format_summary
+from jaxinit.study._report import report as report
 from jaxinit.study._results import StudyResult as StudyResult
 from jaxinit.study._spec import Study as Study
 from jaxinit.study._study import run_study as run_study
@@ -65,6 +68,7 @@ __all__ = [
     "HostData",
     "MetricWriter",
     "Population",
+    "Report",
     "ResNet",
     "Study",
     "StudyResult",
@@ -72,11 +76,13 @@ __all__ = [
     "TrainState",
     "digits",
     "evaluate_population",
+    "format_summary",
     "json_safe",
     "linear_teacher",
     "load_dataset",
     "make_population",
     "mnist1d",
+    "report",
     "run_study",
     "shapeset",
     "train_population",

@@ -33,7 +33,7 @@ class StudyResult:
     """
 
     table: Any  # pandas.DataFrame
-    diverged: Any  # pandas.DataFrame: init, seed, step
+    diverged: Any = None  # pandas.DataFrame: init, seed, step
     seconds: float = 0.0
     info: dict = field(default_factory=dict)
     hparams: tuple[str, ...] = ()  # the table's hyperparameter columns
@@ -71,6 +71,9 @@ class StudyResult:
           A frame ``[model,] init, <hparams...>, <metric>``, one row per initializer (per
           architecture and initializer in a sweep). A member that diverged (non-finite
           value) counts as the worst value.
+
+        A best value at the smallest or largest of its grid may mean the optimum lies
+        beyond the grid: :meth:`report` notes each such value (for grids of ≥ 3 values).
         """
         fn = "StudyResult.best_hparams"
         if metric.startswith("test"):
@@ -95,6 +98,19 @@ class StudyResult:
         by_init = means.groupby(self._groups, sort=False).value
         best = by_init.idxmin() if mode == "min" else by_init.idxmax()
         return means.loc[best.to_numpy()].rename(columns={"value": metric}).reset_index(drop=True)
+
+    def report(
+        self,
+        target: float | None = None,
+        reference: str | None = None,
+        alpha: float = 0.05,
+        task: str | None = None,
+    ) -> Any:
+        """The study's :class:`Report` (tables, verdicts, aggregates, figures): see
+        :func:`jaxinit.study.report`, which this calls."""
+        from jaxinit.study._report import report
+
+        return report(self, target=target, reference=reference, alpha=alpha, task=task)
 
     def at_best_hparams(self, metric: str = "val_loss", mode: str | None = None) -> Any:
         """The table's rows of each initializer at its :meth:`best_hparams` values."""

@@ -24,6 +24,7 @@ member groups (``_layout``), checkpoints (``_checkpoint``) and the tidy results
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 import time
@@ -89,6 +90,8 @@ def run_study(
         stopped (on any number of devices) and ends with the same results as an
         uninterrupted run. A checkpoint of a different study (data, model, any init spec,
         optimizer, sizes or key changed) is refused with an error naming what changed.
+        A resumed member group says so ("run_study: resuming member group 0 from step 40
+        of 100 (checkpoint ...)") on the progress output and the ``jaxinit.study`` logger.
       progress: show a progress bar; default: only when stderr is a terminal.
       devices: the devices the members are sharded over; default ``jax.devices()`` (every
         device of every process). One device runs the study on that device alone.
@@ -170,6 +173,16 @@ def _say(bar: Any, text: str) -> None:
     """A line through the progress output (nothing without a progress bar)."""
     if not bar.disable:
         bar.write(text, file=sys.stderr)
+
+
+def _resumed(bar: Any, g0: int, done: int, steps: int, source: str) -> None:
+    """Say that a member group resumes from its checkpoint: through the progress output (as
+    :func:`_say`) and, always, the ``jaxinit.study`` logger at INFO."""
+    text = (
+        f"run_study: resuming member group {g0} from step {done} of {steps} (checkpoint {source})"
+    )
+    logging.getLogger("jaxinit.study").info(text)
+    _say(bar, text)
 
 
 def _prepare(study, key, out_dir, devices) -> _Run:
@@ -367,6 +380,7 @@ def _train_group(run: _Run, g0: int, records: list, bar: Any, callbacks: tuple) 
         check_bookkeeping(ckpt.source, done, group_records, steps=s.steps,
                           eval_every=s.eval_every or s.steps, log_every=s.log_every,
                           members=range(g0, g0 + len(batch)))  # fmt: skip
+        _resumed(bar, g0, done, s.steps, ckpt.source)
         bar.update(done * len(batch))
     seeds = [seed for _, seed, _ in padded]
     feed.begin(seeds, done)
