@@ -33,7 +33,22 @@ OutSharding: TypeAlias = NamedSharding | PartitionSpec | None
 @runtime_checkable
 class Initializer(Protocol):
     """``init(key, shape, dtype, out_sharding=None) -> Array``: jax's protocol, which
-    flax.linen and flax.nnx accept as ``kernel_init``."""
+    flax.linen and flax.nnx accept as ``kernel_init``.
+
+    Example:
+      >>> init = jaxinit.he_normal()  # every jaxinit initializer is one, and so are jax's
+      >>> isinstance(init, jaxinit.Initializer)
+      True
+      >>> isinstance(jax.nn.initializers.zeros, jaxinit.Initializer)
+      True
+      >>> w = init(jax.random.key(0), (64, 32), jnp.float32)
+      >>> w.shape, w.dtype
+      ((64, 32), dtype('float32'))
+      >>> import flax.linen as nn
+      >>> variables = nn.Dense(4, kernel_init=init).init(jax.random.key(0), jnp.ones((1, 8)))
+      >>> variables["params"]["kernel"].shape
+      (8, 4)
+    """
 
     def __call__(
         self, key: Array, shape: Shape, dtype: DTypeLike = ..., out_sharding: OutSharding = ...

@@ -405,7 +405,21 @@ class RuleSet(dict):
     """A rule set: the ``{pattern: initializer}`` dict :func:`jaxinit.reinit` takes, which
     also knows the factory and options that made it (``name``, ``options``,
     ``get_config()``). It is a plain dict otherwise: print, edit or merge it; an edited rule
-    set is no longer what its config says, so ``get_config()`` then raises."""
+    set is no longer what its config says, so ``get_config()`` then raises.
+
+    Example:
+      >>> rules = jaxinit.fixup(num_blocks=4)  # every rule set factory returns one
+      >>> isinstance(rules, jaxinit.RuleSet), rules.name, dict(rules.options)
+      (True, 'fixup', {'num_blocks': 4})
+      >>> rules.get_config()
+      {'module': 'jaxinit', 'class_name': 'fixup', 'config': {'num_blocks': 4}}
+      >>> params = {"block_0": {"conv": {"kernel": jnp.ones((8, 8))},
+      ...                       "out": {"kernel": jnp.ones((8, 8))}},
+      ...           "head": {"kernel": jnp.ones((8, 10)), "bias": jnp.ones(10)}}
+      >>> params = jaxinit.reinit(params, rules, jax.random.key(0))  # used as a plain dict
+      >>> float(jnp.abs(params["head"]["kernel"]).max())
+      0.0
+    """
 
     def __init__(self, rules: Mapping[Any, Any], name: str, options: Mapping[str, Any]):
         super().__init__(rules)

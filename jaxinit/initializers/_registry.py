@@ -48,6 +48,15 @@ class Scheme:
       paper: the reference.
       aliases: other names that resolve to it (Keras, PyTorch, the literature).
       keyed: False for deterministic schemes that ignore the key.
+
+    Example:
+      >>> s = jaxinit.scheme("kaiming_normal")  # the registry's record, by any accepted name
+      >>> isinstance(s, jaxinit.Scheme), s.name, s.family, s.variance
+      (True, 'he_normal', 'variance_scaling', '2 / fan_in')
+      >>> s.aliases, s.keyed
+      (('kaiming_normal', 'HeNormal', 'KaimingNormal'), True)
+      >>> s.factory()(jax.random.key(0), (64, 32)).shape  # factory(**options) -> Initializer
+      (64, 32)
     """
 
     name: str

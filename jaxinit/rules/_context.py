@@ -193,7 +193,18 @@ RULE_TYPES["ContextRule"] = ContextRule
 def optional(init: Any) -> ContextRule:
     """Mark a rule's initializer (or registry name) as optional: a pattern that matches no
     parameter is then not an error. Used by rule sets for parameters a model may lack
-    (biases, scalar gates). Plain initializers are drawn as the layer draws them."""
+    (biases, scalar gates). Plain initializers are drawn as the layer draws them.
+
+    Example:
+      >>> params = {"dense": {"kernel": jnp.ones((4, 3))}}  # a layer without a bias
+      >>> rules = {"*kernel": "he_normal", "*bias": jaxinit.optional("zeros")}
+      >>> params = jaxinit.reinit(params, rules, jax.random.key(0))  # no error for *bias
+      >>> params["dense"]["kernel"].shape
+      (4, 3)
+      >>> jaxinit.reinit(params, {"*bias": "zeros"}, jax.random.key(0))  # not optional
+      Traceback (most recent call last):
+      ValueError: reinit: rule '*bias' matches no parameter; the parameters are: dense/kernel ...
+    """
     if isinstance(init, ContextRule):
         return ContextRule(init.build, init.name, optional=True, native=init.native)
     if isinstance(init, FanAxes):

@@ -370,7 +370,21 @@ def infshapes(params: Any, bsh: Mapping[str, BaseShape]) -> dict[str, InfShape]:
     """``{path: InfShape}`` for every floating-point parameter of ``params`` (any model or
     pytree :func:`base_shapes` accepts) under the base shapes ``bsh`` (mup's
     ``set_base_shapes``, without mutating anything). The base shapes must be those of this
-    model: the same parameters, each with its own base shape."""
+    model: the same parameters, each with its own base shape.
+
+    Example:
+      >>> import flax.linen as nn
+      >>> make = lambda w: nn.Sequential([nn.Dense(w), nn.relu, nn.Dense(w), nn.relu, nn.Dense(10)])
+      >>> x = jnp.ones((1, 8))
+      >>> bsh = jaxinit.base_shapes(lambda: make(64).init(jax.random.key(0), x),
+      ...                           lambda: make(128).init(jax.random.key(0), x))
+      >>> shapes = jax.eval_shape(lambda: make(256).init(jax.random.key(0), x))  # 4 × the base
+      >>> inf = jaxinit.infshapes(shapes, bsh)
+      >>> inf["params/layers_2/kernel"]  # hidden: both dims infinite
+      InfShape(shape=(256, 256), base=(64, 64), layout='flax', fan_axes=None)
+      >>> inf["params/layers_2/kernel"].width_mult()
+      4.0
+    """
     leaves = _param_leaves(_abstract("infshapes", "params", params))
     check_same_model("infshapes", [p for p, _, _, _ in leaves], bsh)
     return {p: infshape_of(p, s, bsh) for p, s, _, _ in leaves}
@@ -418,6 +432,17 @@ def lr_multiplier(infshape: InfShape, optimizer: Optimizer) -> float:
 
     With mup's readout multiplier (:func:`readout_multiplier`) in the forward pass these are
     the paper's Table 8; without it, Table 3 (readout init and Adam LR both :math:`1/n`).
+
+    Example:
+      >>> import flax.linen as nn
+      >>> make = lambda w: nn.Sequential([nn.Dense(w), nn.relu, nn.Dense(w), nn.relu, nn.Dense(10)])
+      >>> x = jnp.ones((1, 8))
+      >>> bsh = jaxinit.base_shapes(lambda: make(64).init(jax.random.key(0), x),
+      ...                           lambda: make(128).init(jax.random.key(0), x))
+      >>> inf = jaxinit.infshapes(jax.eval_shape(lambda: make(256).init(jax.random.key(0), x)), bsh)
+      >>> [(path.split("/")[1], jaxinit.lr_multiplier(s, "adam"), jaxinit.lr_multiplier(s, "sgd"))
+      ...  for path, s in inf.items() if path.endswith("kernel")]  # input, hidden, readout
+      [('layers_0', 1.0, 4.0), ('layers_2', 0.25, 1.0), ('layers_4', 1.0, 4.0)]
     """
     check_choice("lr_multiplier", "optimizer", optimizer, ["adam", "sgd"])
     n = infshape.ninf_fans()

@@ -242,6 +242,16 @@ def param_shardings(
     boxes, nnx ``out_sharding`` metadata), else it is replicated. Patterns are globs over
     the "/"-joined path (as in :func:`jaxinit.reinit`) or compiled regexes; a pattern that
     matches no leaf is an error. A spec's mesh axes must exist and divide the dims.
+
+    Example:
+      >>> import flax.linen as nn
+      >>> from jax.sharding import PartitionSpec as P
+      >>> model, x = nn.Dense(16), jnp.ones((1, 8))
+      >>> shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x))  # nothing drawn
+      >>> mesh = jax.make_mesh((jax.device_count(),), ("model",))
+      >>> shardings = jaxinit.param_shardings(shapes, mesh, {"*kernel": P(None, "model")})
+      >>> shardings["params"]["kernel"].spec, shardings["params"]["bias"].spec  # bias: replicated
+      (P(None, 'model'), P())
     """
     checked = _check_mesh(mesh)
     if checked is None:
@@ -310,6 +320,14 @@ def make_init(
 
     Returned so that it can be lowered and inspected (``.lower(key).compile()``) or called
     for several keys without retracing. See :func:`init_params` for the arguments.
+
+    Example:
+      >>> import flax.linen as nn
+      >>> model, x = nn.Dense(16), jnp.ones((1, 8))
+      >>> init = jaxinit.make_init(lambda k: model.init(k, x), rules={"*kernel": "he_normal"})
+      >>> a, b = init(jax.random.key(0)), init(jax.random.key(1))  # compiled once
+      >>> a["params"]["kernel"].shape, bool((a["params"]["kernel"] != b["params"]["kernel"]).any())
+      ((8, 16), True)
     """
     mesh = _check_mesh(mesh)
     if mesh is None:  # the mesh of `with jax.set_mesh(mesh):`, if any

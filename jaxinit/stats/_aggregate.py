@@ -82,7 +82,17 @@ class Interval(NamedTuple):
     with ``n`` the finite values it used (None where not counted): the one interval type of
     :mod:`jaxinit.stats` (``Estimate`` is the same class; ``.mean`` is ``.value``).
     ``str`` prints ``value [lo, hi]``, or ``n/a`` without a finite value; an interval of
-    arrays (e.g. :func:`performance_profile`'s) prints its three arrays."""
+    arrays (e.g. :func:`performance_profile`'s) prints its three arrays.
+
+    Example:
+      >>> iv = jaxinit.Interval(0.93, lo=0.91, hi=0.95, n=8)  # what the estimators return
+      >>> print(iv)
+      0.93 [0.91, 0.95]
+      >>> iv.value == iv.mean, iv.hi - iv.lo < 0.05
+      (True, True)
+      >>> print(jaxinit.Interval(float("nan"), float("nan"), float("nan"), n=0))
+      n/a
+    """
 
     value: float | np.ndarray
     lo: float | np.ndarray
@@ -605,7 +615,14 @@ def performance_profile(
 ) -> Interval:
     """Fraction of runs with score > τ (per task, then averaged over tasks) for each τ, with
     pointwise percentile bands from the stratified bootstrap (one resample shared by all τ,
-    as rliable's ``create_performance_profile``). Returns arrays of shape (len(taus),)."""
+    as rliable's ``create_performance_profile``). Returns arrays of shape (len(taus),).
+
+    Example:
+      >>> scores = np.array([[0.2, 0.4, 0.6, 0.8], [0.1, 0.5, 0.7, 0.9]])  # (tasks, runs)
+      >>> profile = jaxinit.performance_profile(scores, taus=[0.0, 0.5, 1.0])  # an Interval
+      >>> profile.value.tolist(), profile.lo.shape, profile.hi.shape
+      ([1.0, 0.5, 0.0], (3,), (3,))
+    """
     x = _check_scores("performance_profile", scores)
     taus = np.asarray(taus, np.float64)
     if taus.ndim != 1:
@@ -881,6 +898,18 @@ def verdicts(
     studentized 95 % interval (not multiplicity-adjusted), its verdict ``"a better"``,
     ``"b better"`` or ``"indistinguishable"``, and ``reachable`` says whether the smallest
     attainable p-value can pass Holm's first threshold ``alpha / tests`` at all.
+
+    Example:
+      >>> scores = {  # test accuracy, (tasks, seeds), seed-matched across schemes
+      ...     "lecun": np.array([[0.88, 0.90, 0.89, 0.91, 0.90, 0.89, 0.90, 0.92]]),
+      ...     "he": np.array([[0.91, 0.93, 0.92, 0.94, 0.95, 0.92, 0.93, 0.94]]),
+      ...     "orthogonal": np.array([[0.89, 0.90, 0.88, 0.92, 0.89, 0.90, 0.91, 0.91]])}
+      >>> v = jaxinit.verdicts(scores, reference="lecun")
+      >>> v["verdict"]
+      {'lecun': 'reference', 'he': 'better than lecun',
+       'orthogonal': 'indistinguishable from lecun'}
+      >>> [(t["a"], t["b"], round(t["diff"], 3), round(t["p_holm"], 4)) for t in v["tests"]]
+      [('he', 'lecun', 0.031, 0.0156), ('orthogonal', 'lecun', 0.001, 1.0)]
     """
     names = list(scores)
     if reference is not None and reference not in scores:

@@ -144,7 +144,13 @@ def split(
 
 
 def digits(seed: int = 0, test_fraction: float = 0.2) -> Dataset:
-    """scikit-learn's 8×8 handwritten digits: 1797 images, 64 features, 10 classes."""
+    """scikit-learn's 8×8 handwritten digits: 1797 images, 64 features, 10 classes.
+
+    Example:
+      >>> data = jaxinit.digits()  # a Dataset: standardised inputs, int32 labels
+      >>> data.x_train.shape, data.x_test.shape, data.y_train.dtype, data.num_classes
+      ((1438, 64), (359, 64), dtype('int32'), 10)
+    """
     seed = _seed("digits", seed)
     test_fraction = _test_fraction("digits", test_fraction)
     try:
@@ -162,6 +168,11 @@ def mnist1d(seed: int = 42) -> Dataset:
 
     Generated offline by the ``mnist1d`` package with its default arguments and ``seed``
     (its default, 42, gives the published dataset); takes a few seconds.
+
+    Example:
+      >>> data = jaxinit.mnist1d()  # doctest: +SKIP
+      >>> data.x_train.shape, data.x_test.shape, data.num_classes  # doctest: +SKIP
+      ((4000, 40), (1000, 40), 10)
     """
     try:
         from mnist1d.data import get_dataset_args, make_dataset
@@ -181,7 +192,15 @@ def linear_teacher(
     in_dim: int = 32, out_dim: int = 32, n_train: int = 1024, n_test: int = 256, seed: int = 0
 ) -> Dataset:
     """A linear regression teacher after Saxe et al. 2013: y = W x with W's singular values
-    spread over a decade (so modes are learned at different times), x ~ N(0, I)."""
+    spread over a decade (so modes are learned at different times), x ~ N(0, I).
+
+    Example:
+      >>> data = jaxinit.linear_teacher(in_dim=8, out_dim=4, n_train=64, n_test=16)
+      >>> data.x_train.shape, data.y_train.shape, data.y_train.dtype
+      ((64, 8), (64, 4), dtype('float32'))
+      >>> data.num_classes, data.is_classification  # regression: Study uses the MSE loss
+      (0, False)
+    """
     fn = "linear_teacher"
     in_dim, out_dim, n_train, n_test = (
         as_int(fn, arg, v, minimum=1)
@@ -264,6 +283,11 @@ def shapeset(n_train: int = 8000, n_test: int = 2000, seed: int = 0, size: int =
     shapes, 3 pairs of different shapes), drawn uniformly. The paper's set is generated online
     (fresh examples every step); this one is a fixed sample, deterministic given ``seed``.
     Inputs are standardised per pixel with train statistics.
+
+    Example:
+      >>> data = jaxinit.shapeset(n_train=90, n_test=18, size=16)  # small: 16×16 images
+      >>> data.x_train.shape, data.x_test.shape, data.num_classes
+      ((90, 256), (18, 256), 9)
     """
     fn = "shapeset"
     n_train = as_int(fn, "n_train", n_train, minimum=1)
@@ -295,7 +319,16 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 
 
 def load_dataset(name: str, seed: int = 0) -> Dataset:
-    """A dataset by name: ``digits``, ``mnist1d``, ``linear_teacher``, ``shapeset``."""
+    """A dataset by name: ``digits``, ``mnist1d``, ``linear_teacher``, ``shapeset``.
+
+    Example:
+      >>> data = jaxinit.load_dataset("digits")  # as jaxinit.digits(seed=0)
+      >>> data.name, data.x_train.shape, data.num_classes
+      ('digits', (1438, 64), 10)
+      >>> jaxinit.load_dataset("cifar10")
+      Traceback (most recent call last):
+      ValueError: load_dataset: name='cifar10'; allowed: digits, mnist1d, linear_teacher, shapeset
+    """
     if name not in DATASETS:
         raise ValueError(f"load_dataset: name={name!r}; allowed: {', '.join(DATASETS)}")
     return DATASETS[name](seed=seed) if name != "mnist1d" else mnist1d(seed=42 + seed)

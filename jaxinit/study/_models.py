@@ -21,6 +21,15 @@ class MLP(nn.Module):
     Attributes:
       features: widths of all layers, the output layer included, e.g. ``(32, 32, 10)``.
       activation: a name from :data:`ACTIVATIONS` or a callable.
+
+    Example:
+      >>> net = jaxinit.MLP((32, 10), activation="tanh", kernel_init=jaxinit.glorot_normal())
+      >>> variables = net.init(jax.random.key(0), jnp.zeros((2, 64)))
+      >>> jax.tree.map(jnp.shape, variables["params"])
+      {'Dense_0': {'bias': (32,), 'kernel': (64, 32)},
+       'Dense_1': {'bias': (10,), 'kernel': (32, 10)}}
+      >>> net.apply(variables, jnp.zeros((2, 8, 8))).shape  # inputs are flattened
+      (2, 10)
     """
 
     features: Sequence[int]
@@ -48,6 +57,14 @@ class CNN1D(nn.Module):
 
     Conv(channels, kernel 5, stride 2) blocks with the activation, then a Dense head.
     Inputs ``(batch, length)`` or ``(batch, length, 1)``.
+
+    Example:
+      >>> net = jaxinit.CNN1D(num_classes=10, channels=(8, 8))
+      >>> variables = net.init(jax.random.key(0), jnp.zeros((2, 40)))
+      >>> list(variables["params"]), variables["params"]["Conv_1"]["kernel"].shape
+      (['Conv_0', 'Conv_1', 'Head'], (5, 8, 8))
+      >>> net.apply(variables, jnp.zeros((2, 40))).shape
+      (2, 10)
     """
 
     num_classes: int = 10

@@ -42,6 +42,20 @@ class TrainState(NamedTuple):
         ``batch_stats``, nnx's other variables); ``{}`` when stateless.
       extra: the step's own state, from ``make_population(extra=...)`` (e.g. an EMA of
         the parameters); None without.
+
+    Example:
+      A step given to :func:`jaxinit.train_population` returns the state it was given with
+      new fields:
+
+      >>> import optax
+      >>> params, tx = {"w": jnp.ones(3)}, optax.sgd(0.1)
+      >>> state = jaxinit.TrainState(params, tx.init(params))
+      >>> grads = {"w": jnp.ones(3)}
+      >>> updates, opt_state = tx.update(grads, state.opt_state, state.params)
+      >>> state = state._replace(params=optax.apply_updates(state.params, updates),
+      ...                        opt_state=opt_state)
+      >>> [round(float(w), 3) for w in state.params["w"]], state.extra
+      ([0.9, 0.9, 0.9], None)
     """
 
     params: Any

@@ -30,6 +30,24 @@ class StudyResult:
     An architecture sweep (``Study(model={"w64": ..., "w256": ...})``) adds a first column
     ``model`` (``models`` holds its names in the study's order); :meth:`metric`,
     :meth:`best_hparams`, :meth:`at_best_hparams` and ``diverged`` group by it too.
+
+    Example:
+      :func:`jaxinit.run_study` returns one; here one is made from a table of that form:
+
+      >>> import pandas as pd
+      >>> table = pd.DataFrame({"init": ["he"] * 4 + ["lecun"] * 4, "seed": [0, 0, 1, 1] * 2,
+      ...                       "step": [0, 10] * 4, "metric": "train_loss",
+      ...                       "value": [2.3, 1.1, 2.3, 1.3, 2.3, 1.4, 2.3, 1.6]})
+      >>> result = jaxinit.StudyResult(table)
+      >>> result.metric("train_loss")  # one row per member, one column per logged step
+      step         0    10
+      init  seed
+      he    0     2.3  1.1
+            1     2.3  1.3
+      lecun 0     2.3  1.4
+            1     2.3  1.6
+      >>> result.metric("train_loss")[10].groupby("init").mean().round(3).to_dict()
+      {'he': 1.2, 'lecun': 1.5}
     """
 
     table: Any  # pandas.DataFrame

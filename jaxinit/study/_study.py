@@ -101,6 +101,21 @@ def run_study(
 
     Bad input (shapes, sizes, types, an ``out_dir`` that cannot be written) raises before
     anything is compiled.
+
+    Example:
+      >>> import optax
+      >>> study = jaxinit.Study(jaxinit.MLP((16, 10)), jaxinit.digits(), optax.sgd(0.1),
+      ...     inits={"he": "he_normal", "lecun": "lecun_normal"}, seeds=2, steps=10,
+      ...     log_every=5)
+      >>> result = jaxinit.run_study(study, progress=False)  # a StudyResult
+      >>> list(result.table.columns)
+      ['init', 'seed', 'step', 'metric', 'value']
+      >>> sorted(set(result.table.metric))
+      ['grad_norm', 'param_norm', 'test_accuracy', 'test_loss', 'train_accuracy', 'train_loss']
+      >>> result.metric("train_loss").shape  # rows (init, seed), columns the logged steps 5, 10
+      (4, 2)
+      >>> len(result.diverged)  # members whose loss became NaN or infinite
+      0
     """
     check_key("run_study", key, allow_int=True)
     devices = _check_devices(devices)

@@ -76,6 +76,18 @@ class Population:
       members: a pandas frame, one row per member: ``init``, ``seed`` and one column per
         hyperparameter, in the member axis's order (padding excluded).
       hparams: the hyperparameter names (the columns after ``seed``).
+
+    Example:
+      >>> import optax
+      >>> model, data = jaxinit.MLP((16, 10)), jaxinit.digits()
+      >>> pop = jaxinit.make_population(model, data, {"he": "he_normal"}, seeds=2,
+      ...                               optimizer=optax.sgd(0.1))
+      >>> pop
+      Population(2 members, hparams=[])
+      >>> pop.members.to_dict("list")
+      {'init': ['he', 'he'], 'seed': [0, 1]}
+      >>> pop.train_state.params["Dense_0"]["kernel"].shape  # stacked on the member axis
+      (2, 64, 16)
     """
 
     state: MemberState

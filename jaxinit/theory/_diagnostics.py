@@ -234,7 +234,18 @@ def _spectrum_stats(gram: np.ndarray) -> dict[str, np.ndarray]:
 
 def propagation_table(df: Any) -> Any:
     """A per-layer summary of :func:`diagnose`'s table: mean over seeds, one column per
-    (quantity, stat), one row per (init, layer)."""
+    (quantity, stat), one row per (init, layer).
+
+    Example:
+      >>> x = jax.random.normal(jax.random.key(1), (16, 8))
+      >>> df = jaxinit.diagnose(jaxinit.MLP([16] * 3, "tanh"), x, seeds=2,
+      ...                       jacobian_examples=0, label="lecun")
+      >>> table = jaxinit.propagation_table(df)
+      >>> list(table.index)
+      [('lecun', 0), ('lecun', 1), ('lecun', 2)]
+      >>> [c for c in table.columns if c.startswith("pre_activation")]
+      ['pre_activation.mean', 'pre_activation.second_moment', 'pre_activation.variance']
+    """
     wide = df.groupby(["init", "layer", "quantity", "stat"], sort=False)["value"].mean()
     table = wide.unstack(["quantity", "stat"])
     table.columns = [f"{q}.{s}" for q, s in table.columns]
