@@ -210,8 +210,12 @@ def _remove_study_folder(folder: str) -> None:
         path = os.path.join(folder, name)
         if name.startswith("checkpoint-") and os.path.isdir(path):  # an orbax checkpoint
             shutil.rmtree(path, ignore_errors=True)
-        elif name in STUDY_FILES or name.startswith(".tmp-") or (
-            name.startswith("checkpoint-") and name.endswith(".npz")  # jaxinit < orbax
+        elif (
+            name in STUDY_FILES
+            or name.startswith(".tmp-")
+            or (
+                name.startswith("checkpoint-") and name.endswith(".npz")  # jaxinit < orbax
+            )
         ):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
