@@ -176,14 +176,15 @@ def _chunk_program(
     options: tuple = (),
     layout: Any = "vmap",
     stepping: str = "scan",
+    unroll: int = 2,
 ) -> Callable:
     """jit(vmap(scan(scan(step)))) for ``n_logs * log_every`` steps; cached per config.
 
     ``layout``: how the member function runs over the member axis, ``"vmap"``, ``"loop"``
     or an int batch (:func:`jaxinit.study._layout.over_members`).
 
-    ``stepping="host"``: the same steps called from the host, a program of
-    :data:`HOST_UNROLL` unrolled steps per call (no loop in any program:
+    ``stepping="host"``: the same steps called from the host, a program of ``unroll``
+    (:data:`HOST_UNROLL`) unrolled steps per call (no loop in any program:
     :class:`_HostStepped`), with the same signature, results and ``lower(...).compile()``.
 
     In memory (``fed=False``) the program is ``(state, x, y, evals, first) -> (state,
@@ -201,7 +202,7 @@ def _chunk_program(
     step = _train_step(model, optimizer, objective, log_every)
     if stepping == "host":
         return _HostStepped(model, objective, step, batch_size, log_every, n_logs, sharding,
-                            fed, n_evals, options, layout)  # fmt: skip
+                            fed, n_evals, options, layout, unroll)  # fmt: skip
 
     def interval(state, _, x, y, offset=None):
         # All of the interval's minibatch indices in one vectorised draw: the same numbers
@@ -279,10 +280,10 @@ class _HostStepped:
     """
 
     def __init__(self, model, objective, step, batch_size, log_every, n_logs, sharding, fed,
-                 n_evals, options, layout) -> None:  # fmt: skip
+                 n_evals, options, layout, unroll=HOST_UNROLL) -> None:  # fmt: skip
         self.fed, self.sharding, self.layout = fed, sharding, layout
         self.n_logs, self.log_every = n_logs, log_every
-        self.k = next(k for k in range(min(HOST_UNROLL, log_every), 0, -1) if log_every % k == 0)
+        self.k = next(k for k in range(min(unroll, log_every), 0, -1) if log_every % k == 0)
         self.n_metrics = 1 + len(objective.names)
         self.width = n_evals * self.n_metrics
         opts = dict(options) or None
@@ -342,7 +343,7 @@ class _HostStepped:
             return state, out, jnp.stack([start, end], axis=1)
 
         self._split = jax.jit(split, compiler_options=opts)
-        self._merge = jax.jit(merge, donate_argnums=(0,), compiler_options=opts)
+        self._merge = jax.jit(merge, compiler_options=opts)  # stacked: nothing to alias
 
     # ----------------------------------------------------------------- the host's side
 

@@ -34,7 +34,7 @@ import jax
 import numpy as np
 
 from jaxinit._checks import check_key
-from jaxinit.study import _layout
+from jaxinit.study import _layout, _program
 from jaxinit.study._callbacks import Callback, _check_callbacks, _notify
 from jaxinit.study._checkpoint import _Checkpoint, _state_fingerprint
 from jaxinit.study._feeds import _make_feed, abstract_state
@@ -251,7 +251,7 @@ def _chunk(run: _Run, arch: _Arch, n: int) -> Callable:
     return _chunk_program(
         arch.model, arch.optimizer, run.objective, s.batch_size, s.log_every,
         n // s.log_every, run.sharding, run.feed.fed, len(run.feed.eval_sets()), run.options,
-        run.layouts[arch.name][0], run.steppings[arch.name][0],
+        run.layouts[arch.name][0], run.steppings[arch.name][0], _program.HOST_UNROLL,
     )  # fmt: skip
 
 
