@@ -113,8 +113,12 @@ def test_host_stepped_resnet_resumes_to_the_uninterrupted_table(tmp_path, resnet
     assert resumed.info["stepping"] == "host"
     whole = jaxinit.run_study(study, progress=False)
     assert resumed.table.equals(whole.table)
-    # chunks change nothing either: the same table as one chunk of every step
-    np.testing.assert_allclose(whole.table.value, resnet_auto.table.value, rtol=1e-5, atol=1e-6)
+    # chunks change nothing either: the rows of one chunk of every step (the chunks add
+    # an evaluation at step 3)
+    keys = ["init", "seed", "step", "metric"]
+    both = whole.table.merge(resnet_auto.table, on=keys)
+    assert len(both) == len(resnet_auto.table)
+    np.testing.assert_allclose(both.value_x, both.value_y, rtol=1e-5, atol=1e-6)
 
 
 def test_host_stepped_member_groups_give_the_table_of_one_group():
@@ -125,7 +129,8 @@ def test_host_stepped_member_groups_give_the_table_of_one_group():
                               progress=False)  # fmt: skip
     assert small.info["member_group"] < 8
     assert small.info["bytes_per_group"] <= whole - 1
-    np.testing.assert_array_equal(small.table.value, one.table.value)
+    # as in the scanned engine: another vmap width sums in another order (~2e-7)
+    np.testing.assert_allclose(small.table.value, one.table.value, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("layout", ["loop", 3])
