@@ -16,9 +16,18 @@ Two decisions, each a pure function here so that the engine calls them at a few 
   slower per member than one member's convolution, more so the more members — and every
   other program (and every program on another platform) is vmapped: batched matrix
   products are what vmap makes fast, and an MLP population's numbers stay those of the
-  vmapped engine. (On the CPU both layouts still lose to a Python loop of a jitted step:
-  XLA's CPU backend runs convolutions inside any loop body, the engine's step scan
-  included, 10-25x slower than outside one, jax#12868; see the guide.)
+  vmapped engine.
+* **Stepping** (:func:`choose_stepping`): a chunk's steps are scanned in one program
+  (``"scan"``) or called from the host (``"host"``: a program of ``HOST_UNROLL`` = 2
+  unrolled steps per call, the state donated between calls, ``_program._HostStepped``), the
+  members laid out as above without a loop (``"loop"``: a program per member). XLA's CPU
+  backend runs convolutions inside any loop body — a scan over steps, a ``lax.map`` over
+  members — 10-25x slower than outside one (jax#12868), so ``"auto"`` steps a model with
+  a convolution on the CPU from the host and scans everything else. Measured on workload D
+  (docs/guide/studies.md; 2 cores shared, load average ~10-13): the host-stepped engine
+  runs 22.7 ms per member-step against the naive jitted-step loop's 22.1 (ratio 1.05,
+  paired rounds), where the scanned one ran 348 ms (0.11); a vmapped member group, even
+  host-stepped, runs grouped convolutions at 2.5x a program per member.
 * **Member groups** (:func:`memory_budget`, :func:`program_bytes`, :func:`plan_group`):
   how many members go in one program so that it fits in memory. The compiled training
   program's ``memory_analysis()`` (arguments + outputs + temporaries − donated buffers) is

@@ -1,4 +1,5 @@
-"""The compiled training program: ``jit(vmap(scan(scan(step))))`` over the member axis,
+"""The compiled training program: ``jit(vmap(scan(scan(step))))`` over the member axis
+(or, host-stepped, a program of a few unrolled steps called from Python: :class:`_HostStepped`),
 the objective (built-in losses or the user's ``loss_fn``), and evaluation."""
 
 from __future__ import annotations

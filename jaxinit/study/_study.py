@@ -4,7 +4,9 @@ compiled program.
 The population's parameters are stacked on a leading *member* axis. One jitted program
 runs ``eval_every`` steps for every member — ``jax.vmap`` over members, ``jax.lax.scan``
 over steps (nested: an inner scan of ``log_every`` steps whose mean metrics are recorded)
-— so there is no Python per step. Between chunks the host records metrics, writes results
+— so there is no Python per step (except where a scan is slow: convolutions on the CPU are
+stepped from the host, a program of a few unrolled steps per call, ``Study(stepping=...)``,
+``_program._HostStepped``). Between chunks the host records metrics, writes results
 and a checkpoint, and updates the progress bar.
 
 Multi-device: the member axis is sharded over ``jax.devices()`` with a ``NamedSharding``;
