@@ -24,10 +24,10 @@ Two decisions, each a pure function here so that the engine calls them at a few 
   backend runs convolutions inside any loop body — a scan over steps, a ``lax.map`` over
   members — 10-25x slower than outside one (jax#12868), so ``"auto"`` steps a model with
   a convolution on the CPU from the host and scans everything else. Measured on workload D
-  (docs/guide/studies.md; 2 cores shared, load average ~10-13): the host-stepped engine
-  runs 22.7 ms per member-step against the naive jitted-step loop's 22.1 (ratio 1.05,
-  paired rounds), where the scanned one ran 348 ms (0.11); a vmapped member group, even
-  host-stepped, runs grouped convolutions at 2.5x a program per member.
+  (docs/guide/studies.md; 2 cores shared with other sessions): naive jitted-step loop /
+  host-stepped engine = 1.05 at load ~11 and 1.23 at load ~4 (paired rounds), where the
+  scanned engine gave 0.11; a vmapped member group, even host-stepped, runs grouped
+  convolutions at ~2.5x a program per member.
 * **Member groups** (:func:`memory_budget`, :func:`program_bytes`, :func:`plan_group`):
   how many members go in one program so that it fits in memory. The compiled training
   program's ``memory_analysis()`` (arguments + outputs + temporaries − donated buffers) is

@@ -286,7 +286,6 @@ class _HostStepped:
         self.n_logs, self.log_every = n_logs, log_every
         self.k = next(k for k in range(min(unroll, log_every), 0, -1) if log_every % k == 0)
         self.n_metrics = 1 + len(objective.names)
-        self.width = n_evals * self.n_metrics
         opts = dict(options) or None
         k, n_metrics = self.k, self.n_metrics
 
