@@ -13,9 +13,11 @@ Workloads on scikit-learn's digits (issue 4):
   BatchNorm ``jaxinit.ResNet(channels=(16, 32))``, batch 64, 10 steps of SGD with momentum
   0.9: the engine (``member_layout="auto"``) against the naive jitted-step Python loop (one
   member after another, BatchNorm statistics carried) and, if torch is importable, a
-  ``torch.func`` vmap ensemble of the same model. ``--layouts`` adds, on one device and 4
-  members, the engine in every layout (vmap, loop, batches of 2) beside one member's
-  jitted step scanned in the program: the per-member-step table behind ``"auto"``'s rule
+  ``torch.func`` vmap ensemble of the same model. On the CPU the engine steps this model
+  from the host (``Study(stepping="auto")``; experiments/bench_host_stepping.py measures
+  its candidates). ``--layouts`` adds, on one device and 4 members, the engine in every
+  layout (vmap, loop, batches of 2), scanned and host-stepped, beside one member's jitted
+  step scanned in the program: the per-member-step table behind ``"auto"``'s rules
   (docs/guide/studies.md).
 
 On A and B a row "engine, own step (train_population)" runs the engine's public layers
@@ -473,13 +475,13 @@ D_NAIVE = "naive jitted-step loop"
 
 def cnn_engine(
     w: CNNWorkload, data: jaxinit.Dataset, devices: list, layout: object = "auto",
-    seeds: int | None = None, info: dict | None = None,
+    seeds: int | None = None, info: dict | None = None, stepping: str = "auto",
 ) -> Callable[[], object]:  # fmt: skip
     study = jaxinit.Study(
         model=jaxinit.ResNet(channels=w.channels), dataset=data,
         optimizer=optax.sgd(w.lr, momentum=0.9), inits=INITS,
         seeds=seeds or w.seeds_per_init, steps=w.steps, batch_size=w.batch_size,
-        log_every=10, member_layout=layout,
+        log_every=10, member_layout=layout, stepping=stepping,
     )  # fmt: skip
 
     def run():
@@ -642,9 +644,9 @@ def cnn_rows(
     if layouts:  # the rule's table: one device, 4 members, every layout
         one = devices[:1]
         impls.append(("one member's step, scanned in jit", 1, 1, cnn_step_only(w, data), 1.0))
-        for lay in ("vmap", "loop", 2):
-            impls.append((f"engine 1 device, member_layout={lay!r}", 1, 4,
-                          cnn_engine(w, data, one, lay, seeds=1), 1.0))  # fmt: skip
+        for lay, stepping in itertools.product(("vmap", "loop", 2), ("scan", "host")):
+            impls.append((f"engine 1 device, {stepping}, member_layout={lay!r}", 1, 4,
+                          cnn_engine(w, data, one, lay, seeds=1, stepping=stepping), 1.0))  # fmt: skip
     reps = [repeats if name in (D_ENGINE, D_NAIVE) else max(1, min(repeats, 2))
             for name, *_ in impls]  # fmt: skip
     colds, rounds = _time_round_robin([f for *_, f, _ in impls], reps)
@@ -659,6 +661,7 @@ def cnn_rows(
         if name == D_ENGINE:
             row["member_layout"] = info.get("member_layout")
             row["member_layout_reason"] = info.get("member_layout_reason")
+            row["stepping"] = info.get("stepping")
             naive_rounds = rounds[[n for n, *_ in impls].index(D_NAIVE)]
             # paired by round: naive (scaled to every member) / engine; > 1: engine faster
             mid, lo, hi = _paired_ratio([t * (w.members / nm) for t in naive_rounds], each)
@@ -680,7 +683,8 @@ def _report_d(args: argparse.Namespace, rows: list[dict]) -> dict:
     for r in rows:
         if "naive_over_engine" in r:
             lo, hi = r["naive_over_engine_range"]
-            print(f"D: engine chose {r['member_layout']!r} ({r['member_layout_reason']});"
+            print(f"D: engine chose {r['member_layout']!r} ({r['member_layout_reason']}),"
+                  f" stepping {r['stepping']!r};"
                   f" naive loop / engine = {r['naive_over_engine']:.2f} [{lo:.2f}, {hi:.2f}]"
                   " (paired rounds; > 1: the engine is faster)")  # fmt: skip
     if any(r["extrapolated"] for r in rows):

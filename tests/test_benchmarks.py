@@ -54,6 +54,7 @@ def test_multiseed_workload_d_quick_mode(tmp_path):
     rows = {r["impl"]: r for r in json.loads(out.read_text())["rows"]}
     engine = rows["engine, member_layout='auto'"]
     assert engine["member_layout"] == "loop"
+    assert engine["stepping"] == "host"  # convolutions on the CPU: stepped from the host
     assert engine["naive_over_engine"] > 0
     assert rows["naive jitted-step loop"]["ms_per_member_step"] > 0
 

@@ -16,9 +16,18 @@ Two decisions, each a pure function here so that the engine calls them at a few 
   slower per member than one member's convolution, more so the more members — and every
   other program (and every program on another platform) is vmapped: batched matrix
   products are what vmap makes fast, and an MLP population's numbers stay those of the
-  vmapped engine. (On the CPU both layouts still lose to a Python loop of a jitted step:
-  XLA's CPU backend runs convolutions inside any loop body, the engine's step scan
-  included, 10-25x slower than outside one, jax#12868; see the guide.)
+  vmapped engine.
+* **Stepping** (:func:`choose_stepping`): a chunk's steps are scanned in one program
+  (``"scan"``) or called from the host (``"host"``: a program of ``HOST_UNROLL`` = 2
+  unrolled steps per call, the state donated between calls, ``_program._HostStepped``), the
+  members laid out as above without a loop (``"loop"``: a program per member). XLA's CPU
+  backend runs convolutions inside any loop body — a scan over steps, a ``lax.map`` over
+  members — 10-25x slower than outside one (jax#12868), so ``"auto"`` steps a model with
+  a convolution on the CPU from the host and scans everything else. Measured on workload D
+  (docs/guide/studies.md; 2 cores shared with other sessions): naive jitted-step loop /
+  host-stepped engine = 1.05 at load ~11 and 1.23 at load ~4 (paired rounds), where the
+  scanned engine gave 0.11; a vmapped member group, even host-stepped, runs grouped
+  convolutions at ~2.5x a program per member.
 * **Member groups** (:func:`memory_budget`, :func:`program_bytes`, :func:`plan_group`):
   how many members go in one program so that it fits in memory. The compiled training
   program's ``memory_analysis()`` (arguments + outputs + temporaries − donated buffers) is
@@ -49,6 +58,9 @@ from jaxinit.study._adapters import _Model, _traced_io
 #: What ``Study(member_layout=...)`` accepts (besides a positive int batch size).
 LAYOUT_NAMES = ("auto", "vmap", "loop")
 
+#: What ``Study(stepping=...)`` accepts.
+STEPPING_NAMES = ("auto", "scan", "host")
+
 #: Fraction of a device's free memory (``memory_stats``: ``bytes_limit - bytes_in_use``) a
 #: member group may use: the rest is left to the runtime's own buffers, the evaluation and
 #: transfers between chunks, which the program's memory analysis does not count.
@@ -75,6 +87,16 @@ def check_member_layout(value: Any) -> str | int:
     raise ValueError(
         f"Study: member_layout must be 'auto', 'vmap', 'loop' or a positive int (members"
         f" vmapped per loop iteration), got {value!r}"
+    )
+
+
+def check_stepping(value: Any) -> str:
+    """``Study.stepping`` checked: ``"auto"``, ``"scan"`` or ``"host"``."""
+    if isinstance(value, str) and value in STEPPING_NAMES:
+        return value
+    raise ValueError(
+        f"Study: stepping must be 'auto', 'scan' (the steps scanned in one program) or"
+        f" 'host' (a program of a few unrolled steps called from the host), got {value!r}"
     )
 
 
@@ -151,6 +173,26 @@ def choose_layout(requested: str | int, platform: str, convolution: bool) -> tup
         )
     why = "convolutions on " + platform if convolution else "no convolution"
     return "vmap", f"auto: {why}: members vmapped (batched operations)"
+
+
+def choose_stepping(requested: str, platform: str, convolution: bool) -> tuple[str, str]:
+    """How a program's steps run, and why: ``("scan" | "host", reason)``.
+
+    ``"scan"``: one program scans a chunk's steps (no Python per step). ``"host"``: a
+    program of a few unrolled steps (``_program.HOST_UNROLL``) called from Python per
+    step, its state donated (``_program._HostStepped``). The rule (``"auto"``): on the CPU
+    a model with convolutions is stepped from the host — XLA's CPU backend runs a
+    convolution inside a loop body 10-25x slower than outside one (jax#12868), and a scan
+    over steps is a loop; everything else (MLPs, every model on GPU and TPU) is scanned."""
+    if requested != "auto":
+        return requested, f"stepping={requested!r} given"
+    if platform == "cpu" and convolution:
+        return "host", (
+            "auto: convolutions on the CPU are stepped from the host (inside a loop, a scan"
+            " over steps, XLA's CPU backend runs them 10-25x slower: jax#12868)"
+        )
+    why = "convolutions on " + platform if convolution else "no convolution"
+    return "scan", f"auto: {why}: the steps scanned in one program"
 
 
 def over_members(

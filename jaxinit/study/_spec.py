@@ -99,6 +99,14 @@ class Study:
         the device's free memory (``memory_stats()``), on the CPU half of the host's
         available RAM shared by its devices. ``result.info`` records the budget and the
         group chosen; a budget too small for one member per device is refused.
+      stepping: how a chunk's steps run: ``"scan"`` (one program scans them: no Python per
+        step), ``"host"`` (a program of a few unrolled steps called from Python per step,
+        members laid out by ``member_layout`` without a loop in the program: ``"loop"``
+        calls one member's program per member), or ``"auto"``: host-stepped for models
+        with convolutions on the CPU (XLA's CPU backend runs convolutions inside a loop,
+        such as a scan over steps, many times slower: jax#12868), else scanned. The same
+        table either way up to float summation order; ``result.info`` records the choice
+        (``stepping``) and why (``stepping_reason``).
 
     Example:
       >>> import optax, jaxinit
@@ -132,6 +140,7 @@ class Study:
     # how members are laid out in a program, and how many go in one (study/_layout.py)
     member_layout: str | int = "auto"
     memory_budget: int | None = None
+    stepping: str = "auto"
 
 
 def _as_int(name: str, v: Any, allow_none: bool = False) -> int | None:
@@ -162,6 +171,7 @@ def _normalize(study: Study) -> Study:
     # member layout and memory budget (study/_layout.py)
     ints["member_layout"] = _layout.check_member_layout(study.member_layout)
     ints["memory_budget"] = _layout.check_memory_budget(study.memory_budget)
+    ints["stepping"] = _layout.check_stepping(study.stepping)
     return dataclasses.replace(study, **ints)
 
 

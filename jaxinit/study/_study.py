@@ -4,7 +4,9 @@ compiled program.
 The population's parameters are stacked on a leading *member* axis. One jitted program
 runs ``eval_every`` steps for every member — ``jax.vmap`` over members, ``jax.lax.scan``
 over steps (nested: an inner scan of ``log_every`` steps whose mean metrics are recorded)
-— so there is no Python per step. Between chunks the host records metrics, writes results
+— so there is no Python per step (except where a scan is slow: convolutions on the CPU are
+stepped from the host, a program of a few unrolled steps per call, ``Study(stepping=...)``,
+``_program._HostStepped``). Between chunks the host records metrics, writes results
 and a checkpoint, and updates the progress bar.
 
 Multi-device: the member axis is sharded over ``jax.devices()`` with a ``NamedSharding``;
@@ -35,7 +37,7 @@ import jax
 import numpy as np
 
 from jaxinit._checks import check_key
-from jaxinit.study import _layout
+from jaxinit.study import _layout, _program
 from jaxinit.study._callbacks import Callback, _check_callbacks, _notify
 from jaxinit.study._checkpoint import _Checkpoint, _state_fingerprint
 from jaxinit.study._feeds import _make_feed, abstract_state
@@ -150,6 +152,7 @@ class _Run(NamedTuple):
     writer: bool  # this process writes the files
     devices: list
     layouts: dict  # architecture name -> (member layout, why) (study/_layout.py)
+    steppings: dict  # architecture name -> ("scan" | "host", why) (study/_layout.py)
     budget: tuple | None  # (bytes per device, its source); None: no sizing (max_members given)
     group_info: dict  # how the group was chosen, for ``result.info``
 
@@ -167,6 +170,8 @@ def _run_study(study, key, out_dir, progress, devices, callbacks=()) -> StudyRes
     bar = _progress_bar(progress, run.study.steps * total, total)
     layout, why = run.layouts[run.archs[0].name]
     _say(bar, f"run_study: members {layout!r} ({why})")
+    stepping, why = run.steppings[run.archs[0].name]
+    _say(bar, f"run_study: steps {stepping!r} ({why})")
     # member batches: an architecture's population in batches of ``group`` (offset ``g0``
     # in the whole study: the checkpoint's name and the rows' member index)
     n = len(run.members)
@@ -226,12 +231,15 @@ def _prepare(study, key, out_dir, devices) -> _Run:
     chunks = sorted({min(eval_every, study.steps - d) for d in range(0, study.steps, eval_every)})
     # the member layout per architecture; the member group: the whole population unless
     # max_members is given, until its compiled program is found too large (_train_group)
-    auto = study.member_layout == "auto"
+    auto = "auto" in (study.member_layout, study.stepping)
+    platform = devices[0].platform
+    convolves = {a.name: auto and _layout.model_convolves(a.model) for a in archs}
     layouts = {
-        a.name: _layout.choose_layout(
-            study.member_layout, devices[0].platform, auto and _layout.model_convolves(a.model)
-        )
+        a.name: _layout.choose_layout(study.member_layout, platform, convolves[a.name])
         for a in archs
+    }
+    steppings = {
+        a.name: _layout.choose_stepping(study.stepping, platform, convolves[a.name]) for a in archs
     }
     budget: tuple | None = None  # (bytes per device, source): the one group is measured
     group_info: dict[str, Any] = {"group_reason": f"max_members={study.max_members} given"}
@@ -245,8 +253,8 @@ def _prepare(study, key, out_dir, devices) -> _Run:
         study, key, out_dir, archs, objective, hp_names, grid,
         np.asarray(grid, np.float32).reshape(len(grid), len(hp_names)), members, models,
         group, group_padded, sharding, options, feed, metric_names, train_names, chunks,
-        out_dir is not None and jax.process_index() == 0, list(devices), layouts, budget,
-        group_info,
+        out_dir is not None and jax.process_index() == 0, list(devices), layouts, steppings,
+        budget, group_info,
     )  # fmt: skip
 
 
@@ -273,7 +281,7 @@ def _chunk(run: _Run, arch: _Arch, n: int) -> Callable:
     return _chunk_program(
         arch.model, arch.optimizer, run.objective, s.batch_size, s.log_every,
         n // s.log_every, run.sharding, run.feed.fed, len(run.feed.eval_sets()), run.options,
-        run.layouts[arch.name][0],
+        run.layouts[arch.name][0], run.steppings[arch.name][0], _program.HOST_UNROLL,
     )  # fmt: skip
 
 
@@ -439,9 +447,12 @@ def _finish(run: _Run, records: list, seconds: float) -> StudyResult:
     # the member layout and group, and why (study/_layout.py)
     layout, why = run.layouts[run.archs[0].name]
     info.update(member_layout=layout, member_layout_reason=why)
+    stepping, why = run.steppings[run.archs[0].name]
+    info.update(stepping=stepping, stepping_reason=why)
     info["member_group"] = min(run.group, len(run.members))
     if len(run.archs) > 1:
         info["member_layouts"] = {a.name: run.layouts[a.name] for a in run.archs}
+        info["steppings"] = {a.name: run.steppings[a.name] for a in run.archs}
     info.update(run.group_info)
     table = _table(records, run.members, run.metric_names, run.hp_names, run.grid, run.models)
     result = StudyResult(
