@@ -66,8 +66,10 @@ import functools
 import itertools
 import json
 import math
+import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -570,37 +572,16 @@ def cnn_torch(w: CNNWorkload, data: jaxinit.Dataset) -> dict[str, Callable]:
     try:
         import torch
         from torch.func import functional_call, grad_and_value, stack_module_state
+
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from _torch_models import resnet  # jaxinit.ResNet's twin
     except ImportError:
         return {}
-    c0, c1 = w.channels
     x_train = torch.from_numpy(np.asarray(data.x_train, np.float32)).reshape(-1, 1, 8, 8)
     y_train = torch.from_numpy(np.asarray(data.y_train)).long()
 
-    class Block(torch.nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            bn = lambda c: torch.nn.BatchNorm2d(c, track_running_stats=False)
-            self.c0 = torch.nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.b0 = bn(cout)
-            self.c1 = torch.nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.b1 = bn(cout)
-            self.proj = None
-            if cin != cout or stride != 1:
-                self.proj = torch.nn.Sequential(
-                    torch.nn.Conv2d(cin, cout, 1, stride, bias=False), bn(cout)
-                )
-
-        def forward(self, x):
-            y = self.b1(self.c1(torch.relu(self.b0(self.c0(x)))))
-            return torch.relu((x if self.proj is None else self.proj(x)) + y)
-
     def make():
-        return torch.nn.Sequential(
-            torch.nn.Conv2d(1, c0, 3, 1, 1, bias=False),
-            torch.nn.BatchNorm2d(c0, track_running_stats=False), torch.nn.ReLU(),
-            Block(c0, c0, 1), Block(c0, c1, 2), torch.nn.AdaptiveAvgPool2d(1),
-            torch.nn.Flatten(), torch.nn.Linear(c1, 10),
-        )  # fmt: skip
+        return resnet(1, w.channels)
 
     def ensemble():
         torch.manual_seed(0)
