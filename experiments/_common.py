@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -64,12 +65,12 @@ def figure(ncols: int = 1, figsize: tuple[float, float] = (6, 4)):
     return fig, np.atleast_1d(fig.subplots(1, ncols, squeeze=False)[0])
 
 
-def seed_lines(ax, x, matrix, label: str, index: int, *, center: str = "mean", band: bool = False,
-               color=None, center_values=None) -> None:  # fmt: skip
+def seed_lines(ax, x, matrix, label: str, index: int, *, band: bool = False, color=None,
+               center_values=None) -> None:  # fmt: skip
     """Per scheme, the spread over seeds: every seed (a row of ``matrix``, (seeds, len(x)))
-    as a thin translucent line, the ``center`` ("mean" or "median" over seeds, or
-    ``center_values``) bold with the scheme's line style and marker, and with ``band`` the
-    min–max over seeds shaded. Non-finite values are not drawn. The artists carry the gids
+    as a thin translucent line, the mean over seeds (or ``center_values``) bold with the
+    scheme's line style and marker (``STYLES[index]``), and with ``band`` the min–max over
+    seeds shaded. Non-finite values are not drawn. The artists carry the gids
     ``seed:<label>``, ``center:<label>``, ``band:<label>`` (the figure tests count them)."""
     x = np.asarray(x, np.float64)
     m = np.asarray(matrix, np.float64).reshape(-1, len(x))
@@ -78,14 +79,13 @@ def seed_lines(ax, x, matrix, label: str, index: int, *, center: str = "mean", b
     ls, marker = STYLES[index % len(STYLES)]
     for row in m:
         ax.plot(x, row, color=color, lw=0.7, alpha=0.35, gid=f"seed:{label}")
-    if band and len(m) > 1:
-        with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # a step where every seed diverged: NaN, drawn as a gap
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if band and len(m) > 1:
             lo, hi = np.nanmin(m, axis=0), np.nanmax(m, axis=0)
-        ax.fill_between(x, lo, hi, color=color, alpha=0.12, lw=0, gid=f"band:{label}")
-    if center_values is None:
-        with np.errstate(all="ignore"):
-            center_values = (np.nanmedian if center == "median" else np.nanmean)(m, axis=0)
-        center_values = np.where(np.isnan(m).all(axis=0), np.nan, center_values)
+            ax.fill_between(x, lo, hi, color=color, alpha=0.12, lw=0, gid=f"band:{label}")
+        if center_values is None:
+            center_values = np.nanmean(m, axis=0)
     every = max(1, len(x) // 8)
     ax.plot(x, center_values, color=color, lw=1.8, ls=ls, marker=marker, ms=4.5,
             markevery=(index % every, every), label=label, gid=f"center:{label}")  # fmt: skip
