@@ -104,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ax.set(xscale="log", yscale="log", xlabel="depth (layers)", ylabel="steps to target",
            title=f"Deep linear nets, lr = {cfg.lr}/depth\nbold: Kaplan–Meier median over"
            f" {cfg.seeds} seeds; thin: each seed")  # fmt: skip
+    ax.set_xticks(cfg.depths, [str(d) for d in cfg.depths])
+    ax.minorticks_off()
     legend_outside(ax, fontsize=8)
     save_figure(fig, f"{args.out}/saxe.png")
     payload = {"config": cfg.__dict__, "target_loss": target, "steps_to_target": res,
