@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -50,13 +51,88 @@ def entry(main: Callable[[Sequence[str] | None], int]) -> None:
         sys.exit(main(sys.argv[1:]))
 
 
-def pyplot():
-    import matplotlib
+# Line styles and markers cycled per scheme, so that curves lying on top of each other stay
+# distinguishable; markers are staggered (markevery offset) for the same reason.
+STYLES = (("-", "o"), ("--", "s"), ("-.", "^"), (":", "D"), ((0, (5, 1, 1, 1)), "v"),
+          ((0, (1, 1)), "P"), ((0, (3, 1, 1, 1, 1, 1)), "X"), ((0, (8, 2)), "*"))  # fmt: skip
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    return plt
+def figure(ncols: int = 1, figsize: tuple[float, float] = (6, 4)):
+    """A ``matplotlib.figure.Figure`` (no pyplot state) and its ``ncols`` axes (an array)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, np.atleast_1d(fig.subplots(1, ncols, squeeze=False)[0])
+
+
+def seed_lines(ax, x, matrix, label: str, index: int, *, band: bool = False, color=None,
+               center_values=None) -> None:  # fmt: skip
+    """Per scheme, the spread over seeds: every seed (a row of ``matrix``, (seeds, len(x)))
+    as a thin translucent line, the mean over seeds (or ``center_values``) bold with the
+    scheme's line style and marker (``STYLES[index]``), and with ``band`` the min–max over
+    seeds shaded. Non-finite values are not drawn. The artists carry the gids
+    ``seed:<label>``, ``center:<label>``, ``band:<label>`` (the figure tests count them)."""
+    x = np.asarray(x, np.float64)
+    m = np.asarray(matrix, np.float64).reshape(-1, len(x))
+    m = np.where(np.isfinite(m), m, np.nan)
+    color = f"C{index % 10}" if color is None else color
+    ls, marker = STYLES[index % len(STYLES)]
+    for row in m:
+        ax.plot(x, row, color=color, lw=0.7, alpha=0.35, gid=f"seed:{label}")
+    with warnings.catch_warnings():  # a step where every seed diverged: NaN, drawn as a gap
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if band and len(m) > 1:
+            lo, hi = np.nanmin(m, axis=0), np.nanmax(m, axis=0)
+            ax.fill_between(x, lo, hi, color=color, alpha=0.12, lw=0, gid=f"band:{label}")
+        if center_values is None:
+            center_values = np.nanmean(m, axis=0)
+    every = max(1, len(x) // 8)
+    ax.plot(x, center_values, color=color, lw=1.8, ls=ls, marker=marker, ms=4.5,
+            markevery=(index % every, every), label=label, gid=f"center:{label}")  # fmt: skip
+
+
+def times_panel(ax, depths, times: dict, medians: dict, top: float) -> None:
+    """Steps to a target vs depth, per scheme: each seed's time as a thin line, the
+    Kaplan–Meier median bold (``times[name]``: (seeds, depths); ``medians[name]``: (depths,));
+    a time never reached (inf) is drawn on the dotted line at ``top``."""
+    for i, name in enumerate(times):
+        t = np.asarray(times[name], np.float64)
+        med = np.asarray(medians[name], np.float64)
+        seed_lines(ax, depths, np.where(np.isfinite(t), t, top), name, i,
+                   center_values=np.where(np.isfinite(med), med, top))  # fmt: skip
+    ax.axhline(top, color="k", ls=":", lw=1, label="not reached (censored)")
+
+
+def seed_dots(ax, position: float, values, label: str, color=None) -> None:
+    """Every seed's value as a dot at ``position`` (spread sideways so equal values show),
+    one artist per seed with gid ``seed:<label>``."""
+    v = np.asarray(values, np.float64)
+    offsets = np.linspace(-0.15, 0.15, len(v)) if len(v) > 1 else np.zeros(1)
+    for dx, y in zip(offsets, v, strict=True):
+        ax.plot(position + dx, y, "o", ms=3.5, mfc="none", mec=color or "k", mew=0.9,
+                gid=f"seed:{label}")  # fmt: skip
+
+
+def legend_outside(ax, **kw) -> None:
+    """The legend to the right of ``ax`` (outside every axes, given ``ax`` is the rightmost),
+    with the handles of every axes of the figure, each label once."""
+    handles: dict = {}
+    for a in ax.figure.axes:
+        for h, lab in zip(*a.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    ax.legend(handles.values(), handles.keys(), loc="upper left", bbox_to_anchor=(1.02, 1),
+              borderaxespad=0, fontsize=kw.pop("fontsize", 7), **kw)  # fmt: skip
+
+
+def save_figure(fig, path: str, dpi: int = 110) -> None:
+    """Lay out and save ``fig`` (the legends outside the axes included) and record it in
+    ``FIGURES`` for the figure tests."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    FIGURES.append((path, fig))
+
+
+FIGURES: list = []  # (path, Figure) of every figure saved in this process (for the tests)
 
 
 def final(table, metric: str) -> dict[str, np.ndarray]:

@@ -21,7 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from _common import config, entry, parse, pyplot, report, sgd, times_to, ttt
+
+from _common import (  # isort: skip
+    config, entry, figure, legend_outside, parse, report, save_figure, sgd, times_panel, times_to,
+    ttt,
+)  # fmt: skip
 
 SCHEMES = ("zeros", "random_normal", "random_uniform", "glorot_uniform", "glorot_normal",
            "he_uniform", "he_normal", "lecun_normal")  # fmt: skip
@@ -54,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     data = digits()
     res = {a: {s: {} for s in cfg.schemes} for a in cfg.activations}
+    per_seed = {a: {s: [] for s in cfg.schemes} for a in cfg.activations}  # (depths, seeds)
     for act in cfg.activations:
         for depth in cfg.depths:
             study = Study(model=MLP((cfg.width,) * depth + (10,), act), dataset=data,
@@ -63,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             t = times_to(run_study(study, key=0).table, cfg.target)
             for s in cfg.schemes:
                 res[act][s][depth] = ttt(t[s])
+                per_seed[act][s].append(t[s])
     keys = [(a, s) for a in cfg.activations for s in cfg.schemes]
     med = np.array([[res[a][s][d]["median"] for d in cfg.depths] for a, s in keys])
     frac = np.array([[res[a][s][d]["fraction"] for d in cfg.depths] for a, s in keys])
@@ -92,22 +98,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                        "measured": f"largest fraction of seeds reaching the target: {max(z):.0%}",
                        "agrees": bool(max(z) == 0)})  # fmt: skip
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(1.3 * len(cfg.depths) + 3, 0.35 * len(keys) + 1.5))
-    shown = np.where(np.isfinite(med), med, np.nan)
-    im = ax.imshow(np.log10(shown), cmap="viridis_r", aspect="auto")
-    for i in range(len(keys)):
-        for j in range(len(cfg.depths)):
-            text = "—" if not np.isfinite(med[i, j]) else f"{med[i, j]:.0f}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                    color="k" if not np.isfinite(med[i, j]) else "w")  # fmt: skip
-    ax.set_xticks(range(len(cfg.depths)), [str(d) for d in cfg.depths])
-    ax.set_yticks(range(len(keys)), [f"{a}/{s}" for a, s in keys], fontsize=7)
-    ax.set(xlabel="hidden layers", title=f"median steps to train loss ≤ {cfg.target} (— never)")
-    fig.colorbar(im, ax=ax, label="log10 steps")
-    fig.tight_layout()
-    fig.savefig(f"{args.out}/depth_sweep.png", dpi=110)
-    plt.close(fig)
+    fig, axes = figure(len(cfg.activations), figsize=(5.5 * len(cfg.activations) + 2, 4.4))
+    for ax, act in zip(axes, cfg.activations, strict=True):
+        times_panel(ax, cfg.depths, {s: np.array(per_seed[act][s]).T for s in cfg.schemes},
+                    {s: [res[act][s][d]["median"] for d in cfg.depths] for s in cfg.schemes},
+                    top=cfg.steps * 1.5)  # fmt: skip
+        ax.set(xscale="log", yscale="log", xlabel="hidden layers", ylabel="steps to target",
+               title=f"{act} MLP, width {cfg.width}")  # fmt: skip
+        ax.set_xticks(cfg.depths, [str(d) for d in cfg.depths])
+        ax.minorticks_off()
+    legend_outside(axes[-1])
+    fig.suptitle(f"steps to train loss ≤ {cfg.target}: bold Kaplan–Meier median over"
+                 f" {cfg.seeds} seeds, thin lines each seed")  # fmt: skip
+    save_figure(fig, f"{args.out}/depth_sweep.png")
     payload = {"config": cfg.__dict__, "steps_to_target": res}
     return report(args, "Depth sweep", payload, claims, started)
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from _common import (  # isort: skip
-    config, entry, est, fmt, parse, pyplot, report, sgd, table_text, final, diverged
+    config, entry, est, figure, fmt, legend_outside, parse, report, save_figure, seed_dots,
+    seed_lines, sgd, table_text, final, diverged,
 )  # fmt: skip
 
 PAPER_TEST_ERROR = {  # Table 1 (Shapeset-3×2); softsign values are not in REFERENCE.md
@@ -152,30 +153,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     ]
 
-    plt = pyplot()
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
-    labels = [f"{a}\n{n}" for a, n in errors]
-    m = [out[f"{a}/{n}"]["test_error"] for a, n in errors]
-    ax0.bar(labels, [100 * e["mean"] for e in m],
-            yerr=[[100 * (e["mean"] - e["lo"]) for e in m], [100 * (e["hi"] - e["mean"]) for e in m]],
-            color=["C0", "C1"] * 3, capsize=3)  # fmt: skip
-    for i, k in enumerate(errors):
-        if k in PAPER_TEST_ERROR:
-            ax0.plot(i, PAPER_TEST_ERROR[k], "k*", ms=10, label="paper" if i == 0 else None)
-    ax0.set(ylabel="test error %", title="Shapeset-3×2 test error (★ paper Table 1)")
-    ax0.tick_params(axis="x", labelsize=7)
-    for (act, name), v in jac.items():
-        ax1.errorbar(np.arange(2, cfg.hidden + 1), v.mean(0), yerr=v.std(0), capsize=2,
-                     label=f"{act} {name}", color="C0" if name == "standard" else "C1",
-                     ls={"tanh": "-", "softsign": "--", "sigmoid": ":"}[act])  # fmt: skip
-    ax1.axhline(0.8, color="C1", lw=0.5)
-    ax1.axhline(0.5, color="C0", lw=0.5)
+    fig, (ax0, ax1) = figure(2, figsize=(13, 4.4))
+    color = {"standard": "C0", "normalized": "C1"}
+    for i, (act, name) in enumerate(errors):
+        e = out[f"{act}/{name}"]["test_error"]
+        ax0.bar(i, 100 * e["mean"], color=color[name], alpha=0.6,
+                label=f"{name} init: mean over {cfg.seeds} seeds")  # fmt: skip
+        ax0.errorbar(i, 100 * e["mean"], yerr=[[100 * (e["mean"] - e["lo"])],
+                     [100 * (e["hi"] - e["mean"])]], color="k", capsize=3,
+                     label="95 % bootstrap CI of the mean")  # fmt: skip
+        seed_dots(ax0, i, 100 * errors[act, name], f"{act} {name}")
+        if (act, name) in PAPER_TEST_ERROR:
+            ax0.plot(i, PAPER_TEST_ERROR[act, name], "k*", ms=10, label="paper, Table 1")
+    ax0.plot([], [], "o", ms=3.5, mfc="none", mec="k", label="each seed")
+    ax0.set_xticks(range(len(errors)), [f"{a}\n{n}" for a, n in errors], fontsize=7)
+    ax0.set(ylabel="test error %", title="Shapeset-3×2 test error")
+    for i, ((act, name), v) in enumerate(jac.items()):
+        seed_lines(ax1, np.arange(2, cfg.hidden + 1), v, f"{act} {name}", i,
+                   color=color[name])  # fmt: skip
+    ax1.axhline(0.8, color="C1", lw=0.8, ls=":", label="paper: ≈ 0.8 normalized")
+    ax1.axhline(0.5, color="C0", lw=0.8, ls=":", label="paper: ≈ 0.5 standard")
     ax1.set(xlabel="layer i (Jacobian dz^i/dz^(i-1))", ylabel="mean singular value",
-            title=f"at init, width {cfg.jacobian_width}")  # fmt: skip
-    ax1.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(f"{args.out}/glorot_bengio.png", dpi=110)
-    plt.close(fig)
+            title=f"Jacobian at init, width {cfg.jacobian_width}")  # fmt: skip
+    legend_outside(ax1)
+    fig.suptitle(f"{cfg.seeds} seeds: bars and bold lines are means over seeds, dots and thin"
+                 " lines each seed, error bars the 95 % bootstrap CI of the mean")  # fmt: skip
+    save_figure(fig, f"{args.out}/glorot_bengio.png")
     payload = {"config": cfg.__dict__, "results": out, "diverged": results}
     return report(args, "Glorot & Bengio 2010", payload, claims, started)
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from _common import (  # isort: skip
-    config, curves, diverged, entry, est, final, fmt, fmt_t, layer_stats, parse, pyplot, report, sgd,
-    table_text, times_to, ttt,
+    config, curves, diverged, entry, est, figure, final, fmt, fmt_t, layer_stats, legend_outside,
+    parse, report, save_figure, seed_lines, sgd, table_text, times_to, ttt,
 )  # fmt: skip
 
 INITS = {"xavier": "glorot_normal", "he": "he_normal", "lecun": "lecun_normal",
@@ -59,8 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     chance = float(np.log(data.num_classes))
     res, rows = {}, [("depth", "init", "steps to target", "final train loss", "stalled seeds",
                       "test acc")]  # fmt: skip
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(cfg.depths) + 1, figsize=(5 * (len(cfg.depths) + 1), 4))
+    fig, axes = figure(len(cfg.depths) + 1, figsize=(5 * (len(cfg.depths) + 1) + 1.5, 4.2))
     for ax, depth in zip(axes, cfg.depths, strict=False):
         model = MLP((cfg.width,) * depth + (10,), "relu")
         study = Study(model=model, dataset=data, optimizer=sgd(cfg.lr), inits=INITS,
@@ -77,11 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                          fmt(res[depth, name]["final_train_loss"]), f"{stalled}/{cfg.seeds}",
                          fmt(res[depth, name]["test_accuracy"])))  # fmt: skip
         for name, (steps, m) in curves(r.table).items():
-            ax.plot(steps, np.where(np.isfinite(m), m, np.nan).mean(0), label=name)
-        ax.axhline(cfg.target, color="k", ls=":", lw=1)
+            seed_lines(ax, steps, m, name, list(INITS).index(name))  # one style per init
+        ax.axhline(cfg.target, color="k", ls=":", lw=1, label=f"target loss {cfg.target}")
+        ax.axhline(chance, color="0.5", ls="-", lw=0.8, label=f"chance (ln {data.num_classes})")
         ax.set(title=f"ReLU MLP, {depth} hidden layers", xlabel="step", ylabel="train loss",
                yscale="log")  # fmt: skip
-        ax.legend(fontsize=7)
         res[depth, "diverged"] = diverged(r)
     print(table_text(rows))
 
@@ -101,13 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ratio = est(per_layer)
     ax = axes[-1]
     for name, v in logs.items():
-        ax.plot(np.arange(1, depth + 1), np.exp(v).mean(0), "o-", ms=3, label=name)
+        seed_lines(ax, np.arange(1, depth + 1), np.exp(v), name, list(INITS).index(name))
     ax.set(yscale="log", xlabel="hidden layer", ylabel="RMS activation at init",
-           title="activation scale through depth")  # fmt: skip
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(f"{args.out}/he_depth.png", dpi=110)
-    plt.close(fig)
+           title=f"activation scale through depth ({depth} layers)")  # fmt: skip
+    legend_outside(ax)
+    fig.suptitle(f"bold: mean over {cfg.seeds} seeds; thin: each of the {cfg.seeds} seeds")
+    save_figure(fig, f"{args.out}/he_depth.png")
 
     deep, shallow = max(cfg.depths), min(cfg.depths)
     xd, hd = res[deep, "xavier"], res[deep, "he"]

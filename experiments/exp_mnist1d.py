@@ -19,7 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from _common import config, diverged, entry, est, final, fmt, parse, pyplot, report, table_text
+
+from _common import (  # isort: skip
+    config, diverged, entry, est, figure, final, fmt, legend_outside, parse, report, save_figure,
+    seed_dots, table_text,
+)  # fmt: skip
 
 SCHEMES = ("zeros", "random_normal", "random_uniform", "glorot_uniform", "glorot_normal",
            "he_uniform", "he_normal", "lecun_normal")  # fmt: skip
@@ -52,14 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = mnist1d()
     models = {"mlp": (MLP((100, 100, 10), "relu"), cfg.mlp_steps),
               "cnn": (CNN1D(10), cfg.cnn_steps)}  # fmt: skip
-    res = {}
+    res, accs = {}, {}
     rows = [("model", "init", "test accuracy", "published", "within 5 points")]
     for kind, (model, steps) in models.items():
         study = Study(model=model, dataset=data, optimizer=optax.adam(cfg.lr),
                       inits={s: s for s in cfg.schemes}, seeds=cfg.seeds, steps=steps,
                       batch_size=cfg.batch_size, log_every=10 if steps >= 100 else 5)  # fmt: skip
         r = run_study(study, key=0)
-        acc = final(r.table, "test_accuracy")
+        acc = accs[kind] = final(r.table, "test_accuracy")
         res[kind] = {"diverged": diverged(r)}
         for s in cfg.schemes:
             e = est(acc[s])
@@ -85,19 +89,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" within {TOLERANCE:.0%}; agrees if the best is within {TOLERANCE:.0%} or above",
             "agrees": bool(e["n"] and e["mean"] >= PUBLISHED[kind] - TOLERANCE),
         })  # fmt: skip
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = figure(2, figsize=(13, 4.4))
     for ax, kind in zip(axes, models, strict=True):
         m = [res[kind][s]["test_accuracy"] for s in cfg.schemes]
         mean, lo, hi = (np.nan_to_num([100 * e[k] for e in m]) for k in ("mean", "lo", "hi"))
-        ax.bar(cfg.schemes, mean, yerr=[mean - lo, hi - mean], capsize=3)
-        ax.axhline(100 * PUBLISHED[kind], color="k", ls="--", lw=1, label="published")
+        x = np.arange(len(cfg.schemes))
+        ax.bar(x, mean, color="C0", alpha=0.6, label=f"mean over {cfg.seeds} seeds")
+        ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], fmt="none", color="k", capsize=3,
+                    label="95 % bootstrap CI of the mean")  # fmt: skip
+        for i, s in enumerate(cfg.schemes):
+            seed_dots(ax, i, 100 * accs[kind][s], s)
+        ax.plot([], [], "o", ms=3.5, mfc="none", mec="k", label="each seed")
+        ax.axhline(100 * PUBLISHED[kind], color="k", ls="--", lw=1,
+                   label="published (Greydanus 2020)")  # fmt: skip
         ax.set(title=f"MNIST-1D {kind.upper()}", ylabel="test accuracy %", ylim=(0, 100))
-        ax.tick_params(axis="x", rotation=45, labelsize=7)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(f"{args.out}/mnist1d.png", dpi=110)
-    plt.close(fig)
+        ax.set_xticks(x, cfg.schemes, rotation=45, ha="right", fontsize=7)
+    legend_outside(axes[-1], fontsize=8)
+    fig.suptitle(f"test accuracy, {cfg.seeds} seeds per scheme: bars the mean, dots each seed,"
+                 " error bars the 95 % bootstrap CI of the mean")  # fmt: skip
+    save_figure(fig, f"{args.out}/mnist1d.png")
     payload = {"config": cfg.__dict__, "published": PUBLISHED, "results": res}
     return report(args, "MNIST-1D baselines", payload, claims, started)
 

@@ -35,7 +35,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from _common import entry, est, fmt, parse, pyplot, report, table_text  # isort: skip
+from _common import (  # isort: skip
+    entry, est, figure, fmt, legend_outside, parse, report, save_figure, seed_lines,
+    table_text,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -348,29 +351,29 @@ def _analyse(label: str, cfg, loss: dict) -> tuple[dict, list, list]:
 
 
 def _figure(path: str, cfg, loss: dict, best: dict, title: str) -> None:
-    plt = pyplot()
+    from matplotlib import colormaps
+
     grid = np.asarray(cfg.log2_lrs, np.float64)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    cmap = plt.get_cmap("viridis")
+    fig, axes = figure(2, figsize=(12, 4.4))
+    axes[1].sharey(axes[0])
+    cmap = colormaps["viridis"]
     for ax, p in zip(axes, PARAMS, strict=True):
         for j, w in enumerate(cfg.widths):
             c = cmap(j / max(1, len(cfg.widths) - 1))
-            m = loss[p][w].mean(1)
-            ax.plot(grid, np.where(np.isfinite(m), m, np.nan), "o-", ms=3, color=c,
-                    label=f"width {w}")  # fmt: skip
+            seed_lines(ax, grid, loss[p][w].T, f"width {w}", j, color=c)
             ax.axvline(np.mean(best[p][w]), color=c, ls=":", lw=1)
-        ax.set(xlabel="log2 learning rate", title=f"{title}, {p}: loss vs LR (dotted: best)")
+        ax.set(xlabel="log2 learning rate", title=f"{title}, {p}: loss vs LR")
+    axes[0].plot([], [], color="k", ls=":", lw=1, label="best log2 LR (mean over seeds)")
     axes[0].set_ylabel(f"train loss, last 20 % of {cfg.steps} steps")
+    fig.suptitle(f"bold: mean over {cfg.seeds} seeds; thin: each seed")
     finite = np.concatenate([loss[p][w].ravel() for p in PARAMS for w in cfg.widths])
     finite = finite[np.isfinite(finite)]
     if finite.size:
         top = min(finite.max(), 2 * np.median(finite))
         axes[0].set_ylim(max(finite.min() * 0.8, 1e-4), top * 1.05)
         axes[0].set_yscale("log")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    legend_outside(axes[1], fontsize=8)
+    save_figure(fig, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,7 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from _common import config, entry, final, parse, pyplot, report, sgd, table_text  # isort: skip
+from _common import (  # isort: skip
+    config, entry, figure, final, legend_outside, parse, report, save_figure, sgd, table_text,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -143,15 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "agrees": found == k,
         },
     ]
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig, (ax,) = figure(1, figsize=(7.5, 3.8))
     ax.hist(pvals, bins=np.linspace(0, 1, 11), color="C0", edgecolor="k")
     ax.axhline(len(pvals) / 10, color="k", ls=":", lw=1, label="uniform (a calibrated test)")
     ax.set(xlabel="p-value, copy vs reference (unadjusted)", ylabel="comparisons",
-           title="null studies: copies of he_normal")  # fmt: skip
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(f"{args.out}/null_calibration.png", dpi=120)
+           title=f"null studies: {cfg.copies - 1} copies of he_normal vs it, {k} studies"
+           f" of {cfg.seeds} seeds")  # fmt: skip
+    legend_outside(ax, fontsize=8)
+    save_figure(fig, f"{args.out}/null_calibration.png", dpi=120)
     payload = {
         "config": dataclasses.asdict(cfg),
         "studies_with_verdict": any_new,

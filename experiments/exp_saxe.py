@@ -22,7 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from _common import config, entry, fmt_t, parse, pyplot, report, table_text, times_to, ttt
+
+from _common import (  # isort: skip
+    config, entry, figure, fmt_t, legend_outside, parse, report, save_figure, table_text,
+    times_panel, times_to, ttt,
+)  # fmt: skip
 
 INITS = {"scaled_gaussian": "lecun_normal", "orthogonal": "orthogonal"}
 
@@ -52,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     zero_loss = float(0.5 * np.mean(np.sum(data.y_train**2, axis=1)))
     target = cfg.target * zero_loss
     res = {name: {} for name in INITS}
+    per_seed = {name: [] for name in INITS}  # (depths, seeds) steps to target, inf: never
     rows = [("depth", *INITS)]
     for depth in cfg.depths:
         study = Study(
@@ -63,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         t = times_to(run_study(study, key=0).table, target)
         for name in INITS:
             res[name][depth] = ttt(t[name])
+            per_seed[name].append(t[name])
         rows.append((depth, *(fmt_t(res[n][depth]) for n in INITS)))
     print(f"steps to train loss ≤ {target:.3g} ({cfg.target} × zero-predictor loss)")
     print(table_text(rows))
@@ -91,27 +97,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             "agrees": bool(gauss[-1] > gauss[0] and (not np.isfinite(sg) or sg > so)),
         },
     ]
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for name in INITS:
-        med = np.array([res[name][d]["median"] for d in cfg.depths])
-        lo = np.array([res[name][d]["lo"] for d in cfg.depths])
-        hi = np.array([res[name][d]["hi"] for d in cfg.depths])
-        # Error bars only where the median and its bound were reached (censored: none).
-        ok = np.isfinite(med)
-        lo, hi = np.where(ok & np.isfinite(lo), lo, 0), np.where(ok & np.isfinite(hi), hi, 0)
-        med0 = np.where(ok, med, 0)
-        top = cfg.steps * 1.5  # censored (never reached) drawn at the top, open marker
-        ax.errorbar(cfg.depths, np.where(np.isfinite(med), med, top),
-                    yerr=[np.where(ok & (lo > 0), med0 - lo, 0), np.where(ok & (hi > 0), hi - med0, 0)],
-                    marker="o", capsize=3, label=name)  # fmt: skip
-    ax.axhline(cfg.steps * 1.5, color="k", ls=":", lw=1)
+    fig, (ax,) = figure(1, figsize=(7.5, 4.2))
+    times_panel(ax, cfg.depths, {n: np.array(per_seed[n]).T for n in INITS},
+                {n: [res[n][d]["median"] for d in cfg.depths] for n in INITS},
+                top=cfg.steps * 1.5)  # fmt: skip
     ax.set(xscale="log", yscale="log", xlabel="depth (layers)", ylabel="steps to target",
-           title=f"Deep linear nets, lr = {cfg.lr}/depth (top line: not reached)")  # fmt: skip
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(f"{args.out}/saxe.png", dpi=110)
-    plt.close(fig)
+           title=f"Deep linear nets, lr = {cfg.lr}/depth\nbold: Kaplan–Meier median over"
+           f" {cfg.seeds} seeds; thin: each seed")  # fmt: skip
+    ax.set_xticks(cfg.depths, [str(d) for d in cfg.depths])
+    ax.minorticks_off()
+    legend_outside(ax, fontsize=8)
+    save_figure(fig, f"{args.out}/saxe.png")
     payload = {"config": cfg.__dict__, "target_loss": target, "steps_to_target": res,
                "loglog_slope": {"scaled_gaussian": sg, "orthogonal": so}}  # fmt: skip
     return report(args, "Saxe et al. 2013", payload, claims, started)

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from _common import (  # isort: skip
-    config, entry, est, final, fmt, fmt_t, layer_stats, parse, pyplot, report, sgd, table_text, times_to,
-    ttt, diverged,
+    config, entry, est, figure, final, fmt, fmt_t, layer_stats, legend_outside, parse, report,
+    save_figure, seed_lines, sgd, table_text, times_to, ttt, diverged,
 )  # fmt: skip
 
 NETS = {"selu+lecun_normal": ("selu", "lecun_normal"), "relu+he_normal": ("relu", "he_normal")}
@@ -102,19 +102,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             "agrees": bool(st["fraction"] >= 0.5 and rt["median"] > st["median"]),
         },
     ]
-    plt = pyplot()
-    fig, (a0, a1) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (a0, a1) = figure(2, figsize=(11.5, 4.2))
     layers = np.arange(1, cfg.depth + 1)
-    for label, (m, v) in stats.items():
-        a0.plot(layers, m.mean(0), "o-", ms=3, label=label)
-        a1.plot(layers, v.mean(0), "o-", ms=3, label=label)
+    for i, (label, (m, v)) in enumerate(stats.items()):
+        seed_lines(a0, layers, m, label, i)
+        seed_lines(a1, layers, v, label, i)
+    a0.axhline(0, color="k", ls=":", lw=1, label="SNN fixed point (mean 0, variance 1)")
+    a1.axhline(1, color="k", ls=":", lw=1)
     a0.set(xlabel="hidden layer", ylabel="activation mean at init", title="mean (SNN: 0)")
     a1.set(xlabel="hidden layer", ylabel="activation variance at init", title="variance (SNN: 1)",
            yscale="log")  # fmt: skip
-    a0.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(f"{args.out}/selu.png", dpi=110)
-    plt.close(fig)
+    legend_outside(a1, fontsize=8)
+    fig.suptitle(f"{cfg.depth} hidden layers of {cfg.width}, at init: bold mean over"
+                 f" {cfg.seeds} seeds, thin lines each seed")  # fmt: skip
+    save_figure(fig, f"{args.out}/selu.png")
     return report(args, "Klambauer et al. 2017", {"config": cfg.__dict__, "results": res},
                   claims, started)  # fmt: skip
 

@@ -120,6 +120,27 @@ def test_propagate_weight_variance_and_plot_keeps_backend(tmp_path):
     assert matplotlib.get_backend() == backend
 
 
+def test_plot_variance_by_depth_bands_styles_seeds_and_legend(tmp_path):
+    """Per init a min–max band over the seeds and its own line style and marker (coinciding
+    inits stay distinguishable), the seed count and band stated, the legend off the axes."""
+    from matplotlib.collections import PolyCollection
+
+    inits = ["glorot_normal", "lecun_normal", "orthogonal"]
+    df = jaxinit.propagate("tanh", inits, depth=3, width=16, seeds=3, batch_size=8)
+    fig = jaxinit.plot_variance_by_depth(df, str(tmp_path / "p.png"))
+    fig.draw_without_rendering()
+    for ax in fig.axes:
+        bands = {c.get_gid() for c in ax.collections if isinstance(c, PolyCollection)}
+        assert bands == {f"band:{i}" for i in inits}
+        styles = {(line.get_linestyle(), line.get_marker()) for line in ax.lines}
+        assert len(styles) == len(inits)
+    assert "3 seeds" in fig.get_suptitle() and "min–max" in fig.get_suptitle()
+    (legend,) = [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    assert [t.get_text() for t in legend.get_texts()] == inits
+    for ax in fig.axes:
+        assert not legend.get_window_extent().overlaps(ax.get_window_extent())
+
+
 def test_propagate_cli(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv(
         "COLUMNS", "200"

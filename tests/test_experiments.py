@@ -1,7 +1,10 @@
 """Smoke tests: every experiment runs in --quick mode and writes a well-formed result.json
-(claims with verdicts computed from the data) and its PNG figure."""
+(claims with verdicts computed from the data) and its PNG figure; each figure shows the
+spread over seeds per scheme, says how many seeds, and keeps its legend off the data."""
 
+import contextlib
 import importlib.util
+import io
 import json
 import math
 import pathlib
@@ -22,13 +25,25 @@ def _load(name):
     return module
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_experiment_quick_mode_writes_json_and_png(name, tmp_path, capsys):
+@pytest.fixture(scope="module", params=NAMES)
+def quick_run(request, tmp_path_factory):
+    """One --quick run per experiment, shared by the tests below: (module, output directory,
+    printed text, the figures it saved)."""
     import jax
 
-    with jax.threefry_partitionable(False):
-        assert _load(name).main(["--quick", "--out", str(tmp_path)]) == 0
-    text = capsys.readouterr().out
+    name = request.param
+    out = tmp_path_factory.mktemp(name)
+    module = _load(name)
+    common = sys.modules["_common"]
+    common.FIGURES.clear()
+    text = io.StringIO()
+    with jax.threefry_partitionable(False), contextlib.redirect_stdout(text):
+        assert module.main(["--quick", "--out", str(out)]) == 0
+    return module, out, text.getvalue(), list(common.FIGURES)
+
+
+def test_experiment_quick_mode_writes_json_and_png(quick_run):
+    _, tmp_path, text, _ = quick_run
     assert "published claims vs this measurement" in text
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["mode"] == "quick" and result["experiment"]
@@ -48,3 +63,45 @@ def test_experiment_quick_mode_writes_json_and_png(name, tmp_path, capsys):
         return not isinstance(x, float) or math.isfinite(x)
 
     assert finite_or_null(result)
+
+
+def _seed_count(module) -> int:
+    cfg = getattr(module, "QUICK", None) or module.TQUICK
+    return cfg.seeds
+
+
+def check_seed_spread(fig, seeds: int) -> None:
+    """Per scheme (a bold ``center:<name>`` line or ``seed:<name>`` dots), on its axes: a
+    min–max band (``band:<name>``) or one artist per seed; some title states the seed
+    count; every legend lies outside every axes."""
+    from matplotlib.collections import PolyCollection
+
+    fig.draw_without_rendering()
+    schemes = 0
+    for ax in fig.axes:
+        gids = [a.get_gid() or "" for a in [*ax.lines, *ax.collections]]
+        names = {g.split(":", 1)[1] for g in gids if g.startswith(("center:", "seed:"))}
+        schemes += len(names)
+        for name in names:
+            bands = [c for c in ax.collections
+                     if isinstance(c, PolyCollection) and c.get_gid() == f"band:{name}"]  # fmt: skip
+            n_seed = gids.count(f"seed:{name}")
+            assert bands or n_seed == seeds, (name, n_seed, seeds)
+    assert schemes, "no scheme drawn with its spread over seeds"
+    texts = [fig.get_suptitle(), *(ax.get_title() for ax in fig.axes)]
+    assert any(f"{seeds} seeds" in t for t in texts), texts
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    assert legends
+    for leg in legends:
+        box = leg.get_window_extent()
+        for ax in fig.axes:
+            assert not box.overlaps(ax.get_window_extent()), "a legend covers an axes"
+
+
+def test_experiment_figures_show_seed_spread_and_keep_legends_off_the_data(quick_run):
+    module, out, _, figures = quick_run
+    assert figures and {pathlib.Path(p).name for p, _ in figures} == {
+        p.name for p in out.glob("*.png")
+    }
+    for _, fig in figures:
+        check_seed_spread(fig, _seed_count(module))

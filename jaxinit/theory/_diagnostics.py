@@ -254,26 +254,35 @@ def propagation_table(df: Any) -> Any:
 
 def plot_variance_by_depth(df: Any, path: str, title: str = "") -> Any:
     """Pre-activation and gradient variance vs layer, one line per init (mean over seeds,
-    band from the seeds' min to max), log scale; saved to ``path``. Returns the figure
-    (displayed by a notebook if it is a cell's last value)."""
+    band from the seeds' min to max), log scale; saved to ``path``. Every init has its own
+    line style and marker (staggered), so that inits with identical variances stay visible;
+    the legend sits outside the axes and the figure states the number of seeds and the band.
+    Returns the figure (displayed by a notebook if it is a cell's last value)."""
     from matplotlib.figure import Figure  # no pyplot: leaves the user's backend alone
 
-    fig = Figure(figsize=(10, 3.8))
+    styles = (("-", "o"), ("--", "s"), ("-.", "^"), (":", "D"), ((0, (5, 1, 1, 1)), "v"),
+              ((0, (1, 1)), "P"), ((0, (3, 1, 1, 1, 1, 1)), "X"), ((0, (8, 2)), "*"))  # fmt: skip
+    fig = Figure(figsize=(11.5, 4))
     axes = fig.subplots(1, 2)
     for ax, quantity in zip(axes, ("pre_activation", "gradient"), strict=True):
         sub = df[(df.quantity == quantity) & (df.stat == "variance")]
-        for init, g in sub.groupby("init", sort=False):
+        for i, (init, g) in enumerate(sub.groupby("init", sort=False)):
             agg = g.groupby("layer")["value"].agg(["mean", "min", "max"])
-            (line,) = ax.plot(agg.index, agg["mean"], marker=".", label=init)
-            ax.fill_between(agg.index, agg["min"], agg["max"], color=line.get_color(), alpha=0.2)
+            ls, marker = styles[i % len(styles)]
+            every = max(1, len(agg) // 10)
+            (line,) = ax.plot(agg.index, agg["mean"], ls=ls, marker=marker, ms=5, mfc="none",
+                              markevery=(i % every, every), label=init, gid=f"center:{init}")  # fmt: skip
+            ax.fill_between(agg.index, agg["min"], agg["max"], color=line.get_color(), alpha=0.2,
+                            gid=f"band:{init}")  # fmt: skip
         ax.set_yscale("log")
         ax.set_xlabel("layer")
         ax.set_ylabel(f"{quantity.replace('_', '-')} variance")
-    axes[0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0, fontsize=8)
+    seeds = df["seed"].nunique() if "seed" in df else 0
+    spread = f"line: mean over {seeds} seeds, band: min–max over the {seeds} seeds"
+    fig.suptitle(f"{title}\n{spread}" if title else spread)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     return fig
 
 
