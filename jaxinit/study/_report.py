@@ -531,24 +531,33 @@ def format_aggregate(agg: dict, width: int | None = None) -> list[str]:
 
 
 def _curves_figure(table, summary: dict, task: str, title: str = "{}") -> Any:
-    """Mean train loss with 95 % bootstrap bands, one panel per task."""
+    """Mean train loss with 95 % bootstrap bands over seeds, one panel per task; each
+    scheme its own dashes and markers (curves that coincide stay distinguishable), the
+    legend beside the axes."""
     from matplotlib.figure import Figure  # no pyplot: leaves the user's backend alone
 
     tasks = list(_tasks(summary))
-    fig = Figure(figsize=(6 * len(tasks), 4.2))
+    fig = Figure(figsize=(6 * len(tasks) + 1.5, 4.2))
     axes = fig.subplots(1, len(tasks), squeeze=False)
+    styles = ("-", "--", "-.", ":")
+    markers = ("o", "s", "^", "v", "D", "x", "+", "*")
     for ax, name in zip(axes[0], tasks, strict=True):
         t = table[(table[task] == name) & (table.metric == "train_loss")]
-        for init, g in t.groupby("init", sort=False):
+        seeds = t.seed.nunique()
+        for i, (init, g) in enumerate(t.groupby("init", sort=False)):
             wide = g.pivot(index="seed", columns="step", values="value")
             mean, lo, hi = stats.curve_band(np.where(np.isfinite(wide), wide, np.nan))
-            line = ax.plot(wide.columns, mean, label=init)[0]
+            line = ax.plot(wide.columns, mean, label=init, ls=styles[i % len(styles)],
+                           marker=markers[i % len(markers)], ms=4, mfc="none",
+                           markevery=(i % 5 / 5 * 0.1, 0.1))[0]  # fmt: skip
             ax.fill_between(wide.columns, lo, hi, color=line.get_color(), alpha=0.2)
         target = _tasks(summary)[name].get("target")
         if target is not None:
-            ax.axhline(target, color="k", ls=":", lw=1)
-        ax.set(title=title.format(name), xlabel="step", ylabel="train loss", yscale="log")
-        ax.legend(fontsize=7)
+            ax.axhline(target, color="k", ls=":", lw=1, label=f"target {target:g}")
+        ax.set(title=f"{title.format(name)}: mean over {seeds} seeds, band 95% bootstrap CI",
+               xlabel="step", ylabel="train loss", yscale="log")  # fmt: skip
+        ax.title.set_fontsize(9)
+    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
@@ -571,7 +580,10 @@ def _profiles_figure(agg: dict) -> Any:
             {n: stats.Interval(*(np.asarray(a)[keep] for a in p[:3])) for n, p in profiles.items()},
             taus[keep], ax=ax, xlabel=f"{agg['score']} τ",
         )  # fmt: skip
-    axes[1].set_title(f"zoom: τ ≥ {taus[zoom].min():.3f}", fontsize=10)
+    runs = "/".join(map(str, sorted(set(agg["runs_per_task"].values()))))
+    axes[0].set_title(f"{len(agg['tasks'])} task(s) × {runs} seeds; band: 95% stratified"
+                      " bootstrap CI", fontsize=9)  # fmt: skip
+    axes[1].set_title(f"zoom: τ ≥ {taus[zoom].min():.3f}", fontsize=9)
     fig.tight_layout()
     return fig
 
