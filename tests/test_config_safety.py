@@ -261,7 +261,8 @@ def test_any_config_builds_a_value_or_is_refused_by_name(config):
         except (ValueError, TypeError) as e:
             assert str(e), e
         else:
-            assert callable(value) or isinstance(value, dict)
+            # an initializer, a rule set, or a rule (jaxinit.optional(...): a ContextRule)
+            assert callable(value) or isinstance(value, dict | jaxinit.rules.ContextRule)
     assert not {m for m in set(sys.modules) - modules if not m.startswith(("jaxinit", "flax"))}
 
 
