@@ -19,6 +19,9 @@ def _load(name):
     return module
 
 
+# both quick modes (~30 and ~45 s on 2 cores) are in the slow set (-m slow); the default
+# suite keeps the smoke runs of workload D and of bench_gpu.py, which go through the engine
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "impls"),
     [
@@ -66,6 +69,7 @@ def test_multiseed_contender_uses_the_engines_compiler_options(monkeypatch):
     assert _load("bench_multiseed").ENGINE_CPU_OPTIONS == dict(_compiler_options("cpu"))
 
 
+@pytest.mark.slow
 def test_multiseed_cold_start_in_a_fresh_process():
     # the full run's cold starts: each contender's first call in a new process (~5 s here)
     bench = _load("bench_multiseed")
@@ -73,6 +77,7 @@ def test_multiseed_cold_start_in_a_fresh_process():
     assert 0 < seconds < 120
 
 
+@pytest.mark.slow  # ~10 s; the checkpoints themselves: tests/test_checkpoint.py
 def test_checkpoint_benchmark_quick_mode(tmp_path):
     # two pairs of processes (~20 s here): each process's figures for both writers
     out = tmp_path / "bench.json"

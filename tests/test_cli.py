@@ -225,7 +225,7 @@ def test_an_interrupt_in_jax_gc_callback_is_not_lost():
         interrupt.disarm()
 
 
-@pytest.mark.parametrize("delay", [0.0, 2.5])
+@pytest.mark.parametrize("delay", [pytest.param(0.0, marks=pytest.mark.slow), 2.5])
 def test_ctrl_c_ends_propagate(tmp_path, delay):
     _check_propagate(tmp_path, delay)
 

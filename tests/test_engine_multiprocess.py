@@ -135,6 +135,7 @@ def test_two_processes_run_one_study_with_single_process_results(tmp_path):
     np.testing.assert_allclose(resumed.table.value, tables[0].value, rtol=1e-6)
 
 
+@pytest.mark.slow  # ~30 s; the default suite keeps the two-process study above
 def test_two_processes_run_an_architecture_sweep_with_a_grid(tmp_path):
     # two architectures (two member batches, a checkpoint each) × a learning-rate grid with
     # a validation split: the single-process table, written by process 0 only
@@ -174,7 +175,8 @@ def _kill_after_first_checkpoint(procs, folder):
     assert [p.returncode for p in procs] == [-signal.SIGKILL] * 2, "\n".join(out)[-3000:]
 
 
-@pytest.mark.parametrize("steps", [40, pytest.param(200, marks=pytest.mark.slow)])
+@pytest.mark.slow  # ~50 s at 40 steps (the kill needs a mid-study checkpoint)
+@pytest.mark.parametrize("steps", [40, 200])
 def test_two_by_two_devices_killed_resume_bit_identical_as_two_or_one_process(tmp_path, steps):
     # 2 processes × 2 devices, an architecture sweep with a learning-rate grid (members
     # padded 8 -> 8 on 4 devices), a checkpoint per chunk of 10 steps; ~1 min on 2 cores at

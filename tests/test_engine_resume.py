@@ -9,6 +9,7 @@ import textwrap
 import time
 
 import pandas as pd
+import pytest
 
 SCRIPT = textwrap.dedent(
     """
@@ -41,6 +42,7 @@ def _step(out_dir):
     return max(steps, default=None)
 
 
+@pytest.mark.slow  # ~40 s: a SIGKILLed subprocess; test_checkpoint.py stops and resumes in-process
 def test_killed_study_resumes_to_identical_results(tmp_path):
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     killed.mkdir()

@@ -13,7 +13,13 @@ import sys
 import pytest
 
 EXPERIMENTS = pathlib.Path(__file__).resolve().parent.parent / "experiments"
-NAMES = ["glorot_bengio", "he_depth", "saxe", "selu", "mnist1d", "depth_sweep", "mup"]
+# the four heaviest quick runs (20-46 s each on 2 cores) are in the slow set (-m slow); the
+# default suite keeps three experiments' quick runs and figure checks
+NAMES = [
+    "he_depth", "saxe", "selu",
+    *(pytest.param(n, marks=pytest.mark.slow)
+      for n in ("glorot_bengio", "mnist1d", "depth_sweep", "mup")),
+]  # fmt: skip
 
 
 def _load(name):

@@ -94,7 +94,12 @@ SCHEDULE_CHANGES = {
 }
 
 
-@pytest.mark.parametrize("change", list(SCHEDULE_CHANGES))
+# one schedule change in the default suite, the other two (~10 s each) in the slow set
+@pytest.mark.parametrize(
+    "change",
+    [c if c == "warmup_cosine decay_steps" else pytest.param(c, marks=pytest.mark.slow)
+     for c in SCHEDULE_CHANGES],
+)  # fmt: skip
 def test_a_changed_schedule_does_not_resume(tmp_path, change):
     old, new = SCHEDULE_CHANGES[change]
     first = _run(_study(optax.sgd(old)), tmp_path)
@@ -105,6 +110,7 @@ def test_a_changed_schedule_does_not_resume(tmp_path, change):
     pd.testing.assert_frame_equal(first.table, again.table)
 
 
+@pytest.mark.slow  # ~12 s
 def test_an_adam_schedule_change_late_in_the_study_does_not_resume(tmp_path):
     _run(_study(optax.adam(optax.piecewise_constant_schedule(1e-3, {8: 0.1}))), tmp_path)
     with pytest.raises(ValueError, match=r"\(optimizer changed"):

@@ -56,7 +56,17 @@ def test_the_notebooks_are_there():
     assert {p.stem for p in NOTEBOOKS} == EXPECTED
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+# 02 (~100 s on 2 cores) and 04 (~40 s) run in the slow set (-m slow); the default suite
+# executes 01 (initializers) and 03 (a study) top to bottom
+SLOW_NOTEBOOKS = {"02_signal_propagation", "04_using_jaxinit"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW_NOTEBOOKS else p
+     for p in NOTEBOOKS],
+    ids=lambda p: p.stem,
+)  # fmt: skip
 def test_notebook_executes(path: Path):
     nb = nbformat.read(path, as_version=4)
     before = _files_in(NOTEBOOK_DIR)
