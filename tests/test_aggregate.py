@@ -287,6 +287,7 @@ class Folded:
         return jaxinit.get(self.base)(jax.random.fold_in(key, self.index), shape, dtype)
 
 
+@pytest.mark.slow  # ~13 s; the calibration on simulated data runs by default
 def test_engine_null_study_and_power():
     copies = {"he_normal": "he_normal", **{f"he_normal~{i}": Folded("he_normal", i)
                                            for i in range(1, 6)}}  # fmt: skip

@@ -20,7 +20,7 @@ def _load(name):
 
 
 # both quick modes (~30 and ~45 s on 2 cores) are in the slow set (-m slow); the default
-# suite keeps the smoke runs of workload D and of bench_gpu.py, which go through the engine
+# suite keeps the smoke run of bench_gpu.py, which goes through the engine
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "impls"),
@@ -50,6 +50,7 @@ def test_benchmark_quick_mode(name, impls, tmp_path):
         assert seconds > 0
 
 
+@pytest.mark.slow  # ~23 s; bench_gpu --quick runs a host-stepped ResNet study by default
 def test_multiseed_workload_d_quick_mode(tmp_path):
     # the CNN population (issue 25): the engine's layout choice and its ratio to the loop
     out = tmp_path / "d.json"

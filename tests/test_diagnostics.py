@@ -106,6 +106,7 @@ def test_errors():
         jaxinit.propagate(depth=1)
 
 
+@pytest.mark.slow  # ~20 s; propagate through the CLI and the plot test run by default
 def test_propagate_weight_variance_and_plot_keeps_backend(tmp_path):
     df = jaxinit.propagate(
         "relu", ["he_normal", "orthogonal"], depth=3, width=32, seeds=2, batch_size=16

@@ -108,6 +108,7 @@ class _Killed(BaseException):
     pass
 
 
+@pytest.mark.slow  # ~14 s
 def test_resume_after_an_interruption_in_the_second_architecture(sweep, tmp_path, monkeypatch):
     save = _Checkpoint.save
     second = tmp_path / "checkpoint-8"  # w8's first batch: members 8..11 of the study

@@ -182,7 +182,16 @@ def test_too_large_draw_is_refused(fkey):
 # --------------------------------------------------------------------------- orthogonal
 
 
-@pytest.mark.parametrize("shape", [(3, 3), (7, 3), (3, 7), (150, 100), (100, 150), (129, 129)])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (3, 3),
+        (7, 3),
+        (3, 7),
+        (129, 129),
+        *(pytest.param(s, marks=pytest.mark.slow) for s in ((150, 100), (100, 150))),
+    ],
+)
 def test_fast_orthogonal_is_orthonormal_and_scaled(key, shape):
     w = np.asarray(jaxinit.fast(jaxinit.orthogonal(1.7))(key, shape), np.float64)
     gram = w.T @ w if shape[0] >= shape[1] else w @ w.T

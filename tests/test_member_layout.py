@@ -68,7 +68,7 @@ def test_mlp_auto_is_vmap_and_bit_identical_to_it():
     np.testing.assert_array_equal(auto.table.value, vmap.table.value)
 
 
-@pytest.mark.parametrize("layout", ["vmap", "loop"])
+@pytest.mark.parametrize("layout", [pytest.param("vmap", marks=pytest.mark.slow), "loop"])
 def test_mlp_host_stepped_is_bit_identical_to_the_scan(layout):
     # two chunks (evaluated in between), two log intervals each; the same per-step math
     # (_program._train_step), minibatch rows, keys and interval means as the scan
@@ -121,6 +121,7 @@ def test_host_stepped_resnet_resumes_to_the_uninterrupted_table(tmp_path, resnet
     np.testing.assert_allclose(both.value_x, both.value_y, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # ~12 s; member groups of the scanned engine are tested by default
 def test_host_stepped_member_groups_give_the_table_of_one_group():
     one = jaxinit.run_study(_study(seeds=4, stepping="host"), progress=False)
     assert one.info["member_group"] == 8
