@@ -19,8 +19,8 @@ def _load(name):
     return module
 
 
-# both quick modes (~30 and ~45 s on 2 cores) are in the slow set (-m slow); the default
-# suite keeps the smoke run of bench_gpu.py, which goes through the engine
+# the benchmarks' quick modes (10-45 s each on 2 cores) are in the slow set (-m slow); the
+# default suite keeps the check of the engine's CPU options below
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "impls"),
@@ -91,6 +91,7 @@ def test_checkpoint_benchmark_quick_mode(tmp_path):
     assert set(report["ratios"]) == {"write_s", "blocking_s", "peak_mb"}
 
 
+@pytest.mark.slow  # ~24 s; host-stepped ResNet studies: tests/test_member_layout.py
 def test_gpu_benchmark_quick_mode_runs_on_the_cpu(tmp_path):
     # the moonshot workload (issue 25) at smoke size: every part reports its figures
     out = tmp_path / "gpu.json"

@@ -222,6 +222,7 @@ def test_fast_orthogonal_is_haar_distributed():
                 assert _ks(q[:, i, j] ** 2, stats.beta(0.5, 2).cdf) > 1e-3, (shape, i, j)
 
 
+@pytest.mark.slow  # ~12 s; every scheme under vmap: tests/test_core.py
 def test_fast_orthogonal_under_vmap_equals_per_key(key):
     init = jaxinit.fast(jaxinit.orthogonal())
     keys = jax.random.split(key, 3)
