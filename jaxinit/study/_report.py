@@ -404,18 +404,33 @@ def summarize_aggregate(
     }
 
 
+class _TableLine(str):
+    """A line of a table: already fitted to the width, never wrapped again."""
+
+
 def _table(rows: list[tuple[str, ...]], width: int | None = None) -> list[str]:
     """A header row and its rows as lines at most ``width`` wide (NaN shown as "—")."""
-    return _fit_table(rows[0], rows[1:], width).splitlines()
+    return [_TableLine(ln) for ln in _fit_table(rows[0], rows[1:], width).splitlines()]
 
 
 def _wrap(lines: list[str], width: int | None) -> str:
-    """The report's lines, those longer than ``width`` (its prose) wrapped to it."""
+    """The report's lines, those of its prose longer than ``width`` wrapped to it."""
     width = terminal_width(width)
     out = []
-    for line in "\n".join(lines).split("\n"):
-        out.append(line if len(line) <= width else paragraph(line, width, indent="  "))
+    for text in lines:
+        if isinstance(text, _TableLine):
+            out.append(text)
+            continue
+        for line in text.split("\n"):
+            out.append(line if len(line) <= width else paragraph(line, width, indent="  "))
     return "\n".join(out)
+
+
+def _read(fields: dict, missing: float = np.nan) -> dict:
+    """A summary's numbers as read back from ``summary.json`` (:func:`json_safe` wrote a
+    non-finite number as ``None``): ``None`` as ``missing`` (``inf`` for a step count
+    never reached, NaN otherwise)."""
+    return {k: missing if v is None else v for k, v in fields.items()}
 
 
 def _steps_cell(t) -> str:
@@ -452,15 +467,16 @@ def format_summary(summary: dict, width: int | None = None) -> str:
         rows = [header]
         for init, r in s["inits"].items():
             steps = (
-                _steps_cell(stats.TimeToTarget(**r["steps_to_target"]))
+                _steps_cell(stats.TimeToTarget(**_read(r["steps_to_target"], np.inf)))
                 if target is not None
                 else ""
             )
-            est = [str(stats.Estimate(**r[m])) if m in r else "" for m in shown]
+            est = [str(stats.Estimate(**_read(r[m]))) if m in r else "" for m in shown]
             verdict = r["verdict"] + (
                 f" ({r['diverged_seeds']} diverged)" if r["diverged_seeds"] else ""
             )
             d = r.get(f"{verdict_metric}_minus_reference")
+            d = d and _read(d)
             diff = f"{d['diff']:+.3g} [{d['lo']:+.3g}, {d['hi']:+.3g}]" if d else ""
             p = f"{d['p_holm']:.2g}" if d and np.isfinite(d["p_holm"]) else ""
             rows.append((init, steps, *est, diff, p, verdict))
@@ -505,7 +521,9 @@ def format_aggregate(agg: dict, width: int | None = None) -> list[str]:
         ("init", "mean", "median", "IQM", "optimality gap", "verdict (all pairs)")
     ]
     for init, m in agg["metrics"].items():
-        cells = [str(stats.Interval(**m[k])) for k in ("mean", "median", "iqm", "optimality_gap")]
+        cells = [
+            str(stats.Interval(**_read(m[k]))) for k in ("mean", "median", "iqm", "optimality_gap")
+        ]
         rows.append((init, *cells, agg["verdict"][init]))
     lines += _table(rows, width)
     if not agg.get("reachable", True):
