@@ -262,7 +262,7 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
         help="multi-seed convergence comparison of initializers",
         description="Train every initializer x seed on a deep ReLU and a deep tanh MLP (one"
         " compiled program per activation) and report steps to a target train loss, final"
-        " metrics with 95%% intervals over seeds, and verdicts against a reference named"
+        " metrics with 95% intervals over seeds, and verdicts against a reference named"
         " before the data. Writes results.csv, summary.json, loss_curves.png and"
         " profiles.png to --out; the per-activation checkpoints (<out>/<activation>/) are"
         " removed once the comparison completes unless --keep-checkpoints.",
