@@ -91,16 +91,17 @@ def seed_lines(ax, x, matrix, label: str, index: int, *, band: bool = False, col
             markevery=(index % every, every), label=label, gid=f"center:{label}")  # fmt: skip
 
 
-def times_panel(ax, depths, times: dict, medians: dict, top: float) -> None:
+def times_panel(ax, depths, times: dict, medians: dict, budget: int) -> None:
     """Steps to a target vs depth, per scheme: each seed's time as a thin line, the
     Kaplan–Meier median bold (``times[name]``: (seeds, depths); ``medians[name]``: (depths,));
-    a time never reached (inf) is drawn on the dotted line at ``top``."""
+    a time never reached (inf) within ``budget`` steps is drawn on a dotted line above it."""
+    top = 1.5 * budget
     for i, name in enumerate(times):
         t = np.asarray(times[name], np.float64)
         med = np.asarray(medians[name], np.float64)
         seed_lines(ax, depths, np.where(np.isfinite(t), t, top), name, i,
                    center_values=np.where(np.isfinite(med), med, top))  # fmt: skip
-    ax.axhline(top, color="k", ls=":", lw=1, label="not reached (censored)")
+    ax.axhline(top, color="k", ls=":", lw=1, label=f"not reached in {budget} steps")
 
 
 def seed_dots(ax, position: float, values, label: str, color=None) -> None:

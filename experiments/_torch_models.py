@@ -47,3 +47,33 @@ def resnet(in_channels: int, channels: tuple[int, ...], num_classes: int = 10,
             cin = c
     layers += [torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(cin, num_classes)]
     return torch.nn.Sequential(*layers)
+
+
+def train_ensemble(make, members: int, x_train: torch.Tensor, y_train: torch.Tensor, steps: int,
+                   batch_size: int, lr: float | torch.Tensor,
+                   momentum: float = 0.9) -> tuple[dict, torch.nn.Module]:  # fmt: skip
+    """What a PyTorch user writes to train a population in one program: ``members`` models
+    from ``make()`` stacked with ``torch.func.stack_module_state``, each step one
+    ``torch.vmap(grad_and_value(...))`` over members (each its own minibatch drawn on the
+    data's device) and SGD with momentum in place; ``lr`` a float or one rate per member.
+    Returns the stacked parameters and the stateless base module (for
+    ``functional_call``)."""
+    from torch.func import functional_call, grad_and_value, stack_module_state
+
+    params, _ = stack_module_state([make() for _ in range(members)])
+    base = make().to("meta")
+    momenta = {k: torch.zeros_like(v) for k, v in params.items()}
+    rates = torch.as_tensor(lr, dtype=torch.float32, device=x_train.device)
+
+    def loss_fn(p, x, y):
+        return torch.nn.functional.cross_entropy(functional_call(base, p, (x,)), y)
+
+    step = torch.vmap(grad_and_value(loss_fn), randomness="different")
+    with torch.no_grad():
+        for _ in range(steps):
+            idx = torch.randint(0, len(x_train), (members, batch_size), device=x_train.device)
+            grads, _ = step(params, x_train[idx], y_train[idx])
+            for k, p in params.items():
+                momenta[k].mul_(momentum).add_(grads[k])
+                p.sub_(rates.view(-1, *[1] * (p.ndim - 1)) * momenta[k])
+    return params, base

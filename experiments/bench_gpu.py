@@ -111,10 +111,10 @@ def torch_ensemble(w: Workload, data: jaxinit.Dataset) -> Callable[[], object] |
     there is one): per member its own learning rate, minibatch and momentum buffer."""
     try:
         import torch
-        from torch.func import functional_call, grad_and_value, stack_module_state
+        from torch.func import functional_call
 
         sys.path.insert(0, HERE)
-        from _torch_models import resnet
+        from _torch_models import resnet, train_ensemble
     except ImportError:
         return None
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -131,21 +131,9 @@ def torch_ensemble(w: Workload, data: jaxinit.Dataset) -> Callable[[], object] |
 
     def run() -> object:
         torch.manual_seed(0)
-        params, _ = stack_module_state([make() for _ in range(w.members)])
-        base = make().to("meta")
-        momenta = {k: torch.zeros_like(v) for k, v in params.items()}
-
-        def loss_fn(p, x, y):
-            return torch.nn.functional.cross_entropy(functional_call(base, p, (x,)), y)
-
-        step = torch.vmap(grad_and_value(loss_fn))
+        params, base = train_ensemble(make, w.members, x_train, y_train, w.steps,
+                                      w.batch_size, lrs)  # fmt: skip
         with torch.no_grad():
-            for _ in range(w.steps):
-                idx = torch.randint(0, len(x_train), (w.members, w.batch_size), device=dev)
-                grads, _ = step(params, x_train[idx], y_train[idx])
-                for k, p in params.items():
-                    momenta[k].mul_(0.9).add_(grads[k])
-                    p.sub_(lrs.view(-1, *[1] * (p.ndim - 1)) * momenta[k])
             logits = torch.vmap(lambda p: functional_call(base, p, (x_test,)))(params)
             out = logits.argmax(-1).float().mean().item()  # the final test evaluation
         if dev.type == "cuda":
@@ -273,7 +261,8 @@ def main(argv: list[str] | None = None) -> dict:
     if torch_run is None:
         print("torch.func vmap ensemble: torch is not installed here (pip install torch)")
     else:
-        t, e = (r["member_steps_per_s"] for r in rows if r["part"] == "training")
+        rate = {r["impl"]: r["member_steps_per_s"] for r in rows if r["part"] == "training"}
+        e, t = rate["engine (run_study)"], rate["torch.func vmap ensemble"]
         print(f"engine / torch.func = {e / t:.2f} (members·steps/s; > 1: the engine is faster)")
     print(f"{'sampling (He-normal kernels)':<28}{'warm ms':>9}{'GB/s':>9}{'of copy':>10}")
     for r in rows:

@@ -372,7 +372,9 @@ def handwritten(
 def torch_impls(w: Workload, data: jaxinit.Dataset, members: int) -> dict[str, Callable]:
     try:
         import torch
-        from torch.func import functional_call, grad_and_value, stack_module_state
+
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from _torch_models import train_ensemble
     except ImportError:
         return {}
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -404,24 +406,8 @@ def torch_impls(w: Workload, data: jaxinit.Dataset, members: int) -> dict[str, C
 
     def ensemble():
         torch.manual_seed(0)
-        nets = [make() for _ in range(w.members)]
-        params, _ = stack_module_state(nets)
-        base = make().to("meta")
-        momenta = {k: torch.zeros_like(v) for k, v in params.items()}
-        rates = torch.from_numpy(w.member_lrs(w.members))
-
-        def loss_fn(p, x, y):
-            return torch.nn.functional.cross_entropy(functional_call(base, p, (x,)), y)
-
-        step = torch.vmap(grad_and_value(loss_fn))
-        with torch.no_grad():
-            for _ in range(w.steps):
-                idx = torch.randint(0, len(x_train), (w.members, w.batch_size))
-                grads, _ = step(params, x_train[idx], y_train[idx])
-                for k in params:
-                    momenta[k].mul_(0.9).add_(grads[k])
-                    lr = rates.view(-1, *([1] * (momenta[k].ndim - 1)))
-                    params[k].sub_(lr * momenta[k])
+        train_ensemble(make, w.members, x_train, y_train, w.steps, w.batch_size,
+                       torch.from_numpy(w.member_lrs(w.members)))  # fmt: skip
 
     return {"torch sequential": sequential, "torch.func vmap": ensemble}
 
@@ -571,10 +557,9 @@ def cnn_torch(w: CNNWorkload, data: jaxinit.Dataset) -> dict[str, Callable]:
     only where torch is importable."""
     try:
         import torch
-        from torch.func import functional_call, grad_and_value, stack_module_state
 
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from _torch_models import resnet  # jaxinit.ResNet's twin
+        from _torch_models import resnet, train_ensemble  # jaxinit.ResNet's twin
     except ImportError:
         return {}
     x_train = torch.from_numpy(np.asarray(data.x_train, np.float32)).reshape(-1, 1, 8, 8)
@@ -585,21 +570,7 @@ def cnn_torch(w: CNNWorkload, data: jaxinit.Dataset) -> dict[str, Callable]:
 
     def ensemble():
         torch.manual_seed(0)
-        params, _ = stack_module_state([make() for _ in range(w.members)])
-        base = make().to("meta")
-        momenta = {k: torch.zeros_like(v) for k, v in params.items()}
-
-        def loss_fn(p, x, y):
-            return torch.nn.functional.cross_entropy(functional_call(base, p, (x,)), y)
-
-        step = torch.vmap(grad_and_value(loss_fn), randomness="different")
-        with torch.no_grad():
-            for _ in range(w.steps):
-                idx = torch.randint(0, len(x_train), (w.members, w.batch_size))
-                grads, _ = step(params, x_train[idx], y_train[idx])
-                for k in params:
-                    momenta[k].mul_(0.9).add_(grads[k])
-                    params[k].sub_(w.lr * momenta[k])
+        train_ensemble(make, w.members, x_train, y_train, w.steps, w.batch_size, w.lr)
 
     return {"torch.func vmap ensemble": ensemble}
 

@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for ax, act in zip(axes, cfg.activations, strict=True):
         times_panel(ax, cfg.depths, {s: np.array(per_seed[act][s]).T for s in cfg.schemes},
                     {s: [res[act][s][d]["median"] for d in cfg.depths] for s in cfg.schemes},
-                    top=cfg.steps * 1.5)  # fmt: skip
+                    budget=cfg.steps)  # fmt: skip
         ax.set(xscale="log", yscale="log", xlabel="hidden layers", ylabel="steps to target",
                title=f"{act} MLP, width {cfg.width}")  # fmt: skip
         ax.set_xticks(cfg.depths, [str(d) for d in cfg.depths])

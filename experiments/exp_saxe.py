@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fig, (ax,) = figure(1, figsize=(7.5, 4.2))
     times_panel(ax, cfg.depths, {n: np.array(per_seed[n]).T for n in INITS},
                 {n: [res[n][d]["median"] for d in cfg.depths] for n in INITS},
-                top=cfg.steps * 1.5)  # fmt: skip
+                budget=cfg.steps)  # fmt: skip
     ax.set(xscale="log", yscale="log", xlabel="depth (layers)", ylabel="steps to target",
            title=f"Deep linear nets, lr = {cfg.lr}/depth\nbold: Kaplan–Meier median over"
            f" {cfg.seeds} seeds; thin: each seed")  # fmt: skip

@@ -23,7 +23,7 @@ def test_compare_with_a_rate_grid_picks_each_inits_rate_on_validation(tmp_path, 
             "--lrs", "0.003,0.1", "--no-compile-cache", "--out", str(out)]  # fmt: skip
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert "learning rate of each init, chosen on validation" in text
+    assert "relu: hyperparameters of each init, chosen on validation" in text
     summary = json.loads((out / "summary.json").read_text())["activations"]["relu"]
     rates = summary["learning_rates"]
     assert set(rates) == {"zeros", "he_normal"} and set(rates.values()) <= {0.003, 0.1}

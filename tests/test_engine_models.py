@@ -172,3 +172,10 @@ def test_equinox_module():
     # another instance (other values) is another model, not a cached one
     other = eqx.nn.MLP(64, 10, 16, 1, activation=jax.nn.relu, key=jax.random.key(1))
     assert _make_model(other, SMALL) != model
+
+
+def test_nnx_instance_refused_with_the_fix():
+    """An nnx.Module instance (not the function that builds one) is refused with the
+    call to write instead, before anything is traced."""
+    with pytest.raises(TypeError, match=r"nnx.Module instance \(Linear\).*lambda rngs"):
+        jaxinit.run_study(_study(model=nnx.Linear(64, 10, rngs=nnx.Rngs(0))), progress=False)

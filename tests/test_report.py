@@ -205,7 +205,7 @@ def test_compare_reports_through_the_same_path(tmp_path, monkeypatch, lrs):
         ["notes"] if lrs else []
     )
     for act, s in summary["activations"].items():
-        mine = dict(rep.summary["tasks"][act])
+        s, mine = dict(s), dict(rep.summary["tasks"][act])
         if lrs:
             chosen = mine.pop("best_hparams")
             assert s.pop("learning_rates") == {i: v["learning_rate"] for i, v in chosen.items()}
@@ -220,6 +220,7 @@ def test_compare_reports_through_the_same_path(tmp_path, monkeypatch, lrs):
     assert jaxinit.format_summary(saved) == str(rep)
     if lrs:
         assert "is the largest in the grid (0.001, 0.01, 0.1)" in str(rep)
+        assert "relu: hyperparameters of each init, chosen on validation" in str(rep)
     assert len(pd.read_csv(tmp_path / "results.csv")) == len(table)
 
 

@@ -228,10 +228,6 @@ def _compare(args: argparse.Namespace, interrupt: Interrupt | None = None) -> in
     with _compilation_cache(not args.no_compile_cache):
         summary = compare.run_compare(cfg, interrupt=interrupt)
     print(compare.format_summary(summary))
-    for act, s in summary.get("activations", {}).items():
-        if "learning_rates" in s:
-            rates = ", ".join(f"{k} {v:g}" for k, v in s["learning_rates"].items())
-            print(paragraph(f"\n{act}: learning rate of each init, chosen on validation: {rates}"))
     kept = f"; checkpoints kept in {', '.join(cfg.activations)}/" if cfg.keep_checkpoints else ""
     print(paragraph(f"\nwrote {', '.join(compare.OUTPUTS)} to {cfg.out}{kept}"
                     f" ({time.perf_counter() - start:.0f} s)"))  # fmt: skip

@@ -205,6 +205,13 @@ def _make_model(model: Any, dataset: _Data) -> _Model:
         )
     if eqx is not None and isinstance(model, eqx.Module):
         return _make_equinox(eqx, model, None, sample)
+    nnx_module = getattr(sys.modules.get("flax.nnx"), "Module", None)
+    if nnx_module is not None and isinstance(model, nnx_module):
+        raise TypeError(
+            f"Study: model is an nnx.Module instance ({type(model).__name__}); pass the"
+            " function that builds it, rngs -> nnx.Module (e.g. model=lambda rngs:"
+            f" {type(model).__name__}(..., rngs=rngs)): each member is built from its own key"
+        )
     if callable(model):
         from flax import nnx
 

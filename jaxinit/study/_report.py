@@ -483,6 +483,10 @@ def format_summary(summary: dict, width: int | None = None) -> str:
         keep = [i for i, h in enumerate(header) if h]  # no reference: no difference columns
         lines += _table([tuple(r[i] for i in keep) for r in rows], width)
         lines.append(f"verdicts: {s['procedure']}")
+        chosen = _chosen(s)
+        if chosen:
+            lines.append(f"{act}: hyperparameters of each init, chosen on validation (lowest mean"
+                         f" final val_loss): {chosen}")  # fmt: skip
         if not s.get("reachable", True):
             lines.append(_unreachable(s))
     if "aggregate" in summary:
@@ -492,6 +496,18 @@ def format_summary(summary: dict, width: int | None = None) -> str:
     if "error_rate" in summary:
         lines.append(f"\nerror rate: {summary['error_rate']['procedure']}")
     return _wrap(lines, width)
+
+
+def _chosen(s: dict) -> str:
+    """A task's hyperparameter values chosen per init (a report's ``best_hparams``, or a
+    ``jaxinit compare`` summary's ``learning_rates``) as text; "" when none were chosen."""
+    chosen = s.get("best_hparams") or {
+        init: {"learning_rate": v} for init, v in s.get("learning_rates", {}).items()
+    }
+    return "; ".join(
+        f"{init} " + ", ".join(f"{h} {cell(v, 'g')}" for h, v in values.items())
+        for init, values in chosen.items()
+    )
 
 
 def _tasks(summary: dict) -> dict:
