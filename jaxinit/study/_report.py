@@ -416,7 +416,7 @@ def _table(rows: list[tuple[str, ...]], width: int | None = None) -> list[str]:
 def _wrap(lines: list[str], width: int | None) -> str:
     """The report's lines, those of its prose longer than ``width`` wrapped to it."""
     width = terminal_width(width)
-    out = []
+    out: list[str] = []
     for text in lines:
         if isinstance(text, _TableLine):
             out.append(text)
