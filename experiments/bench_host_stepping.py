@@ -1,6 +1,7 @@
 """Workload D's candidates for host stepping (docs/guide/studies.md): the engine with
-``stepping="host"`` in every member layout (the engine's 2 unrolled steps per call), beside
-the naive jitted-step loop, in paired rounds (one call of each per round). (The 1- and
+``stepping="host"`` in every member layout (the engine's 2 unrolled steps per call), and a
+user's own step (``train_population``, stepping "auto" = host and "scan"), beside the naive
+jitted-step loop, in paired rounds (one call of each per round). (The 1- and
 5-step rows of the guide's table were measured with the engine's private ``HOST_UNROLL``
 edited; a benchmark uses the public API only.)
 
@@ -19,6 +20,7 @@ import statistics
 import sys
 
 import jax
+import jax.numpy as jnp
 import optax
 
 import jaxinit
@@ -63,8 +65,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     impls = [("naive jitted-step loop", bench.cnn_naive(w, data, members))]
     for layout in ("loop", "vmap", 2):
         impls.append((f"host, member_layout={layout!r}", engine(layout)))
+    impls.append(("own step (train_population), auto", own_step(w, data, args.seeds, "auto")))
     if args.scan:
         impls.append(("scan, member_layout='loop'", engine("loop", "scan")))
+        impls.append(("own step (train_population), scan",
+                      own_step(w, data, args.seeds, "scan")))  # fmt: skip
     colds, rounds = bench._time_round_robin([f for _, f in impls], [args.repeats] * len(impls))
     naive = rounds[0]
     out = []
@@ -76,6 +81,36 @@ def main(argv: list[str] | None = None) -> list[dict]:
               f"  naive/this {mid:.2f} [{lo:.2f}, {hi:.2f}]")  # fmt: skip
         out.append({"impl": name, "cold_s": cold, "ms_per_member_step": ms, "ratio": mid})
     return out
+
+
+def own_step(w, data: jaxinit.Dataset, seeds: int, stepping: str):
+    """The same ResNet trained by a user's step (SGD with momentum, BatchNorm statistics
+    in ``model_state``): make_population + train_population."""
+    model = jaxinit.ResNet(channels=w.channels)
+    tx = optax.sgd(w.lr, momentum=0.9)
+
+    def step(state, batch, key, hparams):
+        def loss_fn(p):
+            logits, new = model.apply({"params": p, **state.model_state}, batch[0], train=True,
+                                      mutable=["batch_stats"])  # fmt: skip
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch[1]).mean()
+            return loss, new
+
+        (loss, new), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        state = state._replace(params=params, opt_state=opt_state, model_state=dict(new))
+        return state, {"train_loss": loss.astype(jnp.float32)}
+
+    def call():
+        pop = jaxinit.make_population(model, data, bench.INITS, seeds=seeds, optimizer=tx)
+        _, result = jaxinit.train_population(pop, step, data, steps=w.steps,
+                                             batch_size=w.batch_size, log_every=10,
+                                             progress=False, stepping=stepping)  # fmt: skip
+        assert result.info["stepping"] == ("host" if stepping == "auto" else stepping)
+        return result
+
+    return call
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ warmup-cosine schedule over a learning-rate grid, an EMA of the parameters and l
 smoothing records its own metrics; bad steps are refused before training, naming the step,
 the leaf and what was expected."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -355,3 +356,50 @@ def test_the_guide_page_example_runs():
     assert namespace["pop"].size == 16 and result.diverged.empty
     acc = result.metric("test_ema_accuracy")
     assert (acc[namespace["STEPS"]] > acc[0]).all()
+
+
+def test_host_stepped_own_step_gives_the_scan_table_bit_for_bit():
+    """``stepping="host"``: the same steps called from Python (5 calls of 2 unrolled steps
+    per log interval, over two chunks), the same table bit for bit: interval means, last
+    values, evaluations, hyperparameters per member."""
+    kw = dict(evaluate=builtin_eval, last=("grad_norm", "param_norm"), progress=False, **TRAIN)
+    _, scanned = jaxinit.train_population(_population(), builtin_step, SMALL, **kw)
+    pop, hosted = jaxinit.train_population(_population(), builtin_step, SMALL,
+                                           stepping="host", **kw)  # fmt: skip
+    pd.testing.assert_frame_equal(hosted.table, scanned.table, check_exact=True)
+    assert hosted.info["stepping"] == "host" and scanned.info["stepping"] == "scan"
+    assert int(pop.state.step[0]) == 20
+
+
+class _CNN(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Conv(4, (3, 3))(x.reshape(x.shape[0], 8, 8, 1)))
+        return nn.Dense(10)(x.mean(axis=(1, 2)))
+
+
+def test_a_convolving_own_step_is_host_stepped_on_the_cpu():
+    """On the CPU a step with a convolution runs from the host, a member per call (its
+    loops would run 10-25x slower, jax#12868), with the scan's numbers up to the last bits."""
+    cnn, tx = _CNN(), optax.sgd(0.05)
+
+    def step(state, batch, key, hparams):
+        def loss_fn(p):
+            logits = cnn.apply({"params": p}, batch[0])
+            return optax.softmax_cross_entropy_with_integer_labels(logits, batch[1]).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return state._replace(params=params, opt_state=opt_state), {"train_loss": loss}
+
+    def population():
+        return jaxinit.make_population(cnn, SMALL, INITS, seeds=2, optimizer=tx, key=1)
+
+    kw = dict(steps=8, batch_size=16, log_every=4, progress=False)
+    _, auto = jaxinit.train_population(population(), step, SMALL, **kw)
+    _, scanned = jaxinit.train_population(population(), step, SMALL, stepping="scan", **kw)
+    assert auto.info["stepping"] == "host" and "convolution" in auto.info["stepping_reason"]
+    np.testing.assert_allclose(auto.table.value, scanned.table.value, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="train_population: stepping must be 'auto'"):
+        jaxinit.train_population(population(), step, SMALL, stepping="loop", **kw)

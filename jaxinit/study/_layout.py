@@ -90,12 +90,13 @@ def check_member_layout(value: Any) -> str | int:
     )
 
 
-def check_stepping(value: Any) -> str:
-    """``Study.stepping`` checked: ``"auto"``, ``"scan"`` or ``"host"``."""
+def check_stepping(value: Any, fn: str = "Study") -> str:
+    """``Study.stepping`` (or ``fn``'s ``stepping``) checked: ``"auto"``, ``"scan"`` or
+    ``"host"``."""
     if isinstance(value, str) and value in STEPPING_NAMES:
         return value
     raise ValueError(
-        f"Study: stepping must be 'auto', 'scan' (the steps scanned in one program) or"
+        f"{fn}: stepping must be 'auto', 'scan' (the steps scanned in one program) or"
         f" 'host' (a program of a few unrolled steps called from the host), got {value!r}"
     )
 

@@ -216,8 +216,26 @@ def _chunk_program(
     n_metrics = 1 + len(objective.names)
     step = _train_step(model, optimizer, objective, log_every)
     if stepping == "host":
-        return _HostStepped(model, objective, step, batch_size, log_every, n_logs, sharding,
-                            fed, n_evals, options, layout, unroll)  # fmt: skip
+        k = _host_unroll(unroll, log_every)
+
+        def member_steps(state, sums, gnorm, i0, x, y, offset):
+            # the first call of an interval starts its sums afresh (0 + v is v: the bits of
+            # the scan's zeros)
+            sums = jnp.where(i0 == 0, jnp.zeros_like(sums), sums)
+            gnorm = jnp.where(i0 == 0, jnp.zeros_like(gnorm), gnorm)
+            for j in range(k):
+                idx = _batch_indices(state, state.step[None], x, batch_size, fed, offset)[0]
+                (state, sums, gnorm), _ = step((state, sums, gnorm), (i0 + j, idx), x, y)
+            metrics = jnp.concatenate(
+                [sums / log_every, jnp.stack([gnorm, _global_norm(state.params)])]
+            )
+            return state, sums, gnorm, metrics
+
+        def values(state, evals):
+            return jnp.concatenate([_member_values(model, objective, state, *xy) for xy in evals])
+
+        return _HostStepped(member_steps, values, ((n_metrics,), ()), k, log_every, n_logs,
+                            sharding, fed, options, layout)  # fmt: skip
 
     def interval(state, _, x, y, offset=None):
         # All of the interval's minibatch indices in one vectorised draw: the same numbers
@@ -276,6 +294,12 @@ def _chunk_program(
 HOST_UNROLL = 2
 
 
+def _host_unroll(unroll: int, log_every: int) -> int:
+    """Steps per host call: the largest of ``unroll``, ``unroll - 1``, ... 1 dividing
+    ``log_every``."""
+    return next(k for k in range(min(unroll, log_every), 0, -1) if log_every % k == 0)
+
+
 class _HostStepped:
     """A chunk program stepped from the host: :func:`_chunk_program`'s signature and
     results, without a loop in any compiled program.
@@ -294,30 +318,20 @@ class _HostStepped:
     program per device stacks them with the members' states (no transfer per step).
     """
 
-    def __init__(self, model, objective, step, batch_size, log_every, n_logs, sharding, fed,
-                 n_evals, options, layout, unroll=HOST_UNROLL) -> None:  # fmt: skip
-        self.fed, self.sharding, self.layout = fed, sharding, layout
-        self.n_logs, self.log_every = n_logs, log_every
-        self.k = next(k for k in range(min(unroll, log_every), 0, -1) if log_every % k == 0)
-        self.n_metrics = 1 + len(objective.names)
+    def __init__(self, member_steps: Callable, evaluate: Callable, carry: tuple, k: int,
+                 log_every: int, n_logs: int, sharding: NamedSharding | None, fed: bool,
+                 options: tuple, layout: Any, member_arg: bool = False) -> None:  # fmt: skip
+        """``member_steps(state, c0, c1, i0, x, y, arg) -> (state, c0, c1, metrics)``: one
+        member's ``k`` steps from step ``i0`` of a log interval, ``c0``, ``c1`` the
+        interval's running float32 sums (shapes ``carry``), ``arg`` a per-member argument
+        (a fed stream's offset, a user step's hyperparameters, or None), ``metrics`` the
+        interval's record once its last call is done; ``evaluate(state, evals) -> values``
+        one member's evaluation. ``member_arg``: in memory, the program takes the members'
+        ``arg`` (e.g. hyperparameters) after the state: ``(state, arg, x, y, evals,
+        first)``."""
+        self.fed, self.sharding, self.layout, self.member_arg = fed, sharding, layout, member_arg
+        self.n_logs, self.log_every, self.k, self.carry = n_logs, log_every, k, carry
         opts = dict(options) or None
-        k, n_metrics = self.k, self.n_metrics
-
-        def member_steps(state, sums, gnorm, i0, x, y, offset):
-            # the first call of an interval starts its sums afresh (0 + v is v: the bits of
-            # the scan's zeros)
-            sums = jnp.where(i0 == 0, jnp.zeros_like(sums), sums)
-            gnorm = jnp.where(i0 == 0, jnp.zeros_like(gnorm), gnorm)
-            for j in range(k):
-                idx = _batch_indices(state, state.step[None], x, batch_size, fed, offset)[0]
-                (state, sums, gnorm), _ = step((state, sums, gnorm), (i0 + j, idx), x, y)
-            metrics = jnp.concatenate(
-                [sums / log_every, jnp.stack([gnorm, _global_norm(state.params)])]
-            )
-            return state, sums, gnorm, metrics
-
-        def evaluate(state, evals):
-            return jnp.concatenate([_member_values(model, objective, state, *xy) for xy in evals])
 
         batched = layout != "loop"
         if batched:
@@ -340,7 +354,7 @@ class _HostStepped:
                 else:
                     part = jax.tree.map(lambda v, a=a: v[a], (state, offset))
                     shape = ()
-                zeros = (jnp.zeros((*shape, n_metrics), jnp.float32), jnp.zeros(shape, jnp.float32))
+                zeros = tuple(jnp.zeros((*shape, *c), jnp.float32) for c in carry)
                 out.append((part[0], *zeros, part[1]))
             return out
 
@@ -378,6 +392,8 @@ class _HostStepped:
         if self.fed:
             x, y, offset = args
             evals, first = None, False
+        elif self.member_arg:
+            offset, x, y, evals, first = args
         else:
             (x, y, evals, first), offset = args, None
         if self.sharding is None:
@@ -419,12 +435,13 @@ class _HostStepped:
 
     def _assemble(self, trees: list) -> Any:
         """One member-sharded global array per leaf from every device's part."""
-        assert self.sharding is not None
-        n_dev = self.sharding.mesh.devices.size
+        sharding = self.sharding
+        assert sharding is not None
+        n_dev = sharding.mesh.devices.size
 
         def one(*leaves: jax.Array) -> jax.Array:
             shape = (leaves[0].shape[0] * n_dev, *leaves[0].shape[1:])
-            return jax.make_array_from_single_device_arrays(shape, self.sharding, list(leaves))
+            return jax.make_array_from_single_device_arrays(shape, sharding, list(leaves))
 
         return jax.tree.map(one, *trees)
 
@@ -457,7 +474,7 @@ class _HostLowered:
             else (min(n, {"vmap": n}.get(program.layout, program.layout)),)
         )
         group = jax.tree.map(lambda a: sds((*lead, *a.shape[1:]), a.dtype), state)
-        sums, gnorm = sds((*lead, program.n_metrics), jnp.float32), sds(lead, jnp.float32)
+        sums, gnorm = (sds((*lead, *c), jnp.float32) for c in program.carry)
         if program.fed:
             x, y, _ = args
             evals, offset = None, sds(lead, jnp.int32)
@@ -677,6 +694,36 @@ def _step_program(
     return jax.jit(
         run, donate_argnums=0, out_shardings=(sharding,) * 3, compiler_options=compiler_options
     )
+
+
+def _user_host_program(user: _UserStep, batch_size: int, log_every: int, n_logs: int,
+                       sharding: NamedSharding | None, n_evals: int = 0, options: tuple = (),
+                       layout: Any = "vmap", unroll: int = HOST_UNROLL) -> _HostStepped:  # fmt: skip
+    """:func:`_step_program` stepped from the host (:class:`_HostStepped`): the same
+    signature, minibatch rows, keys and interval records, ``unroll`` unrolled user steps
+    per call and no loop in any program."""
+    is_last = jnp.asarray([n in user.last for n in user.metrics], bool)
+    k, n = _host_unroll(unroll, log_every), len(user.metrics)
+
+    def member_steps(state, sums, lasts, i0, x, y, values):
+        sums = jnp.where(i0 == 0, jnp.zeros_like(sums), sums)
+        for j in range(k):
+            rows = _batch_indices(state, state.step[None], x, batch_size, False, None)[0]
+            state, metrics = user.train(state, (x[rows], y[rows]), values)
+            m = jnp.stack(metrics) if metrics else jnp.zeros(0, jnp.float32)
+            lasts = jnp.where(i0 + j == log_every - 1, m, lasts)
+            sums = sums + m
+        return state, sums, lasts, jnp.where(is_last, lasts, sums / log_every)
+
+    width = n_evals * len(user.eval_metrics)
+
+    def evaluate(state, evals):
+        if not width:
+            return jnp.zeros(0, jnp.float32)
+        return jnp.concatenate([user.values(state, *xy) for xy in evals])
+
+    return _HostStepped(member_steps, evaluate, ((n,), (n,)), k, log_every, n_logs, sharding,
+                        False, options, layout, member_arg=True)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=32)

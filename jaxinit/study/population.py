@@ -40,6 +40,7 @@ from jaxinit.study._checkpoint import _Checkpoint
 from jaxinit.study._datasets import Dataset, _split_validation
 from jaxinit.study._guards import check_bookkeeping, read_checkpoint
 from jaxinit.study._io import _checksum, _fetch, _put
+from jaxinit.study._layout import check_stepping, choose_layout, choose_stepping, has_convolution
 from jaxinit.study._population import _check_init, _hparam_grid, _init_program
 from jaxinit.study._program import (
     MemberState,
@@ -49,6 +50,7 @@ from jaxinit.study._program import (
     _optax_promotion,
     _step_program,
     _user_eval_program,
+    _user_host_program,
     _UserStep,
 )
 from jaxinit.study._results import StudyResult, _diverged, _table, _train_rows, _value_rows
@@ -402,12 +404,15 @@ def train_population(
     out_dir: str | os.PathLike | None = None,
     callbacks: Sequence[Callback] = (),
     progress: bool | None = None,
+    stepping: str = "auto",
 ) -> tuple[Population, StudyResult]:
     """Train every member with your own step; returns the trained population and the table.
 
     The step is compiled once as ``jit(vmap(scan(step)))`` over the member axis and runs
     ``eval_every`` steps per call (a chunk); between chunks the host records metrics, calls
-    ``callbacks``, writes a checkpoint and updates the progress bar.
+    ``callbacks``, writes a checkpoint and updates the progress bar. On the CPU a step with
+    a convolution is stepped from the host instead, as :class:`jaxinit.Study` does
+    (``stepping``).
 
     Args:
       population: from :func:`make_population`.
@@ -434,6 +439,12 @@ def train_population(
       callbacks: called on the host after every chunk, ``callback(rows, start, stop)``
         with that chunk's tidy rows and steps ``(start, stop]`` (see :class:`Callback`).
       progress: show a progress bar; default: only when stderr is a terminal.
+      stepping: ``"scan"`` (the chunk's steps scanned in one program), ``"host"`` (a
+        program of a few unrolled steps called from Python, one member per call on the
+        CPU when the step convolves: no loop in any program) or ``"auto"`` (host on the
+        CPU for a step with a convolution, whose loops XLA's CPU backend runs 10-25x
+        slower, jax#12868; scan otherwise). The numbers are the same either way, up to
+        the last bits. ``result.info`` says which ran and why.
 
     Bad input — a step whose state does not keep its structure, non-scalar or (on the first
     batch) non-finite metrics, hparams the population lacks, a step that cannot be traced
@@ -484,6 +495,7 @@ def train_population(
     ):
         raise ValueError(f"{fn}: validation must be a fraction in [0, 1), got {validation!r}")
     callbacks = _check_callbacks(fn, callbacks)
+    stepping = check_stepping(stepping, fn)
     train, val = _split_validation(len(dataset.x_train), validation)
     if len(train) < batch or (validation and not len(val)):
         raise ValueError(
@@ -494,13 +506,28 @@ def train_population(
     user = _check_user_step(fn, population, step, evaluate, dataset.x_train, dataset.y_train,
                             tuple(last))  # fmt: skip
     devices = population._devices
+    platform = devices[0].platform
     with jax.default_device(devices[0]) if len(devices) == 1 else _nothing():
+        convolves = stepping != "scan" and platform == "cpu"
+        convolves = convolves and _convolves(population, user, dataset, batch)
+        how = choose_stepping(stepping, platform, convolves)
+        # host-stepped, a convolving step runs one member per call on the CPU (_layout.py)
+        layout = choose_layout("auto", platform, convolves)[0]
         return _train(fn, population, user, dataset, train, val, n_steps, batch, log, every,
-                      out, callbacks, progress)  # fmt: skip
+                      out, callbacks, progress, how, layout)  # fmt: skip
+
+
+def _convolves(pop: Population, user: _UserStep, d: Dataset, batch: int) -> bool:
+    """Whether one member's step has a convolution (traced abstractly, nothing compiled)."""
+    member = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), pop.state)
+    xb = jax.ShapeDtypeStruct((batch, *d.x_train.shape[1:]), d.x_train.dtype)
+    yb = jax.ShapeDtypeStruct((batch, *d.y_train.shape[1:]), d.y_train.dtype)
+    values = jax.ShapeDtypeStruct(pop._values.shape[1:], pop._values.dtype)
+    return has_convolution(lambda s, x, y, v: user.train(s, (x, y), v), member, xb, yb, values)
 
 
 def _train(fn, pop, user, d, train, val, n_steps, batch, log, every, out_dir, callbacks,
-           progress):  # fmt: skip
+           progress, how, layout):  # fmt: skip
     sharding = pop._sharding
     options = _compiler_options(pop._devices[0].platform)
     replicated = None if sharding is None else NamedSharding(sharding.mesh, P())
@@ -565,7 +592,13 @@ def _train(fn, pop, user, d, train, val, n_steps, batch, log, every, out_dir, ca
     try:
         while done < n_steps:
             n = min(every, n_steps - done)
-            program = _step_program(user, batch, log, n // log, sharding, len(evals), options)
+            program = (
+                _step_program(user, batch, log, n // log, sharding, len(evals), options)
+                if how[0] == "scan"
+                else _user_host_program(
+                    user, batch, log, n // log, sharding, len(evals), options, layout
+                )
+            )
             state, metrics, values = program(state, values_dev, x_train, y_train, evals,
                                              done == 0)  # fmt: skip
             values = _fetch(values)
@@ -589,8 +622,9 @@ def _train(fn, pop, user, d, train, val, n_steps, batch, log, every, out_dir, ca
         if ckpt is not None:
             ckpt.close()  # the last save is complete
     table = _table(records, rows_meta, metric_names, pop.hparams, pop._grid)
+    info = {"step": _name(user.step), "stepping": how[0], "stepping_reason": how[1]}
     result = StudyResult(table, _diverged(table, pop.hparams), time.perf_counter() - start_time,
-                         {"step": _name(user.step)}, pop.hparams)  # fmt: skip
+                         info, pop.hparams)  # fmt: skip
     if writer:
         result.to_csv(os.path.join(out_dir, "results.csv"))
     trained = Population(state, pop.members, pop.hparams, pop._values, pop._grid, pop._rows,
