@@ -19,7 +19,7 @@ Two decisions, each a pure function here so that the engine calls them at a few 
   vmapped engine.
 * **Stepping** (:func:`choose_stepping`): a chunk's steps are scanned in one program
   (``"scan"``) or called from the host (``"host"``: a program of ``HOST_UNROLL`` = 2
-  unrolled steps per call, the state donated between calls, ``_program._HostStepped``), the
+  unrolled steps per call, the state donated between calls, ``_stepping._HostStepped``), the
   members laid out as above without a loop (``"loop"``: a program per member). XLA's CPU
   backend runs convolutions inside any loop body — a scan over steps, a ``lax.map`` over
   members — 10-25x slower than outside one (jax#12868), so ``"auto"`` steps a model with
@@ -180,8 +180,8 @@ def choose_stepping(requested: str, platform: str, convolution: bool) -> tuple[s
     """How a program's steps run, and why: ``("scan" | "host", reason)``.
 
     ``"scan"``: one program scans a chunk's steps (no Python per step). ``"host"``: a
-    program of a few unrolled steps (``_program.HOST_UNROLL``) called from Python per
-    step, its state donated (``_program._HostStepped``). The rule (``"auto"``): on the CPU
+    program of a few unrolled steps (``_stepping.HOST_UNROLL``) called from Python per
+    step, its state donated (``_stepping._HostStepped``). The rule (``"auto"``): on the CPU
     a model with convolutions is stepped from the host — XLA's CPU backend runs a
     convolution inside a loop body 10-25x slower than outside one (jax#12868), and a scan
     over steps is a loop; everything else (MLPs, every model on GPU and TPU) is scanned."""

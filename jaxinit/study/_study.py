@@ -6,7 +6,7 @@ runs ``eval_every`` steps for every member — ``jax.vmap`` over members, ``jax.
 over steps (nested: an inner scan of ``log_every`` steps whose mean metrics are recorded)
 — so there is no Python per step (except where a scan is slow: convolutions on the CPU are
 stepped from the host, a program of a few unrolled steps per call, ``Study(stepping=...)``,
-``_program._HostStepped``). Between chunks the host records metrics, writes results
+``_stepping._HostStepped``). Between chunks the host records metrics, writes results
 and a checkpoint, and updates the progress bar.
 
 Multi-device: the member axis is sharded over ``jax.devices()`` with a ``NamedSharding``;
@@ -37,7 +37,7 @@ import jax
 import numpy as np
 
 from jaxinit._checks import check_key
-from jaxinit.study import _layout, _program
+from jaxinit.study import _layout, _stepping
 from jaxinit.study._callbacks import Callback, _check_callbacks, _notify
 from jaxinit.study._checkpoint import _Checkpoint, _state_fingerprint
 from jaxinit.study._feeds import _make_feed, abstract_state
@@ -281,7 +281,7 @@ def _chunk(run: _Run, arch: _Arch, n: int) -> Callable:
     return _chunk_program(
         arch.model, arch.optimizer, run.objective, s.batch_size, s.log_every,
         n // s.log_every, run.sharding, run.feed.fed, len(run.feed.eval_sets()), run.options,
-        run.layouts[arch.name][0], run.steppings[arch.name][0], _program.HOST_UNROLL,
+        run.layouts[arch.name][0], run.steppings[arch.name][0], _stepping.HOST_UNROLL,
     )  # fmt: skip
 
 
