@@ -457,6 +457,7 @@ def _step_program(
     )
 
 
+@functools.lru_cache(maxsize=32)
 def _user_host_program(user: _UserStep, batch_size: int, log_every: int, n_logs: int,
                        sharding: NamedSharding | None, n_evals: int = 0, options: tuple = (),
                        layout: Any = "vmap", unroll: int = HOST_UNROLL) -> _HostStepped:  # fmt: skip
