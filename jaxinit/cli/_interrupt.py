@@ -13,6 +13,7 @@ status is 130 and only the registered clean-ups run: outputs are written atomica
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -112,8 +113,19 @@ def sigint(message: str = "jaxinit: interrupted", grace: float = 3.0) -> Iterato
         yield interrupt
         return
     previous = signal.signal(signal.SIGINT, interrupt.handler)
+    # orbax logs an exception that reaches its checkpoint waits, KeyboardInterrupt included,
+    # with its traceback (absl's logger): the command says "interrupted" in one line instead
+    absl = logging.getLogger("absl")
+    absl.addFilter(_not_an_interrupt)
     try:
         yield interrupt
     finally:
         signal.signal(signal.SIGINT, previous)
+        absl.removeFilter(_not_an_interrupt)
         interrupt.disarm()
+
+
+def _not_an_interrupt(record: logging.LogRecord) -> bool:
+    """A log record to keep: any but one carrying a KeyboardInterrupt."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not isinstance(exc, KeyboardInterrupt)
