@@ -108,8 +108,7 @@ def _assert_single_process_results(table, steps, kind="study"):
     np.testing.assert_allclose(table.value, expected.value, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.slow  # ~20 s, two processes over gloo
-def test_two_processes_run_one_study_with_single_process_results(tmp_path):
+def test_two_processes_run_one_study_with_single_process_results(tmp_path):  # ~27 s, gloo
     finish(_launch(tmp_path, steps=20, runs=2))
     tables = [pd.read_csv(tmp_path / f"table-{i}-0.csv") for i in range(2)]
     pd.testing.assert_frame_equal(tables[0], tables[1])  # both processes get every member
