@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import math
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -478,6 +479,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in words
     words = [w for w in words if w != "--debug"]
+    if command_line:
+        # what the handler falls back to once the command is over (its outputs complete):
+        # a Ctrl-C while the process returns and the interpreter tears down is ignored, not
+        # a traceback or a kill by the signal (Python resets its own handlers, not SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     with sigint() as interrupt:
         try:
             args = parser().parse_args(words)
