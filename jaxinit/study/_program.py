@@ -386,6 +386,20 @@ class _UserStep:
         )  # fmt: skip
         return state, [jnp.asarray(metrics[n], jnp.float32) for n in self.metrics]
 
+    def logged(self, state: MemberState, sums: jax.Array, lasts: jax.Array, i: jax.Array,
+               batch: tuple, values: jax.Array, log_every: int) -> tuple:  # fmt: skip
+        """Step ``i`` of a log interval: the new state, the interval's running sum of the
+        metrics and (at its last step, ``log_every - 1``) their values."""
+        state, metrics = self.train(state, batch, values)
+        m = jnp.stack(metrics) if metrics else jnp.zeros(0, jnp.float32)
+        return state, sums + m, jnp.where(i == log_every - 1, m, lasts)
+
+    def evaluations(self, state: MemberState, evals: tuple) -> jax.Array:
+        """The evaluation metrics on every set of ``evals`` (none without ``evaluate``)."""
+        if not evals or not self.eval_metrics:
+            return jnp.zeros(0, jnp.float32)
+        return jnp.concatenate([self.values(state, *xy) for xy in evals])
+
     def values(self, state: MemberState, x: jax.Array, y: jax.Array) -> jax.Array:
         assert self.evaluate is not None
         out = self.evaluate(_user_view(state), (x, y))
@@ -412,19 +426,12 @@ def _step_program(
 
     def interval(state, _, values, x, y):
         steps = state.step + jnp.arange(log_every)
-        idx = jax.vmap(
-            lambda s: jax.random.randint(
-                jax.random.fold_in(state.data_key, s), (batch_size,), 0, x.shape[0]
-            )
-        )(steps)
+        idx = _batch_indices(state, steps, x, batch_size, False, None)
 
         def step(carry, inputs):
-            state, sums, lasts = carry
-            i, rows = inputs
-            state, metrics = user.train(state, (x[rows], y[rows]), values)
-            m = jnp.stack(metrics) if metrics else jnp.zeros(0, jnp.float32)
-            lasts = jnp.where(i == log_every - 1, m, lasts)
-            return (state, sums + m, lasts), None
+            (state, sums, lasts), (i, rows) = carry, inputs
+            batch = (x[rows], y[rows])
+            return user.logged(state, sums, lasts, i, batch, values, log_every), None
 
         zeros = jnp.zeros(k, jnp.float32)
         (state, sums, lasts), _ = jax.lax.scan(
@@ -433,11 +440,7 @@ def _step_program(
         return state, jnp.where(is_last, lasts, sums / log_every)
 
     width = n_evals * len(user.eval_metrics)
-
-    def evaluate(state, evals):
-        if not width:
-            return jnp.zeros(0, jnp.float32)
-        return jnp.concatenate([user.values(state, *xy) for xy in evals])
+    evaluate = user.evaluations
 
     def skip(state, evals):
         return jnp.zeros(width, jnp.float32)
@@ -459,8 +462,8 @@ def _step_program(
 
 @functools.lru_cache(maxsize=32)
 def _user_host_program(user: _UserStep, batch_size: int, log_every: int, n_logs: int,
-                       sharding: NamedSharding | None, n_evals: int = 0, options: tuple = (),
-                       layout: Any = "vmap", unroll: int = HOST_UNROLL) -> _HostStepped:  # fmt: skip
+                       sharding: NamedSharding | None, options: tuple = (), layout: Any = "vmap",
+                       unroll: int = HOST_UNROLL) -> _HostStepped:  # fmt: skip
     """:func:`_step_program` stepped from the host (:class:`_HostStepped`): the same
     signature, minibatch rows, keys and interval records, ``unroll`` unrolled user steps
     per call and no loop in any program."""
@@ -471,21 +474,12 @@ def _user_host_program(user: _UserStep, batch_size: int, log_every: int, n_logs:
         sums = jnp.where(i0 == 0, jnp.zeros_like(sums), sums)
         for j in range(k):
             rows = _batch_indices(state, state.step[None], x, batch_size, False, None)[0]
-            state, metrics = user.train(state, (x[rows], y[rows]), values)
-            m = jnp.stack(metrics) if metrics else jnp.zeros(0, jnp.float32)
-            lasts = jnp.where(i0 + j == log_every - 1, m, lasts)
-            sums = sums + m
+            state, sums, lasts = user.logged(state, sums, lasts, i0 + j, (x[rows], y[rows]),
+                                             values, log_every)  # fmt: skip
         return state, sums, lasts, jnp.where(is_last, lasts, sums / log_every)
 
-    width = n_evals * len(user.eval_metrics)
-
-    def evaluate(state, evals):
-        if not width:
-            return jnp.zeros(0, jnp.float32)
-        return jnp.concatenate([user.values(state, *xy) for xy in evals])
-
-    return _HostStepped(member_steps, evaluate, ((n,), (n,)), k, log_every, n_logs, sharding,
-                        False, options, layout, member_arg=True)  # fmt: skip
+    return _HostStepped(member_steps, user.evaluations, ((n,), (n,)), k, log_every, n_logs,
+                        sharding, False, options, layout, member_arg=True)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=32)

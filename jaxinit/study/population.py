@@ -595,9 +595,7 @@ def _train(fn, pop, user, d, train, val, n_steps, batch, log, every, out_dir, ca
             program = (
                 _step_program(user, batch, log, n // log, sharding, len(evals), options)
                 if how[0] == "scan"
-                else _user_host_program(
-                    user, batch, log, n // log, sharding, len(evals), options, layout
-                )
+                else _user_host_program(user, batch, log, n // log, sharding, options, layout)
             )
             state, metrics, values = program(state, values_dev, x_train, y_train, evals,
                                              done == 0)  # fmt: skip
